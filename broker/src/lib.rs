@@ -1,0 +1,31 @@
+//! The message plane: Celery protocol v2 over AMQP.
+//!
+//! - `field`       AMQP field values (every RabbitMQ type) to and from JSON
+//! - `message`     protocol-v2 task messages: decode what Celery sends, encode what it accepts
+//! - `signature`   canvas signatures in a body's embed (callbacks, errbacks, chain, chord)
+//! - `state`       Celery's task states and result payloads (rpc replies, exceptions)
+//! - `connection`  broker URLs, connecting, reconnect backoff
+//! - `topology`    Celery's queue/exchange layout, delay levels, dead-letter exchange
+//! - `delay`       kombu-compatible native delayed delivery routing
+//! - `publisher`   publishing with pipelined publisher confirms
+//! - `dead_letter` why a message could not be run, as headers on its dead-letter copy
+//! - `error`       `BrokerError`
+
+pub mod connection;
+pub mod dead_letter;
+pub mod delay;
+pub mod error;
+pub mod field;
+pub mod message;
+pub mod publisher;
+pub mod signature;
+pub mod state;
+pub mod topology;
+
+pub use error::BrokerError;
+pub use lapin;
+pub use message::{DecodeError, TaskHeaders, TaskMessage, TimeLimit};
+pub use publisher::Publisher;
+pub use signature::{Embed, Signature};
+pub use state::{ExceptionInfo, TaskState};
+pub use topology::{QueueType, TaskQueue};

@@ -1,0 +1,639 @@
+//! Celery message protocol v2: what Python Celery 5.x puts on the wire, decoded, and task
+//! messages encoded so Python Celery accepts them.
+//!
+//! A task message is AMQP properties (`content_type`, `correlation_id` = task id, `reply_to`,
+//! `priority`), headers naming the task and its execution options, and a JSON body
+//! `[args, kwargs, embed]`. Arguments stay raw JSON text until a task asks for them, so a
+//! message is never parsed twice and big integers keep every digit.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::field;
+use crate::signature::Embed;
+
+/// The only content type this runtime speaks (Celery's `json` serializer).
+pub const CONTENT_TYPE_JSON: &str = "application/json";
+
+/// Headers RabbitMQ adds when it dead-letters a message; dropped before a message is published
+/// again so they do not grow on every pass through the delay queues.
+const BROKER_DEATH_HEADERS: [&str; 5] = [
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-reason",
+];
+
+/// Why a delivery is not a task message this runtime can run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("content type {0:?} is not supported (only application/json)")]
+    ContentType(String),
+    #[error("content encoding {0:?} is not supported (only utf-8)")]
+    ContentEncoding(String),
+    #[error("compressed bodies ({0}) are not supported")]
+    Compression(String),
+    #[error("message has no headers: protocol v1 messages are not supported")]
+    NoHeaders,
+    #[error("header {0:?} is missing")]
+    MissingHeader(&'static str),
+    #[error("header {name:?} is invalid: {reason}")]
+    BadHeader { name: &'static str, reason: String },
+    #[error("body is invalid: {0}")]
+    Body(String),
+}
+
+/// The `[hard, soft]` time limits of one task run, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TimeLimit {
+    pub hard_secs: Option<f64>,
+    pub soft_secs: Option<f64>,
+}
+
+/// Protocol-v2 headers, typed. Headers this crate does not interpret (trace context, stamps of
+/// other tools, custom headers) are kept in `extra` and travel on with retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskHeaders {
+    pub lang: String,
+    pub task: String,
+    pub id: String,
+    pub shadow: Option<String>,
+    pub eta: Option<DateTime<Utc>>,
+    pub expires: Option<DateTime<Utc>>,
+    pub group: Option<String>,
+    pub group_index: Option<i64>,
+    pub retries: u32,
+    pub timelimit: TimeLimit,
+    pub root_id: Option<String>,
+    pub parent_id: Option<String>,
+    pub argsrepr: Option<String>,
+    pub kwargsrepr: Option<String>,
+    pub origin: Option<String>,
+    pub ignore_result: bool,
+    pub replaced_task_nesting: i64,
+    pub stamped_headers: Value,
+    pub stamps: Value,
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl TaskHeaders {
+    /// Headers for a new task run with defaults as Celery's `send_task` fills them.
+    pub fn new(task: impl Into<String>, id: impl Into<String>) -> Self {
+        let id = id.into();
+        Self {
+            lang: "py".into(),
+            task: task.into(),
+            root_id: Some(id.clone()),
+            id,
+            shadow: None,
+            eta: None,
+            expires: None,
+            group: None,
+            group_index: None,
+            retries: 0,
+            timelimit: TimeLimit::default(),
+            parent_id: None,
+            argsrepr: None,
+            kwargsrepr: None,
+            origin: None,
+            ignore_result: false,
+            replaced_task_nesting: 0,
+            stamped_headers: Value::Null,
+            stamps: Value::Object(Default::default()),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// AMQP properties of a task message that matter to a worker.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskProperties {
+    pub correlation_id: Option<String>,
+    pub reply_to: Option<String>,
+    pub priority: Option<u8>,
+}
+
+/// One decoded task message.
+#[derive(Debug, Clone)]
+pub struct TaskMessage {
+    pub headers: TaskHeaders,
+    pub properties: TaskProperties,
+    /// Positional arguments: a JSON array, as received.
+    pub args: Box<RawValue>,
+    /// Keyword arguments: a JSON object, as received.
+    pub kwargs: Box<RawValue>,
+    pub embed: Embed,
+}
+
+/// The task name and id of a delivery, read without decoding the rest, for logs about
+/// messages that fail to decode.
+pub fn peek_task_and_id(props: &BasicProperties) -> (Option<String>, Option<String>) {
+    let Some(headers) = props.headers() else {
+        return (None, props.correlation_id().as_ref().map(|s| s.to_string()));
+    };
+    let get = |k: &str| {
+        headers
+            .inner()
+            .get(k)
+            .and_then(field::as_str)
+            .map(|s| s.into_owned())
+    };
+    (get("task"), get("id"))
+}
+
+impl TaskMessage {
+    /// A new message for `task` with the given arguments (`args` a JSON array, `kwargs` an
+    /// object) and a fresh random id.
+    pub fn new(task: impl Into<String>, args: &Value, kwargs: &Value) -> Result<Self, DecodeError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        Self::with_id(task, id, args, kwargs)
+    }
+
+    /// A new message for `task` with the given id.
+    pub fn with_id(
+        task: impl Into<String>,
+        id: impl Into<String>,
+        args: &Value,
+        kwargs: &Value,
+    ) -> Result<Self, DecodeError> {
+        if !args.is_array() {
+            return Err(DecodeError::Body("args must be a JSON array".into()));
+        }
+        if !kwargs.is_object() {
+            return Err(DecodeError::Body("kwargs must be a JSON object".into()));
+        }
+        let to_raw = |v: &Value| {
+            serde_json::value::to_raw_value(v).map_err(|e| DecodeError::Body(e.to_string()))
+        };
+        let headers = TaskHeaders::new(task, id);
+        Ok(Self {
+            properties: TaskProperties {
+                correlation_id: Some(headers.id.clone()),
+                reply_to: None,
+                priority: Some(0),
+            },
+            headers,
+            args: to_raw(args)?,
+            kwargs: to_raw(kwargs)?,
+            embed: Embed::default(),
+        })
+    }
+
+    /// Decodes one delivery's properties and body.
+    pub fn decode(props: &BasicProperties, body: &[u8]) -> Result<Self, DecodeError> {
+        let content_type = props.content_type().as_ref().map(ShortString::as_str);
+        if content_type != Some(CONTENT_TYPE_JSON) {
+            return Err(DecodeError::ContentType(content_type.unwrap_or("").to_owned()));
+        }
+        if let Some(enc) = props.content_encoding() {
+            let enc = enc.as_str();
+            if !enc.eq_ignore_ascii_case("utf-8") && !enc.eq_ignore_ascii_case("utf8") {
+                return Err(DecodeError::ContentEncoding(enc.to_owned()));
+            }
+        }
+        let table = props.headers().as_ref().ok_or(DecodeError::NoHeaders)?;
+        let headers = decode_headers(table)?;
+        let (args, kwargs, embed) = decode_body(body)?;
+        Ok(Self {
+            headers,
+            properties: TaskProperties {
+                correlation_id: props.correlation_id().as_ref().map(|s| s.to_string()),
+                reply_to: props.reply_to().as_ref().map(|s| s.to_string()),
+                priority: *props.priority(),
+            },
+            args,
+            kwargs,
+            embed,
+        })
+    }
+
+    /// The body `[args, kwargs, embed]` as JSON bytes.
+    pub fn encode_body(&self) -> Vec<u8> {
+        let embed = serde_json::to_string(&self.embed).unwrap_or_else(|_| "{}".into());
+        let mut out = Vec::with_capacity(self.args.get().len() + self.kwargs.get().len() + embed.len() + 4);
+        out.push(b'[');
+        out.extend_from_slice(self.args.get().as_bytes());
+        out.extend_from_slice(b", ");
+        out.extend_from_slice(self.kwargs.get().as_bytes());
+        out.extend_from_slice(b", ");
+        out.extend_from_slice(embed.as_bytes());
+        out.push(b']');
+        out
+    }
+
+    /// AMQP properties as Celery's own producer sets them (persistent, JSON, utf-8).
+    pub fn encode_properties(&self) -> BasicProperties {
+        let mut props = BasicProperties::default()
+            .with_content_type(CONTENT_TYPE_JSON.into())
+            .with_content_encoding("utf-8".into())
+            .with_headers(encode_headers(&self.headers))
+            .with_delivery_mode(2)
+            .with_priority(self.properties.priority.unwrap_or(0))
+            .with_correlation_id(field::short(
+                self.properties.correlation_id.as_deref().unwrap_or(&self.headers.id),
+            ));
+        if let Some(reply_to) = &self.properties.reply_to {
+            props = props.with_reply_to(field::short(reply_to));
+        }
+        props
+    }
+
+    /// Positional arguments parsed as JSON values.
+    pub fn args_vec(&self) -> Vec<Value> {
+        serde_json::from_str(self.args.get()).unwrap_or_default()
+    }
+}
+
+/// Properties of a message about to be published again (into a delay queue or the dead-letter
+/// exchange): the per-message TTL is dropped so it cannot expire inside a delay queue, and the
+/// broker's dead-lettering history is dropped so it does not grow without bound.
+pub fn republish_properties(props: &BasicProperties, extra_headers: &[(&str, AMQPValue)]) -> BasicProperties {
+    let mut table = props.headers().clone().unwrap_or_default();
+    let mut map = table.inner().clone();
+    for name in BROKER_DEATH_HEADERS {
+        map.remove(name);
+    }
+    for (k, v) in extra_headers {
+        map.insert(field::short(k), v.clone());
+    }
+    table = FieldTable::from(map);
+    let mut out = BasicProperties::default().with_headers(table);
+    if let Some(v) = props.content_type() {
+        out = out.with_content_type(v.clone());
+    }
+    if let Some(v) = props.content_encoding() {
+        out = out.with_content_encoding(v.clone());
+    }
+    out = out.with_delivery_mode(props.delivery_mode().unwrap_or(2));
+    if let Some(v) = props.priority() {
+        out = out.with_priority(*v);
+    }
+    if let Some(v) = props.correlation_id() {
+        out = out.with_correlation_id(v.clone());
+    }
+    if let Some(v) = props.reply_to() {
+        out = out.with_reply_to(v.clone());
+    }
+    if let Some(v) = props.message_id() {
+        out = out.with_message_id(v.clone());
+    }
+    if let Some(v) = props.timestamp() {
+        out = out.with_timestamp(*v);
+    }
+    if let Some(v) = props.kind() {
+        out = out.with_type(v.clone());
+    }
+    if let Some(v) = props.app_id() {
+        out = out.with_app_id(v.clone());
+    }
+    out
+}
+
+fn decode_headers(table: &FieldTable) -> Result<TaskHeaders, DecodeError> {
+    let mut h = TaskHeaders::new(String::new(), String::new());
+    h.root_id = None;
+    h.stamps = Value::Null;
+    let mut have_task = false;
+    let mut have_id = false;
+    for (key, value) in table.inner() {
+        let key = key.as_str();
+        match key {
+            "task" => {
+                h.task = required_str("task", value)?;
+                have_task = true;
+            }
+            "id" => {
+                h.id = required_str("id", value)?;
+                have_id = true;
+            }
+            "lang" => h.lang = optional_str("lang", value)?.unwrap_or_default(),
+            "shadow" => h.shadow = optional_str("shadow", value)?,
+            "eta" => h.eta = optional_time("eta", value)?,
+            "expires" => h.expires = optional_time("expires", value)?,
+            "group" => h.group = optional_str("group", value)?,
+            "group_index" => h.group_index = optional_int("group_index", value)?,
+            "retries" => {
+                let n = optional_int("retries", value)?.unwrap_or(0);
+                h.retries = u32::try_from(n).map_err(|_| bad("retries", format!("{n} is out of range")))?;
+            }
+            "timelimit" => h.timelimit = decode_timelimit(value)?,
+            "root_id" => h.root_id = optional_str("root_id", value)?,
+            "parent_id" => h.parent_id = optional_str("parent_id", value)?,
+            "argsrepr" => h.argsrepr = optional_str("argsrepr", value)?,
+            "kwargsrepr" => h.kwargsrepr = optional_str("kwargsrepr", value)?,
+            "origin" => h.origin = optional_str("origin", value)?,
+            "ignore_result" => {
+                h.ignore_result = match value {
+                    AMQPValue::Void => false,
+                    v => field::as_bool(v).ok_or_else(|| bad("ignore_result", "not a boolean"))?,
+                }
+            }
+            "replaced_task_nesting" => h.replaced_task_nesting = optional_int("replaced_task_nesting", value)?.unwrap_or(0),
+            "stamped_headers" => h.stamped_headers = field::to_json(value),
+            "stamps" => h.stamps = field::to_json(value),
+            other if BROKER_DEATH_HEADERS.contains(&other) => {}
+            other => {
+                h.extra.insert(other.to_owned(), field::to_json(value));
+            }
+        }
+    }
+    if !have_task {
+        return Err(DecodeError::MissingHeader("task"));
+    }
+    if !have_id {
+        return Err(DecodeError::MissingHeader("id"));
+    }
+    if h.task.is_empty() {
+        return Err(bad("task", "empty task name"));
+    }
+    if h.id.is_empty() {
+        return Err(bad("id", "empty task id"));
+    }
+    Ok(h)
+}
+
+fn encode_headers(h: &TaskHeaders) -> FieldTable {
+    let s = |v: &str| AMQPValue::LongString(v.into());
+    let opt_s = |v: &Option<String>| v.as_deref().map_or(AMQPValue::Void, s);
+    let time = |v: &Option<DateTime<Utc>>| v.map_or(AMQPValue::Void, |t| s(&format_time(t)));
+    let secs = |v: Option<f64>| match v {
+        None => AMQPValue::Void,
+        Some(x) if x.fract() == 0.0 && x.abs() < f64::from(i32::MAX) => AMQPValue::LongInt(x as i32),
+        Some(x) => AMQPValue::Double(x),
+    };
+    let mut t = FieldTable::default();
+    for (k, v) in &h.extra {
+        t.insert(field::short(k), field::from_json(v));
+    }
+    t.insert("lang".into(), s(&h.lang));
+    t.insert("task".into(), s(&h.task));
+    t.insert("id".into(), s(&h.id));
+    t.insert("shadow".into(), opt_s(&h.shadow));
+    t.insert("eta".into(), time(&h.eta));
+    t.insert("expires".into(), time(&h.expires));
+    t.insert("group".into(), opt_s(&h.group));
+    t.insert(
+        "group_index".into(),
+        h.group_index.map_or(AMQPValue::Void, |i| field::from_json(&Value::from(i))),
+    );
+    t.insert("retries".into(), field::from_json(&Value::from(h.retries)));
+    t.insert(
+        "timelimit".into(),
+        AMQPValue::FieldArray(vec![secs(h.timelimit.hard_secs), secs(h.timelimit.soft_secs)].into()),
+    );
+    t.insert("root_id".into(), opt_s(&h.root_id));
+    t.insert("parent_id".into(), opt_s(&h.parent_id));
+    t.insert("argsrepr".into(), opt_s(&h.argsrepr));
+    t.insert("kwargsrepr".into(), opt_s(&h.kwargsrepr));
+    t.insert("origin".into(), opt_s(&h.origin));
+    t.insert("ignore_result".into(), AMQPValue::Boolean(h.ignore_result));
+    t.insert(
+        "replaced_task_nesting".into(),
+        field::from_json(&Value::from(h.replaced_task_nesting)),
+    );
+    t.insert("stamped_headers".into(), field::from_json(&h.stamped_headers));
+    t.insert(
+        "stamps".into(),
+        match &h.stamps {
+            Value::Null => AMQPValue::FieldTable(FieldTable::default()),
+            v => field::from_json(v),
+        },
+    );
+    t
+}
+
+/// A time as Python's `datetime.isoformat()` writes an aware UTC time.
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, false)
+}
+
+/// Parses an `eta`/`expires` value: ISO 8601 text (naive times are UTC, as Celery treats them
+/// with `enable_utc`), or a number of seconds since the epoch.
+pub fn parse_time(value: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z"] {
+        if let Ok(t) = DateTime::parse_from_str(value, fmt) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(value, fmt) {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+    }
+    None
+}
+
+fn bad(name: &'static str, reason: impl Into<String>) -> DecodeError {
+    DecodeError::BadHeader { name, reason: reason.into() }
+}
+
+fn required_str(name: &'static str, value: &AMQPValue) -> Result<String, DecodeError> {
+    field::as_str(value)
+        .map(|s| s.into_owned())
+        .ok_or_else(|| bad(name, format!("expected a string, got {:?}", value.get_type())))
+}
+
+fn optional_str(name: &'static str, value: &AMQPValue) -> Result<Option<String>, DecodeError> {
+    match value {
+        AMQPValue::Void => Ok(None),
+        v => required_str(name, v).map(Some),
+    }
+}
+
+fn optional_int(name: &'static str, value: &AMQPValue) -> Result<Option<i64>, DecodeError> {
+    match value {
+        AMQPValue::Void => Ok(None),
+        v => field::as_i64(v)
+            .map(Some)
+            .ok_or_else(|| bad(name, format!("expected an integer, got {:?}", v.get_type()))),
+    }
+}
+
+fn optional_time(name: &'static str, value: &AMQPValue) -> Result<Option<DateTime<Utc>>, DecodeError> {
+    match value {
+        AMQPValue::Void => Ok(None),
+        v => {
+            if let Some(text) = field::as_str(v) {
+                return parse_time(&text)
+                    .map(Some)
+                    .ok_or_else(|| bad(name, format!("{text:?} is not an ISO 8601 time")));
+            }
+            let secs = field::as_f64(v).ok_or_else(|| bad(name, "expected an ISO 8601 time"))?;
+            DateTime::from_timestamp_millis((secs * 1000.0) as i64)
+                .map(Some)
+                .ok_or_else(|| bad(name, format!("{secs} is out of range")))
+        }
+    }
+}
+
+fn decode_timelimit(value: &AMQPValue) -> Result<TimeLimit, DecodeError> {
+    let limit = |v: &AMQPValue| -> Result<Option<f64>, DecodeError> {
+        match v {
+            AMQPValue::Void => Ok(None),
+            v => match field::as_f64(v) {
+                Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+                _ => Err(bad("timelimit", format!("{:?} is not a number of seconds", field::to_json(v)))),
+            },
+        }
+    };
+    match value {
+        AMQPValue::Void => Ok(TimeLimit::default()),
+        AMQPValue::FieldArray(a) => match a.as_slice() {
+            [] => Ok(TimeLimit::default()),
+            [hard] => Ok(TimeLimit { hard_secs: limit(hard)?, soft_secs: None }),
+            [hard, soft, ..] => Ok(TimeLimit { hard_secs: limit(hard)?, soft_secs: limit(soft)? }),
+        },
+        other => Err(bad("timelimit", format!("expected [hard, soft], got {:?}", other.get_type()))),
+    }
+}
+
+fn decode_body(body: &[u8]) -> Result<(Box<RawValue>, Box<RawValue>, Embed), DecodeError> {
+    let text = std::str::from_utf8(body).map_err(|e| DecodeError::Body(format!("not UTF-8: {e}")))?;
+    let parts: Vec<&RawValue> =
+        serde_json::from_str(text).map_err(|e| DecodeError::Body(format!("not a JSON array: {e}")))?;
+    let (args, kwargs, embed) = match parts.as_slice() {
+        [a, k] => (*a, *k, None),
+        [a, k, e] => (*a, *k, Some(*e)),
+        other => {
+            return Err(DecodeError::Body(format!(
+                "expected [args, kwargs, embed], got an array of {} elements",
+                other.len()
+            )));
+        }
+    };
+    if !args.get().trim_start().starts_with('[') {
+        return Err(DecodeError::Body("args (element 0) is not a JSON array".into()));
+    }
+    let kw = kwargs.get().trim_start();
+    let kwargs: Box<RawValue> = if kw.starts_with('{') {
+        kwargs.to_owned()
+    } else if kw == "null" {
+        RawValue::from_string("{}".into()).map_err(|e| DecodeError::Body(e.to_string()))?
+    } else {
+        return Err(DecodeError::Body("kwargs (element 1) is not a JSON object".into()));
+    };
+    let embed = match embed {
+        None => Embed::default(),
+        Some(e) if e.get() == "null" => Embed::default(),
+        Some(e) => serde_json::from_str(e.get())
+            .map_err(|err| DecodeError::Body(format!("embed (element 2) is invalid: {err}")))?,
+    };
+    Ok((args.to_owned(), kwargs, embed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props_with(headers: FieldTable) -> BasicProperties {
+        BasicProperties::default()
+            .with_content_type(CONTENT_TYPE_JSON.into())
+            .with_content_encoding("utf-8".into())
+            .with_headers(headers)
+    }
+
+    fn minimal_headers() -> FieldTable {
+        let mut t = FieldTable::default();
+        t.insert("task".into(), AMQPValue::LongString("maestro.noop".into()));
+        t.insert("id".into(), AMQPValue::LongString("t-1".into()));
+        t
+    }
+
+    #[test]
+    fn a_message_round_trips_through_encode_and_decode() {
+        let mut msg = TaskMessage::with_id(
+            "maestro.echo",
+            "id-1",
+            &serde_json::json!([1, "ü", null, 123456789012345678901234567890u128.to_string()]),
+            &serde_json::json!({"k": {"n": [true]}}),
+        )
+        .expect("valid");
+        msg.headers.eta = parse_time("2030-01-02T03:04:05.000001+00:00");
+        msg.headers.timelimit = TimeLimit { hard_secs: Some(60.0), soft_secs: Some(50.5) };
+        msg.headers.retries = 2;
+        msg.headers.extra.insert("traceparent".into(), Value::from("00-abc-def-01"));
+        let decoded = TaskMessage::decode(&msg.encode_properties(), &msg.encode_body()).expect("decodes");
+        assert_eq!(decoded.headers, msg.headers);
+        assert_eq!(decoded.args.get(), msg.args.get());
+        assert_eq!(decoded.kwargs.get(), msg.kwargs.get());
+        assert_eq!(decoded.properties.correlation_id.as_deref(), Some("id-1"));
+    }
+
+    #[test]
+    fn big_integers_keep_every_digit() {
+        let body = br#"[[123456789012345678901234567890, -8589934592], {}, null]"#;
+        let msg = TaskMessage::decode(&props_with(minimal_headers()), body).expect("decodes");
+        assert_eq!(msg.args.get(), "[123456789012345678901234567890, -8589934592]");
+        assert_eq!(msg.embed, Embed::default());
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        let ok_body = b"[[], {}, {}]";
+        let cases: Vec<(BasicProperties, &[u8], &str)> = vec![
+            (BasicProperties::default().with_content_type("application/x-python-serialize".into()), ok_body, "content type"),
+            (BasicProperties::default(), ok_body, "content type"),
+            (BasicProperties::default().with_content_type(CONTENT_TYPE_JSON.into()), ok_body, "no headers"),
+            (props_with(FieldTable::default()), ok_body, "\"task\" is missing"),
+            (props_with(minimal_headers()), b"{not json", "not a JSON array"),
+            (props_with(minimal_headers()), b"[{}, {}, {}]", "args (element 0)"),
+            (props_with(minimal_headers()), b"[[], [], {}]", "kwargs (element 1)"),
+            (props_with(minimal_headers()), b"[[], {}, {\"chain\": 5}]", "embed (element 2)"),
+            (props_with(minimal_headers()), b"[[]]", "array of 1 elements"),
+            (props_with(minimal_headers()), &[0xff, 0xfe], "not UTF-8"),
+        ];
+        for (props, body, expected) in cases {
+            let err = TaskMessage::decode(&props, body).expect_err("must fail").to_string();
+            assert!(err.contains(expected), "{err:?} should contain {expected:?}");
+        }
+        let mut h = minimal_headers();
+        h.insert("retries".into(), AMQPValue::LongString("two".into()));
+        let err = TaskMessage::decode(&props_with(h), ok_body).expect_err("must fail").to_string();
+        assert!(err.contains("\"retries\""), "{err}");
+        let mut h = minimal_headers();
+        h.insert("eta".into(), AMQPValue::LongString("tomorrow".into()));
+        let err = TaskMessage::decode(&props_with(h), ok_body).expect_err("must fail").to_string();
+        assert!(err.contains("\"eta\""), "{err}");
+        let mut h = minimal_headers();
+        h.insert("timelimit".into(), AMQPValue::FieldArray(vec![AMQPValue::LongString("x".into())].into()));
+        let err = TaskMessage::decode(&props_with(h), ok_body).expect_err("must fail").to_string();
+        assert!(err.contains("\"timelimit\""), "{err}");
+    }
+
+    #[test]
+    fn times_parse_in_every_form_python_writes() {
+        let want = Utc.with_ymd_and_hms(2030, 1, 2, 3, 4, 5).single();
+        assert_eq!(parse_time("2030-01-02T03:04:05+00:00"), want);
+        assert_eq!(parse_time("2030-01-02T03:04:05"), want);
+        assert_eq!(parse_time("2030-01-02T05:04:05+02:00"), want);
+        assert_eq!(parse_time("2030-01-02 03:04:05.000000+00:00"), want);
+        assert_eq!(parse_time("nope"), None);
+        let mut h = minimal_headers();
+        h.insert("expires".into(), AMQPValue::Double(1_893_553_445.0));
+        let msg = TaskMessage::decode(&props_with(h), b"[[], {}, {}]").expect("decodes");
+        assert_eq!(msg.headers.expires, want);
+    }
+
+    #[test]
+    fn republishing_drops_ttl_and_death_history() {
+        let mut h = minimal_headers();
+        h.insert("x-death".into(), AMQPValue::FieldArray(Default::default()));
+        let props = props_with(h).with_expiration("1000".into()).with_priority(5);
+        let out = republish_properties(&props, &[("x-maestro-reason", AMQPValue::LongString("r".into()))]);
+        assert_eq!(out.expiration(), &None);
+        assert_eq!(out.priority(), &Some(5));
+        let headers = out.headers().clone().unwrap_or_default();
+        assert!(!headers.contains_key("x-death"));
+        assert!(headers.contains_key("x-maestro-reason"));
+        assert!(headers.contains_key("task"));
+    }
+}

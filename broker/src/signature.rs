@@ -1,0 +1,77 @@
+//! Canvas signatures as Celery serialises them in a message body's embed: a task name, its
+//! arguments and options. Unknown fields are kept so a signature from Python travels on intact.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One `Signature` (celery.canvas.Signature as a dict).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signature {
+    pub task: String,
+    #[serde(default = "empty_array")]
+    pub args: Value,
+    #[serde(default = "empty_object")]
+    pub kwargs: Value,
+    #[serde(default)]
+    pub options: Map<String, Value>,
+    #[serde(default)]
+    pub subtask_type: Option<String>,
+    #[serde(default)]
+    pub immutable: bool,
+    /// Fields this crate does not interpret (chord_size, a group's `tasks`, ...).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn empty_array() -> Value {
+    Value::Array(Vec::new())
+}
+
+fn empty_object() -> Value {
+    Value::Object(Map::new())
+}
+
+impl Signature {
+    /// A signature for `task` with positional arguments.
+    pub fn new(task: impl Into<String>, args: Vec<Value>) -> Self {
+        Self {
+            task: task.into(),
+            args: Value::Array(args),
+            kwargs: empty_object(),
+            options: Map::new(),
+            subtask_type: None,
+            immutable: false,
+            extra: Map::new(),
+        }
+    }
+
+    /// The option `name` as a string, when set.
+    pub fn option_str(&self, name: &str) -> Option<&str> {
+        self.options.get(name).and_then(Value::as_str)
+    }
+}
+
+/// The third element of a protocol-v2 body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Embed {
+    #[serde(default)]
+    pub callbacks: Option<Vec<Signature>>,
+    #[serde(default)]
+    pub errbacks: Option<Vec<Signature>>,
+    /// The rest of a chain, last task first: the next task to run is the last element.
+    #[serde(default)]
+    pub chain: Option<Vec<Signature>>,
+    #[serde(default)]
+    pub chord: Option<Signature>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Embed {
+    /// The task that runs after this one in a chain, and the chain it carries on with.
+    pub fn next_in_chain(&self) -> Option<(Signature, Vec<Signature>)> {
+        let chain = self.chain.as_ref()?;
+        let (next, rest) = chain.split_last()?;
+        Some((next.clone(), rest.to_vec()))
+    }
+}
