@@ -1,1 +1,21 @@
+//! Tasks: what a worker runs.
+//!
+//! - `task`       the `Task` trait
+//! - `args`       a call's arguments, looked up by position or keyword
+//! - `context`    what a running task knows (ids, retries, soft time limit), blocking pool
+//! - `error`      `TaskError`: retry, reject or fail
+//! - `registry`   tasks by name
+//! - `diagnostic` `maestro.noop`, `maestro.echo`, `maestro.sleep`, `maestro.fail`
 
+pub mod args;
+pub mod context;
+pub mod diagnostic;
+pub mod error;
+pub mod registry;
+pub mod task;
+
+pub use args::TaskArgs;
+pub use context::{TaskContext, blocking};
+pub use error::TaskError;
+pub use registry::Registry;
+pub use task::{Task, TaskFuture, TaskResult};

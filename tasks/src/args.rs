@@ -1,0 +1,96 @@
+//! A task call's arguments, as raw JSON until a task asks for them. Lookups follow Python's
+//! call rules: a parameter is taken by position, else by keyword; a wrong type is a TypeError
+//! that names the parameter.
+
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::error::TaskError;
+
+/// Positional and keyword arguments of one call.
+#[derive(Debug, Clone)]
+pub struct TaskArgs {
+    args: Box<RawValue>,
+    kwargs: Box<RawValue>,
+}
+
+impl TaskArgs {
+    pub fn new(args: Box<RawValue>, kwargs: Box<RawValue>) -> Self {
+        Self { args, kwargs }
+    }
+
+    /// Arguments from JSON values (`args` an array, `kwargs` an object).
+    pub fn from_values(args: &Value, kwargs: &Value) -> Result<Self, TaskError> {
+        let raw = |v: &Value| serde_json::value::to_raw_value(v).map_err(|e| TaskError::type_error(e.to_string()));
+        Ok(Self::new(raw(args)?, raw(kwargs)?))
+    }
+
+    /// The positional arguments' JSON text, as received.
+    pub fn args_json(&self) -> &str {
+        self.args.get()
+    }
+
+    /// The keyword arguments' JSON text, as received.
+    pub fn kwargs_json(&self) -> &str {
+        self.kwargs.get()
+    }
+
+    pub fn positional(&self) -> Result<Vec<Value>, TaskError> {
+        serde_json::from_str(self.args.get()).map_err(|e| TaskError::type_error(format!("args: {e}")))
+    }
+
+    pub fn keyword(&self) -> Result<Map<String, Value>, TaskError> {
+        serde_json::from_str(self.kwargs.get()).map_err(|e| TaskError::type_error(format!("kwargs: {e}")))
+    }
+
+    /// Parameter `name` at position `index`, or given by keyword; `None` when absent.
+    pub fn get<T: DeserializeOwned>(&self, index: usize, name: &str) -> Result<Option<T>, TaskError> {
+        let mut positional = self.positional()?;
+        let mut keyword = self.keyword()?;
+        let by_position = (index < positional.len()).then(|| positional.swap_remove(index));
+        let by_keyword = keyword.remove(name);
+        let value = match (by_position, by_keyword) {
+            (Some(_), Some(_)) => {
+                return Err(TaskError::type_error(format!("got multiple values for argument '{name}'")));
+            }
+            (Some(v), None) | (None, Some(v)) => v,
+            (None, None) => return Ok(None),
+        };
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| TaskError::type_error(format!("argument '{name}': {e}")))
+    }
+
+    /// Like `get`, but a missing parameter is a TypeError.
+    pub fn require<T: DeserializeOwned>(&self, index: usize, name: &str) -> Result<T, TaskError> {
+        self.get(index, name)?
+            .ok_or_else(|| TaskError::type_error(format!("missing 1 required positional argument: '{name}'")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parameters_come_by_position_or_keyword() {
+        let a = TaskArgs::from_values(&json!([1.5]), &json!({"message": "m"})).expect("valid");
+        assert_eq!(a.require::<f64>(0, "seconds").expect("present"), 1.5);
+        assert_eq!(a.require::<String>(1, "message").expect("present"), "m");
+        assert_eq!(a.get::<String>(2, "other").expect("absent"), None);
+    }
+
+    #[test]
+    fn wrong_calls_are_type_errors_naming_the_parameter() {
+        let a = TaskArgs::from_values(&json!(["x"]), &json!({"seconds": 2})).expect("valid");
+        let err = a.require::<f64>(0, "seconds").expect_err("twice");
+        assert!(err.to_string().contains("multiple values for argument 'seconds'"), "{err}");
+        let b = TaskArgs::from_values(&json!(["x"]), &json!({})).expect("valid");
+        let err = b.require::<f64>(0, "seconds").expect_err("wrong type");
+        assert!(err.to_string().contains("TypeError") && err.to_string().contains("'seconds'"), "{err}");
+        let c = TaskArgs::from_values(&json!([]), &json!({})).expect("valid");
+        assert!(c.require::<f64>(0, "seconds").is_err());
+    }
+}
