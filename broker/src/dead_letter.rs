@@ -28,6 +28,8 @@ pub enum DeadReason {
     UnknownTask,
     /// The body is larger than the worker's limit.
     Oversized,
+    /// The task itself rejected the message without requeue (`TaskError::Reject`).
+    Rejected,
 }
 
 impl DeadReason {
@@ -37,6 +39,7 @@ impl DeadReason {
             DeadReason::UnsupportedContentType => "unsupported-content-type",
             DeadReason::UnknownTask => "unknown-task",
             DeadReason::Oversized => "oversized",
+            DeadReason::Rejected => "rejected",
         }
     }
 }

@@ -26,6 +26,11 @@ impl TaskArgs {
         Ok(Self::new(raw(args)?, raw(kwargs)?))
     }
 
+    /// The raw positional and keyword arguments back.
+    pub fn into_parts(self) -> (Box<RawValue>, Box<RawValue>) {
+        (self.args, self.kwargs)
+    }
+
     /// The positional arguments' JSON text, as received.
     pub fn args_json(&self) -> &str {
         self.args.get()

@@ -1,1 +1,56 @@
-fn main() {}
+//! `maestro-worker -Q <queues>`: see `maestro_worker::config::Cli` for every flag.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use maestro_tasks::Registry;
+use maestro_worker::config::Cli;
+use maestro_worker::shutdown::Shutdown;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(&cli.log_format, &cli.log_level) {
+        eprintln!("maestro-worker: --log-level (MAESTRO_LOG_LEVEL): {e}");
+        return ExitCode::from(2);
+    }
+    let cfg = match cli.into_config() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("maestro-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("maestro-worker: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let shutdown = Shutdown::default();
+        if let Err(e) = shutdown.listen_for_signals() {
+            eprintln!("maestro-worker: cannot listen for signals: {e}");
+            return ExitCode::FAILURE;
+        }
+        match maestro_worker::worker::run(cfg, Registry::with_diagnostics(), shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(event = "worker_failed", error = %e);
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn init_logging(format: &str, level: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(level).map_err(|e| format!("{level:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.with_ansi(false).init();
+    }
+    Ok(())
+}

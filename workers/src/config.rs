@@ -1,0 +1,347 @@
+//! The worker's configuration: every flag also read from an environment variable (Celery's
+//! and Maestro's names where they exist). Checked once at start-up; a bad value is a one-line
+//! error naming the flag, its variable and the reason.
+
+use std::time::Duration;
+
+use clap::Parser;
+use lapin::uri::AMQPUri;
+use maestro_broker::connection::{DEFAULT_BROKER_URL, parse_broker_url};
+use maestro_broker::delay::DelayTopology;
+use maestro_broker::topology::{QueueType, TaskQueue, validate_queue_name};
+
+/// Largest prefetch AMQP allows per channel (a 16-bit count).
+pub const PREFETCH_COUNT_MAX: u32 = u16::MAX as u32;
+
+/// maestro-worker: runs Celery protocol-v2 tasks from RabbitMQ queues.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "maestro-worker", version, about, long_about = None)]
+pub struct Cli {
+    /// Queues to consume, comma separated.
+    #[arg(short = 'Q', long = "queues", env = "MAESTRO_WORKER_QUEUES", default_value = "celery", value_delimiter = ',')]
+    pub queues: Vec<String>,
+
+    /// Tasks run at once.
+    #[arg(short = 'c', long, env = "CELERYD_CONCURRENCY", default_value_t = 64)]
+    pub concurrency: u32,
+
+    /// Messages prefetched per running slot: prefetch count = concurrency x multiplier.
+    #[arg(long, env = "CELERYD_PREFETCH_MULTIPLIER", default_value_t = 4)]
+    pub prefetch_multiplier: u32,
+
+    /// Node name (`%h` host, `%n` host without domain, `%d` domain, `%p` pid).
+    #[arg(short = 'n', long = "hostname", env = "MAESTRO_WORKER_NAME", default_value = "maestro@%h")]
+    pub hostname: String,
+
+    /// Broker URL (amqp://, amqps://, pyamqp://).
+    #[arg(short = 'b', long = "broker", env = "CELERY_BROKER_URL", default_value = DEFAULT_BROKER_URL, hide_env_values = true)]
+    pub broker: String,
+
+    /// Result backend: `rpc://` replies to the caller's `reply_to`; unset stores no results.
+    #[arg(long, env = "CELERY_RESULT_BACKEND")]
+    pub result_backend: Option<String>,
+
+    /// Hard time limit per task, seconds (a message's own `timelimit` wins).
+    #[arg(long, env = "CELERYD_TASK_TIME_LIMIT", value_parser = parse_secs)]
+    pub time_limit: Option<Duration>,
+
+    /// Soft time limit per task, seconds: the task is told and may stop cleanly.
+    #[arg(long, env = "CELERYD_TASK_SOFT_TIME_LIMIT", value_parser = parse_secs)]
+    pub soft_time_limit: Option<Duration>,
+
+    /// Acknowledge after the task ran (true, Celery's acks_late) or before it runs (false).
+    #[arg(long, env = "CELERY_ACKS_LATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub acks_late: bool,
+
+    /// Largest message body accepted, bytes; larger ones are dead-lettered.
+    #[arg(long, env = "MAESTRO_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds running tasks get to finish after SIGTERM before they are requeued.
+    #[arg(long = "shutdown-grace", env = "MAESTRO_SHUTDOWN_GRACE", default_value = "25", value_parser = parse_secs)]
+    pub shutdown_grace: Duration,
+
+    /// Type of the queues this worker declares: classic or quorum.
+    #[arg(long, env = "MAESTRO_QUEUE_TYPE", default_value = "classic")]
+    pub queue_type: QueueType,
+
+    /// Prefix of the delay exchanges and queues (kombu's is celery_delayed).
+    #[arg(long, env = "MAESTRO_DELAY_PREFIX", default_value = "celery_delayed")]
+    pub delay_prefix: String,
+
+    /// Exchange that takes messages no worker can run.
+    #[arg(long, env = "MAESTRO_DEAD_LETTER_EXCHANGE", default_value = "maestro.dead")]
+    pub dead_letter_exchange: String,
+
+    /// Queue bound to the dead-letter exchange that keeps them.
+    #[arg(long, env = "MAESTRO_DEAD_LETTER_QUEUE", default_value = "maestro.dead")]
+    pub dead_letter_queue: String,
+
+    /// First retry delay, seconds, when a task asks to retry without a countdown.
+    #[arg(long, env = "MAESTRO_RETRY_BACKOFF_MIN", default_value = "1", value_parser = parse_secs)]
+    pub retry_backoff_min: Duration,
+
+    /// Longest retry delay, seconds.
+    #[arg(long, env = "MAESTRO_RETRY_BACKOFF_MAX", default_value = "600", value_parser = parse_secs)]
+    pub retry_backoff_max: Duration,
+
+    /// Log format: text or json.
+    #[arg(long, env = "MAESTRO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. info or maestro_worker=debug).
+    #[arg(long, env = "MAESTRO_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Where results go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultBackend {
+    /// Results are not stored.
+    None,
+    /// Replies to `reply_to` with `correlation_id`, as Celery's RPC backend.
+    Rpc,
+}
+
+/// The checked configuration the runtime uses.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub queues: Vec<TaskQueue>,
+    pub concurrency: usize,
+    pub prefetch_count: u16,
+    pub hostname: String,
+    pub broker: AMQPUri,
+    pub broker_display: String,
+    pub result_backend: ResultBackend,
+    pub time_limit: Option<Duration>,
+    pub soft_time_limit: Option<Duration>,
+    pub acks_late: bool,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+    pub delay: DelayTopology,
+    pub queue_type: QueueType,
+    pub dead_letter_exchange: String,
+    pub dead_letter_queue: String,
+    pub retry_backoff_min: Duration,
+    pub retry_backoff_max: Duration,
+}
+
+/// A configuration error: which flag (and variable), and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag} ({env}): {reason}")]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub reason: String,
+}
+
+fn err(flag: &'static str, env: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { flag, env, reason: reason.into() }
+}
+
+/// Seconds (integer or fraction) as a Duration; rejects negatives, NaN and more than a year.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} must be zero or more seconds"));
+    }
+    if secs > 366.0 * 86_400.0 {
+        return Err(format!("{s:?} is more than a year"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl Cli {
+    /// Checks every value and computes what derives from them.
+    pub fn into_config(self) -> Result<WorkerConfig, ConfigError> {
+        let mut names: Vec<String> = Vec::new();
+        for q in &self.queues {
+            let q = q.trim();
+            if q.is_empty() {
+                continue;
+            }
+            validate_queue_name(q).map_err(|r| err("--queues", "MAESTRO_WORKER_QUEUES", r))?;
+            if !names.iter().any(|n| n == q) {
+                names.push(q.to_owned());
+            }
+        }
+        if names.is_empty() {
+            return Err(err("--queues", "MAESTRO_WORKER_QUEUES", "no queue given"));
+        }
+        if self.concurrency == 0 || self.concurrency > 10_000 {
+            return Err(err("--concurrency", "CELERYD_CONCURRENCY", format!("{} is not between 1 and 10000", self.concurrency)));
+        }
+        if self.prefetch_multiplier == 0 {
+            return Err(err("--prefetch-multiplier", "CELERYD_PREFETCH_MULTIPLIER", "must be at least 1"));
+        }
+        let prefetch = self.concurrency.saturating_mul(self.prefetch_multiplier);
+        if prefetch > PREFETCH_COUNT_MAX {
+            return Err(err(
+                "--prefetch-multiplier",
+                "CELERYD_PREFETCH_MULTIPLIER",
+                format!("concurrency x multiplier = {prefetch} exceeds AMQP's prefetch limit of {PREFETCH_COUNT_MAX}"),
+            ));
+        }
+        let broker = parse_broker_url(&self.broker).map_err(|e| err("--broker", "CELERY_BROKER_URL", e.to_string()))?;
+        let result_backend = match self.result_backend.as_deref().map(str::trim) {
+            None | Some("") | Some("disabled") => ResultBackend::None,
+            Some(url) if url.starts_with("rpc://") => ResultBackend::Rpc,
+            Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
+                return Err(err(
+                    "--result-backend",
+                    "CELERY_RESULT_BACKEND",
+                    "the mongodb:// result backend is not built yet in this version; use rpc:// or leave it unset",
+                ));
+            }
+            Some(other) => {
+                return Err(err(
+                    "--result-backend",
+                    "CELERY_RESULT_BACKEND",
+                    format!("{other:?} is not a supported backend (rpc://)"),
+                ));
+            }
+        };
+        if let (Some(soft), Some(hard)) = (self.soft_time_limit, self.time_limit)
+            && soft > hard {
+                return Err(err("--soft-time-limit", "CELERYD_TASK_SOFT_TIME_LIMIT", "is longer than the hard --time-limit"));
+            }
+        if self.max_body_bytes == 0 {
+            return Err(err("--max-body-bytes", "MAESTRO_MAX_BODY_BYTES", "must be at least 1"));
+        }
+        if self.retry_backoff_min.is_zero() || self.retry_backoff_min > self.retry_backoff_max {
+            return Err(err(
+                "--retry-backoff-min",
+                "MAESTRO_RETRY_BACKOFF_MIN",
+                "must be more than zero and no more than --retry-backoff-max",
+            ));
+        }
+        validate_queue_name(&self.delay_prefix).map_err(|r| err("--delay-prefix", "MAESTRO_DELAY_PREFIX", r))?;
+        validate_queue_name(&self.dead_letter_exchange)
+            .map_err(|r| err("--dead-letter-exchange", "MAESTRO_DEAD_LETTER_EXCHANGE", r))?;
+        validate_queue_name(&self.dead_letter_queue)
+            .map_err(|r| err("--dead-letter-queue", "MAESTRO_DEAD_LETTER_QUEUE", r))?;
+        if names.iter().any(|n| n == &self.dead_letter_queue) {
+            return Err(err("--queues", "MAESTRO_WORKER_QUEUES", "the dead-letter queue cannot be consumed as a task queue"));
+        }
+        let hostname = expand_hostname(&self.hostname, &host_name(), std::process::id());
+        if hostname.is_empty() || hostname.len() > 200 {
+            return Err(err("--hostname", "MAESTRO_WORKER_NAME", "must be 1 to 200 bytes"));
+        }
+        Ok(WorkerConfig {
+            queues: names.iter().map(|n| TaskQueue::named(n, self.queue_type)).collect(),
+            concurrency: self.concurrency as usize,
+            prefetch_count: prefetch as u16,
+            hostname,
+            broker,
+            broker_display: maestro_broker::connection::redact(&self.broker),
+            result_backend,
+            time_limit: self.time_limit,
+            soft_time_limit: self.soft_time_limit,
+            acks_late: self.acks_late,
+            max_body_bytes: self.max_body_bytes,
+            shutdown_grace: self.shutdown_grace,
+            delay: DelayTopology::with_prefix(self.delay_prefix),
+            queue_type: self.queue_type,
+            dead_letter_exchange: self.dead_letter_exchange,
+            dead_letter_queue: self.dead_letter_queue,
+            retry_backoff_min: self.retry_backoff_min,
+            retry_backoff_max: self.retry_backoff_max,
+        })
+    }
+}
+
+/// This machine's host name.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Celery's node-name expansion: `%h` full host, `%n` host without domain, `%d` domain,
+/// `%p` pid, `%%` a percent sign.
+pub fn expand_hostname(pattern: &str, host: &str, pid: u32) -> String {
+    let (short, domain) = host.split_once('.').unwrap_or((host, ""));
+    let mut out = String::with_capacity(pattern.len() + host.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('h') => out.push_str(host),
+            Some('n') => out.push_str(short),
+            Some('d') => out.push_str(domain),
+            Some('p') => out.push_str(&pid.to_string()),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<WorkerConfig, String> {
+        let mut argv = vec!["maestro-worker"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).map_err(|e| e.to_string())?.into_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_sane() {
+        let c = parse(&[]).expect("defaults parse");
+        assert_eq!(c.queues.len(), 1);
+        assert_eq!(c.queues[0].name, "celery");
+        assert_eq!(c.prefetch_count, 256);
+        assert!(c.acks_late);
+        assert_eq!(c.result_backend, ResultBackend::None);
+    }
+
+    #[test]
+    fn queues_split_and_dedupe() {
+        let c = parse(&["-Q", "report,discovery,report", "-c", "2", "--prefetch-multiplier", "8"]).expect("parses");
+        let names: Vec<_> = c.queues.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["report", "discovery"]);
+        assert_eq!(c.prefetch_count, 16);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_and_variable() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["-c", "0"], "CELERYD_CONCURRENCY"),
+            (&["-c", "5000", "--prefetch-multiplier", "100"], "prefetch limit"),
+            (&["-b", "redis://x"], "CELERY_BROKER_URL"),
+            (&["-Q", "amq.x"], "reserved prefix"),
+            (&["-Q", ","], "no queue given"),
+            (&["--result-backend", "mongodb://h/db"], "CELERY_RESULT_BACKEND"),
+            (&["--result-backend", "redis://h"], "not a supported backend"),
+            (&["--time-limit", "1", "--soft-time-limit", "2"], "longer than the hard"),
+            (&["--time-limit=-1"], "zero or more seconds"),
+            (&["--time-limit", "abc"], "not a number of seconds"),
+            (&["--queue-type", "stream"], "not classic or quorum"),
+            (&["-Q", "maestro.dead"], "dead-letter queue"),
+        ];
+        for (args, want) in cases {
+            let e = parse(args).expect_err("must be refused");
+            assert!(e.contains(want), "{args:?}: {e:?} should mention {want:?}");
+        }
+    }
+
+    #[test]
+    fn node_names_expand_like_celery() {
+        assert_eq!(expand_hostname("w1@%h", "box.example.com", 7), "w1@box.example.com");
+        assert_eq!(expand_hostname("%n-%d-%p%%", "box.example.com", 7), "box-example.com-7%");
+        assert_eq!(expand_hostname("x@%n", "box", 7), "x@box");
+    }
+}

@@ -1,0 +1,15 @@
+//! The worker runtime.
+//!
+//! - `config`    flags and environment, checked once
+//! - `worker`    lifecycle: connect, declare, consume, reconnect
+//! - `consumer`  one session: channels, prefetch, deliveries to runs, drain on shutdown
+//! - `processor` one delivery into one task run and one settlement
+//! - `acker`     the one place that acks or requeues, with batched acks
+//! - `shutdown`  cancellation: stop taking, drain to one deadline, requeue the rest
+
+pub mod acker;
+pub mod config;
+pub mod consumer;
+pub mod processor;
+pub mod shutdown;
+pub mod worker;

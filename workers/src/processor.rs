@@ -1,0 +1,360 @@
+//! Turns one delivery into one task run and one settlement.
+//!
+//! Order of checks: size, decode, known task, expiry, early ETA (moved into the delay queues),
+//! then the run under its time limits; then the outcome is recorded (result reply, retry
+//! message published with confirm) and only after that the delivery is settled. A message
+//! that cannot run is copied to the dead-letter exchange with its reason, then acknowledged.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::Utc;
+use futures_util::FutureExt;
+use lapin::BasicProperties;
+use lapin::message::Delivery;
+use maestro_broker::dead_letter::{self, DeadReason};
+use maestro_broker::message::{DecodeError, republish_properties};
+use maestro_broker::{ExceptionInfo, Publisher, TaskMessage, TaskState, delay, state};
+use maestro_tasks::{Registry, Task, TaskArgs, TaskContext, TaskError};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::acker::{AckToken, AckerHandle};
+use crate::config::{ResultBackend, WorkerConfig};
+
+/// What every run of one connection shares.
+pub struct Session {
+    pub cfg: Arc<WorkerConfig>,
+    pub registry: Arc<Registry>,
+    pub hostname: Arc<str>,
+    pub publisher: Publisher,
+    pub acker: AckerHandle,
+    /// Cancelled when running tasks must be abandoned and requeued.
+    pub abort: CancellationToken,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+enum Outcome {
+    Success(Value),
+    Failure { exc: ExceptionInfo, traceback: Option<String> },
+    Retry { countdown: Option<Duration>, max_retries: Option<u32>, exc: ExceptionInfo },
+    Reject { requeue: bool, reason: String },
+    /// Shutdown abandoned the run: requeue.
+    Aborted,
+}
+
+/// Processes one delivery from `queue`.
+pub async fn process(s: Arc<Session>, queue: Arc<str>, delivery: Delivery) {
+    let token = s.acker.token(delivery.delivery_tag);
+    let Delivery { properties, data, .. } = delivery;
+
+    if data.len() > s.cfg.max_body_bytes {
+        let detail = format!("body is {} bytes, more than the limit of {}", data.len(), s.cfg.max_body_bytes);
+        return dead_letter(&s, &queue, &properties, &data, DeadReason::Oversized, &detail, token).await;
+    }
+    let msg = match TaskMessage::decode(&properties, &data) {
+        Ok(msg) => msg,
+        Err(e) => {
+            let reason = match e {
+                DecodeError::ContentType(_) | DecodeError::ContentEncoding(_) | DecodeError::Compression(_) => {
+                    DeadReason::UnsupportedContentType
+                }
+                _ => DeadReason::Undecodable,
+            };
+            return dead_letter(&s, &queue, &properties, &data, reason, &e.to_string(), token).await;
+        }
+    };
+    let Some(task) = s.registry.get(&msg.headers.task).cloned() else {
+        let detail = format!("no task named {:?} is registered in this worker", msg.headers.task);
+        return dead_letter(&s, &queue, &properties, &data, DeadReason::UnknownTask, &detail, token).await;
+    };
+
+    let now = Utc::now();
+    if msg.headers.expires.is_some_and(|exp| exp <= now) {
+        info!(event = "task_expired", task = %msg.headers.task, id = %msg.headers.id, "expired before it ran: REVOKED");
+        let exc = ExceptionInfo::celery("TaskRevokedError", "expired");
+        return match reply(&s, &msg, TaskState::Revoked, &exc.to_value(), None).await {
+            Ok(()) => token.ack(),
+            Err(()) => token.requeue(),
+        };
+    }
+    if let Some(wait_secs) = msg.headers.eta.and_then(|eta| delay::delay_until(eta, now)) {
+        // Early: into the delay queues, never held here.
+        let props = republish_properties(&properties, &[]);
+        return match s.publisher.publish_delayed(&s.cfg.delay, wait_secs, &queue, props, &data).await {
+            Ok(()) => {
+                debug!(event = "task_delayed", task = %msg.headers.task, id = %msg.headers.id, delay_secs = wait_secs);
+                token.ack()
+            }
+            Err(e) => {
+                warn!(event = "delay_failed", task = %msg.headers.task, id = %msg.headers.id, error = %e, "requeued");
+                token.requeue()
+            }
+        };
+    }
+
+    let token = if s.cfg.acks_late {
+        Some(token)
+    } else {
+        token.ack();
+        None
+    };
+    let started = Instant::now();
+    let (outcome, msg) = run(&s, &queue, task.as_ref(), msg).await;
+    let runtime = started.elapsed();
+    let settle = record(&s, &queue, task.as_ref(), &msg, outcome, runtime).await;
+    if let Some(token) = token {
+        match settle {
+            Settle::Ack => token.ack(),
+            Settle::Requeue => token.requeue(),
+            Settle::DeadLetter(reason) => {
+                dead_letter(&s, &queue, &properties, &data, DeadReason::Rejected, &reason, token).await
+            }
+        }
+    }
+}
+
+enum Settle {
+    Ack,
+    Requeue,
+    DeadLetter(String),
+}
+
+/// Runs the task under its time limits; gives the message back for what follows.
+async fn run(s: &Session, queue: &str, task: &dyn Task, mut msg: TaskMessage) -> (Outcome, TaskMessage) {
+    let h = &msg.headers;
+    let hard = h.timelimit.hard_secs.map(Duration::from_secs_f64).or(s.cfg.time_limit).filter(|d| !d.is_zero());
+    let soft = h.timelimit.soft_secs.map(Duration::from_secs_f64).or(s.cfg.soft_time_limit).filter(|d| !d.is_zero());
+    let mut ctx = TaskContext::new(h.id.clone(), h.task.clone(), queue, s.hostname.clone());
+    ctx.retries = h.retries;
+    ctx.root_id = h.root_id.clone();
+    ctx.parent_id = h.parent_id.clone();
+    ctx.group = h.group.clone();
+    ctx.eta = h.eta;
+    ctx.expires = h.expires;
+    ctx.soft_time_limit = soft;
+    let empty = || serde_json::value::RawValue::from_string("[]".into()).expect("valid JSON");
+    let args = TaskArgs::new(std::mem::replace(&mut msg.args, empty()), std::mem::replace(&mut msg.kwargs, empty()));
+
+    let guarded = AssertUnwindSafe(run_limited(task, &ctx, &args, hard, soft)).catch_unwind();
+    let outcome = tokio::select! {
+        biased;
+        r = guarded => match r {
+            Ok(outcome) => outcome,
+            Err(panic) => Outcome::Failure {
+                exc: ExceptionInfo::builtin("RuntimeError", format!("task panicked: {}", panic_text(&panic))),
+                traceback: None,
+            },
+        },
+        _ = s.abort.cancelled() => Outcome::Aborted,
+    };
+    let (args, kwargs) = args.into_parts();
+    msg.args = args;
+    msg.kwargs = kwargs;
+    (outcome, msg)
+}
+
+async fn run_limited(
+    task: &dyn Task,
+    ctx: &TaskContext,
+    args: &TaskArgs,
+    hard: Option<Duration>,
+    soft: Option<Duration>,
+) -> Outcome {
+    let fut = task.run(ctx, args);
+    let with_soft = async {
+        match soft {
+            None => fut.await,
+            Some(soft) => {
+                tokio::pin!(fut);
+                tokio::select! {
+                    biased;
+                    r = &mut fut => r,
+                    _ = tokio::time::sleep(soft) => {
+                        ctx.soft_limit_token().cancel();
+                        fut.await
+                    }
+                }
+            }
+        }
+    };
+    let result = match hard {
+        None => with_soft.await,
+        Some(hard) => match tokio::time::timeout(hard, with_soft).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Outcome::Failure {
+                    exc: ExceptionInfo::celery(
+                        "TimeLimitExceeded",
+                        format!("TimeLimitExceeded({})", hard.as_secs_f64()),
+                    ),
+                    traceback: None,
+                };
+            }
+        },
+    };
+    match result {
+        Ok(v) => Outcome::Success(v),
+        Err(TaskError::Fail { exc, traceback }) => Outcome::Failure { exc, traceback },
+        Err(TaskError::Retry { countdown, max_retries, exc }) => Outcome::Retry { countdown, max_retries, exc },
+        Err(TaskError::Reject { requeue, reason }) => Outcome::Reject { requeue, reason },
+    }
+}
+
+/// Records the outcome (result reply, retry message) and says how to settle the delivery.
+async fn record(s: &Session, queue: &str, task: &dyn Task, msg: &TaskMessage, outcome: Outcome, runtime: Duration) -> Settle {
+    let h = &msg.headers;
+    let runtime_ms = runtime.as_secs_f64() * 1000.0;
+    match outcome {
+        Outcome::Aborted => {
+            info!(event = "task_requeued", task = %h.task, id = %h.id, "abandoned at shutdown; requeued");
+            Settle::Requeue
+        }
+        Outcome::Success(value) => {
+            debug!(event = "task_succeeded", task = %h.task, id = %h.id, runtime_ms);
+            settle_after(reply(s, msg, TaskState::Success, &value, None).await)
+        }
+        Outcome::Failure { exc, traceback } => {
+            warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
+            let tb = traceback.unwrap_or_else(|| traceback_text(&s.hostname, msg, &exc));
+            settle_after(reply(s, msg, TaskState::Failure, &exc.to_value(), Some(&tb)).await)
+        }
+        Outcome::Reject { requeue: true, reason } => {
+            info!(event = "task_rejected", task = %h.task, id = %h.id, requeue = true, reason = %reason);
+            Settle::Requeue
+        }
+        Outcome::Reject { requeue: false, reason } => {
+            info!(event = "task_rejected", task = %h.task, id = %h.id, requeue = false, reason = %reason);
+            Settle::DeadLetter(reason)
+        }
+        Outcome::Retry { countdown, max_retries, exc } => {
+            let limit = max_retries.or(task.max_retries());
+            if limit.is_some_and(|max| h.retries >= max) {
+                let exc = ExceptionInfo::celery(
+                    "MaxRetriesExceededError",
+                    format!("Can't retry {}[{}] args:{} kwargs:{} (after {} retries, last: {})",
+                        h.task, h.id, msg.args.get(), msg.kwargs.get(), h.retries, exc.repr()),
+                );
+                warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
+                let tb = traceback_text(&s.hostname, msg, &exc);
+                return settle_after(reply(s, msg, TaskState::Failure, &exc.to_value(), Some(&tb)).await);
+            }
+            let wait = countdown.unwrap_or_else(|| retry_delay(&s.cfg, h.retries));
+            let mut next = msg.clone();
+            next.headers.retries = h.retries + 1;
+            next.headers.eta = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
+            next.headers.parent_id = Some(h.id.clone());
+            let wait_secs = wait.as_secs_f64().ceil() as u64;
+            let published = if wait_secs == 0 {
+                s.publisher.publish_task("", queue, &next).await
+            } else {
+                s.publisher
+                    .publish_delayed(&s.cfg.delay, wait_secs, queue, next.encode_properties(), &next.encode_body())
+                    .await
+            };
+            if let Err(e) = published {
+                warn!(event = "retry_publish_failed", task = %h.task, id = %h.id, error = %e, "requeued instead");
+                return Settle::Requeue;
+            }
+            info!(event = "task_retry", task = %h.task, id = %h.id, retries = next.headers.retries,
+                delay_secs = wait.as_secs_f64(), exception = %exc.repr());
+            let tb = traceback_text(&s.hostname, msg, &exc);
+            settle_after(reply(s, msg, TaskState::Retry, &exc.to_value(), Some(&tb)).await)
+        }
+    }
+}
+
+fn settle_after(recorded: Result<(), ()>) -> Settle {
+    match recorded {
+        Ok(()) => Settle::Ack,
+        Err(()) => Settle::Requeue,
+    }
+}
+
+/// The retry delay after `retries` earlier tries: exponential from the minimum, with jitter.
+fn retry_delay(cfg: &WorkerConfig, retries: u32) -> Duration {
+    ExponentialBuilder::default()
+        .with_min_delay(cfg.retry_backoff_min)
+        .with_max_delay(cfg.retry_backoff_max)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .nth(retries as usize)
+        .unwrap_or(cfg.retry_backoff_max)
+        .min(cfg.retry_backoff_max * 2)
+}
+
+/// Sends the task's state to the result backend. `Err` when it could not be recorded (the
+/// delivery is then requeued rather than acknowledged).
+async fn reply(s: &Session, msg: &TaskMessage, state: TaskState, result: &Value, traceback: Option<&str>) -> Result<(), ()> {
+    if s.cfg.result_backend != ResultBackend::Rpc || msg.headers.ignore_result {
+        return Ok(());
+    }
+    let Some(reply_to) = msg.properties.reply_to.as_deref().filter(|r| !r.is_empty()) else {
+        return Ok(());
+    };
+    let body = state::rpc_reply(&msg.headers.id, state, result, traceback, msg.headers.parent_id.as_deref());
+    let props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_content_encoding("utf-8".into())
+        .with_delivery_mode(1)
+        .with_priority(0)
+        .with_correlation_id(maestro_broker::field::short(&msg.headers.id));
+    // Not mandatory: a caller that stopped waiting has deleted its reply queue.
+    s.publisher.publish("", reply_to, props, &body, false).await.map_err(|e| {
+        warn!(event = "result_not_recorded", id = %msg.headers.id, state = state.as_str(), error = %e);
+    })
+}
+
+/// Copies the message to the dead-letter exchange with why, then acknowledges it. If the copy
+/// is not confirmed the message is requeued, never dropped.
+async fn dead_letter(
+    s: &Session,
+    queue: &str,
+    properties: &BasicProperties,
+    body: &[u8],
+    reason: DeadReason,
+    detail: &str,
+    token: AckToken,
+) {
+    let (task, id) = maestro_broker::message::peek_task_and_id(properties);
+    let headers = dead_letter::headers(reason, detail, queue, &s.hostname);
+    let props = republish_properties(properties, &headers);
+    match s.publisher.publish(&s.cfg.dead_letter_exchange, queue, props, body, true).await {
+        Ok(()) => {
+            warn!(event = "dead_lettered", reason = reason.as_str(), queue, task = task.as_deref().unwrap_or("?"),
+                id = id.as_deref().unwrap_or("?"), detail, "message cannot run; moved to the dead-letter exchange");
+            // Acked, not rejected: a DLX policy on the queue would otherwise dead-letter it twice.
+            token.ack();
+        }
+        Err(e) => {
+            warn!(event = "dead_letter_failed", reason = reason.as_str(), queue, error = %e, "requeued");
+            token.requeue();
+        }
+    }
+}
+
+/// A traceback text for Python readers: where and what, since there is no Python stack.
+fn traceback_text(hostname: &str, msg: &TaskMessage, exc: &ExceptionInfo) -> String {
+    format!(
+        "Traceback (most recent call last):\n  maestro-worker {hostname}, task {}[{}]\n{}.{}: {}\n",
+        msg.headers.task,
+        msg.headers.id,
+        exc.exc_module,
+        exc.exc_type,
+        exc.exc_message.first().and_then(Value::as_str).unwrap_or(""),
+    )
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

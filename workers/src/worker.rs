@@ -1,0 +1,87 @@
+//! The worker's lifecycle: connect (retrying with backoff), declare Celery's topology, consume
+//! until shutdown; when the broker goes away, reconnect and carry on.
+
+use std::sync::Arc;
+
+use backon::Retryable;
+use lapin::Connection;
+use maestro_broker::connection::{connect, reconnect_backoff};
+use maestro_broker::{BrokerError, topology};
+use maestro_tasks::Registry;
+use tracing::{info, warn};
+
+use crate::config::WorkerConfig;
+use crate::consumer::{self, SessionEnd};
+use crate::shutdown::Shutdown;
+
+/// Runs the worker until shutdown. Returns an error only for what retrying cannot fix.
+pub async fn run(cfg: WorkerConfig, registry: Registry, shutdown: Shutdown) -> Result<(), BrokerError> {
+    let cfg = Arc::new(cfg);
+    let registry = Arc::new(registry);
+    let hostname: Arc<str> = Arc::from(cfg.hostname.as_str());
+    info!(
+        event = "worker_starting",
+        node = %cfg.hostname,
+        queues = %cfg.queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(","),
+        concurrency = cfg.concurrency,
+        prefetch = cfg.prefetch_count,
+        broker = %cfg.broker_display,
+        tasks = registry.len(),
+    );
+    loop {
+        let Some(conn) = connect_until_stopped(&cfg, &shutdown).await? else {
+            return Ok(());
+        };
+        if let Err(e) = declare(&conn, &cfg).await {
+            if !e.is_retryable() {
+                let _ = conn.close(200, "topology refused".into()).await;
+                return Err(e);
+            }
+            warn!(event = "declare_failed", error = %e, "reconnecting");
+            let _ = conn.close(200, "reconnecting".into()).await;
+            continue;
+        }
+        info!(event = "worker_ready", node = %cfg.hostname, "consuming");
+        match consumer::consume(&conn, cfg.clone(), registry.clone(), hostname.clone(), &shutdown).await {
+            Ok(SessionEnd::Stopped) => {
+                let _ = conn.close(200, "worker stopped".into()).await;
+                return Ok(());
+            }
+            Ok(SessionEnd::Lost(e)) | Err(e) => {
+                warn!(event = "connection_lost", error = %e, "reconnecting; unacknowledged messages return to the queue");
+                let _ = conn.close(200, "reconnecting".into()).await;
+                if shutdown.stop.is_cancelled() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Connects, retrying with backoff and jitter; `None` when shutdown came first.
+async fn connect_until_stopped(cfg: &WorkerConfig, shutdown: &Shutdown) -> Result<Option<Connection>, BrokerError> {
+    let name = format!("maestro-worker {}", cfg.hostname);
+    let attempt = || connect(&cfg.broker, &name);
+    let retrying = attempt
+        .retry(reconnect_backoff())
+        .when(BrokerError::is_retryable)
+        .notify(|e, wait| {
+            warn!(event = "broker_unreachable", broker = %cfg.broker_display, error = %e,
+                retry_in_ms = wait.as_millis() as u64, "cannot connect to the broker; retrying");
+        });
+    tokio::select! {
+        r = retrying => r.map(Some),
+        _ = shutdown.stop.cancelled() => Ok(None),
+    }
+}
+
+/// Celery's topology for every queue, the delay levels, and the dead-letter exchange.
+async fn declare(conn: &Connection, cfg: &WorkerConfig) -> Result<(), BrokerError> {
+    topology::declare_delay_topology(conn, &cfg.delay, cfg.queue_type).await?;
+    topology::declare_dead_letter(conn, &cfg.dead_letter_exchange, &cfg.dead_letter_queue).await?;
+    for q in &cfg.queues {
+        topology::declare_task_queue(conn, q).await?;
+        topology::bind_delayed_delivery(conn, &cfg.delay, q).await?;
+    }
+    Ok(())
+}
