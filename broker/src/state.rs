@@ -65,8 +65,11 @@ impl ExceptionInfo {
 
     /// `Type('message')`, as Python's repr shows it in events and logs.
     pub fn repr(&self) -> String {
-        let msg = self.exc_message.first().and_then(Value::as_str).unwrap_or("");
-        format!("{}({msg:?})", self.exc_type)
+        match self.exc_message.first() {
+            Some(Value::String(msg)) => format!("{}({msg:?})", self.exc_type),
+            Some(other) => format!("{}({other})", self.exc_type),
+            None => format!("{}()", self.exc_type),
+        }
     }
 
     pub fn to_value(&self) -> Value {

@@ -56,9 +56,9 @@ impl TaskError {
 
     /// The soft time limit passed and the task gave up (celery.exceptions.SoftTimeLimitExceeded).
     pub fn soft_time_limit_exceeded(limit: Duration) -> Self {
-        TaskError::Fail {
-            exc: ExceptionInfo::celery("SoftTimeLimitExceeded", format!("SoftTimeLimitExceeded({})", limit.as_secs_f64())),
-            traceback: None,
-        }
+        // Celery raises SoftTimeLimitExceeded(limit): its one argument is the limit.
+        let mut exc = ExceptionInfo::celery("SoftTimeLimitExceeded", "");
+        exc.exc_message = vec![serde_json::Value::from(limit.as_secs_f64())];
+        TaskError::Fail { exc, traceback: None }
     }
 }

@@ -103,6 +103,7 @@ pub async fn process(s: Arc<Session>, queue: Arc<str>, delivery: Delivery) {
         token.ack();
         None
     };
+    debug!(event = "task_started", task = %msg.headers.task, id = %msg.headers.id, retries = msg.headers.retries);
     let started = Instant::now();
     let (outcome, msg) = run(&s, &queue, task.as_ref(), msg).await;
     let runtime = started.elapsed();
@@ -187,13 +188,10 @@ async fn run_limited(
         Some(hard) => match tokio::time::timeout(hard, with_soft).await {
             Ok(r) => r,
             Err(_) => {
-                return Outcome::Failure {
-                    exc: ExceptionInfo::celery(
-                        "TimeLimitExceeded",
-                        format!("TimeLimitExceeded({})", hard.as_secs_f64()),
-                    ),
-                    traceback: None,
-                };
+                // Celery raises TimeLimitExceeded(limit): its one argument is the limit.
+                let mut exc = ExceptionInfo::celery("TimeLimitExceeded", "");
+                exc.exc_message = vec![Value::from(hard.as_secs_f64())];
+                return Outcome::Failure { exc, traceback: None };
             }
         },
     };
@@ -341,13 +339,19 @@ async fn dead_letter(
 
 /// A traceback text for Python readers: where and what, since there is no Python stack.
 fn traceback_text(hostname: &str, msg: &TaskMessage, exc: &ExceptionInfo) -> String {
+    let qualified = if exc.exc_module == "builtins" {
+        exc.exc_type.clone()
+    } else {
+        format!("{}.{}", exc.exc_module, exc.exc_type)
+    };
+    let message = match exc.exc_message.first() {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
     format!(
-        "Traceback (most recent call last):\n  maestro-worker {hostname}, task {}[{}]\n{}.{}: {}\n",
-        msg.headers.task,
-        msg.headers.id,
-        exc.exc_module,
-        exc.exc_type,
-        exc.exc_message.first().and_then(Value::as_str).unwrap_or(""),
+        "Traceback (most recent call last):\n  maestro-worker {hostname}, task {}[{}]\n{qualified}: {message}\n",
+        msg.headers.task, msg.headers.id,
     )
 }
 

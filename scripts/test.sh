@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh Debian machine.
+#
+# Installs and starts what is absent: RabbitMQ (Debian's rabbitmq-server) on 127.0.0.1:5672,
+# and the MongoDB wire-protocol server SecantusDB 0.7.0b3 (unless MONGODB_URI points at a real
+# MongoDB). Makes a Python venv with Celery 5.7 for the interop tests. Then: format and lint
+# checks, the Rust unit and integration tests, and the end-to-end Python suite in tests/.
+# Everything this script starts, it stops on exit.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+state="${MAESTRO_TEST_HOME:-$HOME/.cache/maestro-tests}"
+venv="$state/venv"
+mkdir -p "$state"
+started_pids=()
+cleanup() {
+  for pid in "${started_pids[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  done
+  [ -n "${mongo_dir:-}" ] && rm -rf "$mongo_dir"
+}
+trap cleanup EXIT
+
+log() { printf '==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+ensure_rabbitmq() {
+  if port_open 127.0.0.1 5672; then
+    log "RabbitMQ is running on 127.0.0.1:5672"
+    return
+  fi
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    log "installing rabbitmq-server"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server
+  fi
+  if ! port_open 127.0.0.1 5672; then
+    log "starting RabbitMQ"
+    as_root rabbitmq-server -detached || true
+  fi
+  for _ in $(seq 1 120); do
+    port_open 127.0.0.1 5672 && break
+    sleep 1
+  done
+  port_open 127.0.0.1 5672 || { echo "RabbitMQ did not start on 127.0.0.1:5672" >&2; exit 1; }
+  as_root rabbitmqctl -q await_startup >/dev/null 2>&1 || true
+  log "RabbitMQ is up"
+}
+
+ensure_venv() {
+  local want="celery==5.7.0 kombu==5.7.0 pika==1.4.4 pytest==8.4.2 pymongo==4.15.3 SecantusDB==0.7.0b3"
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
+    log "making the Python test venv in $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install -q $want
+    echo "$want" > "$venv/.requirements"
+  fi
+}
+
+ensure_mongodb() {
+  if [ -n "${MONGODB_URI:-}" ]; then
+    log "using MongoDB at MONGODB_URI"
+    return
+  fi
+  local port
+  port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mongo_dir="$(mktemp -d "${TMPDIR:-/tmp}/maestro-mongo.XXXXXX")"
+  log "starting SecantusDB on 127.0.0.1:$port"
+  "$venv/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path "$mongo_dir/data" \
+    >"$mongo_dir/server.log" 2>&1 &
+  started_pids+=("$!")
+  for _ in $(seq 1 60); do
+    if "$venv/bin/python" - "$port" <<'PY' 2>/dev/null; then break; fi
+import sys, pymongo
+pymongo.MongoClient(f"mongodb://127.0.0.1:{sys.argv[1]}", serverSelectionTimeoutMS=500).admin.command("ping")
+PY
+    sleep 1
+  done
+  export MONGODB_URI="mongodb://127.0.0.1:$port"
+  "$venv/bin/python" -c "import pymongo; pymongo.MongoClient('$MONGODB_URI', serverSelectionTimeoutMS=2000).admin.command('ping')" \
+    || { echo "SecantusDB did not answer on $MONGODB_URI; see $mongo_dir/server.log" >&2; cat "$mongo_dir/server.log" >&2; exit 1; }
+}
+
+ensure_rabbitmq
+ensure_venv
+ensure_mongodb
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets -q -- -D warnings
+log "cargo build"
+cargo build --workspace --bins -q
+log "cargo test (unit and integration, against RabbitMQ)"
+cargo test --workspace -q
+log "end-to-end and Python Celery interop (pytest)"
+MAESTRO_WORKER_BIN="$root/target/debug/maestro-worker" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/

@@ -1,0 +1,200 @@
+"""End-to-end fixtures: real RabbitMQ, the real maestro-worker binary, Python Celery 5.7.
+
+Every test gets its own run id; queue, exchange, delay-prefix and dead-letter names carry it,
+and teardown deletes exactly those (and the rpc reply queue of the test's Celery app), then
+stops every process the test started.
+"""
+import os
+import pathlib
+import signal
+import subprocess
+import time
+import uuid
+
+import pika
+import pytest
+from celery import Celery
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+WORKER_BIN = os.environ.get("MAESTRO_WORKER_BIN", str(ROOT / "target" / "debug" / "maestro-worker"))
+DELAY_LEVELS = 28
+
+
+class Names:
+    """Every broker name one test may create."""
+
+    def __init__(self):
+        self.run = uuid.uuid4().hex[:10]
+        self.delay_prefix = f"t{self.run}_delayed"
+        self.dead_exchange = f"t{self.run}.dead"
+        self.dead_queue = f"t{self.run}.dead"
+        self.queues = []
+
+    def queue(self, label="q"):
+        name = f"t{self.run}.{label}"
+        if name not in self.queues:
+            self.queues.append(name)
+        return name
+
+    def delay_queues(self):
+        return [f"{self.delay_prefix}_{level}" for level in range(DELAY_LEVELS)]
+
+
+class Amqp:
+    """A pika connection for inspecting and cleaning up the broker."""
+
+    def __init__(self):
+        self.conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        self.ch = self.conn.channel()
+
+    def _fresh(self):
+        if self.ch.is_closed:
+            self.ch = self.conn.channel()
+        return self.ch
+
+    def ready(self, queue):
+        """Messages ready in `queue`, or None when it does not exist."""
+        try:
+            return self._fresh().queue_declare(queue, passive=True).method.message_count
+        except pika.exceptions.ChannelClosedByBroker:
+            return None
+
+    def consumers(self, queue):
+        try:
+            return self._fresh().queue_declare(queue, passive=True).method.consumer_count
+        except pika.exceptions.ChannelClosedByBroker:
+            return None
+
+    def exists_exchange(self, name):
+        try:
+            self._fresh().exchange_declare(name, passive=True)
+            return True
+        except pika.exceptions.ChannelClosedByBroker:
+            return False
+
+    def get_all(self, queue, limit=1000):
+        out = []
+        ch = self._fresh()
+        for _ in range(limit):
+            method, props, body = ch.basic_get(queue, auto_ack=True)
+            if method is None:
+                break
+            out.append((method, props, body))
+        return out
+
+    def publish(self, queue, body, props):
+        self._fresh().basic_publish("", queue, body, props)
+
+    def delete(self, names):
+        for q in names.queues + names.delay_queues() + [names.dead_queue]:
+            self._fresh().queue_delete(q)
+        exchanges = names.queues + names.delay_queues() + [
+            f"{names.delay_prefix}_delivery", names.dead_exchange]
+        for x in exchanges:
+            self._fresh().exchange_delete(x)
+
+    def close(self):
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Worker:
+    """One maestro-worker process."""
+
+    def __init__(self, names, tmp_path, queues, args=(), env=None, index=0):
+        self.names = names
+        self.log_path = tmp_path / f"worker-{index}.log"
+        self.node = f"w{index}-{names.run}@%h"
+        argv = [WORKER_BIN, "-Q", ",".join(queues), "-n", self.node,
+                "--delay-prefix", names.delay_prefix,
+                "--dead-letter-exchange", names.dead_exchange,
+                "--dead-letter-queue", names.dead_queue,
+                "--result-backend", "rpc://", *args]
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.log_file = open(self.log_path, "w")
+        self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT,
+                                     env=full_env, start_new_session=True)
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout=30, count=1):
+        wait_for(lambda: self.log().count("worker_ready") >= count or self.proc.poll() is not None,
+                 timeout, what="worker_ready")
+        assert self.proc.poll() is None, f"worker exited early:\n{self.log()}"
+
+    def signal(self, sig):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, timeout=30):
+        """SIGTERM and wait; returns the exit code."""
+        self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.kill()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.log_file.close()
+
+
+@pytest.fixture
+def names():
+    return Names()
+
+
+@pytest.fixture
+def amqp(names):
+    a = Amqp()
+    yield a
+    a.delete(names)
+    a.close()
+
+
+@pytest.fixture
+def workers(names, tmp_path, amqp):
+    started = []
+
+    def start(queues, args=(), env=None, ready=True):
+        w = Worker(names, tmp_path, queues, args, env, index=len(started))
+        started.append(w)
+        if ready:
+            w.wait_ready()
+        return w
+
+    yield start
+    for w in started:
+        w.kill()
+
+
+@pytest.fixture
+def celery_app(names, amqp):
+    app = Celery(f"interop-{names.run}", broker=BROKER_URL, backend="rpc://")
+    app.conf.update(broker_connection_retry_on_startup=True, result_expires=None)
+    yield app
+    try:
+        reply_queue = app.backend.binding.name
+    except Exception:
+        reply_queue = None
+    app.close()
+    if reply_queue:
+        amqp._fresh().queue_delete(reply_queue)
