@@ -51,6 +51,7 @@ pub async fn consume(
     let flush_every = (usize::from(cfg.prefetch_count) / 4).max(1);
     let (acker, acker_task) = acker::spawn(channel.clone(), flush_every);
     let abort = shutdown.abort.child_token();
+    let publisher_lost = tokio_util::sync::CancellationToken::new();
     let session = Arc::new(Session {
         cfg: cfg.clone(),
         registry,
@@ -58,6 +59,11 @@ pub async fn consume(
         publisher: publisher.clone(),
         acker,
         abort: abort.clone(),
+        publisher_lost: publisher_lost.clone(),
+    });
+    let lost = || SessionEnd::Lost(BrokerError::Topology {
+        name: "publishing channel".into(),
+        reason: "the broker closed it (see the publish error above)".into(),
     });
 
     let mut streams = SelectAll::new();
@@ -76,6 +82,9 @@ pub async fn consume(
         if shutdown.stop.is_cancelled() {
             break SessionEnd::Stopped;
         }
+        if publisher_lost.is_cancelled() {
+            break lost();
+        }
         let permit = tokio::select! {
             biased;
             p = slots.clone().acquire_owned() => match p {
@@ -83,11 +92,13 @@ pub async fn consume(
                 Err(_) => break SessionEnd::Stopped,
             },
             _ = shutdown.stop.cancelled() => break SessionEnd::Stopped,
+            _ = publisher_lost.cancelled() => break lost(),
         };
         let next = tokio::select! {
             biased;
             d = streams.next() => d,
             _ = shutdown.stop.cancelled() => break SessionEnd::Stopped,
+            _ = publisher_lost.cancelled() => break lost(),
         };
         match next {
             Some((queue, Ok(delivery))) => {

@@ -34,6 +34,18 @@ pub struct Session {
     pub acker: AckerHandle,
     /// Cancelled when running tasks must be abandoned and requeued.
     pub abort: CancellationToken,
+    /// Cancelled when the publishing channel died (the broker closed it): the session
+    /// reconnects rather than requeueing every task that needs to publish.
+    pub publisher_lost: CancellationToken,
+}
+
+impl Session {
+    /// Notes a failed publish; a closed publishing channel ends the session.
+    fn publish_failed(&self) {
+        if !self.publisher.is_open() {
+            self.publisher_lost.cancel();
+        }
+    }
 }
 
 /// How a run ended.
@@ -92,6 +104,7 @@ pub async fn process(s: Arc<Session>, queue: Arc<str>, delivery: Delivery) {
             }
             Err(e) => {
                 warn!(event = "delay_failed", task = %msg.headers.task, id = %msg.headers.id, error = %e, "requeued");
+                s.publish_failed();
                 token.requeue()
             }
         };
@@ -256,6 +269,7 @@ async fn record(s: &Session, queue: &str, task: &dyn Task, msg: &TaskMessage, ou
             };
             if let Err(e) = published {
                 warn!(event = "retry_publish_failed", task = %h.task, id = %h.id, error = %e, "requeued instead");
+                s.publish_failed();
                 return Settle::Requeue;
             }
             info!(event = "task_retry", task = %h.task, id = %h.id, retries = next.headers.retries,
@@ -306,6 +320,7 @@ async fn reply(s: &Session, msg: &TaskMessage, state: TaskState, result: &Value,
     // Not mandatory: a caller that stopped waiting has deleted its reply queue.
     s.publisher.publish("", reply_to, props, &body, false).await.map_err(|e| {
         warn!(event = "result_not_recorded", id = %msg.headers.id, state = state.as_str(), error = %e);
+        s.publish_failed();
     })
 }
 
@@ -332,6 +347,7 @@ async fn dead_letter(
         }
         Err(e) => {
             warn!(event = "dead_letter_failed", reason = reason.as_str(), queue, error = %e, "requeued");
+            s.publish_failed();
             token.requeue();
         }
     }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The worker benchmarks, side by side in one run (see README "Performance"):
+#  1. drain: 20,000 no-op Celery messages drained by maestro-worker, Python Celery 5.7,
+#     rusty-celery 0.5.5 and the raw lapin ceiling, 3 rounds, medians (../shared/peers).
+#  2. memory: idle RSS, and RSS with 100,000 countdown tasks pending.
+# Needs RabbitMQ on 127.0.0.1:5672 and rabbitmqctl (scripts/test.sh installs both).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+peers="${PEERS_DIR:-$root/../shared/peers}"
+n="${N:-20000}"
+rounds="${ROUNDS:-3}"
+cargo build --release -q -p maestro-worker
+specs=$("$peers/setup.sh")
+args=()
+while IFS= read -r l; do args+=(--contender "$l"); done <<<"$specs"
+py="${PEERS_HOME:-$HOME/.cache/maestro-peers}/venv/bin/python"
+echo "== drain: $n messages, $rounds rounds"
+"$py" "$peers/drain_bench.py" --n "$n" --rounds "$rounds" \
+  --contender "maestro|maestro_bench|maestro.noop|exec $root/target/release/maestro-worker -Q \$QUEUE --delay-prefix maestro_bench_delayed --dead-letter-exchange maestro_bench.dead --dead-letter-queue maestro_bench.dead" \
+  "${args[@]}" | tee bench/last-drain.txt
+echo "== memory"
+"$py" bench/memory.py --n "${MEM_N:-100000}" | tee bench/last-memory.txt
+# The drain contenders' queues and the bench's delay topology are left for the next run;
+# remove them with: bench/cleanup.py

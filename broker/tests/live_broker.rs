@@ -1,0 +1,110 @@
+//! Against the real RabbitMQ on 127.0.0.1:5672 (AMQP_URL overrides): delayed delivery through
+//! the 28 levels, confirms, unroutable detection, and tolerance of topology conflicts. Every
+//! test uses names of its own and deletes them.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection};
+use maestro_broker::connection::{connect, parse_broker_url};
+use maestro_broker::delay::{DelayTopology, LEVELS};
+use maestro_broker::{BrokerError, Publisher, QueueType, TaskMessage, TaskQueue, topology};
+
+async fn conn() -> Connection {
+    let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".into());
+    connect(&parse_broker_url(&url).expect("valid url"), "maestro-broker tests").await.expect("RabbitMQ is reachable")
+}
+
+fn run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
+}
+
+async fn cleanup(conn: &Connection, queues: &[String], exchanges: &[String]) {
+    let ch = conn.create_channel().await.expect("channel");
+    for q in queues {
+        let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+    }
+    for x in exchanges {
+        let _ = ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await;
+    }
+}
+
+fn delay_names(topo: &DelayTopology) -> Vec<String> {
+    (0..LEVELS).map(|l| topo.level_name(l)).collect()
+}
+
+#[tokio::test]
+async fn a_delayed_message_arrives_after_its_delay_and_not_before() {
+    let conn = conn().await;
+    let run = run_id();
+    let topo = DelayTopology::with_prefix(format!("t{run}_delayed"));
+    let queue = TaskQueue::named(&format!("t{run}.delayed"), QueueType::Classic);
+    topology::declare_delay_topology(&conn, &topo, QueueType::Classic).await.expect("delay topology");
+    topology::declare_task_queue(&conn, &queue).await.expect("task queue");
+    topology::bind_delayed_delivery(&conn, &topo, &queue).await.expect("binding");
+
+    let publisher = Publisher::open(&conn).await.expect("publisher");
+    let msg = TaskMessage::new("maestro.noop", &serde_json::json!([]), &serde_json::json!({})).expect("message");
+    let sent = Instant::now();
+    // 3 s = levels 1 and 0: the message passes through two queues.
+    publisher
+        .publish_delayed(&topo, 3, &queue.name, msg.encode_properties(), &msg.encode_body())
+        .await
+        .expect("confirmed");
+    let ch = conn.create_channel().await.expect("channel");
+    let mut consumer = ch
+        .basic_consume(queue.name.as_str().into(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+        .await
+        .expect("consume");
+    let delivery = tokio::time::timeout(Duration::from_secs(20), consumer.next())
+        .await
+        .expect("arrives within 20 s")
+        .expect("stream open")
+        .expect("delivery");
+    let waited = sent.elapsed();
+    assert!(waited >= Duration::from_millis(2900), "arrived after {waited:?}, before its 3 s delay");
+    let got = TaskMessage::decode(&delivery.properties, &delivery.data).expect("decodes");
+    assert_eq!(got.headers.id, msg.headers.id);
+
+    let mut exchanges = delay_names(&topo);
+    exchanges.push(topo.delivery_exchange());
+    exchanges.push(queue.exchange.clone());
+    let mut queues = delay_names(&topo);
+    queues.push(queue.name.clone());
+    cleanup(&conn, &queues, &exchanges).await;
+}
+
+#[tokio::test]
+async fn an_unroutable_task_is_an_error_not_a_silent_drop() {
+    let conn = conn().await;
+    let run = run_id();
+    let publisher = Publisher::open(&conn).await.expect("publisher");
+    let msg = TaskMessage::new("maestro.noop", &serde_json::json!([]), &serde_json::json!({})).expect("message");
+    let err = publisher.publish_task("", &format!("t{run}.nowhere"), &msg).await.expect_err("unroutable");
+    assert!(matches!(err, BrokerError::Unroutable { .. }), "{err}");
+    // The channel stays usable afterwards.
+    let queue = TaskQueue::named(&format!("t{run}.somewhere"), QueueType::Classic);
+    topology::declare_task_queue(&conn, &queue).await.expect("queue");
+    publisher.publish_task(&queue.exchange, &queue.routing_key, &msg).await.expect("routable");
+    cleanup(&conn, &[queue.name.clone()], &[queue.exchange.clone()]).await;
+}
+
+#[tokio::test]
+async fn a_queue_declared_with_other_arguments_is_used_as_it_is() {
+    let conn = conn().await;
+    let run = run_id();
+    let name = format!("t{run}.conflict");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.queue_declare(name.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
+        .await
+        .expect("classic queue");
+    // Asking for quorum where a classic queue exists: warned about, not fatal.
+    let queue = TaskQueue::named(&name, QueueType::Quorum);
+    topology::declare_task_queue(&conn, &queue).await.expect("tolerated");
+    let publisher = Publisher::open(&conn).await.expect("publisher");
+    let props = BasicProperties::default();
+    publisher.publish(&queue.exchange, &queue.routing_key, props, b"x", true).await.expect("bound and routable");
+    cleanup(&conn, &[name.clone()], &[name]).await;
+}
