@@ -21,8 +21,13 @@ pub const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(10);
 /// `amqp://`, `amqps://`, and kombu's `pyamqp://` and `librabbitmq://` transport aliases. The
 /// vhost is the path after the host, as kombu reads it (`//` is the vhost `/`).
 pub fn parse_broker_url(url: &str) -> Result<AMQPUri, BrokerError> {
-    let err = |reason: &str| BrokerError::Url { url: redact(url), reason: reason.into() };
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| err("expected scheme://host"))?;
+    let err = |reason: &str| BrokerError::Url {
+        url: redact(url),
+        reason: reason.into(),
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| err("expected scheme://host"))?;
     let scheme = match scheme {
         "amqp" | "pyamqp" | "librabbitmq" => "amqp",
         "amqps" => "amqps",
@@ -51,7 +56,10 @@ pub async fn connect(uri: &AMQPUri, connection_name: &str) -> Result<Connection,
     let props = ConnectionProperties::default()
         .with_connection_name(LongString::from(connection_name))
         .with_client_property("product".into(), LongString::from("maestro-workers"))
-        .with_client_property("version".into(), LongString::from(env!("CARGO_PKG_VERSION")));
+        .with_client_property(
+            "version".into(),
+            LongString::from(env!("CARGO_PKG_VERSION")),
+        );
     Ok(Connection::connect_uri(uri.clone(), props).await?)
 }
 
@@ -84,7 +92,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("amqp://guest:secret@host:5672//"), "amqp://guest:***@host:5672//");
+        assert_eq!(
+            redact("amqp://guest:secret@host:5672//"),
+            "amqp://guest:***@host:5672//"
+        );
         assert_eq!(redact("amqp://host//"), "amqp://host//");
     }
 }

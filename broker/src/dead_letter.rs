@@ -45,13 +45,21 @@ impl DeadReason {
 }
 
 /// The headers added to a dead letter.
-pub fn headers(reason: DeadReason, detail: &str, queue: &str, worker: &str) -> Vec<(&'static str, AMQPValue)> {
+pub fn headers(
+    reason: DeadReason,
+    detail: &str,
+    queue: &str,
+    worker: &str,
+) -> Vec<(&'static str, AMQPValue)> {
     let s = |v: &str| AMQPValue::LongString(v.into());
     vec![
         (REASON_HEADER, s(reason.as_str())),
         (DETAIL_HEADER, s(detail)),
         (QUEUE_HEADER, s(queue)),
         (WORKER_HEADER, s(worker)),
-        (TIME_HEADER, s(&crate::message::format_time(chrono::Utc::now()))),
+        (
+            TIME_HEADER,
+            s(&crate::message::format_time(chrono::Utc::now())),
+        ),
     ]
 }

@@ -24,13 +24,17 @@ pub struct DelayTopology {
 
 impl Default for DelayTopology {
     fn default() -> Self {
-        Self { prefix: "celery_delayed".into() }
+        Self {
+            prefix: "celery_delayed".into(),
+        }
     }
 }
 
 impl DelayTopology {
     pub fn with_prefix(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        Self {
+            prefix: prefix.into(),
+        }
     }
 
     pub fn prefix(&self) -> &str {
@@ -90,9 +94,15 @@ mod tests {
     #[test]
     fn routing_keys_match_kombu() {
         // kombu: '.'.join(list(f'{countdown:028b}')) + f'.{routing_key}'
-        assert_eq!(routing_key(1, "report"), format!("{}1.report", "0.".repeat(27)));
+        assert_eq!(
+            routing_key(1, "report"),
+            format!("{}1.report", "0.".repeat(27))
+        );
         assert_eq!(routing_key(5, "q"), format!("{}1.0.1.q", "0.".repeat(25)));
-        assert_eq!(routing_key(DELAY_SECS_MAX, "q"), format!("{}q", "1.".repeat(28)));
+        assert_eq!(
+            routing_key(DELAY_SECS_MAX, "q"),
+            format!("{}q", "1.".repeat(28))
+        );
         assert_eq!(routing_key(u64::MAX, "q"), routing_key(DELAY_SECS_MAX, "q"));
     }
 
@@ -101,9 +111,18 @@ mod tests {
         let now = Utc::now();
         assert_eq!(delay_until(now, now), None);
         assert_eq!(delay_until(now - chrono::Duration::seconds(5), now), None);
-        assert_eq!(delay_until(now + chrono::Duration::milliseconds(1), now), Some(1));
-        assert_eq!(delay_until(now + chrono::Duration::milliseconds(1001), now), Some(2));
-        assert_eq!(delay_until(now + chrono::Duration::seconds(30), now), Some(30));
+        assert_eq!(
+            delay_until(now + chrono::Duration::milliseconds(1), now),
+            Some(1)
+        );
+        assert_eq!(
+            delay_until(now + chrono::Duration::milliseconds(1001), now),
+            Some(2)
+        );
+        assert_eq!(
+            delay_until(now + chrono::Duration::seconds(30), now),
+            Some(30)
+        );
     }
 
     #[test]

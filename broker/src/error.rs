@@ -7,10 +7,20 @@ pub enum BrokerError {
     Url { url: String, reason: String },
     #[error("AMQP: {0}")]
     Amqp(#[from] lapin::Error),
-    #[error("the broker refused the message (nack) for exchange {exchange:?}, routing key {routing_key:?}")]
-    Nacked { exchange: String, routing_key: String },
-    #[error("no queue is bound for exchange {exchange:?}, routing key {routing_key:?}: the message was returned")]
-    Unroutable { exchange: String, routing_key: String },
+    #[error(
+        "the broker refused the message (nack) for exchange {exchange:?}, routing key {routing_key:?}"
+    )]
+    Nacked {
+        exchange: String,
+        routing_key: String,
+    },
+    #[error(
+        "no queue is bound for exchange {exchange:?}, routing key {routing_key:?}: the message was returned"
+    )]
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
     #[error("publisher confirms were not enabled on the publishing channel")]
     ConfirmsOff,
     #[error("topology of {name:?} conflicts with what exists on the broker: {reason}")]

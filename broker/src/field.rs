@@ -28,7 +28,9 @@ pub fn to_json(value: &AMQPValue) -> Value {
             Number::from_f64(scaled).map_or(Value::Null, Value::Number)
         }
         AMQPValue::ShortString(s) => Value::String(s.as_str().to_owned()),
-        AMQPValue::LongString(s) => Value::String(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::LongString(s) => {
+            Value::String(String::from_utf8_lossy(s.as_bytes()).into_owned())
+        }
         AMQPValue::ByteArray(b) => match std::str::from_utf8(b.as_slice()) {
             Ok(s) => Value::String(s.to_owned()),
             Err(_) => Value::Array(b.as_slice().iter().map(|x| Value::from(*x)).collect()),
@@ -66,7 +68,9 @@ pub fn from_json(value: &Value) -> AMQPValue {
             }
         }
         Value::String(s) => AMQPValue::LongString(LongString::from(s.as_str())),
-        Value::Array(a) => AMQPValue::FieldArray(FieldArray::from(a.iter().map(from_json).collect::<Vec<_>>())),
+        Value::Array(a) => AMQPValue::FieldArray(FieldArray::from(
+            a.iter().map(from_json).collect::<Vec<_>>(),
+        )),
         Value::Object(o) => AMQPValue::FieldTable(object_to_table(o)),
     }
 }
@@ -148,17 +152,38 @@ mod tests {
             (AMQPValue::ShortInt(-300), Value::from(-300)),
             (AMQPValue::ShortUInt(60000), Value::from(60000)),
             (AMQPValue::LongInt(-70000), Value::from(-70000)),
-            (AMQPValue::LongUInt(4_000_000_000), Value::from(4_000_000_000u32)),
-            (AMQPValue::LongLongInt(1_099_511_627_776), Value::from(1_099_511_627_776i64)),
-            (AMQPValue::Timestamp(1_795_318_755), Value::from(1_795_318_755u64)),
+            (
+                AMQPValue::LongUInt(4_000_000_000),
+                Value::from(4_000_000_000u32),
+            ),
+            (
+                AMQPValue::LongLongInt(1_099_511_627_776),
+                Value::from(1_099_511_627_776i64),
+            ),
+            (
+                AMQPValue::Timestamp(1_795_318_755),
+                Value::from(1_795_318_755u64),
+            ),
             (AMQPValue::Double(1.5), serde_json::json!(1.5)),
             (AMQPValue::Float(0.5), serde_json::json!(0.5)),
             (AMQPValue::Double(f64::NAN), Value::Null),
-            (AMQPValue::DecimalValue(DecimalValue { scale: 2, value: 150 }), serde_json::json!(1.5)),
+            (
+                AMQPValue::DecimalValue(DecimalValue {
+                    scale: 2,
+                    value: 150,
+                }),
+                serde_json::json!(1.5),
+            ),
             (AMQPValue::LongString("ünï".into()), Value::from("ünï")),
             (AMQPValue::ShortString("x".into()), Value::from("x")),
-            (AMQPValue::ByteArray(ByteArray::from(b"ab".as_slice())), Value::from("ab")),
-            (AMQPValue::ByteArray(ByteArray::from([0xffu8, 1].as_slice())), serde_json::json!([255, 1])),
+            (
+                AMQPValue::ByteArray(ByteArray::from(b"ab".as_slice())),
+                Value::from("ab"),
+            ),
+            (
+                AMQPValue::ByteArray(ByteArray::from([0xffu8, 1].as_slice())),
+                serde_json::json!([255, 1]),
+            ),
             (AMQPValue::Void, Value::Null),
             (
                 AMQPValue::FieldArray(vec![AMQPValue::Void, AMQPValue::LongInt(60)].into()),
@@ -173,9 +198,14 @@ mod tests {
     #[test]
     fn integers_take_the_width_py_amqp_would() {
         assert_eq!(from_json(&Value::from(7)), AMQPValue::LongInt(7));
-        assert_eq!(from_json(&Value::from(1i64 << 40)), AMQPValue::LongLongInt(1 << 40));
+        assert_eq!(
+            from_json(&Value::from(1i64 << 40)),
+            AMQPValue::LongLongInt(1 << 40)
+        );
         assert_eq!(from_json(&Value::Null), AMQPValue::Void);
-        let round = to_json(&from_json(&serde_json::json!({"a": [1, "b", null, true, 2.5]})));
+        let round = to_json(&from_json(
+            &serde_json::json!({"a": [1, "b", null, true, 2.5]}),
+        ));
         assert_eq!(round, serde_json::json!({"a": [1, "b", null, true, 2.5]}));
     }
 

@@ -189,7 +189,9 @@ impl TaskMessage {
     pub fn decode(props: &BasicProperties, body: &[u8]) -> Result<Self, DecodeError> {
         let content_type = props.content_type().as_ref().map(ShortString::as_str);
         if content_type != Some(CONTENT_TYPE_JSON) {
-            return Err(DecodeError::ContentType(content_type.unwrap_or("").to_owned()));
+            return Err(DecodeError::ContentType(
+                content_type.unwrap_or("").to_owned(),
+            ));
         }
         if let Some(enc) = props.content_encoding() {
             let enc = enc.as_str();
@@ -216,7 +218,8 @@ impl TaskMessage {
     /// The body `[args, kwargs, embed]` as JSON bytes.
     pub fn encode_body(&self) -> Vec<u8> {
         let embed = serde_json::to_string(&self.embed).unwrap_or_else(|_| "{}".into());
-        let mut out = Vec::with_capacity(self.args.get().len() + self.kwargs.get().len() + embed.len() + 4);
+        let mut out =
+            Vec::with_capacity(self.args.get().len() + self.kwargs.get().len() + embed.len() + 4);
         out.push(b'[');
         out.extend_from_slice(self.args.get().as_bytes());
         out.extend_from_slice(b", ");
@@ -236,7 +239,10 @@ impl TaskMessage {
             .with_delivery_mode(2)
             .with_priority(self.properties.priority.unwrap_or(0))
             .with_correlation_id(field::short(
-                self.properties.correlation_id.as_deref().unwrap_or(&self.headers.id),
+                self.properties
+                    .correlation_id
+                    .as_deref()
+                    .unwrap_or(&self.headers.id),
             ));
         if let Some(reply_to) = &self.properties.reply_to {
             props = props.with_reply_to(field::short(reply_to));
@@ -253,7 +259,10 @@ impl TaskMessage {
 /// Properties of a message about to be published again (into a delay queue or the dead-letter
 /// exchange): the per-message TTL is dropped so it cannot expire inside a delay queue, and the
 /// broker's dead-lettering history is dropped so it does not grow without bound.
-pub fn republish_properties(props: &BasicProperties, extra_headers: &[(&str, AMQPValue)]) -> BasicProperties {
+pub fn republish_properties(
+    props: &BasicProperties,
+    extra_headers: &[(&str, AMQPValue)],
+) -> BasicProperties {
     let mut table = props.headers().clone().unwrap_or_default();
     let mut map = table.inner().clone();
     for name in BROKER_DEATH_HEADERS {
@@ -320,7 +329,8 @@ fn decode_headers(table: &FieldTable) -> Result<TaskHeaders, DecodeError> {
             "group_index" => h.group_index = optional_int("group_index", value)?,
             "retries" => {
                 let n = optional_int("retries", value)?.unwrap_or(0);
-                h.retries = u32::try_from(n).map_err(|_| bad("retries", format!("{n} is out of range")))?;
+                h.retries =
+                    u32::try_from(n).map_err(|_| bad("retries", format!("{n} is out of range")))?;
             }
             "timelimit" => h.timelimit = decode_timelimit(value)?,
             "root_id" => h.root_id = optional_str("root_id", value)?,
@@ -334,7 +344,9 @@ fn decode_headers(table: &FieldTable) -> Result<TaskHeaders, DecodeError> {
                     v => field::as_bool(v).ok_or_else(|| bad("ignore_result", "not a boolean"))?,
                 }
             }
-            "replaced_task_nesting" => h.replaced_task_nesting = optional_int("replaced_task_nesting", value)?.unwrap_or(0),
+            "replaced_task_nesting" => {
+                h.replaced_task_nesting = optional_int("replaced_task_nesting", value)?.unwrap_or(0)
+            }
             "stamped_headers" => h.stamped_headers = field::to_json(value),
             "stamps" => h.stamps = field::to_json(value),
             other if BROKER_DEATH_HEADERS.contains(&other) => {}
@@ -364,7 +376,9 @@ fn encode_headers(h: &TaskHeaders) -> FieldTable {
     let time = |v: &Option<DateTime<Utc>>| v.map_or(AMQPValue::Void, |t| s(&format_time(t)));
     let secs = |v: Option<f64>| match v {
         None => AMQPValue::Void,
-        Some(x) if x.fract() == 0.0 && x.abs() < f64::from(i32::MAX) => AMQPValue::LongInt(x as i32),
+        Some(x) if x.fract() == 0.0 && x.abs() < f64::from(i32::MAX) => {
+            AMQPValue::LongInt(x as i32)
+        }
         Some(x) => AMQPValue::Double(x),
     };
     let mut t = FieldTable::default();
@@ -380,12 +394,15 @@ fn encode_headers(h: &TaskHeaders) -> FieldTable {
     t.insert("group".into(), opt_s(&h.group));
     t.insert(
         "group_index".into(),
-        h.group_index.map_or(AMQPValue::Void, |i| field::from_json(&Value::from(i))),
+        h.group_index
+            .map_or(AMQPValue::Void, |i| field::from_json(&Value::from(i))),
     );
     t.insert("retries".into(), field::from_json(&Value::from(h.retries)));
     t.insert(
         "timelimit".into(),
-        AMQPValue::FieldArray(vec![secs(h.timelimit.hard_secs), secs(h.timelimit.soft_secs)].into()),
+        AMQPValue::FieldArray(
+            vec![secs(h.timelimit.hard_secs), secs(h.timelimit.soft_secs)].into(),
+        ),
     );
     t.insert("root_id".into(), opt_s(&h.root_id));
     t.insert("parent_id".into(), opt_s(&h.parent_id));
@@ -397,7 +414,10 @@ fn encode_headers(h: &TaskHeaders) -> FieldTable {
         "replaced_task_nesting".into(),
         field::from_json(&Value::from(h.replaced_task_nesting)),
     );
-    t.insert("stamped_headers".into(), field::from_json(&h.stamped_headers));
+    t.insert(
+        "stamped_headers".into(),
+        field::from_json(&h.stamped_headers),
+    );
     t.insert(
         "stamps".into(),
         match &h.stamps {
@@ -433,13 +453,19 @@ pub fn parse_time(value: &str) -> Option<DateTime<Utc>> {
 }
 
 fn bad(name: &'static str, reason: impl Into<String>) -> DecodeError {
-    DecodeError::BadHeader { name, reason: reason.into() }
+    DecodeError::BadHeader {
+        name,
+        reason: reason.into(),
+    }
 }
 
 fn required_str(name: &'static str, value: &AMQPValue) -> Result<String, DecodeError> {
-    field::as_str(value)
-        .map(|s| s.into_owned())
-        .ok_or_else(|| bad(name, format!("expected a string, got {:?}", value.get_type())))
+    field::as_str(value).map(|s| s.into_owned()).ok_or_else(|| {
+        bad(
+            name,
+            format!("expected a string, got {:?}", value.get_type()),
+        )
+    })
 }
 
 fn optional_str(name: &'static str, value: &AMQPValue) -> Result<Option<String>, DecodeError> {
@@ -458,7 +484,10 @@ fn optional_int(name: &'static str, value: &AMQPValue) -> Result<Option<i64>, De
     }
 }
 
-fn optional_time(name: &'static str, value: &AMQPValue) -> Result<Option<DateTime<Utc>>, DecodeError> {
+fn optional_time(
+    name: &'static str,
+    value: &AMQPValue,
+) -> Result<Option<DateTime<Utc>>, DecodeError> {
     match value {
         AMQPValue::Void => Ok(None),
         v => {
@@ -481,7 +510,10 @@ fn decode_timelimit(value: &AMQPValue) -> Result<TimeLimit, DecodeError> {
             AMQPValue::Void => Ok(None),
             v => match field::as_f64(v) {
                 Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
-                _ => Err(bad("timelimit", format!("{:?} is not a number of seconds", field::to_json(v)))),
+                _ => Err(bad(
+                    "timelimit",
+                    format!("{:?} is not a number of seconds", field::to_json(v)),
+                )),
             },
         }
     };
@@ -489,17 +521,27 @@ fn decode_timelimit(value: &AMQPValue) -> Result<TimeLimit, DecodeError> {
         AMQPValue::Void => Ok(TimeLimit::default()),
         AMQPValue::FieldArray(a) => match a.as_slice() {
             [] => Ok(TimeLimit::default()),
-            [hard] => Ok(TimeLimit { hard_secs: limit(hard)?, soft_secs: None }),
-            [hard, soft, ..] => Ok(TimeLimit { hard_secs: limit(hard)?, soft_secs: limit(soft)? }),
+            [hard] => Ok(TimeLimit {
+                hard_secs: limit(hard)?,
+                soft_secs: None,
+            }),
+            [hard, soft, ..] => Ok(TimeLimit {
+                hard_secs: limit(hard)?,
+                soft_secs: limit(soft)?,
+            }),
         },
-        other => Err(bad("timelimit", format!("expected [hard, soft], got {:?}", other.get_type()))),
+        other => Err(bad(
+            "timelimit",
+            format!("expected [hard, soft], got {:?}", other.get_type()),
+        )),
     }
 }
 
 fn decode_body(body: &[u8]) -> Result<(Box<RawValue>, Box<RawValue>, Embed), DecodeError> {
-    let text = std::str::from_utf8(body).map_err(|e| DecodeError::Body(format!("not UTF-8: {e}")))?;
-    let parts: Vec<&RawValue> =
-        serde_json::from_str(text).map_err(|e| DecodeError::Body(format!("not a JSON array: {e}")))?;
+    let text =
+        std::str::from_utf8(body).map_err(|e| DecodeError::Body(format!("not UTF-8: {e}")))?;
+    let parts: Vec<&RawValue> = serde_json::from_str(text)
+        .map_err(|e| DecodeError::Body(format!("not a JSON array: {e}")))?;
     let (args, kwargs, embed) = match parts.as_slice() {
         [a, k] => (*a, *k, None),
         [a, k, e] => (*a, *k, Some(*e)),
@@ -511,7 +553,9 @@ fn decode_body(body: &[u8]) -> Result<(Box<RawValue>, Box<RawValue>, Embed), Dec
         }
     };
     if !args.get().trim_start().starts_with('[') {
-        return Err(DecodeError::Body("args (element 0) is not a JSON array".into()));
+        return Err(DecodeError::Body(
+            "args (element 0) is not a JSON array".into(),
+        ));
     }
     let kw = kwargs.get().trim_start();
     let kwargs: Box<RawValue> = if kw.starts_with('{') {
@@ -519,7 +563,9 @@ fn decode_body(body: &[u8]) -> Result<(Box<RawValue>, Box<RawValue>, Embed), Dec
     } else if kw == "null" {
         RawValue::from_string("{}".into()).map_err(|e| DecodeError::Body(e.to_string()))?
     } else {
-        return Err(DecodeError::Body("kwargs (element 1) is not a JSON object".into()));
+        return Err(DecodeError::Body(
+            "kwargs (element 1) is not a JSON object".into(),
+        ));
     };
     let embed = match embed {
         None => Embed::default(),
@@ -558,10 +604,16 @@ mod tests {
         )
         .expect("valid");
         msg.headers.eta = parse_time("2030-01-02T03:04:05.000001+00:00");
-        msg.headers.timelimit = TimeLimit { hard_secs: Some(60.0), soft_secs: Some(50.5) };
+        msg.headers.timelimit = TimeLimit {
+            hard_secs: Some(60.0),
+            soft_secs: Some(50.5),
+        };
         msg.headers.retries = 2;
-        msg.headers.extra.insert("traceparent".into(), Value::from("00-abc-def-01"));
-        let decoded = TaskMessage::decode(&msg.encode_properties(), &msg.encode_body()).expect("decodes");
+        msg.headers
+            .extra
+            .insert("traceparent".into(), Value::from("00-abc-def-01"));
+        let decoded =
+            TaskMessage::decode(&msg.encode_properties(), &msg.encode_body()).expect("decodes");
         assert_eq!(decoded.headers, msg.headers);
         assert_eq!(decoded.args.get(), msg.args.get());
         assert_eq!(decoded.kwargs.get(), msg.kwargs.get());
@@ -572,7 +624,10 @@ mod tests {
     fn big_integers_keep_every_digit() {
         let body = br#"[[123456789012345678901234567890, -8589934592], {}, null]"#;
         let msg = TaskMessage::decode(&props_with(minimal_headers()), body).expect("decodes");
-        assert_eq!(msg.args.get(), "[123456789012345678901234567890, -8589934592]");
+        assert_eq!(
+            msg.args.get(),
+            "[123456789012345678901234567890, -8589934592]"
+        );
         assert_eq!(msg.embed, Embed::default());
     }
 
@@ -580,32 +635,79 @@ mod tests {
     fn bad_input_names_the_field() {
         let ok_body = b"[[], {}, {}]";
         let cases: Vec<(BasicProperties, &[u8], &str)> = vec![
-            (BasicProperties::default().with_content_type("application/x-python-serialize".into()), ok_body, "content type"),
+            (
+                BasicProperties::default()
+                    .with_content_type("application/x-python-serialize".into()),
+                ok_body,
+                "content type",
+            ),
             (BasicProperties::default(), ok_body, "content type"),
-            (BasicProperties::default().with_content_type(CONTENT_TYPE_JSON.into()), ok_body, "no headers"),
-            (props_with(FieldTable::default()), ok_body, "\"task\" is missing"),
-            (props_with(minimal_headers()), b"{not json", "not a JSON array"),
-            (props_with(minimal_headers()), b"[{}, {}, {}]", "args (element 0)"),
-            (props_with(minimal_headers()), b"[[], [], {}]", "kwargs (element 1)"),
-            (props_with(minimal_headers()), b"[[], {}, {\"chain\": 5}]", "embed (element 2)"),
-            (props_with(minimal_headers()), b"[[]]", "array of 1 elements"),
+            (
+                BasicProperties::default().with_content_type(CONTENT_TYPE_JSON.into()),
+                ok_body,
+                "no headers",
+            ),
+            (
+                props_with(FieldTable::default()),
+                ok_body,
+                "\"task\" is missing",
+            ),
+            (
+                props_with(minimal_headers()),
+                b"{not json",
+                "not a JSON array",
+            ),
+            (
+                props_with(minimal_headers()),
+                b"[{}, {}, {}]",
+                "args (element 0)",
+            ),
+            (
+                props_with(minimal_headers()),
+                b"[[], [], {}]",
+                "kwargs (element 1)",
+            ),
+            (
+                props_with(minimal_headers()),
+                b"[[], {}, {\"chain\": 5}]",
+                "embed (element 2)",
+            ),
+            (
+                props_with(minimal_headers()),
+                b"[[]]",
+                "array of 1 elements",
+            ),
             (props_with(minimal_headers()), &[0xff, 0xfe], "not UTF-8"),
         ];
         for (props, body, expected) in cases {
-            let err = TaskMessage::decode(&props, body).expect_err("must fail").to_string();
-            assert!(err.contains(expected), "{err:?} should contain {expected:?}");
+            let err = TaskMessage::decode(&props, body)
+                .expect_err("must fail")
+                .to_string();
+            assert!(
+                err.contains(expected),
+                "{err:?} should contain {expected:?}"
+            );
         }
         let mut h = minimal_headers();
         h.insert("retries".into(), AMQPValue::LongString("two".into()));
-        let err = TaskMessage::decode(&props_with(h), ok_body).expect_err("must fail").to_string();
+        let err = TaskMessage::decode(&props_with(h), ok_body)
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("\"retries\""), "{err}");
         let mut h = minimal_headers();
         h.insert("eta".into(), AMQPValue::LongString("tomorrow".into()));
-        let err = TaskMessage::decode(&props_with(h), ok_body).expect_err("must fail").to_string();
+        let err = TaskMessage::decode(&props_with(h), ok_body)
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("\"eta\""), "{err}");
         let mut h = minimal_headers();
-        h.insert("timelimit".into(), AMQPValue::FieldArray(vec![AMQPValue::LongString("x".into())].into()));
-        let err = TaskMessage::decode(&props_with(h), ok_body).expect_err("must fail").to_string();
+        h.insert(
+            "timelimit".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::LongString("x".into())].into()),
+        );
+        let err = TaskMessage::decode(&props_with(h), ok_body)
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("\"timelimit\""), "{err}");
     }
 
@@ -627,8 +729,13 @@ mod tests {
     fn republishing_drops_ttl_and_death_history() {
         let mut h = minimal_headers();
         h.insert("x-death".into(), AMQPValue::FieldArray(Default::default()));
-        let props = props_with(h).with_expiration("1000".into()).with_priority(5);
-        let out = republish_properties(&props, &[("x-maestro-reason", AMQPValue::LongString("r".into()))]);
+        let props = props_with(h)
+            .with_expiration("1000".into())
+            .with_priority(5);
+        let out = republish_properties(
+            &props,
+            &[("x-maestro-reason", AMQPValue::LongString("r".into()))],
+        );
         assert_eq!(out.expiration(), &None);
         assert_eq!(out.priority(), &Some(5));
         let headers = out.headers().clone().unwrap_or_default();

@@ -19,7 +19,9 @@ impl Publisher {
     /// Opens a channel on `conn` and puts it in confirm mode.
     pub async fn open(conn: &Connection) -> Result<Self, BrokerError> {
         let channel = conn.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         Ok(Self { channel })
     }
 
@@ -43,7 +45,10 @@ impl Publisher {
             .basic_publish(
                 exchange.into(),
                 routing_key.into(),
-                BasicPublishOptions { mandatory, immediate: false },
+                BasicPublishOptions {
+                    mandatory,
+                    immediate: false,
+                },
                 body,
                 properties,
             )
@@ -64,9 +69,20 @@ impl Publisher {
 
     /// Publishes a task message to `exchange` with `routing_key` (mandatory: it must reach a
     /// queue).
-    pub async fn publish_task(&self, exchange: &str, routing_key: &str, msg: &TaskMessage) -> Result<(), BrokerError> {
-        self.publish(exchange, routing_key, msg.encode_properties(), &msg.encode_body(), true)
-            .await
+    pub async fn publish_task(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        msg: &TaskMessage,
+    ) -> Result<(), BrokerError> {
+        self.publish(
+            exchange,
+            routing_key,
+            msg.encode_properties(),
+            &msg.encode_body(),
+            true,
+        )
+        .await
     }
 
     /// Publishes a message into the delay levels so it reaches the queue bound for
@@ -81,7 +97,8 @@ impl Publisher {
         body: &[u8],
     ) -> Result<(), BrokerError> {
         let key = delay::routing_key(delay_secs.max(1), destination);
-        self.publish(&topo.entry_exchange(), &key, properties, body, true).await
+        self.publish(&topo.entry_exchange(), &key, properties, body, true)
+            .await
     }
 
     /// Closes the channel after outstanding confirms have arrived.

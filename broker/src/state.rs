@@ -31,7 +31,10 @@ impl TaskState {
 
     /// SUCCESS, FAILURE and REVOKED are final (celery.states.READY_STATES).
     pub fn is_ready(self) -> bool {
-        matches!(self, TaskState::Success | TaskState::Failure | TaskState::Revoked)
+        matches!(
+            self,
+            TaskState::Success | TaskState::Failure | TaskState::Revoked
+        )
     }
 }
 

@@ -76,10 +76,14 @@ pub fn validate_queue_name(name: &str) -> Result<(), String> {
         return Err(format!("queue name {name:?} is longer than 255 bytes"));
     }
     if name.starts_with("amq.") {
-        return Err(format!("queue name {name:?} starts with the reserved prefix amq."));
+        return Err(format!(
+            "queue name {name:?} starts with the reserved prefix amq."
+        ));
     }
     if name.chars().any(|c| c.is_control() || c == '*' || c == '#') {
-        return Err(format!("queue name {name:?} holds a control or wildcard character"));
+        return Err(format!(
+            "queue name {name:?} holds a control or wildcard character"
+        ));
     }
     Ok(())
 }
@@ -87,17 +91,26 @@ pub fn validate_queue_name(name: &str) -> Result<(), String> {
 fn queue_args(queue_type: QueueType) -> FieldTable {
     let mut args = FieldTable::default();
     if queue_type == QueueType::Quorum {
-        args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
     }
     args
 }
 
 fn durable_exchange() -> ExchangeDeclareOptions {
-    ExchangeDeclareOptions { durable: true, ..Default::default() }
+    ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
 }
 
 fn durable_queue() -> QueueDeclareOptions {
-    QueueDeclareOptions { durable: true, ..Default::default() }
+    QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
 }
 
 /// Declares a queue, tolerating an existing one with other arguments (see module docs).
@@ -116,9 +129,19 @@ async fn declare_queue_tolerant(
                 "queue exists with other arguments; using it as it is");
             let fresh = conn.create_channel().await?;
             fresh
-                .queue_declare(name.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+                .queue_declare(
+                    name.into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
                 .await
-                .map_err(|e| BrokerError::Topology { name: name.into(), reason: e.to_string() })?;
+                .map_err(|e| BrokerError::Topology {
+                    name: name.into(),
+                    reason: e.to_string(),
+                })?;
             Ok(fresh)
         }
         Err(e) => Err(e.into()),
@@ -129,9 +152,21 @@ async fn declare_queue_tolerant(
 /// publishing.
 pub async fn declare_task_queue(conn: &Connection, queue: &TaskQueue) -> Result<(), BrokerError> {
     let ch = conn.create_channel().await?;
-    ch.exchange_declare(queue.exchange.as_str().into(), ExchangeKind::Direct, durable_exchange(), FieldTable::default())
-        .await?;
-    let ch = declare_queue_tolerant(conn, ch, &queue.name, durable_queue(), queue_args(queue.queue_type)).await?;
+    ch.exchange_declare(
+        queue.exchange.as_str().into(),
+        ExchangeKind::Direct,
+        durable_exchange(),
+        FieldTable::default(),
+    )
+    .await?;
+    let ch = declare_queue_tolerant(
+        conn,
+        ch,
+        &queue.name,
+        durable_queue(),
+        queue_args(queue.queue_type),
+    )
+    .await?;
     ch.queue_bind(
         queue.name.as_str().into(),
         queue.exchange.as_str().into(),
@@ -153,32 +188,79 @@ pub async fn declare_delay_topology(
     let mut ch = conn.create_channel().await?;
     let topic = |name: String| (name, ExchangeKind::Topic);
     let (delivery, kind) = topic(topo.delivery_exchange());
-    ch.exchange_declare(delivery.as_str().into(), kind, durable_exchange(), FieldTable::default()).await?;
+    ch.exchange_declare(
+        delivery.as_str().into(),
+        kind,
+        durable_exchange(),
+        FieldTable::default(),
+    )
+    .await?;
     // Level L's queue takes keys whose digit for 2^L is 1; its exchange passes keys whose digit
     // is 0 on to level L-1 (level 0 passes them to the delivery exchange).
     let mut one_key = "1.#".to_owned();
     let mut zero_key = "0.#".to_owned();
     for level in (0..LEVELS).rev() {
         let name = topo.level_name(level);
-        ch.exchange_declare(name.as_str().into(), ExchangeKind::Topic, durable_exchange(), FieldTable::default())
-            .await?;
-        let next = if level > 0 { topo.level_name(level - 1) } else { topo.delivery_exchange() };
+        ch.exchange_declare(
+            name.as_str().into(),
+            ExchangeKind::Topic,
+            durable_exchange(),
+            FieldTable::default(),
+        )
+        .await?;
+        let next = if level > 0 {
+            topo.level_name(level - 1)
+        } else {
+            topo.delivery_exchange()
+        };
         let mut args = FieldTable::default();
-        args.insert("x-queue-type".into(), AMQPValue::LongString(queue_type.as_str().into()));
-        args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(queue_type.as_str().into()),
+        );
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
         // Same integer width as py-amqp writes, so RabbitMQ sees equivalent arguments.
-        args.insert("x-message-ttl".into(), crate::field::from_json(&serde_json::Value::from(1000i64 << level)));
-        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from(next.as_str())));
+        args.insert(
+            "x-message-ttl".into(),
+            crate::field::from_json(&serde_json::Value::from(1000i64 << level)),
+        );
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(LongString::from(next.as_str())),
+        );
         if queue_type == QueueType::Quorum {
-            args.insert("x-dead-letter-strategy".into(), AMQPValue::LongString("at-least-once".into()));
+            args.insert(
+                "x-dead-letter-strategy".into(),
+                AMQPValue::LongString("at-least-once".into()),
+            );
         }
         ch = declare_queue_tolerant(conn, ch, &name, durable_queue(), args).await?;
-        ch.queue_bind(name.as_str().into(), name.as_str().into(), one_key.as_str().into(), QueueBindOptions::default(), FieldTable::default())
-            .await?;
-        ch.exchange_declare(next.as_str().into(), ExchangeKind::Topic, durable_exchange(), FieldTable::default())
-            .await?;
-        ch.exchange_bind(next.as_str().into(), name.as_str().into(), zero_key.as_str().into(), ExchangeBindOptions::default(), FieldTable::default())
-            .await?;
+        ch.queue_bind(
+            name.as_str().into(),
+            name.as_str().into(),
+            one_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        ch.exchange_declare(
+            next.as_str().into(),
+            ExchangeKind::Topic,
+            durable_exchange(),
+            FieldTable::default(),
+        )
+        .await?;
+        ch.exchange_bind(
+            next.as_str().into(),
+            name.as_str().into(),
+            zero_key.as_str().into(),
+            ExchangeBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
         one_key.insert_str(0, "*.");
         zero_key.insert_str(0, "*.");
     }
@@ -187,7 +269,11 @@ pub async fn declare_delay_topology(
 }
 
 /// Binds `queue` to the delivery exchange so delayed messages for it come back to it.
-pub async fn bind_delayed_delivery(conn: &Connection, topo: &DelayTopology, queue: &TaskQueue) -> Result<(), BrokerError> {
+pub async fn bind_delayed_delivery(
+    conn: &Connection,
+    topo: &DelayTopology,
+    queue: &TaskQueue,
+) -> Result<(), BrokerError> {
     let ch = conn.create_channel().await?;
     ch.queue_bind(
         queue.name.as_str().into(),
@@ -203,13 +289,29 @@ pub async fn bind_delayed_delivery(conn: &Connection, topo: &DelayTopology, queu
 
 /// Declares the dead-letter exchange (topic, durable) and a durable queue that keeps every
 /// dead letter (`#`), so nothing rejected is lost before an operator looks at it.
-pub async fn declare_dead_letter(conn: &Connection, exchange: &str, queue: &str) -> Result<(), BrokerError> {
+pub async fn declare_dead_letter(
+    conn: &Connection,
+    exchange: &str,
+    queue: &str,
+) -> Result<(), BrokerError> {
     let ch = conn.create_channel().await?;
-    ch.exchange_declare(exchange.into(), ExchangeKind::Topic, durable_exchange(), FieldTable::default())
-        .await?;
-    let ch = declare_queue_tolerant(conn, ch, queue, durable_queue(), FieldTable::default()).await?;
-    ch.queue_bind(queue.into(), exchange.into(), "#".into(), QueueBindOptions::default(), FieldTable::default())
-        .await?;
+    ch.exchange_declare(
+        exchange.into(),
+        ExchangeKind::Topic,
+        durable_exchange(),
+        FieldTable::default(),
+    )
+    .await?;
+    let ch =
+        declare_queue_tolerant(conn, ch, queue, durable_queue(), FieldTable::default()).await?;
+    ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        "#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
     close_quietly(&ch).await;
     Ok(())
 }

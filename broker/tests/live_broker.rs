@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection};
 use maestro_broker::connection::{connect, parse_broker_url};
@@ -13,8 +15,14 @@ use maestro_broker::delay::{DelayTopology, LEVELS};
 use maestro_broker::{BrokerError, Publisher, QueueType, TaskMessage, TaskQueue, topology};
 
 async fn conn() -> Connection {
-    let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".into());
-    connect(&parse_broker_url(&url).expect("valid url"), "maestro-broker tests").await.expect("RabbitMQ is reachable")
+    let url =
+        std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".into());
+    connect(
+        &parse_broker_url(&url).expect("valid url"),
+        "maestro-broker tests",
+    )
+    .await
+    .expect("RabbitMQ is reachable")
 }
 
 fn run_id() -> String {
@@ -24,10 +32,14 @@ fn run_id() -> String {
 async fn cleanup(conn: &Connection, queues: &[String], exchanges: &[String]) {
     let ch = conn.create_channel().await.expect("channel");
     for q in queues {
-        let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
     }
     for x in exchanges {
-        let _ = ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await;
+        let _ = ch
+            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
     }
 }
 
@@ -41,21 +53,46 @@ async fn a_delayed_message_arrives_after_its_delay_and_not_before() {
     let run = run_id();
     let topo = DelayTopology::with_prefix(format!("t{run}_delayed"));
     let queue = TaskQueue::named(&format!("t{run}.delayed"), QueueType::Classic);
-    topology::declare_delay_topology(&conn, &topo, QueueType::Classic).await.expect("delay topology");
-    topology::declare_task_queue(&conn, &queue).await.expect("task queue");
-    topology::bind_delayed_delivery(&conn, &topo, &queue).await.expect("binding");
+    topology::declare_delay_topology(&conn, &topo, QueueType::Classic)
+        .await
+        .expect("delay topology");
+    topology::declare_task_queue(&conn, &queue)
+        .await
+        .expect("task queue");
+    topology::bind_delayed_delivery(&conn, &topo, &queue)
+        .await
+        .expect("binding");
 
     let publisher = Publisher::open(&conn).await.expect("publisher");
-    let msg = TaskMessage::new("maestro.noop", &serde_json::json!([]), &serde_json::json!({})).expect("message");
+    let msg = TaskMessage::new(
+        "maestro.noop",
+        &serde_json::json!([]),
+        &serde_json::json!({}),
+    )
+    .expect("message");
     let sent = Instant::now();
     // 3 s = levels 1 and 0: the message passes through two queues.
     publisher
-        .publish_delayed(&topo, 3, &queue.name, msg.encode_properties(), &msg.encode_body())
+        .publish_delayed(
+            &topo,
+            3,
+            &queue.name,
+            msg.encode_properties(),
+            &msg.encode_body(),
+        )
         .await
         .expect("confirmed");
     let ch = conn.create_channel().await.expect("channel");
     let mut consumer = ch
-        .basic_consume(queue.name.as_str().into(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+        .basic_consume(
+            queue.name.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .expect("consume");
     let delivery = tokio::time::timeout(Duration::from_secs(20), consumer.next())
@@ -64,7 +101,10 @@ async fn a_delayed_message_arrives_after_its_delay_and_not_before() {
         .expect("stream open")
         .expect("delivery");
     let waited = sent.elapsed();
-    assert!(waited >= Duration::from_millis(2900), "arrived after {waited:?}, before its 3 s delay");
+    assert!(
+        waited >= Duration::from_millis(2900),
+        "arrived after {waited:?}, before its 3 s delay"
+    );
     let got = TaskMessage::decode(&delivery.properties, &delivery.data).expect("decodes");
     assert_eq!(got.headers.id, msg.headers.id);
 
@@ -81,14 +121,27 @@ async fn an_unroutable_task_is_an_error_not_a_silent_drop() {
     let conn = conn().await;
     let run = run_id();
     let publisher = Publisher::open(&conn).await.expect("publisher");
-    let msg = TaskMessage::new("maestro.noop", &serde_json::json!([]), &serde_json::json!({})).expect("message");
-    let err = publisher.publish_task("", &format!("t{run}.nowhere"), &msg).await.expect_err("unroutable");
+    let msg = TaskMessage::new(
+        "maestro.noop",
+        &serde_json::json!([]),
+        &serde_json::json!({}),
+    )
+    .expect("message");
+    let err = publisher
+        .publish_task("", &format!("t{run}.nowhere"), &msg)
+        .await
+        .expect_err("unroutable");
     assert!(matches!(err, BrokerError::Unroutable { .. }), "{err}");
     // The channel stays usable afterwards.
     let queue = TaskQueue::named(&format!("t{run}.somewhere"), QueueType::Classic);
-    topology::declare_task_queue(&conn, &queue).await.expect("queue");
-    publisher.publish_task(&queue.exchange, &queue.routing_key, &msg).await.expect("routable");
-    cleanup(&conn, &[queue.name.clone()], &[queue.exchange.clone()]).await;
+    topology::declare_task_queue(&conn, &queue)
+        .await
+        .expect("queue");
+    publisher
+        .publish_task(&queue.exchange, &queue.routing_key, &msg)
+        .await
+        .expect("routable");
+    cleanup(&conn, std::slice::from_ref(&queue.name), std::slice::from_ref(&queue.exchange)).await;
 }
 
 #[tokio::test]
@@ -97,14 +150,26 @@ async fn a_queue_declared_with_other_arguments_is_used_as_it_is() {
     let run = run_id();
     let name = format!("t{run}.conflict");
     let ch = conn.create_channel().await.expect("channel");
-    ch.queue_declare(name.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
-        .await
-        .expect("classic queue");
+    ch.queue_declare(
+        name.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("classic queue");
     // Asking for quorum where a classic queue exists: warned about, not fatal.
     let queue = TaskQueue::named(&name, QueueType::Quorum);
-    topology::declare_task_queue(&conn, &queue).await.expect("tolerated");
+    topology::declare_task_queue(&conn, &queue)
+        .await
+        .expect("tolerated");
     let publisher = Publisher::open(&conn).await.expect("publisher");
     let props = BasicProperties::default();
-    publisher.publish(&queue.exchange, &queue.routing_key, props, b"x", true).await.expect("bound and routable");
-    cleanup(&conn, &[name.clone()], &[name]).await;
+    publisher
+        .publish(&queue.exchange, &queue.routing_key, props, b"x", true)
+        .await
+        .expect("bound and routable");
+    cleanup(&conn, std::slice::from_ref(&name), std::slice::from_ref(&name)).await;
 }

@@ -22,7 +22,9 @@ impl TaskArgs {
 
     /// Arguments from JSON values (`args` an array, `kwargs` an object).
     pub fn from_values(args: &Value, kwargs: &Value) -> Result<Self, TaskError> {
-        let raw = |v: &Value| serde_json::value::to_raw_value(v).map_err(|e| TaskError::type_error(e.to_string()));
+        let raw = |v: &Value| {
+            serde_json::value::to_raw_value(v).map_err(|e| TaskError::type_error(e.to_string()))
+        };
         Ok(Self::new(raw(args)?, raw(kwargs)?))
     }
 
@@ -42,22 +44,30 @@ impl TaskArgs {
     }
 
     pub fn positional(&self) -> Result<Vec<Value>, TaskError> {
-        serde_json::from_str(self.args.get()).map_err(|e| TaskError::type_error(format!("args: {e}")))
+        serde_json::from_str(self.args.get())
+            .map_err(|e| TaskError::type_error(format!("args: {e}")))
     }
 
     pub fn keyword(&self) -> Result<Map<String, Value>, TaskError> {
-        serde_json::from_str(self.kwargs.get()).map_err(|e| TaskError::type_error(format!("kwargs: {e}")))
+        serde_json::from_str(self.kwargs.get())
+            .map_err(|e| TaskError::type_error(format!("kwargs: {e}")))
     }
 
     /// Parameter `name` at position `index`, or given by keyword; `None` when absent.
-    pub fn get<T: DeserializeOwned>(&self, index: usize, name: &str) -> Result<Option<T>, TaskError> {
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        index: usize,
+        name: &str,
+    ) -> Result<Option<T>, TaskError> {
         let mut positional = self.positional()?;
         let mut keyword = self.keyword()?;
         let by_position = (index < positional.len()).then(|| positional.swap_remove(index));
         let by_keyword = keyword.remove(name);
         let value = match (by_position, by_keyword) {
             (Some(_), Some(_)) => {
-                return Err(TaskError::type_error(format!("got multiple values for argument '{name}'")));
+                return Err(TaskError::type_error(format!(
+                    "got multiple values for argument '{name}'"
+                )));
             }
             (Some(v), None) | (None, Some(v)) => v,
             (None, None) => return Ok(None),
@@ -69,8 +79,9 @@ impl TaskArgs {
 
     /// Like `get`, but a missing parameter is a TypeError.
     pub fn require<T: DeserializeOwned>(&self, index: usize, name: &str) -> Result<T, TaskError> {
-        self.get(index, name)?
-            .ok_or_else(|| TaskError::type_error(format!("missing 1 required positional argument: '{name}'")))
+        self.get(index, name)?.ok_or_else(|| {
+            TaskError::type_error(format!("missing 1 required positional argument: '{name}'"))
+        })
     }
 }
 
@@ -91,10 +102,17 @@ mod tests {
     fn wrong_calls_are_type_errors_naming_the_parameter() {
         let a = TaskArgs::from_values(&json!(["x"]), &json!({"seconds": 2})).expect("valid");
         let err = a.require::<f64>(0, "seconds").expect_err("twice");
-        assert!(err.to_string().contains("multiple values for argument 'seconds'"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("multiple values for argument 'seconds'"),
+            "{err}"
+        );
         let b = TaskArgs::from_values(&json!(["x"]), &json!({})).expect("valid");
         let err = b.require::<f64>(0, "seconds").expect_err("wrong type");
-        assert!(err.to_string().contains("TypeError") && err.to_string().contains("'seconds'"), "{err}");
+        assert!(
+            err.to_string().contains("TypeError") && err.to_string().contains("'seconds'"),
+            "{err}"
+        );
         let c = TaskArgs::from_values(&json!([]), &json!({})).expect("valid");
         assert!(c.require::<f64>(0, "seconds").is_err());
     }

@@ -30,7 +30,12 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
-    pub fn new(id: impl Into<String>, name: impl Into<String>, queue: impl Into<String>, hostname: Arc<str>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        queue: impl Into<String>,
+        hostname: Arc<str>,
+    ) -> Self {
         Self {
             id: id.into(),
             name: name.into(),
@@ -77,6 +82,9 @@ where
 {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
-        Err(e) => Err(TaskError::fail("RuntimeError", format!("blocking work did not finish: {e}"))),
+        Err(e) => Err(TaskError::fail(
+            "RuntimeError",
+            format!("blocking work did not finish: {e}"),
+        )),
     }
 }

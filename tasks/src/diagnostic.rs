@@ -16,7 +16,12 @@ use crate::task::{Task, TaskFuture};
 pub const SLEEP_SECS_MAX: f64 = 86_400.0;
 
 pub(crate) fn all() -> Vec<Arc<dyn Task>> {
-    vec![Arc::new(Noop), Arc::new(Echo), Arc::new(Sleep), Arc::new(Fail)]
+    vec![
+        Arc::new(Noop),
+        Arc::new(Echo),
+        Arc::new(Sleep),
+        Arc::new(Fail),
+    ]
 }
 
 /// `maestro.noop()`: does nothing, returns None.
@@ -40,7 +45,10 @@ impl Task for Echo {
     }
     fn run<'a>(&'a self, _ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
         Box::pin(async move {
-            Ok(Value::Array(vec![Value::Array(args.positional()?), Value::Object(args.keyword()?)]))
+            Ok(Value::Array(vec![
+                Value::Array(args.positional()?),
+                Value::Object(args.keyword()?),
+            ]))
         })
     }
 }
@@ -114,24 +122,46 @@ mod tests {
 
     #[tokio::test]
     async fn echo_returns_args_and_kwargs_as_received() {
-        let got = call("maestro.echo", json!([1, "ü", null, [2.5]]), json!({"k": {"n": true}})).await;
-        assert_eq!(got.expect("ok"), json!([[1, "ü", null, [2.5]], {"k": {"n": true}}]));
+        let got = call(
+            "maestro.echo",
+            json!([1, "ü", null, [2.5]]),
+            json!({"k": {"n": true}}),
+        )
+        .await;
+        assert_eq!(
+            got.expect("ok"),
+            json!([[1, "ü", null, [2.5]], {"k": {"n": true}}])
+        );
         let big: Value = serde_json::from_str("[123456789012345678901234567890]").expect("json");
-        let got = call("maestro.echo", big.clone(), json!({})).await.expect("ok");
+        let got = call("maestro.echo", big.clone(), json!({}))
+            .await
+            .expect("ok");
         assert_eq!(got.to_string(), "[[123456789012345678901234567890],{}]");
     }
 
     #[tokio::test]
     async fn noop_and_fail() {
-        assert_eq!(call("maestro.noop", json!([]), json!({})).await, Ok(Value::Null));
-        let err = call("maestro.fail", json!(["boom"]), json!({})).await.expect_err("fails");
+        assert_eq!(
+            call("maestro.noop", json!([]), json!({})).await,
+            Ok(Value::Null)
+        );
+        let err = call("maestro.fail", json!(["boom"]), json!({}))
+            .await
+            .expect_err("fails");
         assert_eq!(err, TaskError::fail("RuntimeError", "boom"));
     }
 
     #[tokio::test(start_paused = true)]
     async fn sleep_waits_and_validates() {
-        assert_eq!(call("maestro.sleep", json!([2]), json!({})).await, Ok(json!(2)));
-        assert!(call("maestro.sleep", json!(["x"]), json!({})).await.is_err());
+        assert_eq!(
+            call("maestro.sleep", json!([2]), json!({})).await,
+            Ok(json!(2))
+        );
+        assert!(
+            call("maestro.sleep", json!(["x"]), json!({}))
+                .await
+                .is_err()
+        );
         assert!(call("maestro.sleep", json!([-1]), json!({})).await.is_err());
         assert!(call("maestro.sleep", json!([]), json!({})).await.is_err());
     }

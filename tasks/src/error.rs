@@ -31,7 +31,10 @@ pub enum TaskError {
 impl TaskError {
     /// A failure with a Python builtin exception type, e.g. `fail("ValueError", "bad input")`.
     pub fn fail(exc_type: &str, message: impl Into<String>) -> Self {
-        TaskError::Fail { exc: ExceptionInfo::builtin(exc_type, message), traceback: None }
+        TaskError::Fail {
+            exc: ExceptionInfo::builtin(exc_type, message),
+            traceback: None,
+        }
     }
 
     /// A `TypeError`, as Python raises for a call with wrong arguments.
@@ -46,12 +49,20 @@ impl TaskError {
 
     /// Retry after the worker's backoff, recording `exc_type: message` as the reason.
     pub fn retry(exc_type: &str, message: impl Into<String>) -> Self {
-        TaskError::Retry { countdown: None, max_retries: None, exc: ExceptionInfo::builtin(exc_type, message) }
+        TaskError::Retry {
+            countdown: None,
+            max_retries: None,
+            exc: ExceptionInfo::builtin(exc_type, message),
+        }
     }
 
     /// Retry after exactly `countdown`.
     pub fn retry_in(countdown: Duration, exc_type: &str, message: impl Into<String>) -> Self {
-        TaskError::Retry { countdown: Some(countdown), max_retries: None, exc: ExceptionInfo::builtin(exc_type, message) }
+        TaskError::Retry {
+            countdown: Some(countdown),
+            max_retries: None,
+            exc: ExceptionInfo::builtin(exc_type, message),
+        }
     }
 
     /// The soft time limit passed and the task gave up (celery.exceptions.SoftTimeLimitExceeded).
@@ -59,6 +70,9 @@ impl TaskError {
         // Celery raises SoftTimeLimitExceeded(limit): its one argument is the limit.
         let mut exc = ExceptionInfo::celery("SoftTimeLimitExceeded", "");
         exc.exc_message = vec![serde_json::Value::from(limit.as_secs_f64())];
-        TaskError::Fail { exc, traceback: None }
+        TaskError::Fail {
+            exc,
+            traceback: None,
+        }
     }
 }

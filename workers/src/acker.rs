@@ -77,7 +77,10 @@ pub struct AckerHandle {
 
 impl AckerHandle {
     pub fn token(&self, delivery_tag: u64) -> AckToken {
-        AckToken { tag: delivery_tag, tx: Some(self.tx.clone()) }
+        AckToken {
+            tag: delivery_tag,
+            tx: Some(self.tx.clone()),
+        }
     }
 }
 
@@ -197,18 +200,33 @@ async fn run(channel: Channel, mut rx: mpsc::UnboundedReceiver<(u64, Settle)>, f
 
 async fn send(channel: &Channel, flush: Flush) {
     if let Some(upto) = flush.multiple_upto
-        && let Err(e) = channel.basic_ack(upto, BasicAckOptions { multiple: true }).await {
-            warn!(event = "ack_failed", delivery_tag = upto, error = %e, "ack not sent; the broker will redeliver");
-        }
+        && let Err(e) = channel
+            .basic_ack(upto, BasicAckOptions { multiple: true })
+            .await
+    {
+        warn!(event = "ack_failed", delivery_tag = upto, error = %e, "ack not sent; the broker will redeliver");
+    }
     for tag in flush.singles {
-        if let Err(e) = channel.basic_ack(tag, BasicAckOptions { multiple: false }).await {
+        if let Err(e) = channel
+            .basic_ack(tag, BasicAckOptions { multiple: false })
+            .await
+        {
             warn!(event = "ack_failed", delivery_tag = tag, error = %e, "ack not sent; the broker will redeliver");
         }
     }
 }
 
 async fn requeue(channel: &Channel, tag: u64) {
-    if let Err(e) = channel.basic_nack(tag, BasicNackOptions { multiple: false, requeue: true }).await {
+    if let Err(e) = channel
+        .basic_nack(
+            tag,
+            BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            },
+        )
+        .await
+    {
         warn!(event = "requeue_failed", delivery_tag = tag, error = %e, "the broker will redeliver");
     }
 }
@@ -224,7 +242,13 @@ mod tests {
             w.settle(tag, false);
         }
         assert_eq!(w.waiting, 3);
-        assert_eq!(w.flush(), Flush { multiple_upto: Some(3), singles: vec![] });
+        assert_eq!(
+            w.flush(),
+            Flush {
+                multiple_upto: Some(3),
+                singles: vec![]
+            }
+        );
         assert_eq!(w.flush(), Flush::default());
     }
 
@@ -234,13 +258,31 @@ mod tests {
         w.settle(1, false);
         w.settle(3, false);
         w.settle(4, false);
-        assert_eq!(w.flush(), Flush { multiple_upto: Some(1), singles: vec![3, 4] });
+        assert_eq!(
+            w.flush(),
+            Flush {
+                multiple_upto: Some(1),
+                singles: vec![3, 4]
+            }
+        );
         w.settle(5, false);
-        assert_eq!(w.flush(), Flush { multiple_upto: None, singles: vec![5] });
+        assert_eq!(
+            w.flush(),
+            Flush {
+                multiple_upto: None,
+                singles: vec![5]
+            }
+        );
         // The slow task at tag 2 finishes: 3..=5 were acked singly, so the multiple-ack must
         // name 2, the highest tag still outstanding (naming 5 would close the channel).
         w.settle(2, false);
-        assert_eq!(w.flush(), Flush { multiple_upto: Some(2), singles: vec![] });
+        assert_eq!(
+            w.flush(),
+            Flush {
+                multiple_upto: Some(2),
+                singles: vec![]
+            }
+        );
         assert!(w.above.is_empty());
     }
 
@@ -249,14 +291,26 @@ mod tests {
         let mut w = Window::default();
         w.settle(2, false);
         w.settle(1, true);
-        assert_eq!(w.flush(), Flush { multiple_upto: Some(2), singles: vec![] });
+        assert_eq!(
+            w.flush(),
+            Flush {
+                multiple_upto: Some(2),
+                singles: vec![]
+            }
+        );
         w.settle(3, true);
         assert_eq!(w.waiting, 0);
         assert_eq!(w.flush(), Flush::default());
         // A requeued tag at the top of the prefix is never named by a multiple-ack.
         w.settle(5, false);
         w.settle(4, true);
-        assert_eq!(w.flush(), Flush { multiple_upto: Some(5), singles: vec![] });
+        assert_eq!(
+            w.flush(),
+            Flush {
+                multiple_upto: Some(5),
+                singles: vec![]
+            }
+        );
         w.settle(6, true);
         assert_eq!(w.flush(), Flush::default());
     }

@@ -18,7 +18,13 @@ pub const PREFETCH_COUNT_MAX: u32 = u16::MAX as u32;
 #[command(name = "maestro-worker", version, about, long_about = None)]
 pub struct Cli {
     /// Queues to consume, comma separated.
-    #[arg(short = 'Q', long = "queues", env = "MAESTRO_WORKER_QUEUES", default_value = "celery", value_delimiter = ',')]
+    #[arg(
+        short = 'Q',
+        long = "queues",
+        env = "MAESTRO_WORKER_QUEUES",
+        default_value = "celery",
+        value_delimiter = ','
+    )]
     pub queues: Vec<String>,
 
     /// Tasks run at once.
@@ -30,7 +36,12 @@ pub struct Cli {
     pub prefetch_multiplier: u32,
 
     /// Node name (`%h` host, `%n` host without domain, `%d` domain, `%p` pid).
-    #[arg(short = 'n', long = "hostname", env = "MAESTRO_WORKER_NAME", default_value = "maestro@%h")]
+    #[arg(
+        short = 'n',
+        long = "hostname",
+        env = "MAESTRO_WORKER_NAME",
+        default_value = "maestro@%h"
+    )]
     pub hostname: String,
 
     /// Broker URL (amqp://, amqps://, pyamqp://).
@@ -70,11 +81,19 @@ pub struct Cli {
     pub delay_prefix: String,
 
     /// Exchange that takes messages no worker can run.
-    #[arg(long, env = "MAESTRO_DEAD_LETTER_EXCHANGE", default_value = "maestro.dead")]
+    #[arg(
+        long,
+        env = "MAESTRO_DEAD_LETTER_EXCHANGE",
+        default_value = "maestro.dead"
+    )]
     pub dead_letter_exchange: String,
 
     /// Queue bound to the dead-letter exchange that keeps them.
-    #[arg(long, env = "MAESTRO_DEAD_LETTER_QUEUE", default_value = "maestro.dead")]
+    #[arg(
+        long,
+        env = "MAESTRO_DEAD_LETTER_QUEUE",
+        default_value = "maestro.dead"
+    )]
     pub dead_letter_queue: String,
 
     /// First retry delay, seconds, when a task asks to retry without a countdown.
@@ -84,6 +103,11 @@ pub struct Cli {
     /// Longest retry delay, seconds.
     #[arg(long, env = "MAESTRO_RETRY_BACKOFF_MAX", default_value = "600", value_parser = parse_secs)]
     pub retry_backoff_max: Duration,
+
+    /// Threads running tasks' async code. One leaves the other cores to the broker and to the
+    /// blocking pool (where CPU-heavy task code belongs); raise it for CPU-heavy async tasks.
+    #[arg(long, env = "MAESTRO_WORKER_THREADS", default_value_t = 1)]
+    pub threads: usize,
 
     /// Log format: text or json.
     #[arg(long, env = "MAESTRO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -136,12 +160,19 @@ pub struct ConfigError {
 }
 
 fn err(flag: &'static str, env: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError { flag, env, reason: reason.into() }
+    ConfigError {
+        flag,
+        env,
+        reason: reason.into(),
+    }
 }
 
 /// Seconds (integer or fraction) as a Duration; rejects negatives, NaN and more than a year.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("{s:?} must be zero or more seconds"));
     }
@@ -169,20 +200,31 @@ impl Cli {
             return Err(err("--queues", "MAESTRO_WORKER_QUEUES", "no queue given"));
         }
         if self.concurrency == 0 || self.concurrency > 10_000 {
-            return Err(err("--concurrency", "CELERYD_CONCURRENCY", format!("{} is not between 1 and 10000", self.concurrency)));
+            return Err(err(
+                "--concurrency",
+                "CELERYD_CONCURRENCY",
+                format!("{} is not between 1 and 10000", self.concurrency),
+            ));
         }
         if self.prefetch_multiplier == 0 {
-            return Err(err("--prefetch-multiplier", "CELERYD_PREFETCH_MULTIPLIER", "must be at least 1"));
+            return Err(err(
+                "--prefetch-multiplier",
+                "CELERYD_PREFETCH_MULTIPLIER",
+                "must be at least 1",
+            ));
         }
         let prefetch = self.concurrency.saturating_mul(self.prefetch_multiplier);
         if prefetch > PREFETCH_COUNT_MAX {
             return Err(err(
                 "--prefetch-multiplier",
                 "CELERYD_PREFETCH_MULTIPLIER",
-                format!("concurrency x multiplier = {prefetch} exceeds AMQP's prefetch limit of {PREFETCH_COUNT_MAX}"),
+                format!(
+                    "concurrency x multiplier = {prefetch} exceeds AMQP's prefetch limit of {PREFETCH_COUNT_MAX}"
+                ),
             ));
         }
-        let broker = parse_broker_url(&self.broker).map_err(|e| err("--broker", "CELERY_BROKER_URL", e.to_string()))?;
+        let broker = parse_broker_url(&self.broker)
+            .map_err(|e| err("--broker", "CELERY_BROKER_URL", e.to_string()))?;
         let result_backend = match self.result_backend.as_deref().map(str::trim) {
             None | Some("") | Some("disabled") => ResultBackend::None,
             Some(url) if url.starts_with("rpc://") => ResultBackend::Rpc,
@@ -202,11 +244,20 @@ impl Cli {
             }
         };
         if let (Some(soft), Some(hard)) = (self.soft_time_limit, self.time_limit)
-            && soft > hard {
-                return Err(err("--soft-time-limit", "CELERYD_TASK_SOFT_TIME_LIMIT", "is longer than the hard --time-limit"));
-            }
+            && soft > hard
+        {
+            return Err(err(
+                "--soft-time-limit",
+                "CELERYD_TASK_SOFT_TIME_LIMIT",
+                "is longer than the hard --time-limit",
+            ));
+        }
         if self.max_body_bytes == 0 {
-            return Err(err("--max-body-bytes", "MAESTRO_MAX_BODY_BYTES", "must be at least 1"));
+            return Err(err(
+                "--max-body-bytes",
+                "MAESTRO_MAX_BODY_BYTES",
+                "must be at least 1",
+            ));
         }
         if self.retry_backoff_min.is_zero() || self.retry_backoff_min > self.retry_backoff_max {
             return Err(err(
@@ -215,20 +266,32 @@ impl Cli {
                 "must be more than zero and no more than --retry-backoff-max",
             ));
         }
-        validate_queue_name(&self.delay_prefix).map_err(|r| err("--delay-prefix", "MAESTRO_DELAY_PREFIX", r))?;
+        validate_queue_name(&self.delay_prefix)
+            .map_err(|r| err("--delay-prefix", "MAESTRO_DELAY_PREFIX", r))?;
         validate_queue_name(&self.dead_letter_exchange)
             .map_err(|r| err("--dead-letter-exchange", "MAESTRO_DEAD_LETTER_EXCHANGE", r))?;
         validate_queue_name(&self.dead_letter_queue)
             .map_err(|r| err("--dead-letter-queue", "MAESTRO_DEAD_LETTER_QUEUE", r))?;
         if names.iter().any(|n| n == &self.dead_letter_queue) {
-            return Err(err("--queues", "MAESTRO_WORKER_QUEUES", "the dead-letter queue cannot be consumed as a task queue"));
+            return Err(err(
+                "--queues",
+                "MAESTRO_WORKER_QUEUES",
+                "the dead-letter queue cannot be consumed as a task queue",
+            ));
         }
         let hostname = expand_hostname(&self.hostname, &host_name(), std::process::id());
         if hostname.is_empty() || hostname.len() > 200 {
-            return Err(err("--hostname", "MAESTRO_WORKER_NAME", "must be 1 to 200 bytes"));
+            return Err(err(
+                "--hostname",
+                "MAESTRO_WORKER_NAME",
+                "must be 1 to 200 bytes",
+            ));
         }
         Ok(WorkerConfig {
-            queues: names.iter().map(|n| TaskQueue::named(n, self.queue_type)).collect(),
+            queues: names
+                .iter()
+                .map(|n| TaskQueue::named(n, self.queue_type))
+                .collect(),
             concurrency: self.concurrency as usize,
             prefetch_count: prefetch as u16,
             hostname,
@@ -295,7 +358,10 @@ mod tests {
     fn parse(args: &[&str]) -> Result<WorkerConfig, String> {
         let mut argv = vec!["maestro-worker"];
         argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).map_err(|e| e.to_string())?.into_config().map_err(|e| e.to_string())
+        Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .into_config()
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -310,7 +376,15 @@ mod tests {
 
     #[test]
     fn queues_split_and_dedupe() {
-        let c = parse(&["-Q", "report,discovery,report", "-c", "2", "--prefetch-multiplier", "8"]).expect("parses");
+        let c = parse(&[
+            "-Q",
+            "report,discovery,report",
+            "-c",
+            "2",
+            "--prefetch-multiplier",
+            "8",
+        ])
+        .expect("parses");
         let names: Vec<_> = c.queues.iter().map(|q| q.name.as_str()).collect();
         assert_eq!(names, ["report", "discovery"]);
         assert_eq!(c.prefetch_count, 16);
@@ -320,13 +394,25 @@ mod tests {
     fn bad_values_name_the_flag_and_variable() {
         let cases: &[(&[&str], &str)] = &[
             (&["-c", "0"], "CELERYD_CONCURRENCY"),
-            (&["-c", "5000", "--prefetch-multiplier", "100"], "prefetch limit"),
+            (
+                &["-c", "5000", "--prefetch-multiplier", "100"],
+                "prefetch limit",
+            ),
             (&["-b", "redis://x"], "CELERY_BROKER_URL"),
             (&["-Q", "amq.x"], "reserved prefix"),
             (&["-Q", ","], "no queue given"),
-            (&["--result-backend", "mongodb://h/db"], "CELERY_RESULT_BACKEND"),
-            (&["--result-backend", "redis://h"], "not a supported backend"),
-            (&["--time-limit", "1", "--soft-time-limit", "2"], "longer than the hard"),
+            (
+                &["--result-backend", "mongodb://h/db"],
+                "CELERY_RESULT_BACKEND",
+            ),
+            (
+                &["--result-backend", "redis://h"],
+                "not a supported backend",
+            ),
+            (
+                &["--time-limit", "1", "--soft-time-limit", "2"],
+                "longer than the hard",
+            ),
             (&["--time-limit=-1"], "zero or more seconds"),
             (&["--time-limit", "abc"], "not a number of seconds"),
             (&["--queue-type", "stream"], "not classic or quorum"),
@@ -340,8 +426,14 @@ mod tests {
 
     #[test]
     fn node_names_expand_like_celery() {
-        assert_eq!(expand_hostname("w1@%h", "box.example.com", 7), "w1@box.example.com");
-        assert_eq!(expand_hostname("%n-%d-%p%%", "box.example.com", 7), "box-example.com-7%");
+        assert_eq!(
+            expand_hostname("w1@%h", "box.example.com", 7),
+            "w1@box.example.com"
+        );
+        assert_eq!(
+            expand_hostname("%n-%d-%p%%", "box.example.com", 7),
+            "box-example.com-7%"
+        );
         assert_eq!(expand_hostname("x@%n", "box", 7), "x@box");
     }
 }

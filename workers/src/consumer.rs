@@ -46,8 +46,13 @@ pub async fn consume(
     let channel = conn.create_channel().await?;
     // Celery asks for a channel-wide (global) prefetch; quorum queues do not support it, so
     // there the limit is per consumer.
-    let global = cfg.queues.iter().all(|q| q.queue_type == QueueType::Classic);
-    channel.basic_qos(cfg.prefetch_count, BasicQosOptions { global }).await?;
+    let global = cfg
+        .queues
+        .iter()
+        .all(|q| q.queue_type == QueueType::Classic);
+    channel
+        .basic_qos(cfg.prefetch_count, BasicQosOptions { global })
+        .await?;
     let flush_every = (usize::from(cfg.prefetch_count) / 4).max(1);
     let (acker, acker_task) = acker::spawn(channel.clone(), flush_every);
     let abort = shutdown.abort.child_token();
@@ -61,16 +66,23 @@ pub async fn consume(
         abort: abort.clone(),
         publisher_lost: publisher_lost.clone(),
     });
-    let lost = || SessionEnd::Lost(BrokerError::Topology {
-        name: "publishing channel".into(),
-        reason: "the broker closed it (see the publish error above)".into(),
-    });
+    let lost = || {
+        SessionEnd::Lost(BrokerError::Topology {
+            name: "publishing channel".into(),
+            reason: "the broker closed it (see the publish error above)".into(),
+        })
+    };
 
     let mut streams = SelectAll::new();
     let mut tags = Vec::new();
     for q in &cfg.queues {
         let consumer = channel
-            .basic_consume(q.name.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                q.name.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
         tags.push(consumer.tag());
         let name: Arc<str> = Arc::from(q.name.as_str());
@@ -103,10 +115,9 @@ pub async fn consume(
         match next {
             Some((queue, Ok(delivery))) => {
                 let s = session.clone();
-                shutdown.tasks.spawn(async move {
-                    processor::process(s, queue, delivery).await;
-                    drop(permit);
-                });
+                shutdown
+                    .tasks
+                    .spawn(processor::process(s, queue, delivery, permit));
             }
             Some((queue, Err(e))) => {
                 warn!(event = "consumer_failed", queue = %queue, error = %e);
@@ -114,7 +125,12 @@ pub async fn consume(
             }
             None => {
                 break SessionEnd::Lost(BrokerError::Topology {
-                    name: cfg.queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(","),
+                    name: cfg
+                        .queues
+                        .iter()
+                        .map(|q| q.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
                     reason: "the broker cancelled the consumer (queue deleted?)".into(),
                 });
             }
@@ -124,12 +140,18 @@ pub async fn consume(
     match &end {
         SessionEnd::Stopped => {
             for tag in tags {
-                let _ = channel.basic_cancel(tag, BasicCancelOptions::default()).await;
+                let _ = channel
+                    .basic_cancel(tag, BasicCancelOptions::default())
+                    .await;
             }
             drop(streams);
             let running = shutdown.tasks.len();
             if running > 0 {
-                info!(event = "draining", tasks_running = running, grace_secs = cfg.shutdown_grace.as_secs_f64());
+                info!(
+                    event = "draining",
+                    tasks_running = running,
+                    grace_secs = cfg.shutdown_grace.as_secs_f64()
+                );
             }
             let abandoned = shutdown.drain(cfg.shutdown_grace).await;
             drop(session);

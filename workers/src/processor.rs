@@ -19,6 +19,7 @@ use maestro_broker::message::{DecodeError, republish_properties};
 use maestro_broker::{ExceptionInfo, Publisher, TaskMessage, TaskState, delay, state};
 use maestro_tasks::{Registry, Task, TaskArgs, TaskContext, TaskError};
 use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -52,41 +53,100 @@ impl Session {
 #[derive(Debug)]
 enum Outcome {
     Success(Value),
-    Failure { exc: ExceptionInfo, traceback: Option<String> },
-    Retry { countdown: Option<Duration>, max_retries: Option<u32>, exc: ExceptionInfo },
-    Reject { requeue: bool, reason: String },
+    Failure {
+        exc: ExceptionInfo,
+        traceback: Option<String>,
+    },
+    Retry {
+        countdown: Option<Duration>,
+        max_retries: Option<u32>,
+        exc: ExceptionInfo,
+    },
+    Reject {
+        requeue: bool,
+        reason: String,
+    },
     /// Shutdown abandoned the run: requeue.
     Aborted,
 }
 
-/// Processes one delivery from `queue`.
-pub async fn process(s: Arc<Session>, queue: Arc<str>, delivery: Delivery) {
+/// Processes one delivery from `queue`. `slot` is the concurrency permit: it is given back as
+/// soon as it is clear no task code will run (dead letters, expiry, early ETA moves), so those
+/// are bounded by the prefetch window alone and never hold up runnable tasks.
+pub async fn process(
+    s: Arc<Session>,
+    queue: Arc<str>,
+    delivery: Delivery,
+    slot: OwnedSemaphorePermit,
+) {
     let token = s.acker.token(delivery.delivery_tag);
-    let Delivery { properties, data, .. } = delivery;
+    let Delivery {
+        properties, data, ..
+    } = delivery;
 
+    let mut slot = Some(slot);
+    let mut release = || drop(slot.take());
     if data.len() > s.cfg.max_body_bytes {
-        let detail = format!("body is {} bytes, more than the limit of {}", data.len(), s.cfg.max_body_bytes);
-        return dead_letter(&s, &queue, &properties, &data, DeadReason::Oversized, &detail, token).await;
+        release();
+        let detail = format!(
+            "body is {} bytes, more than the limit of {}",
+            data.len(),
+            s.cfg.max_body_bytes
+        );
+        return Box::pin(dead_letter(
+            &s,
+            &queue,
+            &properties,
+            &data,
+            DeadReason::Oversized,
+            &detail,
+            token,
+        ))
+        .await;
     }
     let msg = match TaskMessage::decode(&properties, &data) {
         Ok(msg) => msg,
         Err(e) => {
+            release();
             let reason = match e {
-                DecodeError::ContentType(_) | DecodeError::ContentEncoding(_) | DecodeError::Compression(_) => {
-                    DeadReason::UnsupportedContentType
-                }
+                DecodeError::ContentType(_)
+                | DecodeError::ContentEncoding(_)
+                | DecodeError::Compression(_) => DeadReason::UnsupportedContentType,
                 _ => DeadReason::Undecodable,
             };
-            return dead_letter(&s, &queue, &properties, &data, reason, &e.to_string(), token).await;
+            return Box::pin(dead_letter(
+                &s,
+                &queue,
+                &properties,
+                &data,
+                reason,
+                &e.to_string(),
+                token,
+            ))
+            .await;
         }
     };
     let Some(task) = s.registry.get(&msg.headers.task).cloned() else {
-        let detail = format!("no task named {:?} is registered in this worker", msg.headers.task);
-        return dead_letter(&s, &queue, &properties, &data, DeadReason::UnknownTask, &detail, token).await;
+        release();
+        let detail = format!(
+            "no task named {:?} is registered in this worker",
+            msg.headers.task
+        );
+        return Box::pin(dead_letter(
+            &s,
+            &queue,
+            &properties,
+            &data,
+            DeadReason::UnknownTask,
+            &detail,
+            token,
+        ))
+        .await;
     };
 
     let now = Utc::now();
     if msg.headers.expires.is_some_and(|exp| exp <= now) {
+        release();
         info!(event = "task_expired", task = %msg.headers.task, id = %msg.headers.id, "expired before it ran: REVOKED");
         let exc = ExceptionInfo::celery("TaskRevokedError", "expired");
         return match reply(&s, &msg, TaskState::Revoked, &exc.to_value(), None).await {
@@ -96,8 +156,17 @@ pub async fn process(s: Arc<Session>, queue: Arc<str>, delivery: Delivery) {
     }
     if let Some(wait_secs) = msg.headers.eta.and_then(|eta| delay::delay_until(eta, now)) {
         // Early: into the delay queues, never held here.
+        release();
         let props = republish_properties(&properties, &[]);
-        return match s.publisher.publish_delayed(&s.cfg.delay, wait_secs, &queue, props, &data).await {
+        return match Box::pin(s.publisher.publish_delayed(
+            &s.cfg.delay,
+            wait_secs,
+            &queue,
+            props,
+            &data,
+        ))
+        .await
+        {
             Ok(()) => {
                 debug!(event = "task_delayed", task = %msg.headers.task, id = %msg.headers.id, delay_secs = wait_secs);
                 token.ack()
@@ -121,12 +190,22 @@ pub async fn process(s: Arc<Session>, queue: Arc<str>, delivery: Delivery) {
     let (outcome, msg) = run(&s, &queue, task.as_ref(), msg).await;
     let runtime = started.elapsed();
     let settle = record(&s, &queue, task.as_ref(), &msg, outcome, runtime).await;
+    release();
     if let Some(token) = token {
         match settle {
             Settle::Ack => token.ack(),
             Settle::Requeue => token.requeue(),
             Settle::DeadLetter(reason) => {
-                dead_letter(&s, &queue, &properties, &data, DeadReason::Rejected, &reason, token).await
+                Box::pin(dead_letter(
+                    &s,
+                    &queue,
+                    &properties,
+                    &data,
+                    DeadReason::Rejected,
+                    &reason,
+                    token,
+                ))
+                .await
             }
         }
     }
@@ -139,10 +218,25 @@ enum Settle {
 }
 
 /// Runs the task under its time limits; gives the message back for what follows.
-async fn run(s: &Session, queue: &str, task: &dyn Task, mut msg: TaskMessage) -> (Outcome, TaskMessage) {
+async fn run(
+    s: &Session,
+    queue: &str,
+    task: &dyn Task,
+    mut msg: TaskMessage,
+) -> (Outcome, TaskMessage) {
     let h = &msg.headers;
-    let hard = h.timelimit.hard_secs.map(Duration::from_secs_f64).or(s.cfg.time_limit).filter(|d| !d.is_zero());
-    let soft = h.timelimit.soft_secs.map(Duration::from_secs_f64).or(s.cfg.soft_time_limit).filter(|d| !d.is_zero());
+    let hard = h
+        .timelimit
+        .hard_secs
+        .map(Duration::from_secs_f64)
+        .or(s.cfg.time_limit)
+        .filter(|d| !d.is_zero());
+    let soft = h
+        .timelimit
+        .soft_secs
+        .map(Duration::from_secs_f64)
+        .or(s.cfg.soft_time_limit)
+        .filter(|d| !d.is_zero());
     let mut ctx = TaskContext::new(h.id.clone(), h.task.clone(), queue, s.hostname.clone());
     ctx.retries = h.retries;
     ctx.root_id = h.root_id.clone();
@@ -152,7 +246,10 @@ async fn run(s: &Session, queue: &str, task: &dyn Task, mut msg: TaskMessage) ->
     ctx.expires = h.expires;
     ctx.soft_time_limit = soft;
     let empty = || serde_json::value::RawValue::from_string("[]".into()).expect("valid JSON");
-    let args = TaskArgs::new(std::mem::replace(&mut msg.args, empty()), std::mem::replace(&mut msg.kwargs, empty()));
+    let args = TaskArgs::new(
+        std::mem::replace(&mut msg.args, empty()),
+        std::mem::replace(&mut msg.kwargs, empty()),
+    );
 
     let guarded = AssertUnwindSafe(run_limited(task, &ctx, &args, hard, soft)).catch_unwind();
     let outcome = tokio::select! {
@@ -180,6 +277,47 @@ async fn run_limited(
     soft: Option<Duration>,
 ) -> Outcome {
     let fut = task.run(ctx, args);
+    let result = if hard.is_none() && soft.is_none() {
+        fut.await
+    } else {
+        // Timers live in their own allocation, so runs without limits do not carry them.
+        match Box::pin(limited(fut, ctx, hard, soft)).await {
+            Ok(r) => r,
+            Err(hard) => {
+                // Celery raises TimeLimitExceeded(limit): its one argument is the limit.
+                let mut exc = ExceptionInfo::celery("TimeLimitExceeded", "");
+                exc.exc_message = vec![Value::from(hard.as_secs_f64())];
+                return Outcome::Failure {
+                    exc,
+                    traceback: None,
+                };
+            }
+        }
+    };
+    match result {
+        Ok(v) => Outcome::Success(v),
+        Err(TaskError::Fail { exc, traceback }) => Outcome::Failure { exc, traceback },
+        Err(TaskError::Retry {
+            countdown,
+            max_retries,
+            exc,
+        }) => Outcome::Retry {
+            countdown,
+            max_retries,
+            exc,
+        },
+        Err(TaskError::Reject { requeue, reason }) => Outcome::Reject { requeue, reason },
+    }
+}
+
+/// Runs `fut` under a soft limit (the context's token is cancelled; the task decides how to
+/// stop) and a hard limit (the future is dropped: `Err(limit)`).
+async fn limited(
+    fut: maestro_tasks::TaskFuture<'_>,
+    ctx: &TaskContext,
+    hard: Option<Duration>,
+    soft: Option<Duration>,
+) -> Result<maestro_tasks::TaskResult, Duration> {
     let with_soft = async {
         match soft {
             None => fut.await,
@@ -196,28 +334,23 @@ async fn run_limited(
             }
         }
     };
-    let result = match hard {
-        None => with_soft.await,
-        Some(hard) => match tokio::time::timeout(hard, with_soft).await {
-            Ok(r) => r,
-            Err(_) => {
-                // Celery raises TimeLimitExceeded(limit): its one argument is the limit.
-                let mut exc = ExceptionInfo::celery("TimeLimitExceeded", "");
-                exc.exc_message = vec![Value::from(hard.as_secs_f64())];
-                return Outcome::Failure { exc, traceback: None };
-            }
-        },
-    };
-    match result {
-        Ok(v) => Outcome::Success(v),
-        Err(TaskError::Fail { exc, traceback }) => Outcome::Failure { exc, traceback },
-        Err(TaskError::Retry { countdown, max_retries, exc }) => Outcome::Retry { countdown, max_retries, exc },
-        Err(TaskError::Reject { requeue, reason }) => Outcome::Reject { requeue, reason },
+    match hard {
+        None => Ok(with_soft.await),
+        Some(hard) => tokio::time::timeout(hard, with_soft)
+            .await
+            .map_err(|_| hard),
     }
 }
 
 /// Records the outcome (result reply, retry message) and says how to settle the delivery.
-async fn record(s: &Session, queue: &str, task: &dyn Task, msg: &TaskMessage, outcome: Outcome, runtime: Duration) -> Settle {
+async fn record(
+    s: &Session,
+    queue: &str,
+    task: &dyn Task,
+    msg: &TaskMessage,
+    outcome: Outcome,
+    runtime: Duration,
+) -> Settle {
     let h = &msg.headers;
     let runtime_ms = runtime.as_secs_f64() * 1000.0;
     match outcome {
@@ -234,38 +367,61 @@ async fn record(s: &Session, queue: &str, task: &dyn Task, msg: &TaskMessage, ou
             let tb = traceback.unwrap_or_else(|| traceback_text(&s.hostname, msg, &exc));
             settle_after(reply(s, msg, TaskState::Failure, &exc.to_value(), Some(&tb)).await)
         }
-        Outcome::Reject { requeue: true, reason } => {
+        Outcome::Reject {
+            requeue: true,
+            reason,
+        } => {
             info!(event = "task_rejected", task = %h.task, id = %h.id, requeue = true, reason = %reason);
             Settle::Requeue
         }
-        Outcome::Reject { requeue: false, reason } => {
+        Outcome::Reject {
+            requeue: false,
+            reason,
+        } => {
             info!(event = "task_rejected", task = %h.task, id = %h.id, requeue = false, reason = %reason);
             Settle::DeadLetter(reason)
         }
-        Outcome::Retry { countdown, max_retries, exc } => {
+        Outcome::Retry {
+            countdown,
+            max_retries,
+            exc,
+        } => {
             let limit = max_retries.or(task.max_retries());
             if limit.is_some_and(|max| h.retries >= max) {
                 let exc = ExceptionInfo::celery(
                     "MaxRetriesExceededError",
-                    format!("Can't retry {}[{}] args:{} kwargs:{} (after {} retries, last: {})",
-                        h.task, h.id, msg.args.get(), msg.kwargs.get(), h.retries, exc.repr()),
+                    format!(
+                        "Can't retry {}[{}] args:{} kwargs:{} (after {} retries, last: {})",
+                        h.task,
+                        h.id,
+                        msg.args.get(),
+                        msg.kwargs.get(),
+                        h.retries,
+                        exc.repr()
+                    ),
                 );
                 warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
                 let tb = traceback_text(&s.hostname, msg, &exc);
-                return settle_after(reply(s, msg, TaskState::Failure, &exc.to_value(), Some(&tb)).await);
+                return settle_after(
+                    reply(s, msg, TaskState::Failure, &exc.to_value(), Some(&tb)).await,
+                );
             }
             let wait = countdown.unwrap_or_else(|| retry_delay(&s.cfg, h.retries));
             let mut next = msg.clone();
             next.headers.retries = h.retries + 1;
-            next.headers.eta = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
+            next.headers.eta =
+                Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
             next.headers.parent_id = Some(h.id.clone());
             let wait_secs = wait.as_secs_f64().ceil() as u64;
             let published = if wait_secs == 0 {
-                s.publisher.publish_task("", queue, &next).await
+                Box::pin(s.publisher.publish_task("", queue, &next)).await
             } else {
-                s.publisher
-                    .publish_delayed(&s.cfg.delay, wait_secs, queue, next.encode_properties(), &next.encode_body())
-                    .await
+                let (props, body) = (next.encode_properties(), next.encode_body());
+                Box::pin(
+                    s.publisher
+                        .publish_delayed(&s.cfg.delay, wait_secs, queue, props, &body),
+                )
+                .await
             };
             if let Err(e) = published {
                 warn!(event = "retry_publish_failed", task = %h.task, id = %h.id, error = %e, "requeued instead");
@@ -303,14 +459,26 @@ fn retry_delay(cfg: &WorkerConfig, retries: u32) -> Duration {
 
 /// Sends the task's state to the result backend. `Err` when it could not be recorded (the
 /// delivery is then requeued rather than acknowledged).
-async fn reply(s: &Session, msg: &TaskMessage, state: TaskState, result: &Value, traceback: Option<&str>) -> Result<(), ()> {
+async fn reply(
+    s: &Session,
+    msg: &TaskMessage,
+    state: TaskState,
+    result: &Value,
+    traceback: Option<&str>,
+) -> Result<(), ()> {
     if s.cfg.result_backend != ResultBackend::Rpc || msg.headers.ignore_result {
         return Ok(());
     }
     let Some(reply_to) = msg.properties.reply_to.as_deref().filter(|r| !r.is_empty()) else {
         return Ok(());
     };
-    let body = state::rpc_reply(&msg.headers.id, state, result, traceback, msg.headers.parent_id.as_deref());
+    let body = state::rpc_reply(
+        &msg.headers.id,
+        state,
+        result,
+        traceback,
+        msg.headers.parent_id.as_deref(),
+    );
     let props = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_content_encoding("utf-8".into())
@@ -318,7 +486,7 @@ async fn reply(s: &Session, msg: &TaskMessage, state: TaskState, result: &Value,
         .with_priority(0)
         .with_correlation_id(maestro_broker::field::short(&msg.headers.id));
     // Not mandatory: a caller that stopped waiting has deleted its reply queue.
-    s.publisher.publish("", reply_to, props, &body, false).await.map_err(|e| {
+    Box::pin(s.publisher.publish("", reply_to, props, &body, false)).await.map_err(|e| {
         warn!(event = "result_not_recorded", id = %msg.headers.id, state = state.as_str(), error = %e);
         s.publish_failed();
     })
@@ -338,10 +506,21 @@ async fn dead_letter(
     let (task, id) = maestro_broker::message::peek_task_and_id(properties);
     let headers = dead_letter::headers(reason, detail, queue, &s.hostname);
     let props = republish_properties(properties, &headers);
-    match s.publisher.publish(&s.cfg.dead_letter_exchange, queue, props, body, true).await {
+    match s
+        .publisher
+        .publish(&s.cfg.dead_letter_exchange, queue, props, body, true)
+        .await
+    {
         Ok(()) => {
-            warn!(event = "dead_lettered", reason = reason.as_str(), queue, task = task.as_deref().unwrap_or("?"),
-                id = id.as_deref().unwrap_or("?"), detail, "message cannot run; moved to the dead-letter exchange");
+            warn!(
+                event = "dead_lettered",
+                reason = reason.as_str(),
+                queue,
+                task = task.as_deref().unwrap_or("?"),
+                id = id.as_deref().unwrap_or("?"),
+                detail,
+                "message cannot run; moved to the dead-letter exchange"
+            );
             // Acked, not rejected: a DLX policy on the queue would otherwise dead-letter it twice.
             token.ack();
         }

@@ -27,7 +27,11 @@ pub struct Shutdown {
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Self { stop: CancellationToken::new(), abort: CancellationToken::new(), tasks: TaskTracker::new() }
+        Self {
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
     }
 }
 
@@ -46,10 +50,18 @@ impl Shutdown {
                 };
                 seen += 1;
                 if seen == 1 {
-                    info!(event = "shutdown_requested", signal = name, "stopping: no new tasks, running ones may finish");
+                    info!(
+                        event = "shutdown_requested",
+                        signal = name,
+                        "stopping: no new tasks, running ones may finish"
+                    );
                     me.stop.cancel();
                 } else {
-                    warn!(event = "shutdown_forced", signal = name, "second signal: requeueing running tasks now");
+                    warn!(
+                        event = "shutdown_forced",
+                        signal = name,
+                        "second signal: requeueing running tasks now"
+                    );
                     me.abort.cancel();
                 }
             }
@@ -69,7 +81,11 @@ impl Shutdown {
         }
         let left = self.tasks.len();
         if left > 0 {
-            warn!(event = "shutdown_deadline", tasks_left = left, "grace period over: requeueing tasks still running");
+            warn!(
+                event = "shutdown_deadline",
+                tasks_left = left,
+                "grace period over: requeueing tasks still running"
+            );
         }
         self.abort.cancel();
         // Aborted runs drop their futures and tokens promptly; wait for that bookkeeping.

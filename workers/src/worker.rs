@@ -15,7 +15,11 @@ use crate::consumer::{self, SessionEnd};
 use crate::shutdown::Shutdown;
 
 /// Runs the worker until shutdown. Returns an error only for what retrying cannot fix.
-pub async fn run(cfg: WorkerConfig, registry: Registry, shutdown: Shutdown) -> Result<(), BrokerError> {
+pub async fn run(
+    cfg: WorkerConfig,
+    registry: Registry,
+    shutdown: Shutdown,
+) -> Result<(), BrokerError> {
     let cfg = Arc::new(cfg);
     let registry = Arc::new(registry);
     let hostname: Arc<str> = Arc::from(cfg.hostname.as_str());
@@ -42,7 +46,15 @@ pub async fn run(cfg: WorkerConfig, registry: Registry, shutdown: Shutdown) -> R
             continue;
         }
         info!(event = "worker_ready", node = %cfg.hostname, "consuming");
-        match consumer::consume(&conn, cfg.clone(), registry.clone(), hostname.clone(), &shutdown).await {
+        match consumer::consume(
+            &conn,
+            cfg.clone(),
+            registry.clone(),
+            hostname.clone(),
+            &shutdown,
+        )
+        .await
+        {
             Ok(SessionEnd::Stopped) => {
                 let _ = conn.close(200, "worker stopped".into()).await;
                 return Ok(());
@@ -59,7 +71,10 @@ pub async fn run(cfg: WorkerConfig, registry: Registry, shutdown: Shutdown) -> R
 }
 
 /// Connects, retrying with backoff and jitter; `None` when shutdown came first.
-async fn connect_until_stopped(cfg: &WorkerConfig, shutdown: &Shutdown) -> Result<Option<Connection>, BrokerError> {
+async fn connect_until_stopped(
+    cfg: &WorkerConfig,
+    shutdown: &Shutdown,
+) -> Result<Option<Connection>, BrokerError> {
     let name = format!("maestro-worker {}", cfg.hostname);
     let attempt = || connect(&cfg.broker, &name);
     let retrying = attempt
