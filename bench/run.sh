@@ -21,5 +21,15 @@ echo "== drain: $n messages, $rounds rounds"
   "${args[@]}" | tee bench/last-drain.txt
 echo "== memory"
 "$py" bench/memory.py --n "${MEM_N:-100000}" | tee bench/last-memory.txt
-# The drain contenders' queues and the bench's delay topology are left for the next run;
-# remove them with: bench/cleanup.py
+# Remove what the maestro contender declared (the peers' queues are drain_bench.py's own).
+"$py" - <<'PY'
+import pika
+c = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F"))
+ch = c.channel()
+p = "maestro_bench_delayed"
+for q in ["maestro_bench", "maestro_bench.dead"] + [f"{p}_{i}" for i in range(28)]:
+    ch.queue_delete(q)
+for x in ["maestro_bench", "maestro_bench.dead", f"{p}_delivery"] + [f"{p}_{i}" for i in range(28)]:
+    ch.exchange_delete(x)
+c.close()
+PY

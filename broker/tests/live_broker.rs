@@ -141,7 +141,12 @@ async fn an_unroutable_task_is_an_error_not_a_silent_drop() {
         .publish_task(&queue.exchange, &queue.routing_key, &msg)
         .await
         .expect("routable");
-    cleanup(&conn, std::slice::from_ref(&queue.name), std::slice::from_ref(&queue.exchange)).await;
+    cleanup(
+        &conn,
+        std::slice::from_ref(&queue.name),
+        std::slice::from_ref(&queue.exchange),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -171,5 +176,10 @@ async fn a_queue_declared_with_other_arguments_is_used_as_it_is() {
         .publish(&queue.exchange, &queue.routing_key, props, b"x", true)
         .await
         .expect("bound and routable");
-    cleanup(&conn, std::slice::from_ref(&name), std::slice::from_ref(&name)).await;
+    cleanup(
+        &conn,
+        std::slice::from_ref(&name),
+        std::slice::from_ref(&name),
+    )
+    .await;
 }
