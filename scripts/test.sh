@@ -96,6 +96,6 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 log "cargo build"
 cargo build --workspace --bins -q
 log "cargo test (unit and integration, against RabbitMQ)"
-cargo test --workspace -q
+MAESTRO_TEST_PYTHON="$venv/bin/python" cargo test --workspace -q
 log "end-to-end and Python Celery interop (pytest)"
-MAESTRO_WORKER_BIN="$root/target/debug/maestro-worker" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/
+MAESTRO_TEST_PYTHON="$venv/bin/python" MAESTRO_WORKER_BIN="$root/target/debug/maestro-worker" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/

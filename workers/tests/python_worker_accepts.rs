@@ -1,0 +1,155 @@
+//! A message this crate encodes is accepted and run by a real Python Celery 5.7 worker: the
+//! Python side reports what it understood (args, kwargs, id, retries, eta, time limits) back
+//! over rpc://. Needs the test venv's Python (`MAESTRO_TEST_PYTHON`, set by scripts/test.sh).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use maestro_broker::connection::{connect, parse_broker_url};
+use maestro_broker::{Publisher, QueueType, TaskMessage, TaskQueue, TimeLimit, topology};
+use serde_json::{Value, json};
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_worker_runs_what_we_encode() {
+    let python = std::env::var("MAESTRO_TEST_PYTHON")
+        .expect("MAESTRO_TEST_PYTHON must name the test venv's python (scripts/test.sh sets it)");
+    let run = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let queue = TaskQueue::named(&format!("t{run}.py"), QueueType::Classic);
+    let url =
+        std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".into());
+    let conn = connect(&parse_broker_url(&url).expect("url"), "python interop test")
+        .await
+        .expect("RabbitMQ");
+    topology::declare_task_queue(&conn, &queue)
+        .await
+        .expect("queue");
+
+    let app_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/pyworker");
+    let log_path = std::env::temp_dir().join(format!("maestro-pyworker-{run}.log"));
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let worker_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let worker = Killed(
+        Command::new(&python)
+            .args([
+                "-m",
+                "celery",
+                "-A",
+                "interop_app",
+                "worker",
+                "-Q",
+                &queue.name,
+                "--pool=solo",
+                "--loglevel=WARNING",
+                "-n",
+                &format!("py{run}@%h"),
+                "--without-gossip",
+                "--without-mingle",
+            ])
+            .current_dir(app_dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("python celery worker starts"),
+    );
+
+    let ch = conn.create_channel().await.expect("channel");
+    let reply = format!("t{run}.reply");
+    ch.queue_declare(
+        reply.as_str().into(),
+        QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("reply queue");
+    let mut replies = ch
+        .basic_consume(
+            reply.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+
+    let mut msg = TaskMessage::new(
+        "interop.describe",
+        &json!([1, "ünï", null, 12345678901234567890u64, 2.5, {"deep": [true]}]),
+        &json!({"k": "v", "n": -3}),
+    )
+    .expect("message");
+    msg.properties.reply_to = Some(reply.clone());
+    msg.headers.retries = 2;
+    msg.headers.timelimit = TimeLimit {
+        hard_secs: Some(30.0),
+        soft_secs: Some(20.0),
+    };
+    msg.headers.eta = Some(chrono::Utc::now() - chrono::Duration::seconds(1));
+    msg.headers.parent_id = Some("parent-1".into());
+    Publisher::open(&conn)
+        .await
+        .expect("publisher")
+        .publish_task(&queue.exchange, &queue.routing_key, &msg)
+        .await
+        .expect("confirmed");
+
+    let body: Value = loop {
+        let d = tokio::time::timeout(Duration::from_secs(60), replies.next())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the Python worker did not reply within 60 s; its log:\n{}",
+                    worker_log()
+                )
+            })
+            .expect("open")
+            .expect("delivery");
+        let body: Value = serde_json::from_slice(&d.data).expect("json");
+        if body["status"] == "SUCCESS" || body["status"] == "FAILURE" {
+            break body;
+        }
+    };
+    assert_eq!(body["status"], "SUCCESS", "{body}\n{}", worker_log());
+    let r = &body["result"];
+    assert_eq!(
+        r["args"],
+        json!([1, "ünï", null, 12345678901234567890u64, 2.5, {"deep": [true]}])
+    );
+    assert_eq!(r["kwargs"], json!({"k": "v", "n": -3}));
+    assert_eq!(r["id"], json!(msg.headers.id));
+    assert_eq!(r["retries"], json!(2));
+    assert_eq!(r["timelimit"], json!([30, 20]));
+    assert_eq!(r["parent_id"], json!("parent-1"));
+    assert!(r["eta"].as_str().is_some_and(|e| !e.is_empty()), "{r}");
+
+    drop(worker);
+    let _ = std::fs::remove_file(&log_path);
+    let _ = ch
+        .queue_delete(queue.name.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    let _ = ch
+        .exchange_delete(
+            queue.exchange.as_str().into(),
+            ExchangeDeleteOptions::default(),
+        )
+        .await;
+}
