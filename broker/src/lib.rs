@@ -9,8 +9,10 @@
 //! - `delay`       kombu-compatible native delayed delivery routing
 //! - `publisher`   publishing with pipelined publisher confirms
 //! - `dead_letter` why a message could not be run, as headers on its dead-letter copy
+//! - `client`      send a task and await its result over rpc://
 //! - `error`       `BrokerError`
 
+pub mod client;
 pub mod connection;
 pub mod dead_letter;
 pub mod delay;

@@ -8,7 +8,8 @@
 //! passively on a fresh channel, a warning names the difference, and it is used as it is.
 
 use lapin::options::{
-    ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    ExchangeBindOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Connection, ExchangeKind};
@@ -312,6 +313,58 @@ pub async fn declare_dead_letter(
         FieldTable::default(),
     )
     .await?;
+    close_quietly(&ch).await;
+    Ok(())
+}
+
+/// Deletes a task queue and its exchange (for operators retiring a queue, and tests).
+pub async fn delete_task_queue(conn: &Connection, queue: &TaskQueue) -> Result<(), BrokerError> {
+    let ch = conn.create_channel().await?;
+    ch.queue_delete(queue.name.as_str().into(), QueueDeleteOptions::default())
+        .await?;
+    ch.exchange_delete(
+        queue.exchange.as_str().into(),
+        ExchangeDeleteOptions::default(),
+    )
+    .await?;
+    close_quietly(&ch).await;
+    Ok(())
+}
+
+/// Deletes the delay levels and the delivery exchange of `topo`, with any messages waiting in
+/// them. Only for an isolated prefix: the default one is shared with every Celery client.
+pub async fn delete_delay_topology(
+    conn: &Connection,
+    topo: &DelayTopology,
+) -> Result<(), BrokerError> {
+    let ch = conn.create_channel().await?;
+    for level in 0..LEVELS {
+        let name = topo.level_name(level);
+        ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+            .await?;
+        ch.exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
+            .await?;
+    }
+    ch.exchange_delete(
+        topo.delivery_exchange().as_str().into(),
+        ExchangeDeleteOptions::default(),
+    )
+    .await?;
+    close_quietly(&ch).await;
+    Ok(())
+}
+
+/// Deletes the dead-letter exchange and queue, with the dead letters in it.
+pub async fn delete_dead_letter(
+    conn: &Connection,
+    exchange: &str,
+    queue: &str,
+) -> Result<(), BrokerError> {
+    let ch = conn.create_channel().await?;
+    ch.queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await?;
+    ch.exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+        .await?;
     close_quietly(&ch).await;
     Ok(())
 }

@@ -5,13 +5,11 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection};
 use maestro_broker::connection::{connect, parse_broker_url};
-use maestro_broker::delay::{DelayTopology, LEVELS};
+use maestro_broker::delay::DelayTopology;
 use maestro_broker::{BrokerError, Publisher, QueueType, TaskMessage, TaskQueue, topology};
 
 async fn conn() -> Connection {
@@ -27,24 +25,6 @@ async fn conn() -> Connection {
 
 fn run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
-}
-
-async fn cleanup(conn: &Connection, queues: &[String], exchanges: &[String]) {
-    let ch = conn.create_channel().await.expect("channel");
-    for q in queues {
-        let _ = ch
-            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for x in exchanges {
-        let _ = ch
-            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-}
-
-fn delay_names(topo: &DelayTopology) -> Vec<String> {
-    (0..LEVELS).map(|l| topo.level_name(l)).collect()
 }
 
 #[tokio::test]
@@ -108,12 +88,12 @@ async fn a_delayed_message_arrives_after_its_delay_and_not_before() {
     let got = TaskMessage::decode(&delivery.properties, &delivery.data).expect("decodes");
     assert_eq!(got.headers.id, msg.headers.id);
 
-    let mut exchanges = delay_names(&topo);
-    exchanges.push(topo.delivery_exchange());
-    exchanges.push(queue.exchange.clone());
-    let mut queues = delay_names(&topo);
-    queues.push(queue.name.clone());
-    cleanup(&conn, &queues, &exchanges).await;
+    topology::delete_task_queue(&conn, &queue)
+        .await
+        .expect("cleanup");
+    topology::delete_delay_topology(&conn, &topo)
+        .await
+        .expect("cleanup");
 }
 
 #[tokio::test]
@@ -141,12 +121,9 @@ async fn an_unroutable_task_is_an_error_not_a_silent_drop() {
         .publish_task(&queue.exchange, &queue.routing_key, &msg)
         .await
         .expect("routable");
-    cleanup(
-        &conn,
-        std::slice::from_ref(&queue.name),
-        std::slice::from_ref(&queue.exchange),
-    )
-    .await;
+    topology::delete_task_queue(&conn, &queue)
+        .await
+        .expect("cleanup");
 }
 
 #[tokio::test]
@@ -176,10 +153,7 @@ async fn a_queue_declared_with_other_arguments_is_used_as_it_is() {
         .publish(&queue.exchange, &queue.routing_key, props, b"x", true)
         .await
         .expect("bound and routable");
-    cleanup(
-        &conn,
-        std::slice::from_ref(&name),
-        std::slice::from_ref(&name),
-    )
-    .await;
+    topology::delete_task_queue(&conn, &queue)
+        .await
+        .expect("cleanup");
 }

@@ -5,14 +5,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::FieldTable;
-use maestro_broker::connection::{connect, parse_broker_url};
-use maestro_broker::{Publisher, QueueType, TaskMessage, TaskQueue, TimeLimit, topology};
-use serde_json::{Value, json};
+use maestro_broker::client::Client;
+use maestro_broker::{QueueType, TaskMessage, TaskQueue, TimeLimit, topology};
+use serde_json::json;
 
 struct Killed(Child);
 impl Drop for Killed {
@@ -30,10 +25,10 @@ async fn a_python_worker_runs_what_we_encode() {
     let queue = TaskQueue::named(&format!("t{run}.py"), QueueType::Classic);
     let url =
         std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".into());
-    let conn = connect(&parse_broker_url(&url).expect("url"), "python interop test")
+    let client = Client::connect(&url, "python interop test")
         .await
-        .expect("RabbitMQ");
-    topology::declare_task_queue(&conn, &queue)
+        .expect("RabbitMQ is reachable");
+    topology::declare_task_queue(client.connection(), &queue)
         .await
         .expect("queue");
 
@@ -58,6 +53,7 @@ async fn a_python_worker_runs_what_we_encode() {
                 "--without-gossip",
                 "--without-mingle",
             ])
+            .env("CELERY_BROKER_URL", &url)
             .current_dir(app_dir)
             .stdout(Stdio::null())
             .stderr(log)
@@ -65,39 +61,9 @@ async fn a_python_worker_runs_what_we_encode() {
             .expect("python celery worker starts"),
     );
 
-    let ch = conn.create_channel().await.expect("channel");
-    let reply = format!("t{run}.reply");
-    ch.queue_declare(
-        reply.as_str().into(),
-        QueueDeclareOptions {
-            exclusive: true,
-            auto_delete: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("reply queue");
-    let mut replies = ch
-        .basic_consume(
-            reply.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
-
-    let mut msg = TaskMessage::new(
-        "interop.describe",
-        &json!([1, "ünï", null, 12345678901234567890u64, 2.5, {"deep": [true]}]),
-        &json!({"k": "v", "n": -3}),
-    )
-    .expect("message");
-    msg.properties.reply_to = Some(reply.clone());
+    let args = json!([1, "ünï", null, 12345678901234567890u64, 2.5, {"deep": [true]}]);
+    let kwargs = json!({"k": "v", "n": -3});
+    let mut msg = TaskMessage::new("interop.describe", &args, &kwargs).expect("message");
     msg.headers.retries = 2;
     msg.headers.timelimit = TimeLimit {
         hard_secs: Some(30.0),
@@ -105,37 +71,20 @@ async fn a_python_worker_runs_what_we_encode() {
     };
     msg.headers.eta = Some(chrono::Utc::now() - chrono::Duration::seconds(1));
     msg.headers.parent_id = Some("parent-1".into());
-    Publisher::open(&conn)
-        .await
-        .expect("publisher")
-        .publish_task(&queue.exchange, &queue.routing_key, &msg)
+    let id = msg.headers.id.clone();
+    let mut pending = client
+        .send(msg, &queue.exchange, &queue.routing_key)
         .await
         .expect("confirmed");
-
-    let body: Value = loop {
-        let d = tokio::time::timeout(Duration::from_secs(60), replies.next())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the Python worker did not reply within 60 s; its log:\n{}",
-                    worker_log()
-                )
-            })
-            .expect("open")
-            .expect("delivery");
-        let body: Value = serde_json::from_slice(&d.data).expect("json");
-        if body["status"] == "SUCCESS" || body["status"] == "FAILURE" {
-            break body;
-        }
-    };
-    assert_eq!(body["status"], "SUCCESS", "{body}\n{}", worker_log());
-    let r = &body["result"];
-    assert_eq!(
-        r["args"],
-        json!([1, "ünï", null, 12345678901234567890u64, 2.5, {"deep": [true]}])
-    );
-    assert_eq!(r["kwargs"], json!({"k": "v", "n": -3}));
-    assert_eq!(r["id"], json!(msg.headers.id));
+    let report = pending
+        .get(Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}; the Python worker's log:\n{}", worker_log()));
+    assert_eq!(report.status, "SUCCESS", "{report:?}\n{}", worker_log());
+    let r = &report.result;
+    assert_eq!(r["args"], args);
+    assert_eq!(r["kwargs"], kwargs);
+    assert_eq!(r["id"], json!(id));
     assert_eq!(r["retries"], json!(2));
     assert_eq!(r["timelimit"], json!([30, 20]));
     assert_eq!(r["parent_id"], json!("parent-1"));
@@ -143,13 +92,8 @@ async fn a_python_worker_runs_what_we_encode() {
 
     drop(worker);
     let _ = std::fs::remove_file(&log_path);
-    let _ = ch
-        .queue_delete(queue.name.as_str().into(), QueueDeleteOptions::default())
-        .await;
-    let _ = ch
-        .exchange_delete(
-            queue.exchange.as_str().into(),
-            ExchangeDeleteOptions::default(),
-        )
-        .await;
+    topology::delete_task_queue(client.connection(), &queue)
+        .await
+        .expect("cleanup");
+    client.close().await;
 }

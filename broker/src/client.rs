@@ -1,0 +1,246 @@
+//! Sending tasks and awaiting their results over `rpc://`, as a Celery client does.
+//!
+//! Lifecycle: `Client::connect` opens a connection, a confirm channel and one exclusive,
+//! auto-delete reply queue (like Celery's RPC backend). A dispatcher task reads every reply and
+//! hands it to the `AsyncResult` waiting for that task id (`correlation_id`). `send` returns once
+//! the broker confirmed the message; `AsyncResult::get` waits for a ready state (SUCCESS,
+//! FAILURE, REVOKED) and yields the intermediate ones (RETRY, STARTED) through `next_state`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::Connection;
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::connection::{connect, parse_broker_url};
+use crate::error::BrokerError;
+use crate::message::TaskMessage;
+use crate::publisher::Publisher;
+
+/// One state a task reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateReport {
+    pub status: String,
+    pub result: Value,
+    pub traceback: Option<String>,
+}
+
+impl StateReport {
+    pub fn is_ready(&self) -> bool {
+        matches!(self.status.as_str(), "SUCCESS" | "FAILURE" | "REVOKED")
+    }
+}
+
+/// Why a result did not arrive.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("no result for task {id} within {waited:?}")]
+    Timeout { id: String, waited: Duration },
+    #[error("the reply consumer stopped (connection lost) before task {id} finished")]
+    Closed { id: String },
+}
+
+type Waiters = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<StateReport>>>>;
+
+/// A Celery client with an `rpc://` result backend.
+pub struct Client {
+    conn: Connection,
+    publisher: Publisher,
+    reply_queue: String,
+    waiters: Waiters,
+    dispatcher: tokio::task::JoinHandle<()>,
+}
+
+/// The pending result of one sent task. Dropping it stops listening for its replies.
+pub struct AsyncResult {
+    pub id: String,
+    rx: mpsc::UnboundedReceiver<StateReport>,
+    waiters: Waiters,
+}
+
+impl Drop for AsyncResult {
+    fn drop(&mut self) {
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+impl Client {
+    /// Connects to `broker_url` (Celery spelling) with a reply queue of its own.
+    pub async fn connect(broker_url: &str, name: &str) -> Result<Self, BrokerError> {
+        let conn = connect(&parse_broker_url(broker_url)?, name).await?;
+        let publisher = Publisher::open(&conn).await?;
+        let channel = conn.create_channel().await?;
+        let reply_queue = format!("{}.reply.maestro", uuid::Uuid::new_v4());
+        channel
+            .queue_declare(
+                reply_queue.as_str().into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let mut replies = channel
+            .basic_consume(
+                reply_queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let waiters: Waiters = Arc::default();
+        let dispatch_to = waiters.clone();
+        let dispatcher = tokio::spawn(async move {
+            while let Some(Ok(delivery)) = replies.next().await {
+                let Some(id) = delivery
+                    .properties
+                    .correlation_id()
+                    .as_ref()
+                    .map(|s| s.to_string())
+                else {
+                    continue;
+                };
+                let Ok(body) = serde_json::from_slice::<Value>(&delivery.data) else {
+                    continue;
+                };
+                let report = StateReport {
+                    status: body["status"].as_str().unwrap_or_default().to_owned(),
+                    result: body["result"].clone(),
+                    traceback: body["traceback"].as_str().map(str::to_owned),
+                };
+                let waiters = dispatch_to.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(tx) = waiters.get(&id) {
+                    let _ = tx.send(report);
+                }
+            }
+        });
+        Ok(Self {
+            conn,
+            publisher,
+            reply_queue,
+            waiters,
+            dispatcher,
+        })
+    }
+
+    /// The connection, for declaring topology or inspecting queues.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Sends `msg` to `exchange` / `routing_key` with this client as `reply_to`; returns once
+    /// the broker confirmed it.
+    pub async fn send(
+        &self,
+        mut msg: TaskMessage,
+        exchange: &str,
+        routing_key: &str,
+    ) -> Result<AsyncResult, BrokerError> {
+        msg.properties.reply_to = Some(self.reply_queue.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = msg.headers.id.clone();
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), tx);
+        if let Err(e) = self
+            .publisher
+            .publish_task(exchange, routing_key, &msg)
+            .await
+        {
+            self.waiters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            return Err(e);
+        }
+        Ok(AsyncResult {
+            id,
+            rx,
+            waiters: self.waiters.clone(),
+        })
+    }
+
+    /// Sends `task(*args, **kwargs)` to `queue` (Celery's layout: exchange and routing key are
+    /// the queue's name).
+    pub async fn send_task(
+        &self,
+        task: &str,
+        args: Value,
+        kwargs: Value,
+        queue: &str,
+    ) -> Result<AsyncResult, BrokerError> {
+        let msg = TaskMessage::new(task, &args, &kwargs).map_err(|e| BrokerError::Topology {
+            name: task.into(),
+            reason: e.to_string(),
+        })?;
+        self.send(msg, queue, queue).await
+    }
+
+    /// Closes the connection (the reply queue goes with it).
+    pub async fn close(self) {
+        self.dispatcher.abort();
+        let _ = self.conn.close(200, "client closed".into()).await;
+    }
+}
+
+impl AsyncResult {
+    /// The next state the task reports.
+    pub async fn next_state(&mut self, timeout: Duration) -> Result<StateReport, ClientError> {
+        match tokio::time::timeout(timeout, self.rx.recv()).await {
+            Ok(Some(report)) => Ok(report),
+            Ok(None) => Err(ClientError::Closed {
+                id: self.id.clone(),
+            }),
+            Err(_) => Err(ClientError::Timeout {
+                id: self.id.clone(),
+                waited: timeout,
+            }),
+        }
+    }
+
+    /// Waits for a ready state (SUCCESS, FAILURE, REVOKED); returns every state seen, the
+    /// ready one last.
+    pub async fn wait(&mut self, timeout: Duration) -> Result<Vec<StateReport>, ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let report = self.next_state(left).await.map_err(|e| match e {
+                ClientError::Timeout { id, .. } => ClientError::Timeout {
+                    id,
+                    waited: timeout,
+                },
+                other => other,
+            })?;
+            let ready = report.is_ready();
+            seen.push(report);
+            if ready {
+                return Ok(seen);
+            }
+        }
+    }
+
+    /// Waits for the ready state only.
+    pub async fn get(&mut self, timeout: Duration) -> Result<StateReport, ClientError> {
+        let mut seen = self.wait(timeout).await?;
+        seen.pop().ok_or_else(|| ClientError::Closed {
+            id: self.id.clone(),
+        })
+    }
+}
