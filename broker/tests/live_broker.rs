@@ -1,6 +1,6 @@
 //! Against the real RabbitMQ on 127.0.0.1:5672 (AMQP_URL overrides): delayed delivery through
 //! the 28 levels, confirms, unroutable detection, and tolerance of topology conflicts. Every
-//! test uses names of its own and deletes them.
+//! test uses names of its own (`maestro_testsupport::Run`), deleted even when it fails.
 
 use std::time::{Duration, Instant};
 
@@ -9,12 +9,11 @@ use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection};
 use maestro_broker::connection::{connect, parse_broker_url};
-use maestro_broker::delay::DelayTopology;
 use maestro_broker::{BrokerError, Publisher, QueueType, TaskMessage, TaskQueue, topology};
+use maestro_testsupport::Run;
 
 async fn conn() -> Connection {
-    let url =
-        std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".into());
+    let url = maestro_testsupport::broker_url();
     connect(
         &parse_broker_url(&url).expect("valid url"),
         "maestro-broker tests",
@@ -23,16 +22,12 @@ async fn conn() -> Connection {
     .expect("RabbitMQ is reachable")
 }
 
-fn run_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
-}
-
 #[tokio::test]
 async fn a_delayed_message_arrives_after_its_delay_and_not_before() {
     let conn = conn().await;
-    let run = run_id();
-    let topo = DelayTopology::with_prefix(format!("t{run}_delayed"));
-    let queue = TaskQueue::named(&format!("t{run}.delayed"), QueueType::Classic);
+    let run = Run::new();
+    let topo = run.delay.clone();
+    let queue = run.queue("delayed");
     topology::declare_delay_topology(&conn, &topo, QueueType::Classic)
         .await
         .expect("delay topology");
@@ -87,19 +82,12 @@ async fn a_delayed_message_arrives_after_its_delay_and_not_before() {
     );
     let got = TaskMessage::decode(&delivery.properties, &delivery.data).expect("decodes");
     assert_eq!(got.headers.id, msg.headers.id);
-
-    topology::delete_task_queue(&conn, &queue)
-        .await
-        .expect("cleanup");
-    topology::delete_delay_topology(&conn, &topo)
-        .await
-        .expect("cleanup");
 }
 
 #[tokio::test]
 async fn an_unroutable_task_is_an_error_not_a_silent_drop() {
     let conn = conn().await;
-    let run = run_id();
+    let run = Run::new();
     let publisher = Publisher::open(&conn).await.expect("publisher");
     let msg = TaskMessage::new(
         "maestro.noop",
@@ -108,12 +96,12 @@ async fn an_unroutable_task_is_an_error_not_a_silent_drop() {
     )
     .expect("message");
     let err = publisher
-        .publish_task("", &format!("t{run}.nowhere"), &msg)
+        .publish_task("", &format!("t{}.nowhere", run.id), &msg)
         .await
         .expect_err("unroutable");
     assert!(matches!(err, BrokerError::Unroutable { .. }), "{err}");
     // The channel stays usable afterwards.
-    let queue = TaskQueue::named(&format!("t{run}.somewhere"), QueueType::Classic);
+    let queue = run.queue("somewhere");
     topology::declare_task_queue(&conn, &queue)
         .await
         .expect("queue");
@@ -121,16 +109,14 @@ async fn an_unroutable_task_is_an_error_not_a_silent_drop() {
         .publish_task(&queue.exchange, &queue.routing_key, &msg)
         .await
         .expect("routable");
-    topology::delete_task_queue(&conn, &queue)
-        .await
-        .expect("cleanup");
 }
 
 #[tokio::test]
 async fn a_queue_declared_with_other_arguments_is_used_as_it_is() {
     let conn = conn().await;
-    let run = run_id();
-    let name = format!("t{run}.conflict");
+    let run = Run::new();
+    // Deleted by `run` on drop, whatever its arguments.
+    let name = run.queue("conflict").name;
     let ch = conn.create_channel().await.expect("channel");
     ch.queue_declare(
         name.as_str().into(),
@@ -153,7 +139,4 @@ async fn a_queue_declared_with_other_arguments_is_used_as_it_is() {
         .publish(&queue.exchange, &queue.routing_key, props, b"x", true)
         .await
         .expect("bound and routable");
-    topology::delete_task_queue(&conn, &queue)
-        .await
-        .expect("cleanup");
 }

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use maestro_broker::client::{Client, StateReport};
-use maestro_broker::delay::DelayTopology;
-use maestro_broker::{QueueType, TaskMessage, TaskQueue, topology};
+use maestro_broker::{TaskMessage, topology};
 use maestro_tasks::{Registry, Task, TaskArgs, TaskContext, TaskError, TaskFuture};
+use maestro_testsupport::{Run, broker_url};
 use maestro_worker::config::Cli;
 use maestro_worker::shutdown::Shutdown;
 use serde_json::{Value, json};
@@ -60,18 +60,11 @@ impl Task for Panics {
     }
 }
 
-const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672//";
-
-fn broker_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| BROKER.into())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_go_through_the_broker_and_end_in_success_or_failure() {
-    let run = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
-    let queue = TaskQueue::named(&format!("t{run}.retry"), QueueType::Classic);
-    let delay = DelayTopology::with_prefix(format!("t{run}_delayed"));
-    let dead = format!("t{run}.dead");
+    let run = Run::new();
+    let queue = run.queue("retry");
+    let (delay, dead) = (&run.delay, &run.dead);
     let cfg = Cli::try_parse_from([
         "maestro-worker",
         "-b",
@@ -81,13 +74,13 @@ async fn retries_go_through_the_broker_and_end_in_success_or_failure() {
         "--delay-prefix",
         delay.prefix(),
         "--dead-letter-exchange",
-        &dead,
+        dead,
         "--dead-letter-queue",
-        &dead,
+        dead,
         "--result-backend",
         "rpc://",
         "-n",
-        &format!("t{run}@%h"),
+        &format!("t{}@%h", run.id),
         "--retry-backoff-min",
         "1",
         "--retry-backoff-max",
@@ -173,15 +166,5 @@ async fn retries_go_through_the_broker_and_end_in_success_or_failure() {
         .expect("stops")
         .expect("joined")
         .expect("clean exit");
-    let conn = client.connection();
-    topology::delete_task_queue(conn, &queue)
-        .await
-        .expect("cleanup");
-    topology::delete_delay_topology(conn, &delay)
-        .await
-        .expect("cleanup");
-    topology::delete_dead_letter(conn, &dead, &dead)
-        .await
-        .expect("cleanup");
     client.close().await;
 }

@@ -6,7 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use maestro_broker::client::Client;
-use maestro_broker::{QueueType, TaskMessage, TaskQueue, TimeLimit, topology};
+use maestro_broker::{TaskMessage, TimeLimit, topology};
+use maestro_testsupport::{Run, broker_url};
 use serde_json::json;
 
 struct Killed(Child);
@@ -21,10 +22,9 @@ impl Drop for Killed {
 async fn a_python_worker_runs_what_we_encode() {
     let python = std::env::var("MAESTRO_TEST_PYTHON")
         .expect("MAESTRO_TEST_PYTHON must name the test venv's python (scripts/test.sh sets it)");
-    let run = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
-    let queue = TaskQueue::named(&format!("t{run}.py"), QueueType::Classic);
-    let url =
-        std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".into());
+    let run = Run::new();
+    let queue = run.queue("py");
+    let url = broker_url();
     let client = Client::connect(&url, "python interop test")
         .await
         .expect("RabbitMQ is reachable");
@@ -33,7 +33,7 @@ async fn a_python_worker_runs_what_we_encode() {
         .expect("queue");
 
     let app_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/pyworker");
-    let log_path = std::env::temp_dir().join(format!("maestro-pyworker-{run}.log"));
+    let log_path = std::env::temp_dir().join(format!("maestro-pyworker-{}.log", run.id));
     let log = std::fs::File::create(&log_path).expect("log file");
     let worker_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let worker = Killed(
@@ -49,7 +49,7 @@ async fn a_python_worker_runs_what_we_encode() {
                 "--pool=solo",
                 "--loglevel=WARNING",
                 "-n",
-                &format!("py{run}@%h"),
+                &format!("py{}@%h", run.id),
                 "--without-gossip",
                 "--without-mingle",
             ])
@@ -92,8 +92,5 @@ async fn a_python_worker_runs_what_we_encode() {
 
     drop(worker);
     let _ = std::fs::remove_file(&log_path);
-    topology::delete_task_queue(client.connection(), &queue)
-        .await
-        .expect("cleanup");
     client.close().await;
 }
