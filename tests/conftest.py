@@ -119,11 +119,11 @@ class Worker:
         self.names = names
         self.log_path = tmp_path / f"worker-{index}.log"
         self.node = f"w{index}-{names.run}@%h"
+        backend = [] if "--result-backend" in args else ["--result-backend", "rpc://"]
         argv = [WORKER_BIN, "-Q", ",".join(queues), "-n", self.node,
                 "--delay-prefix", names.delay_prefix,
                 "--dead-letter-exchange", names.dead_exchange,
-                "--dead-letter-queue", names.dead_queue,
-                "--result-backend", "rpc://", *args]
+                "--dead-letter-queue", names.dead_queue, *backend, *args]
         full_env = dict(os.environ)
         full_env.update(env or {})
         self.log_file = open(self.log_path, "w")
@@ -184,6 +184,37 @@ def workers(names, tmp_path, amqp):
     yield start
     for w in started:
         w.kill()
+
+
+MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
+
+
+@pytest.fixture
+def mongo(names):
+    """A database of this test's own on the MongoDB server (dropped afterwards)."""
+    import pymongo
+    client = pymongo.MongoClient(MONGODB_URI, serverSelectionTimeoutMS=5000)
+    db = client[f"t{names.run}"]
+    yield db
+    client.drop_database(db.name)
+    client.close()
+
+
+def backend_url(db):
+    base = MONGODB_URI.rstrip("/")
+    if "?" in base:
+        head, query = base.split("?", 1)
+        return f"{head.rstrip('/')}/{db.name}?{query}"
+    return f"{base}/{db.name}"
+
+
+@pytest.fixture
+def mongo_app(names, amqp, mongo):
+    """A Celery client whose result backend is the test's MongoDB database."""
+    app = Celery(f"interop-{names.run}", broker=BROKER_URL, backend=backend_url(mongo))
+    app.conf.update(broker_connection_retry_on_startup=True)
+    yield app
+    app.close()
 
 
 @pytest.fixture

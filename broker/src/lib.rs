@@ -9,6 +9,7 @@
 //! - `delay`       kombu-compatible native delayed delivery routing
 //! - `publisher`   publishing with pipelined publisher confirms
 //! - `dead_letter` why a message could not be run, as headers on its dead-letter copy
+//! - `store`       the MongoDB result store in Celery's layout, batched; chord counters
 //! - `client`      send a task and await its result over rpc://
 //! - `error`       `BrokerError`
 
@@ -22,6 +23,7 @@ pub mod message;
 pub mod publisher;
 pub mod signature;
 pub mod state;
+pub mod store;
 pub mod topology;
 
 pub use error::BrokerError;

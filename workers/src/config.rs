@@ -48,9 +48,18 @@ pub struct Cli {
     #[arg(short = 'b', long = "broker", env = "CELERY_BROKER_URL", default_value = DEFAULT_BROKER_URL, hide_env_values = true)]
     pub broker: String,
 
-    /// Result backend: `rpc://` replies to the caller's `reply_to`; unset stores no results.
-    #[arg(long, env = "CELERY_RESULT_BACKEND")]
+    /// Result backend: `mongodb://host/db` (Celery's MongoDB layout) or `rpc://` (replies to
+    /// the caller's `reply_to`); unset stores no results.
+    #[arg(long, env = "CELERY_RESULT_BACKEND", hide_env_values = true)]
     pub result_backend: Option<String>,
+
+    /// Seconds stored results live (MongoDB TTL index on date_done); 0 keeps them forever.
+    #[arg(long, env = "CELERY_RESULT_EXPIRES", default_value = "86400", value_parser = parse_secs)]
+    pub result_expires: Duration,
+
+    /// Store STARTED before a task runs (Celery's task_track_started).
+    #[arg(long, env = "CELERY_TASK_TRACK_STARTED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub track_started: bool,
 
     /// Hard time limit per task, seconds (a message's own `timelimit` wins).
     #[arg(long, env = "CELERYD_TASK_TIME_LIMIT", value_parser = parse_secs)]
@@ -125,6 +134,8 @@ pub enum ResultBackend {
     None,
     /// Replies to `reply_to` with `correlation_id`, as Celery's RPC backend.
     Rpc,
+    /// Celery's MongoDB backend layout at this URL.
+    Mongo { url: String },
 }
 
 /// The checked configuration the runtime uses.
@@ -137,6 +148,8 @@ pub struct WorkerConfig {
     pub broker: AMQPUri,
     pub broker_display: String,
     pub result_backend: ResultBackend,
+    pub result_expires: Option<Duration>,
+    pub track_started: bool,
     pub time_limit: Option<Duration>,
     pub soft_time_limit: Option<Duration>,
     pub acks_late: bool,
@@ -229,17 +242,18 @@ impl Cli {
             None | Some("") | Some("disabled") => ResultBackend::None,
             Some(url) if url.starts_with("rpc://") => ResultBackend::Rpc,
             Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
-                return Err(err(
-                    "--result-backend",
-                    "CELERY_RESULT_BACKEND",
-                    "the mongodb:// result backend is not built yet in this version; use rpc:// or leave it unset",
-                ));
+                ResultBackend::Mongo {
+                    url: url.to_owned(),
+                }
             }
             Some(other) => {
                 return Err(err(
                     "--result-backend",
                     "CELERY_RESULT_BACKEND",
-                    format!("{other:?} is not a supported backend (rpc://)"),
+                    format!(
+                        "{:?} is not a supported backend (mongodb://, rpc://)",
+                        maestro_broker::connection::redact(other)
+                    ),
                 ));
             }
         };
@@ -298,6 +312,8 @@ impl Cli {
             broker,
             broker_display: maestro_broker::connection::redact(&self.broker),
             result_backend,
+            result_expires: Some(self.result_expires).filter(|d| !d.is_zero()),
+            track_started: self.track_started,
             time_limit: self.time_limit,
             soft_time_limit: self.soft_time_limit,
             acks_late: self.acks_late,
@@ -401,10 +417,7 @@ mod tests {
             (&["-b", "redis://x"], "CELERY_BROKER_URL"),
             (&["-Q", "amq.x"], "reserved prefix"),
             (&["-Q", ","], "no queue given"),
-            (
-                &["--result-backend", "mongodb://h/db"],
-                "CELERY_RESULT_BACKEND",
-            ),
+            (&["--result-expires", "soon"], "--result-expires"),
             (
                 &["--result-backend", "redis://h"],
                 "not a supported backend",

@@ -15,6 +15,7 @@ use futures_util::stream::SelectAll;
 use lapin::Connection;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
+use maestro_broker::store::ResultStore;
 use maestro_broker::{BrokerError, Publisher, QueueType};
 use maestro_tasks::Registry;
 use tokio::sync::Semaphore;
@@ -40,6 +41,7 @@ pub async fn consume(
     cfg: Arc<WorkerConfig>,
     registry: Arc<Registry>,
     hostname: Arc<str>,
+    store: Option<ResultStore>,
     shutdown: &Shutdown,
 ) -> Result<SessionEnd, BrokerError> {
     let publisher = Publisher::open(conn).await?;
@@ -65,6 +67,7 @@ pub async fn consume(
         acker,
         abort: abort.clone(),
         publisher_lost: publisher_lost.clone(),
+        store,
     });
     let lost = || {
         SessionEnd::Lost(BrokerError::Topology {

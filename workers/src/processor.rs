@@ -16,15 +16,20 @@ use lapin::BasicProperties;
 use lapin::message::Delivery;
 use maestro_broker::dead_letter::{self, DeadReason};
 use maestro_broker::message::{DecodeError, republish_properties};
+use maestro_broker::store::{ResultStore, StoreError, Stored, TaskRecord};
 use maestro_broker::{ExceptionInfo, Publisher, TaskMessage, TaskState, delay, state};
 use maestro_tasks::{Registry, Task, TaskArgs, TaskContext, TaskError};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::acker::{AckToken, AckerHandle};
 use crate::config::{ResultBackend, WorkerConfig};
+
+/// How long a result write or lookup is retried while MongoDB is away before the delivery is
+/// requeued (and the task may run again).
+pub const STORE_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// What every run of one connection shares.
 pub struct Session {
@@ -38,6 +43,8 @@ pub struct Session {
     /// Cancelled when the publishing channel died (the broker closed it): the session
     /// reconnects rather than requeueing every task that needs to publish.
     pub publisher_lost: CancellationToken,
+    /// The MongoDB result store, when `--result-backend mongodb://...`.
+    pub store: Option<ResultStore>,
 }
 
 impl Session {
@@ -149,7 +156,7 @@ pub async fn process(
         release();
         info!(event = "task_expired", task = %msg.headers.task, id = %msg.headers.id, "expired before it ran: REVOKED");
         let exc = ExceptionInfo::celery("TaskRevokedError", "expired");
-        return match reply(&s, &msg, TaskState::Revoked, &exc.to_value(), None).await {
+        return match reply(&s, &queue, &msg, TaskState::Revoked, &exc.to_value(), None).await {
             Ok(()) => token.ack(),
             Err(()) => token.requeue(),
         };
@@ -179,6 +186,33 @@ pub async fn process(
         };
     }
 
+    if let (Some(store), false) = (&s.store, msg.headers.ignore_result) {
+        // Idempotency: an id that already succeeded (a duplicate publish, a redelivery after
+        // a crash between storing and acking) is acknowledged and not run again.
+        match with_store_retry(|| store.has_succeeded(&msg.headers.id)).await {
+            Ok(true) => {
+                release();
+                info!(event = "task_duplicate", task = %msg.headers.task, id = %msg.headers.id, "already succeeded; not run again");
+                return token.ack();
+            }
+            Ok(false) => {}
+            Err(e) => {
+                release();
+                warn!(event = "result_store_unavailable", id = %msg.headers.id, error = %e, "requeued");
+                return token.requeue();
+            }
+        }
+    }
+    if s.cfg.track_started {
+        let started = json!({"pid": std::process::id(), "hostname": &*s.hostname});
+        if reply(&s, &queue, &msg, TaskState::Started, &started, None)
+            .await
+            .is_err()
+        {
+            release();
+            return token.requeue();
+        }
+    }
     let token = if s.cfg.acks_late {
         Some(token)
     } else {
@@ -360,12 +394,22 @@ async fn record(
         }
         Outcome::Success(value) => {
             debug!(event = "task_succeeded", task = %h.task, id = %h.id, runtime_ms);
-            settle_after(reply(s, msg, TaskState::Success, &value, None).await)
+            settle_after(reply(s, queue, msg, TaskState::Success, &value, None).await)
         }
         Outcome::Failure { exc, traceback } => {
             warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
             let tb = traceback.unwrap_or_else(|| traceback_text(&s.hostname, msg, &exc));
-            settle_after(reply(s, msg, TaskState::Failure, &exc.to_value(), Some(&tb)).await)
+            settle_after(
+                reply(
+                    s,
+                    queue,
+                    msg,
+                    TaskState::Failure,
+                    &exc.to_value(),
+                    Some(&tb),
+                )
+                .await,
+            )
         }
         Outcome::Reject {
             requeue: true,
@@ -403,7 +447,15 @@ async fn record(
                 warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
                 let tb = traceback_text(&s.hostname, msg, &exc);
                 return settle_after(
-                    reply(s, msg, TaskState::Failure, &exc.to_value(), Some(&tb)).await,
+                    reply(
+                        s,
+                        queue,
+                        msg,
+                        TaskState::Failure,
+                        &exc.to_value(),
+                        Some(&tb),
+                    )
+                    .await,
                 );
             }
             let wait = countdown.unwrap_or_else(|| retry_delay(&s.cfg, h.retries));
@@ -431,7 +483,7 @@ async fn record(
             info!(event = "task_retry", task = %h.task, id = %h.id, retries = next.headers.retries,
                 delay_secs = wait.as_secs_f64(), exception = %exc.repr());
             let tb = traceback_text(&s.hostname, msg, &exc);
-            settle_after(reply(s, msg, TaskState::Retry, &exc.to_value(), Some(&tb)).await)
+            settle_after(reply(s, queue, msg, TaskState::Retry, &exc.to_value(), Some(&tb)).await)
         }
     }
 }
@@ -457,39 +509,94 @@ fn retry_delay(cfg: &WorkerConfig, retries: u32) -> Duration {
         .min(cfg.retry_backoff_max * 2)
 }
 
-/// Sends the task's state to the result backend. `Err` when it could not be recorded (the
+/// Records the task's state in the result backend. `Err` when it could not be recorded (the
 /// delivery is then requeued rather than acknowledged).
 async fn reply(
     s: &Session,
+    queue: &str,
     msg: &TaskMessage,
     state: TaskState,
     result: &Value,
     traceback: Option<&str>,
 ) -> Result<(), ()> {
-    if s.cfg.result_backend != ResultBackend::Rpc || msg.headers.ignore_result {
+    if msg.headers.ignore_result {
         return Ok(());
     }
-    let Some(reply_to) = msg.properties.reply_to.as_deref().filter(|r| !r.is_empty()) else {
-        return Ok(());
-    };
-    let body = state::rpc_reply(
-        &msg.headers.id,
-        state,
-        result,
-        traceback,
-        msg.headers.parent_id.as_deref(),
-    );
-    let props = BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_content_encoding("utf-8".into())
-        .with_delivery_mode(1)
-        .with_priority(0)
-        .with_correlation_id(maestro_broker::field::short(&msg.headers.id));
-    // Not mandatory: a caller that stopped waiting has deleted its reply queue.
-    Box::pin(s.publisher.publish("", reply_to, props, &body, false)).await.map_err(|e| {
-        warn!(event = "result_not_recorded", id = %msg.headers.id, state = state.as_str(), error = %e);
-        s.publish_failed();
-    })
+    match &s.cfg.result_backend {
+        ResultBackend::None => Ok(()),
+        ResultBackend::Mongo { .. } => {
+            let Some(store) = &s.store else { return Ok(()) };
+            let record = TaskRecord {
+                id: msg.headers.id.clone(),
+                state,
+                result: result.clone(),
+                traceback: traceback.map(str::to_owned),
+                children: Vec::new(),
+                name: Some(msg.headers.task.clone()),
+                args: serde_json::from_str(msg.args.get()).ok(),
+                kwargs: serde_json::from_str(msg.kwargs.get()).ok(),
+                worker: Some(s.hostname.to_string()),
+                retries: msg.headers.retries,
+                queue: Some(queue.to_owned()),
+                group_id: msg.headers.group.clone(),
+                parent_id: msg.headers.parent_id.clone(),
+            };
+            match with_store_retry(|| store.store(&record)).await {
+                Ok(Stored::Written) => Ok(()),
+                Ok(Stored::AlreadySucceeded) => {
+                    info!(event = "result_kept", id = %msg.headers.id, state = state.as_str(), "a SUCCESS was already stored; kept");
+                    Ok(())
+                }
+                Err(e) => {
+                    warn!(event = "result_not_recorded", id = %msg.headers.id, state = state.as_str(), error = %e);
+                    Err(())
+                }
+            }
+        }
+        ResultBackend::Rpc => {
+            let Some(reply_to) = msg.properties.reply_to.as_deref().filter(|r| !r.is_empty())
+            else {
+                return Ok(());
+            };
+            let body = state::rpc_reply(
+                &msg.headers.id,
+                state,
+                result,
+                traceback,
+                msg.headers.parent_id.as_deref(),
+            );
+            let props = BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_content_encoding("utf-8".into())
+                .with_delivery_mode(1)
+                .with_priority(0)
+                .with_correlation_id(maestro_broker::field::short(&msg.headers.id));
+            // Not mandatory: a caller that stopped waiting has deleted its reply queue.
+            Box::pin(s.publisher.publish("", reply_to, props, &body, false)).await.map_err(|e| {
+                warn!(event = "result_not_recorded", id = %msg.headers.id, state = state.as_str(), error = %e);
+                s.publish_failed();
+            })
+        }
+    }
+}
+
+/// Retries a store call with backoff while MongoDB is away, for up to `STORE_RETRY_MAX`.
+async fn with_store_retry<T, F, Fut>(call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    use backon::Retryable;
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .with_total_delay(Some(STORE_RETRY_MAX))
+        .without_max_times();
+    call.retry(backoff)
+        .when(StoreError::is_retryable)
+        .notify(|e, wait| warn!(event = "result_store_retry", error = %e, retry_in_ms = wait.as_millis() as u64))
+        .await
 }
 
 /// Copies the message to the dead-letter exchange with why, then acknowledges it. If the copy

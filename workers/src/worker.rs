@@ -6,11 +6,12 @@ use std::sync::Arc;
 use backon::Retryable;
 use lapin::Connection;
 use maestro_broker::connection::{connect, reconnect_backoff};
+use maestro_broker::store::{ResultStore, StoreError};
 use maestro_broker::{BrokerError, topology};
 use maestro_tasks::Registry;
 use tracing::{info, warn};
 
-use crate::config::WorkerConfig;
+use crate::config::{ResultBackend, WorkerConfig};
 use crate::consumer::{self, SessionEnd};
 use crate::shutdown::Shutdown;
 
@@ -32,6 +33,14 @@ pub async fn run(
         broker = %cfg.broker_display,
         tasks = registry.len(),
     );
+    let store = match &cfg.result_backend {
+        ResultBackend::Mongo { url } => match open_store_until_stopped(url, &cfg, &shutdown).await?
+        {
+            Some(store) => Some(store),
+            None => return Ok(()),
+        },
+        _ => None,
+    };
     loop {
         let Some(conn) = connect_until_stopped(&cfg, &shutdown).await? else {
             return Ok(());
@@ -51,6 +60,7 @@ pub async fn run(
             cfg.clone(),
             registry.clone(),
             hostname.clone(),
+            store.clone(),
             &shutdown,
         )
         .await
@@ -86,6 +96,27 @@ async fn connect_until_stopped(
         });
     tokio::select! {
         r = retrying => r.map(Some),
+        _ = shutdown.stop.cancelled() => Ok(None),
+    }
+}
+
+/// Connects to the MongoDB result store, retrying while it is away; `None` when shutdown came
+/// first. A malformed URL is an error at once.
+async fn open_store_until_stopped(
+    url: &str,
+    cfg: &WorkerConfig,
+    shutdown: &Shutdown,
+) -> Result<Option<ResultStore>, BrokerError> {
+    let attempt = || ResultStore::connect(url, cfg.result_expires);
+    let retrying = attempt
+        .retry(reconnect_backoff())
+        .when(StoreError::is_retryable)
+        .notify(|e, wait| {
+            warn!(event = "result_store_unreachable", error = %e, retry_in_ms = wait.as_millis() as u64,
+                "cannot reach MongoDB; retrying");
+        });
+    tokio::select! {
+        r = retrying => r.map(Some).map_err(|e| BrokerError::Topology { name: "--result-backend".into(), reason: e.to_string() }),
         _ = shutdown.stop.cancelled() => Ok(None),
     }
 }

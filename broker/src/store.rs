@@ -1,0 +1,489 @@
+//! The MongoDB result store, in Celery's MongoDB backend layout, so a Python client with
+//! `result_backend='mongodb://host/db'` reads what Rust workers stored:
+//! `celery_taskmeta {_id, status, result: JSON text, traceback, children, date_done, name, args,
+//! kwargs, worker, retries, queue, group_id?, parent_id?}` (the extended fields too, since a
+//! client with `result_extended` reads them).
+//!
+//! Writes are batched: every caller awaits its own write, and a writer task sends whatever is
+//! waiting as one multi-statement `update` command (no added latency when idle, one round trip
+//! per batch under load). A SUCCESS is never overwritten: every upsert filters on
+//! `status != SUCCESS`, so against a stored SUCCESS it fails with a duplicate key (E11000),
+//! reported as `Stored::AlreadySucceeded`. "Has this id succeeded?" lookups are batched the same
+//! way into one `$in` query.
+//!
+//! Results expire through a TTL index on a field of their own, `expires_at` (set on ready
+//! states), not on `date_done`: Celery's MongoDB backend creates a plain `date_done_1` index on
+//! every client, and a TTL index of that name makes those clients fail (IndexKeySpecsConflict).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mongodb::bson::{self, Bson, Document, doc};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, Database, IndexModel};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+use crate::state::TaskState;
+
+/// Celery's collection names.
+pub const TASKMETA: &str = "celery_taskmeta";
+pub const GROUPMETA: &str = "celery_groupmeta";
+/// Chord counters (this project's own collection).
+pub const CHORDMETA: &str = "maestro_chordmeta";
+/// Celery's default database for the MongoDB backend.
+pub const DEFAULT_DATABASE: &str = "celery";
+/// The TTL index on `expires_at`.
+pub const TTL_INDEX: &str = "maestro_expires_at_ttl";
+/// Most statements in one batched write or ids in one batched lookup.
+pub const BATCH_MAX: usize = 256;
+/// Waiting writes and lookups before callers wait for room.
+const QUEUE_DEPTH: usize = 4096;
+
+/// Errors of the result store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("result backend URL is invalid: {0}")]
+    Url(String),
+    #[error("MongoDB: {0}")]
+    Mongo(String),
+    #[error("the result store is shut down")]
+    Closed,
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (the server or network was away).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Mongo(_))
+    }
+}
+
+impl From<mongodb::error::Error> for StoreError {
+    fn from(e: mongodb::error::Error) -> Self {
+        StoreError::Mongo(e.to_string())
+    }
+}
+
+/// One task state to store.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub id: String,
+    pub state: TaskState,
+    pub result: Value,
+    pub traceback: Option<String>,
+    pub children: Vec<Value>,
+    pub name: Option<String>,
+    pub args: Option<Value>,
+    pub kwargs: Option<Value>,
+    pub worker: Option<String>,
+    pub retries: u32,
+    pub queue: Option<String>,
+    pub group_id: Option<String>,
+    pub parent_id: Option<String>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Written,
+    /// A SUCCESS for this id was already stored; it was left as it is.
+    AlreadySucceeded,
+}
+
+/// A stored task state, as a client reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskMeta {
+    pub id: String,
+    pub status: String,
+    pub result: Value,
+    pub traceback: Option<String>,
+    pub date_done: Option<DateTime<Utc>>,
+    pub group_id: Option<String>,
+    pub parent_id: Option<String>,
+}
+
+type WriteReply = oneshot::Sender<Result<Stored, StoreError>>;
+type ReadReply = oneshot::Sender<Result<bool, StoreError>>;
+
+/// The result store. Cheap to clone.
+#[derive(Clone)]
+pub struct ResultStore {
+    db: Database,
+    expires: Option<Duration>,
+    taskmeta: Collection<Document>,
+    writes: mpsc::Sender<(Document, WriteReply)>,
+    reads: mpsc::Sender<(String, ReadReply)>,
+}
+
+/// Splits a Celery backend URL into the MongoDB URI and the database (the URL's path, else
+/// `celery`).
+pub async fn parse_backend_url(url: &str) -> Result<(ClientOptions, String), StoreError> {
+    let options = ClientOptions::parse(url)
+        .await
+        .map_err(|e| StoreError::Url(e.to_string()))?;
+    let database = options
+        .default_database
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DATABASE.into());
+    Ok((options, database))
+}
+
+impl ResultStore {
+    /// Connects, checks the server answers, and makes the TTL index on `expires_at`.
+    /// `expires`: how long ready results live; `None` keeps them.
+    pub async fn connect(url: &str, expires: Option<Duration>) -> Result<Self, StoreError> {
+        let (mut options, database) = parse_backend_url(url).await?;
+        options
+            .app_name
+            .get_or_insert_with(|| "maestro-workers".into());
+        options
+            .server_selection_timeout
+            .get_or_insert(Duration::from_secs(10));
+        let client = Client::with_options(options)?;
+        let db = client.database(&database);
+        db.run_command(doc! {"ping": 1}).await?;
+        let taskmeta = db.collection::<Document>(TASKMETA);
+        let index = IndexOptions::builder()
+            .name(Some(TTL_INDEX.to_owned()))
+            .expire_after(Some(Duration::ZERO))
+            .build();
+        let model = IndexModel::builder()
+            .keys(doc! {"expires_at": 1})
+            .options(index)
+            .build();
+        if let Err(e) = taskmeta.create_index(model).await {
+            warn!(event = "result_index_failed", error = %e, "results will not expire by TTL");
+        }
+        let (writes, write_rx) = mpsc::channel(QUEUE_DEPTH);
+        let (reads, read_rx) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(write_loop(db.clone(), write_rx));
+        tokio::spawn(read_loop(taskmeta.clone(), read_rx));
+        Ok(Self {
+            db,
+            expires,
+            taskmeta,
+            writes,
+            reads,
+        })
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Stores one state (batched with concurrent writes).
+    pub async fn store(&self, record: &TaskRecord) -> Result<Stored, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let statement = update_statement(record, self.expires);
+        self.writes
+            .send((statement, tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Whether a SUCCESS is stored for `id` (batched with concurrent lookups).
+    pub async fn has_succeeded(&self, id: &str) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.reads
+            .send((id.to_owned(), tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The stored state of `id`, or `None` (PENDING: unknown).
+    pub async fn get(&self, id: &str) -> Result<Option<TaskMeta>, StoreError> {
+        let Some(d) = self.taskmeta.find_one(doc! {"_id": id}).await? else {
+            return Ok(None);
+        };
+        let text = |k: &str| d.get_str(k).ok().map(str::to_owned);
+        let result = match d.get("result") {
+            Some(Bson::String(s)) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+            _ => Value::Null,
+        };
+        Ok(Some(TaskMeta {
+            id: id.to_owned(),
+            status: text("status").unwrap_or_else(|| "PENDING".into()),
+            result,
+            traceback: text("traceback"),
+            date_done: d
+                .get_datetime("date_done")
+                .ok()
+                .and_then(|t| DateTime::from_timestamp_millis(t.timestamp_millis())),
+            group_id: text("group_id"),
+            parent_id: text("parent_id"),
+        }))
+    }
+
+    /// Counts one finished member of chord `group_id` and returns how many have finished. One
+    /// atomic `$inc` per member: the member that reads the chord's size fires the callback, so
+    /// it fires exactly once, with no polling task.
+    pub async fn chord_member_done(
+        &self,
+        group_id: &str,
+        member_id: &str,
+    ) -> Result<u64, StoreError> {
+        let chords = self.db.collection::<Document>(CHORDMETA);
+        // $addToSet keyed by member id: a redelivered member is not counted twice.
+        let updated = chords
+            .find_one_and_update(
+                doc! {"_id": group_id, "members": {"$ne": member_id}},
+                doc! {"$inc": {"done": 1}, "$push": {"members": member_id}, "$setOnInsert": {"created": bson::DateTime::now()}},
+            )
+            .upsert(true)
+            .return_document(mongodb::options::ReturnDocument::After)
+            .await;
+        match updated {
+            Ok(Some(d)) => Ok(d
+                .get_i32("done")
+                .map(i64::from)
+                .or_else(|_| d.get_i64("done"))
+                .unwrap_or(0) as u64),
+            Ok(None) => Ok(0),
+            // The member was counted before (its filter missed and the upsert hit the _id).
+            Err(e) if is_duplicate_key(&e) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Claims the right to fire a chord's callback; true for exactly one caller.
+    pub async fn claim_chord_callback(&self, group_id: &str) -> Result<bool, StoreError> {
+        let chords = self.db.collection::<Document>(CHORDMETA);
+        let r = chords
+            .update_one(
+                doc! {"_id": group_id, "fired": {"$ne": true}},
+                doc! {"$set": {"fired": true}},
+            )
+            .await?;
+        Ok(r.modified_count == 1)
+    }
+
+    /// The member ids of group `group_id` as the client saved them (`celery_groupmeta`).
+    pub async fn group_members(&self, group_id: &str) -> Result<Option<Vec<String>>, StoreError> {
+        let groups = self.db.collection::<Document>(GROUPMETA);
+        let Some(d) = groups.find_one(doc! {"_id": group_id}).await? else {
+            return Ok(None);
+        };
+        let ids = match d.get("result") {
+            Some(Bson::String(s)) => serde_json::from_str::<Value>(s).ok(),
+            _ => None,
+        };
+        Ok(ids.map(|v| member_ids(&v)))
+    }
+}
+
+/// Member ids from a saved group result: `["id", ...]` or Celery's `[[["id", null], null], ...]`.
+fn member_ids(v: &Value) -> Vec<String> {
+    fn first_str(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(a) => a.first().and_then(first_str),
+            _ => None,
+        }
+    }
+    v.as_array()
+        .map(|a| a.iter().filter_map(first_str).collect())
+        .unwrap_or_default()
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    e.to_string().contains("E11000")
+}
+
+/// JSON as BSON the way pymongo writes Python values: integers as int32 when they fit, int64
+/// otherwise; integers beyond 64 bits (which BSON cannot hold) as their decimal text.
+pub fn json_to_bson(v: &Value) -> Bson {
+    match v {
+        Value::Null => Bson::Null,
+        Value::Bool(b) => Bson::Boolean(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i32::try_from(i).map_or(Bson::Int64(i), Bson::Int32)
+            } else if n.as_u64().is_some() || !n.to_string().contains(['.', 'e', 'E']) {
+                Bson::String(n.to_string())
+            } else {
+                n.as_f64()
+                    .map_or_else(|| Bson::String(n.to_string()), Bson::Double)
+            }
+        }
+        Value::String(s) => Bson::String(s.clone()),
+        Value::Array(a) => Bson::Array(a.iter().map(json_to_bson).collect()),
+        Value::Object(o) => Bson::Document(
+            o.iter()
+                .map(|(k, v)| (k.clone(), json_to_bson(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn update_statement(r: &TaskRecord, expires: Option<Duration>) -> Document {
+    let mut set = doc! {
+        "status": r.state.as_str(),
+        "result": serde_json::to_string(&r.result).unwrap_or_else(|_| "null".into()),
+        "traceback": r.traceback.clone().map_or(Bson::Null, Bson::String),
+        "children": Bson::Array(r.children.iter().map(json_to_bson).collect()),
+        "date_done": if r.state.is_ready() { Bson::DateTime(bson::DateTime::now()) } else { Bson::Null },
+        "retries": i64::from(r.retries),
+    };
+    let opt = |v: &Option<String>| v.clone().map_or(Bson::Null, Bson::String);
+    set.insert("name", opt(&r.name));
+    set.insert("worker", opt(&r.worker));
+    set.insert("queue", opt(&r.queue));
+    set.insert(
+        "args",
+        r.args.as_ref().map_or(Bson::Array(vec![]), json_to_bson),
+    );
+    set.insert(
+        "kwargs",
+        r.kwargs
+            .as_ref()
+            .map_or(Bson::Document(Document::new()), json_to_bson),
+    );
+    if let (Some(ttl), true) = (expires, r.state.is_ready()) {
+        let at = bson::DateTime::from_millis(
+            bson::DateTime::now().timestamp_millis() + ttl.as_millis() as i64,
+        );
+        set.insert("expires_at", at);
+    }
+    if let Some(g) = &r.group_id {
+        set.insert("group_id", g.clone());
+    }
+    if let Some(p) = &r.parent_id {
+        set.insert("parent_id", p.clone());
+    }
+    doc! {
+        "q": {"_id": &r.id, "status": {"$ne": "SUCCESS"}},
+        "u": {"$set": set},
+        "upsert": true,
+    }
+}
+
+async fn write_loop(db: Database, mut rx: mpsc::Receiver<(Document, WriteReply)>) {
+    let mut batch = Vec::with_capacity(BATCH_MAX);
+    while rx.recv_many(&mut batch, BATCH_MAX).await > 0 {
+        let (statements, replies): (Vec<Document>, Vec<WriteReply>) = batch.drain(..).unzip();
+        let command = doc! {"update": TASKMETA, "updates": statements, "ordered": false};
+        match db.run_command(command).await {
+            Ok(reply) => {
+                let mut outcome: Vec<Result<Stored, StoreError>> =
+                    (0..replies.len()).map(|_| Ok(Stored::Written)).collect();
+                if let Ok(errors) = reply.get_array("writeErrors") {
+                    for e in errors.iter().filter_map(Bson::as_document) {
+                        let index = e.get_i32("index").map(|i| i as usize).unwrap_or(usize::MAX);
+                        let code = e.get_i32("code").unwrap_or(0);
+                        if let Some(slot) = outcome.get_mut(index) {
+                            *slot = if code == 11000 {
+                                Ok(Stored::AlreadySucceeded)
+                            } else {
+                                Err(StoreError::Mongo(
+                                    e.get_str("errmsg").unwrap_or("write error").to_owned(),
+                                ))
+                            };
+                        }
+                    }
+                }
+                for (reply, result) in replies.into_iter().zip(outcome) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                let err = StoreError::from(e);
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn read_loop(taskmeta: Collection<Document>, mut rx: mpsc::Receiver<(String, ReadReply)>) {
+    use futures_util::TryStreamExt;
+    let mut batch = Vec::with_capacity(BATCH_MAX);
+    while rx.recv_many(&mut batch, BATCH_MAX).await > 0 {
+        let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+        let found = async {
+            let cursor = taskmeta
+                .find(doc! {"_id": {"$in": &ids}, "status": "SUCCESS"})
+                .projection(doc! {"_id": 1})
+                .await?;
+            let docs: Vec<Document> = cursor.try_collect().await?;
+            Ok::<_, mongodb::error::Error>(
+                docs.iter()
+                    .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
+                    .collect::<std::collections::HashSet<_>>(),
+            )
+        }
+        .await;
+        match found {
+            Ok(succeeded) => {
+                for (id, reply) in batch.drain(..) {
+                    let _ = reply.send(Ok(succeeded.contains(&id)));
+                }
+            }
+            Err(e) => {
+                let err = StoreError::from(e);
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_becomes_bson_as_pymongo_writes_it() {
+        assert_eq!(json_to_bson(&json!(5)), Bson::Int32(5));
+        assert_eq!(json_to_bson(&json!(1i64 << 40)), Bson::Int64(1 << 40));
+        assert_eq!(json_to_bson(&json!(1.5)), Bson::Double(1.5));
+        let big: Value = serde_json::from_str("123456789012345678901234567890").expect("json");
+        assert_eq!(
+            json_to_bson(&big),
+            Bson::String("123456789012345678901234567890".into())
+        );
+        assert_eq!(
+            json_to_bson(&json!({"a": [null, true]})),
+            Bson::Document(doc! {"a": [Bson::Null, true]})
+        );
+    }
+
+    #[test]
+    fn group_member_ids_read_both_layouts() {
+        assert_eq!(member_ids(&json!(["a", "b"])), ["a", "b"]);
+        assert_eq!(
+            member_ids(&json!([[["a", null], null], [["b", null], null]])),
+            ["a", "b"]
+        );
+    }
+
+    #[test]
+    fn a_success_is_protected_by_the_filter() {
+        let r = TaskRecord {
+            id: "t".into(),
+            state: TaskState::Failure,
+            result: json!(null),
+            traceback: None,
+            children: vec![],
+            name: None,
+            args: None,
+            kwargs: None,
+            worker: None,
+            retries: 0,
+            queue: None,
+            group_id: None,
+            parent_id: None,
+        };
+        let s = update_statement(&r, None);
+        assert_eq!(
+            s.get_document("q").expect("q"),
+            &doc! {"_id": "t", "status": {"$ne": "SUCCESS"}}
+        );
+        assert!(s.get_bool("upsert").expect("upsert"));
+    }
+}
