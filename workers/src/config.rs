@@ -53,6 +53,11 @@ pub struct Cli {
     #[arg(long, env = "CELERY_RESULT_BACKEND", hide_env_values = true)]
     pub result_backend: Option<String>,
 
+    /// Queue for follow-up tasks (links, chain steps, chord callbacks) whose signature names
+    /// none, as Celery's task_default_queue.
+    #[arg(long, env = "CELERY_TASK_DEFAULT_QUEUE", default_value = "celery")]
+    pub default_queue: String,
+
     /// Seconds stored results live (MongoDB TTL index on date_done); 0 keeps them forever.
     #[arg(long, env = "CELERY_RESULT_EXPIRES", default_value = "86400", value_parser = parse_secs)]
     pub result_expires: Duration,
@@ -150,6 +155,7 @@ pub struct WorkerConfig {
     pub result_backend: ResultBackend,
     pub result_expires: Option<Duration>,
     pub track_started: bool,
+    pub default_queue: String,
     pub time_limit: Option<Duration>,
     pub soft_time_limit: Option<Duration>,
     pub acks_late: bool,
@@ -280,6 +286,8 @@ impl Cli {
                 "must be more than zero and no more than --retry-backoff-max",
             ));
         }
+        validate_queue_name(&self.default_queue)
+            .map_err(|r| err("--default-queue", "CELERY_TASK_DEFAULT_QUEUE", r))?;
         validate_queue_name(&self.delay_prefix)
             .map_err(|r| err("--delay-prefix", "MAESTRO_DELAY_PREFIX", r))?;
         validate_queue_name(&self.dead_letter_exchange)
@@ -314,6 +322,7 @@ impl Cli {
             result_backend,
             result_expires: Some(self.result_expires).filter(|d| !d.is_zero()),
             track_started: self.track_started,
+            default_queue: self.default_queue,
             time_limit: self.time_limit,
             soft_time_limit: self.soft_time_limit,
             acks_late: self.acks_late,

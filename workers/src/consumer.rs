@@ -37,7 +37,7 @@ pub enum SessionEnd {
 
 /// Consumes until shutdown or connection loss.
 pub async fn consume(
-    conn: &Connection,
+    conn: &Arc<Connection>,
     cfg: Arc<WorkerConfig>,
     registry: Arc<Registry>,
     hostname: Arc<str>,
@@ -68,6 +68,7 @@ pub async fn consume(
         abort: abort.clone(),
         publisher_lost: publisher_lost.clone(),
         store,
+        conn: conn.clone(),
     });
     let lost = || {
         SessionEnd::Lost(BrokerError::Topology {

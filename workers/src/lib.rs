@@ -4,10 +4,12 @@
 //! - `worker`    lifecycle: connect, declare, consume, reconnect
 //! - `consumer`  one session: channels, prefetch, deliveries to runs, drain on shutdown
 //! - `processor` one delivery into one task run and one settlement
+//! - `canvas`    links, errbacks, chain steps and chord callbacks after an outcome
 //! - `acker`     the one place that acks or requeues, with batched acks
 //! - `shutdown`  cancellation: stop taking, drain to one deadline, requeue the rest
 
 pub mod acker;
+pub mod canvas;
 pub mod config;
 pub mod consumer;
 pub mod processor;

@@ -25,11 +25,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::acker::{AckToken, AckerHandle};
+use crate::canvas;
 use crate::config::{ResultBackend, WorkerConfig};
 
 /// How long a result write or lookup is retried while MongoDB is away before the delivery is
 /// requeued (and the task may run again).
 pub const STORE_RETRY_MAX: Duration = Duration::from_secs(60);
+/// Celery's chord synchronisation task for backends without native chord support.
+pub const CHORD_UNLOCK: &str = "celery.chord_unlock";
 
 /// What every run of one connection shares.
 pub struct Session {
@@ -45,6 +48,8 @@ pub struct Session {
     pub publisher_lost: CancellationToken,
     /// The MongoDB result store, when `--result-backend mongodb://...`.
     pub store: Option<ResultStore>,
+    /// The session's connection, for declaring queues follow-ups go to.
+    pub conn: Arc<lapin::Connection>,
 }
 
 impl Session {
@@ -133,7 +138,11 @@ pub async fn process(
             .await;
         }
     };
-    let Some(task) = s.registry.get(&msg.headers.task).cloned() else {
+    // Python clients send celery.chord_unlock for chords on the MongoDB backend; it is run
+    // here (after the expiry and ETA checks below) unless a task of that name is registered.
+    let chord_unlock_here = msg.headers.task == CHORD_UNLOCK && s.store.is_some();
+    let task = s.registry.get(&msg.headers.task).cloned();
+    if task.is_none() && !chord_unlock_here {
         release();
         let detail = format!(
             "no task named {:?} is registered in this worker",
@@ -149,7 +158,7 @@ pub async fn process(
             token,
         ))
         .await;
-    };
+    }
 
     let now = Utc::now();
     if msg.headers.expires.is_some_and(|exp| exp <= now) {
@@ -186,6 +195,26 @@ pub async fn process(
         };
     }
 
+    let Some(task) = task else {
+        release();
+        let settle = Box::pin(chord_unlock(&s, &queue, &msg)).await;
+        return match settle {
+            Settle::Ack => token.ack(),
+            Settle::Requeue => token.requeue(),
+            Settle::DeadLetter(reason) => {
+                Box::pin(dead_letter(
+                    &s,
+                    &queue,
+                    &properties,
+                    &data,
+                    DeadReason::Undecodable,
+                    &reason,
+                    token,
+                ))
+                .await
+            }
+        };
+    };
     if let (Some(store), false) = (&s.store, msg.headers.ignore_result) {
         // Idempotency: an id that already succeeded (a duplicate publish, a redelivery after
         // a crash between storing and acking) is acknowledged and not run again.
@@ -394,22 +423,16 @@ async fn record(
         }
         Outcome::Success(value) => {
             debug!(event = "task_succeeded", task = %h.task, id = %h.id, runtime_ms);
-            settle_after(reply(s, queue, msg, TaskState::Success, &value, None).await)
+            let recorded = reply(s, queue, msg, TaskState::Success, &value, None).await;
+            settle_after(match recorded {
+                Ok(()) => canvas::on_success(s, msg, &value).await,
+                Err(()) => Err(()),
+            })
         }
         Outcome::Failure { exc, traceback } => {
             warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
             let tb = traceback.unwrap_or_else(|| traceback_text(&s.hostname, msg, &exc));
-            settle_after(
-                reply(
-                    s,
-                    queue,
-                    msg,
-                    TaskState::Failure,
-                    &exc.to_value(),
-                    Some(&tb),
-                )
-                .await,
-            )
+            settle_after(record_failure(s, queue, msg, &exc, &tb).await)
         }
         Outcome::Reject {
             requeue: true,
@@ -446,46 +469,100 @@ async fn record(
                 );
                 warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
                 let tb = traceback_text(&s.hostname, msg, &exc);
-                return settle_after(
-                    reply(
-                        s,
-                        queue,
-                        msg,
-                        TaskState::Failure,
-                        &exc.to_value(),
-                        Some(&tb),
-                    )
-                    .await,
-                );
+                return settle_after(record_failure(s, queue, msg, &exc, &tb).await);
             }
             let wait = countdown.unwrap_or_else(|| retry_delay(&s.cfg, h.retries));
-            let mut next = msg.clone();
-            next.headers.retries = h.retries + 1;
-            next.headers.eta =
-                Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
-            next.headers.parent_id = Some(h.id.clone());
-            let wait_secs = wait.as_secs_f64().ceil() as u64;
-            let published = if wait_secs == 0 {
-                Box::pin(s.publisher.publish_task("", queue, &next)).await
-            } else {
-                let (props, body) = (next.encode_properties(), next.encode_body());
-                Box::pin(
-                    s.publisher
-                        .publish_delayed(&s.cfg.delay, wait_secs, queue, props, &body),
-                )
-                .await
-            };
+            let published = publish_retry(s, queue, msg, wait).await;
             if let Err(e) = published {
                 warn!(event = "retry_publish_failed", task = %h.task, id = %h.id, error = %e, "requeued instead");
                 s.publish_failed();
                 return Settle::Requeue;
             }
-            info!(event = "task_retry", task = %h.task, id = %h.id, retries = next.headers.retries,
+            info!(event = "task_retry", task = %h.task, id = %h.id, retries = h.retries + 1,
                 delay_secs = wait.as_secs_f64(), exception = %exc.repr());
             let tb = traceback_text(&s.hostname, msg, &exc);
             settle_after(reply(s, queue, msg, TaskState::Retry, &exc.to_value(), Some(&tb)).await)
         }
     }
+}
+
+/// Publishes the next try of `msg` (retries + 1, `eta` = now + `wait`) through the delay
+/// queues back to `queue`, with confirm.
+async fn publish_retry(
+    s: &Session,
+    queue: &str,
+    msg: &TaskMessage,
+    wait: Duration,
+) -> Result<(), maestro_broker::BrokerError> {
+    let mut next = msg.clone();
+    next.headers.retries = msg.headers.retries + 1;
+    next.headers.eta = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
+    next.headers.parent_id = Some(msg.headers.id.clone());
+    let wait_secs = wait.as_secs_f64().ceil() as u64;
+    if wait_secs == 0 {
+        Box::pin(s.publisher.publish_task("", queue, &next)).await
+    } else {
+        let (props, body) = (next.encode_properties(), next.encode_body());
+        Box::pin(
+            s.publisher
+                .publish_delayed(&s.cfg.delay, wait_secs, queue, props, &body),
+        )
+        .await
+    }
+}
+
+/// Celery's `celery.chord_unlock`, which Python clients send for chords when the result
+/// backend is MongoDB: fires the callback once every member is ready (through the same claim
+/// as the member count, so it fires once however both paths race), else comes back after
+/// `interval` seconds.
+async fn chord_unlock(s: &Session, queue: &str, msg: &TaskMessage) -> Settle {
+    let args = msg.args_vec();
+    let kwargs: Value = serde_json::from_str(msg.kwargs.get()).unwrap_or_else(|_| json!({}));
+    let group = args.first().and_then(Value::as_str);
+    let body = args
+        .get(1)
+        .and_then(|v| serde_json::from_value::<maestro_broker::Signature>(v.clone()).ok());
+    let (Some(group), Some(body)) = (group, body) else {
+        return Settle::DeadLetter(
+            "celery.chord_unlock without (group_id, callback) arguments".into(),
+        );
+    };
+    let members = match canvas::chord_unlock_members(s, group, &kwargs).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return Settle::DeadLetter(format!("chord group {group} is unknown")),
+        Err(()) => return Settle::Requeue,
+    };
+    match canvas::try_fire_chord(s, group, &body, &members, msg).await {
+        Ok(true) => Settle::Ack,
+        Ok(false) => {
+            let interval = kwargs
+                .get("interval")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0)
+                .clamp(0.0, 3600.0);
+            match publish_retry(s, queue, msg, Duration::from_secs_f64(interval)).await {
+                Ok(()) => Settle::Ack,
+                Err(e) => {
+                    warn!(event = "retry_publish_failed", task = %msg.headers.task, id = %msg.headers.id, error = %e);
+                    s.publish_failed();
+                    Settle::Requeue
+                }
+            }
+        }
+        Err(()) => Settle::Requeue,
+    }
+}
+
+/// Records a FAILURE, then what follows it (chain failure, errbacks, chord count).
+async fn record_failure(
+    s: &Session,
+    queue: &str,
+    msg: &TaskMessage,
+    exc: &ExceptionInfo,
+    tb: &str,
+) -> Result<(), ()> {
+    reply(s, queue, msg, TaskState::Failure, &exc.to_value(), Some(tb)).await?;
+    canvas::on_failure(s, msg, exc, tb).await
 }
 
 fn settle_after(recorded: Result<(), ()>) -> Settle {

@@ -45,6 +45,7 @@ pub async fn run(
         let Some(conn) = connect_until_stopped(&cfg, &shutdown).await? else {
             return Ok(());
         };
+        let conn = Arc::new(conn);
         if let Err(e) = declare(&conn, &cfg).await {
             if !e.is_retryable() {
                 let _ = conn.close(200, "topology refused".into()).await;

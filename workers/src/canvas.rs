@@ -1,0 +1,358 @@
+//! What follows a task's outcome, as Celery's canvas defines it: links (callbacks) get the
+//! result as their first argument, errbacks the failed task's id, the next task of a chain
+//! (the last element of the reversed `chain` list) gets the result and carries the rest of the
+//! chain on; a failure is stored for every task left in the chain, as Celery does. Chord
+//! members count themselves done with one atomic `$inc` in MongoDB after their own result is
+//! stored; the member that completes the count fires the callback, once (a claim flag guards
+//! it), with the members' results in group order. No polling task.
+//!
+//! Follow-ups are published to the default exchange with the target queue as routing key, as
+//! Celery 5.7 publishes, with confirms; a queue that does not exist yet is declared in Celery's
+//! layout first. If a follow-up cannot be published the caller requeues the delivery.
+
+use maestro_broker::store::TaskRecord;
+use maestro_broker::{
+    BrokerError, ExceptionInfo, QueueType, Signature, TaskMessage, TaskQueue, TaskState, topology,
+};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::processor::Session;
+
+/// After a SUCCESS is recorded: links, the next step of a chain, the chord count.
+pub(crate) async fn on_success(s: &Session, msg: &TaskMessage, result: &Value) -> Result<(), ()> {
+    for link in msg.embed.callbacks.iter().flatten() {
+        send(s, link, Some(result.clone()), msg, None).await?;
+    }
+    if let Some((next, rest)) = msg.embed.next_in_chain() {
+        send(s, &next, Some(result.clone()), msg, Some(rest)).await?;
+    }
+    chord_member_done(s, msg).await
+}
+
+/// After a FAILURE is recorded: the rest of the chain fails too, errbacks get the task id,
+/// the chord count goes on (the callback then fails with ChordError).
+pub(crate) async fn on_failure(
+    s: &Session,
+    msg: &TaskMessage,
+    exc: &ExceptionInfo,
+    traceback: &str,
+) -> Result<(), ()> {
+    if let Some(store) = &s.store {
+        for step in msg.embed.chain.iter().flatten() {
+            let Some(id) = step.option_str("task_id") else {
+                continue;
+            };
+            let record = TaskRecord {
+                id: id.to_owned(),
+                state: TaskState::Failure,
+                result: exc.to_value(),
+                traceback: Some(traceback.to_owned()),
+                children: Vec::new(),
+                name: Some(step.task.clone()),
+                args: Some(step.args.clone()),
+                kwargs: Some(step.kwargs.clone()),
+                worker: Some(s.hostname.to_string()),
+                retries: 0,
+                queue: step.option_str("queue").map(str::to_owned),
+                group_id: step.option_str("group_id").map(str::to_owned),
+                parent_id: Some(msg.headers.id.clone()),
+            };
+            store
+                .store(&record)
+                .await
+                .map_err(|e| warn!(event = "chain_failure_not_recorded", id, error = %e))?;
+        }
+    }
+    for errback in msg.embed.errbacks.iter().flatten() {
+        send(
+            s,
+            errback,
+            Some(Value::String(msg.headers.id.clone())),
+            msg,
+            None,
+        )
+        .await?;
+    }
+    chord_member_done(s, msg).await
+}
+
+/// The task message a signature describes, called after `parent`.
+pub(crate) fn message_for(
+    sig: &Signature,
+    first_arg: Option<Value>,
+    parent: &TaskMessage,
+    chain: Option<Vec<Signature>>,
+) -> Result<TaskMessage, String> {
+    let mut args = match &sig.args {
+        Value::Array(a) => a.clone(),
+        Value::Null => Vec::new(),
+        other => {
+            return Err(format!(
+                "signature {} has args {other} (not a list)",
+                sig.task
+            ));
+        }
+    };
+    if let (Some(first), false) = (first_arg, sig.immutable) {
+        args.insert(0, first);
+    }
+    let kwargs = if sig.kwargs.is_null() {
+        json!({})
+    } else {
+        sig.kwargs.clone()
+    };
+    let id = sig
+        .option_str("task_id")
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let mut msg = TaskMessage::with_id(&sig.task, id, &Value::Array(args), &kwargs)
+        .map_err(|e| e.to_string())?;
+    msg.headers.root_id = Some(
+        parent
+            .headers
+            .root_id
+            .clone()
+            .unwrap_or_else(|| parent.headers.id.clone()),
+    );
+    msg.headers.parent_id = Some(parent.headers.id.clone());
+    msg.headers.group = sig.option_str("group_id").map(str::to_owned);
+    msg.headers.group_index = sig.options.get("group_index").and_then(Value::as_i64);
+    msg.properties.reply_to = sig.option_str("reply_to").map(str::to_owned);
+    let secs = |k: &str| sig.options.get(k).and_then(Value::as_f64);
+    msg.headers.timelimit.hard_secs = secs("time_limit");
+    msg.headers.timelimit.soft_secs = secs("soft_time_limit");
+    if let Some(countdown) = secs("countdown") {
+        msg.headers.eta =
+            Some(chrono::Utc::now() + chrono::Duration::milliseconds((countdown * 1000.0) as i64));
+    }
+    let list = |k: &str| {
+        sig.options
+            .get(k)
+            .and_then(|v| serde_json::from_value::<Vec<Signature>>(v.clone()).ok())
+    };
+    msg.embed.callbacks = list("link");
+    msg.embed.errbacks = list("link_error");
+    msg.embed.chain = chain.filter(|c| !c.is_empty());
+    msg.embed.chord = sig
+        .options
+        .get("chord")
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    Ok(msg)
+}
+
+/// Publishes the task `sig` describes to its queue (`options.queue`, else the default queue).
+async fn send(
+    s: &Session,
+    sig: &Signature,
+    first_arg: Option<Value>,
+    parent: &TaskMessage,
+    chain: Option<Vec<Signature>>,
+) -> Result<(), ()> {
+    let msg = message_for(sig, first_arg, parent, chain).map_err(|e| {
+        warn!(event = "follow_up_invalid", parent = %parent.headers.id, error = %e);
+    })?;
+    let queue = sig
+        .option_str("queue")
+        .unwrap_or(&s.cfg.default_queue)
+        .to_owned();
+    let published = match s.publisher.publish_task("", &queue, &msg).await {
+        Err(BrokerError::Unroutable { .. }) => {
+            // Celery creates missing queues before publishing; so do we.
+            let q = TaskQueue::named(&queue, QueueType::Classic);
+            if let Err(e) = topology::declare_task_queue(&s.conn, &q).await {
+                warn!(event = "follow_up_queue_not_declared", queue, error = %e);
+            }
+            s.publisher.publish_task("", &queue, &msg).await
+        }
+        other => other,
+    };
+    match published {
+        Ok(()) => {
+            info!(event = "follow_up_sent", parent = %parent.headers.id, task = %msg.headers.task, id = %msg.headers.id, queue);
+            Ok(())
+        }
+        Err(e) => {
+            warn!(event = "follow_up_failed", parent = %parent.headers.id, task = %msg.headers.task, queue, error = %e);
+            Err(())
+        }
+    }
+}
+
+/// Counts this chord member done; the member that completes the count fires the callback.
+async fn chord_member_done(s: &Session, msg: &TaskMessage) -> Result<(), ()> {
+    let Some(body) = &msg.embed.chord else {
+        return Ok(());
+    };
+    let Some(group) = msg
+        .headers
+        .group
+        .clone()
+        .or_else(|| body.option_str("group_id").map(str::to_owned))
+    else {
+        warn!(event = "chord_without_group", id = %msg.headers.id, "a chord member without a group id; callback not counted");
+        return Ok(());
+    };
+    let Some(store) = &s.store else {
+        warn!(event = "chord_needs_store", id = %msg.headers.id, "chords need --result-backend mongodb://...");
+        return Ok(());
+    };
+    let fail = |e: maestro_broker::store::StoreError| warn!(event = "chord_count_failed", group, error = %e);
+    let done = store
+        .chord_member_done(&group, &msg.headers.id)
+        .await
+        .map_err(fail)?;
+    let Some(members) = store.group_members(&group).await.map_err(fail)? else {
+        warn!(
+            event = "chord_group_unsaved",
+            group, "the chord's group result was not saved; callback not fired"
+        );
+        return Ok(());
+    };
+    if done == 0 || (done as usize) < members.len() {
+        return Ok(());
+    }
+    try_fire_chord(s, &group, body, &members, msg)
+        .await
+        .map(|_| ())
+}
+
+/// Fires a chord's callback if every member is ready and nobody fired it yet: with the members'
+/// results in group order, or, when one failed, as a FAILURE (ChordError) with its errbacks.
+/// `Ok(false)` when some member is not ready yet.
+pub(crate) async fn try_fire_chord(
+    s: &Session,
+    group: &str,
+    body: &Signature,
+    members: &[String],
+    parent: &TaskMessage,
+) -> Result<bool, ()> {
+    let Some(store) = &s.store else {
+        return Ok(true);
+    };
+    let fail = |e: maestro_broker::store::StoreError| warn!(event = "chord_check_failed", group, error = %e);
+    let mut metas = Vec::with_capacity(members.len());
+    for id in members {
+        match store.get(id).await.map_err(fail)? {
+            Some(m) if matches!(m.status.as_str(), "SUCCESS" | "FAILURE" | "REVOKED") => {
+                metas.push(m)
+            }
+            _ => return Ok(false),
+        }
+    }
+    if !store.claim_chord_callback(group).await.map_err(fail)? {
+        return Ok(true);
+    }
+    if let Some(failed) = metas.iter().find(|m| m.status != "SUCCESS") {
+        let exc = ExceptionInfo::celery(
+            "ChordError",
+            format!("Dependency {} raised {}", failed.id, failed.status),
+        );
+        let callback_id = body.option_str("task_id").unwrap_or_default().to_owned();
+        warn!(event = "chord_failed", group, member = %failed.id, callback = %callback_id);
+        let record = TaskRecord {
+            id: callback_id.clone(),
+            state: TaskState::Failure,
+            result: exc.to_value(),
+            traceback: None,
+            children: Vec::new(),
+            name: Some(body.task.clone()),
+            args: None,
+            kwargs: None,
+            worker: Some(s.hostname.to_string()),
+            retries: 0,
+            queue: body.option_str("queue").map(str::to_owned),
+            group_id: None,
+            parent_id: None,
+        };
+        store.store(&record).await.map_err(fail)?;
+        let errbacks = body
+            .options
+            .get("link_error")
+            .and_then(|v| serde_json::from_value::<Vec<Signature>>(v.clone()).ok());
+        for errback in errbacks.iter().flatten() {
+            send(
+                s,
+                errback,
+                Some(Value::String(callback_id.clone())),
+                parent,
+                None,
+            )
+            .await?;
+        }
+        return Ok(true);
+    }
+    info!(event = "chord_complete", group, members = members.len());
+    let results = metas.into_iter().map(|m| m.result).collect();
+    send(s, body, Some(Value::Array(results)), parent, None).await?;
+    Ok(true)
+}
+
+/// Member ids of a chord from `celery.chord_unlock`'s arguments: the `result` keyword (a
+/// GroupResult as tuples) when given, else the saved group.
+pub(crate) async fn chord_unlock_members(
+    s: &Session,
+    group: &str,
+    kwargs: &Value,
+) -> Result<Option<Vec<String>>, ()> {
+    fn first_str(v: &Value) -> Option<String> {
+        match v {
+            Value::String(x) => Some(x.clone()),
+            Value::Array(a) => a.first().and_then(first_str),
+            _ => None,
+        }
+    }
+    if let Some(list) = kwargs.get("result").and_then(Value::as_array) {
+        let ids: Vec<String> = list.iter().filter_map(first_str).collect();
+        if !ids.is_empty() {
+            return Ok(Some(ids));
+        }
+    }
+    let Some(store) = &s.store else {
+        return Ok(None);
+    };
+    store
+        .group_members(group)
+        .await
+        .map_err(|e| warn!(event = "chord_check_failed", group, error = %e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parent() -> TaskMessage {
+        TaskMessage::with_id("tasks.add", "p-1", &json!([1, 2]), &json!({})).expect("message")
+    }
+
+    #[test]
+    fn a_link_gets_the_result_first_unless_immutable() {
+        let mut sig = Signature::new("tasks.add", vec![json!(10)]);
+        sig.options.insert("task_id".into(), json!("c-1"));
+        sig.options.insert("queue".into(), json!("report"));
+        let m = message_for(&sig, Some(json!(3)), &parent(), None).expect("valid");
+        assert_eq!(m.args.get(), "[3,10]");
+        assert_eq!(m.headers.id, "c-1");
+        assert_eq!(m.headers.parent_id.as_deref(), Some("p-1"));
+        assert_eq!(m.headers.root_id.as_deref(), Some("p-1"));
+        sig.immutable = true;
+        let m = message_for(&sig, Some(json!(3)), &parent(), None).expect("valid");
+        assert_eq!(m.args.get(), "[10]");
+    }
+
+    #[test]
+    fn the_chain_carries_on_reversed() {
+        let a = Signature::new("a", vec![]);
+        let b = Signature::new("b", vec![]);
+        let mut p = parent();
+        p.embed.chain = Some(vec![b.clone(), a.clone()]);
+        let (next, rest) = p.embed.next_in_chain().expect("next");
+        assert_eq!(next.task, "a");
+        let m = message_for(&next, Some(json!(1)), &p, Some(rest)).expect("valid");
+        assert_eq!(
+            m.embed.chain.as_ref().map(|c| c[0].task.as_str()),
+            Some("b")
+        );
+        let last = message_for(&b, Some(json!(1)), &m, Some(vec![])).expect("valid");
+        assert_eq!(last.embed.chain, None);
+    }
+}
