@@ -123,6 +123,14 @@ pub struct Cli {
     #[arg(long, env = "MAESTRO_WORKER_THREADS", default_value_t = 1)]
     pub threads: usize,
 
+    /// Send task and worker events (celeryev) for Flower and `celery events`.
+    #[arg(short = 'E', long = "events", env = "CELERY_WORKER_SEND_TASK_EVENTS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub events: bool,
+
+    /// Answer remote control (`celery inspect`, `celery control revoke`) on celery.pidbox.
+    #[arg(long, env = "CELERY_WORKER_ENABLE_REMOTE_CONTROL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub remote_control: bool,
+
     /// Log format: text or json.
     #[arg(long, env = "MAESTRO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -156,6 +164,8 @@ pub struct WorkerConfig {
     pub result_expires: Option<Duration>,
     pub track_started: bool,
     pub default_queue: String,
+    pub events: bool,
+    pub remote_control: bool,
     pub time_limit: Option<Duration>,
     pub soft_time_limit: Option<Duration>,
     pub acks_late: bool,
@@ -323,6 +333,8 @@ impl Cli {
             result_expires: Some(self.result_expires).filter(|d| !d.is_zero()),
             track_started: self.track_started,
             default_queue: self.default_queue,
+            events: self.events,
+            remote_control: self.remote_control,
             time_limit: self.time_limit,
             soft_time_limit: self.soft_time_limit,
             acks_late: self.acks_late,

@@ -23,8 +23,11 @@ use tracing::{info, warn};
 
 use crate::acker;
 use crate::config::WorkerConfig;
+use crate::control;
+use crate::events::Events;
 use crate::processor::{self, Session};
 use crate::shutdown::Shutdown;
+use crate::stats::WorkerState;
 
 /// Why a session ended.
 #[derive(Debug)]
@@ -42,8 +45,26 @@ pub async fn consume(
     registry: Arc<Registry>,
     hostname: Arc<str>,
     store: Option<ResultStore>,
+    state: Arc<WorkerState>,
     shutdown: &Shutdown,
 ) -> Result<SessionEnd, BrokerError> {
+    let events = if cfg.events {
+        Some(Events::open(conn, state.clone()).await?)
+    } else {
+        None
+    };
+    let control = if cfg.remote_control {
+        Some(control::spawn(conn, cfg.clone(), registry.clone(), state.clone()).await?)
+    } else {
+        None
+    };
+    let heartbeat = match &events {
+        Some(ev) => {
+            ev.worker("worker-online").await;
+            Some(ev.spawn_heartbeat())
+        }
+        None => None,
+    };
     let publisher = Publisher::open(conn).await?;
     let channel = conn.create_channel().await?;
     // Celery asks for a channel-wide (global) prefetch; quorum queues do not support it, so
@@ -69,6 +90,8 @@ pub async fn consume(
         publisher_lost: publisher_lost.clone(),
         store,
         conn: conn.clone(),
+        state,
+        events: events.clone(),
     });
     let lost = || {
         SessionEnd::Lost(BrokerError::Topology {
@@ -141,6 +164,12 @@ pub async fn consume(
         }
     };
 
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
+    if let Some(c) = control {
+        c.abort();
+    }
     match &end {
         SessionEnd::Stopped => {
             for tag in tags {
@@ -158,6 +187,9 @@ pub async fn consume(
                 );
             }
             let abandoned = shutdown.drain(cfg.shutdown_grace).await;
+            if let Some(ev) = &events {
+                ev.worker("worker-offline").await;
+            }
             drop(session);
             let _ = acker_task.await;
             publisher.close().await;

@@ -7,11 +7,17 @@
 //! - `canvas`    links, errbacks, chain steps and chord callbacks after an outcome
 //! - `acker`     the one place that acks or requeues, with batched acks
 //! - `shutdown`  cancellation: stop taking, drain to one deadline, requeue the rest
+//! - `stats`     running tasks, totals, revoked ids, the Lamport clock
+//! - `events`    Celery events (-E) on celeryev
+//! - `control`   remote control on celery.pidbox (inspect, revoke)
 
 pub mod acker;
 pub mod canvas;
 pub mod config;
 pub mod consumer;
+pub mod control;
+pub mod events;
 pub mod processor;
 pub mod shutdown;
+pub mod stats;
 pub mod worker;

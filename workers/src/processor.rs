@@ -27,6 +27,8 @@ use tracing::{debug, info, warn};
 use crate::acker::{AckToken, AckerHandle};
 use crate::canvas;
 use crate::config::{ResultBackend, WorkerConfig};
+use crate::events::{Events, now_unix};
+use crate::stats::{ActiveTask, WorkerState};
 
 /// How long a result write or lookup is retried while MongoDB is away before the delivery is
 /// requeued (and the task may run again).
@@ -50,6 +52,10 @@ pub struct Session {
     pub store: Option<ResultStore>,
     /// The session's connection, for declaring queues follow-ups go to.
     pub conn: Arc<lapin::Connection>,
+    /// Running tasks, totals, revoked ids (for remote control and events).
+    pub state: Arc<WorkerState>,
+    /// Celery events, with `-E`.
+    pub events: Option<Events>,
 }
 
 impl Session {
@@ -164,6 +170,14 @@ pub async fn process(
     if msg.headers.expires.is_some_and(|exp| exp <= now) {
         release();
         info!(event = "task_expired", task = %msg.headers.task, id = %msg.headers.id, "expired before it ran: REVOKED");
+        if let Some(ev) = &s.events {
+            ev.task(
+                "task-revoked",
+                &msg.headers.id,
+                json!({"terminated": false, "signum": null, "expired": true}),
+            )
+            .await;
+        }
         let exc = ExceptionInfo::celery("TaskRevokedError", "expired");
         return match reply(&s, &queue, &msg, TaskState::Revoked, &exc.to_value(), None).await {
             Ok(()) => token.ack(),
@@ -215,6 +229,38 @@ pub async fn process(
             }
         };
     };
+    if let Some(ev) = &s.events {
+        let h = &msg.headers;
+        ev.task(
+            "task-received",
+            &h.id,
+            json!({
+                "name": h.task, "args": h.argsrepr.as_deref().unwrap_or(msg.args.get()),
+                "kwargs": h.kwargsrepr.as_deref().unwrap_or(msg.kwargs.get()), "root_id": h.root_id,
+                "parent_id": h.parent_id, "retries": h.retries,
+                "eta": h.eta.map(maestro_broker::message::format_time),
+                "expires": h.expires.map(maestro_broker::message::format_time),
+            }),
+        )
+        .await;
+    }
+    if s.state.is_revoked(&msg.headers.id) {
+        release();
+        info!(event = "task_revoked", task = %msg.headers.task, id = %msg.headers.id, "revoked by remote control: not run");
+        if let Some(ev) = &s.events {
+            ev.task(
+                "task-revoked",
+                &msg.headers.id,
+                json!({"terminated": false, "signum": null, "expired": false}),
+            )
+            .await;
+        }
+        let exc = ExceptionInfo::celery("TaskRevokedError", "revoked");
+        return match reply(&s, &queue, &msg, TaskState::Revoked, &exc.to_value(), None).await {
+            Ok(()) => token.ack(),
+            Err(()) => token.requeue(),
+        };
+    }
     if let (Some(store), false) = (&s.store, msg.headers.ignore_result) {
         // Idempotency: an id that already succeeded (a duplicate publish, a redelivery after
         // a crash between storing and acking) is acknowledged and not run again.
@@ -250,8 +296,49 @@ pub async fn process(
     };
     debug!(event = "task_started", task = %msg.headers.task, id = %msg.headers.id, retries = msg.headers.retries);
     let started = Instant::now();
+    s.state.started(ActiveTask {
+        id: msg.headers.id.clone(),
+        name: msg.headers.task.clone(),
+        args: msg
+            .headers
+            .argsrepr
+            .clone()
+            .unwrap_or_else(|| clip(msg.args.get())),
+        kwargs: msg
+            .headers
+            .kwargsrepr
+            .clone()
+            .unwrap_or_else(|| clip(msg.kwargs.get())),
+        queue: queue.to_string(),
+        started_unix: now_unix(),
+    });
+    if let Some(ev) = &s.events {
+        ev.task("task-started", &msg.headers.id, json!({})).await;
+    }
     let (outcome, msg) = run(&s, &queue, task.as_ref(), msg).await;
     let runtime = started.elapsed();
+    s.state.finished(&msg.headers.id, &msg.headers.task);
+    if let Some(ev) = &s.events {
+        let (kind, fields) = match &outcome {
+            Outcome::Success(v) => (
+                "task-succeeded",
+                json!({"result": v.to_string(), "runtime": runtime.as_secs_f64()}),
+            ),
+            Outcome::Failure { exc, traceback } => (
+                "task-failed",
+                json!({"exception": exc.repr(), "traceback": traceback}),
+            ),
+            Outcome::Retry { exc, .. } => (
+                "task-retried",
+                json!({"exception": exc.repr(), "traceback": null}),
+            ),
+            Outcome::Reject { reason, .. } => {
+                ("task-rejected", json!({"requeue": false, "reason": reason}))
+            }
+            Outcome::Aborted => ("task-rejected", json!({"requeue": true})),
+        };
+        ev.task(kind, &msg.headers.id, fields).await;
+    }
     let settle = record(&s, &queue, task.as_ref(), &msg, outcome, runtime).await;
     release();
     if let Some(token) = token {
@@ -563,6 +650,15 @@ async fn record_failure(
 ) -> Result<(), ()> {
     reply(s, queue, msg, TaskState::Failure, &exc.to_value(), Some(tb)).await?;
     canvas::on_failure(s, msg, exc, tb).await
+}
+
+/// Argument text for `inspect active`, cut to 1,024 bytes at a char boundary.
+fn clip(text: &str) -> String {
+    let mut end = text.len().min(1024);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 fn settle_after(recorded: Result<(), ()>) -> Settle {

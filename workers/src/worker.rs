@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::config::{ResultBackend, WorkerConfig};
 use crate::consumer::{self, SessionEnd};
 use crate::shutdown::Shutdown;
+use crate::stats::WorkerState;
 
 /// Runs the worker until shutdown. Returns an error only for what retrying cannot fix.
 pub async fn run(
@@ -33,6 +34,7 @@ pub async fn run(
         broker = %cfg.broker_display,
         tasks = registry.len(),
     );
+    let state = Arc::new(WorkerState::new(cfg.hostname.as_str()));
     let store = match &cfg.result_backend {
         ResultBackend::Mongo { url } => match open_store_until_stopped(url, &cfg, &shutdown).await?
         {
@@ -62,6 +64,7 @@ pub async fn run(
             registry.clone(),
             hostname.clone(),
             store.clone(),
+            state.clone(),
             &shutdown,
         )
         .await

@@ -1,0 +1,140 @@
+//! Celery events (`-E`): task and worker events on the `celeryev` topic exchange in Celery's
+//! shapes, so Flower and `celery events` show these workers. Task events go out as Celery 5.7
+//! sends them, routing key `task.multi` with a list body; worker events as `worker.online`,
+//! `worker.heartbeat` (every 2 s) and `worker.offline`. Events are transient (delivery mode 1)
+//! and not confirmed: a lost event never holds up a task.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
+use maestro_broker::BrokerError;
+use serde_json::{Map, Value, json};
+
+use crate::stats::WorkerState;
+
+/// Celery's event exchange.
+pub const EXCHANGE: &str = "celeryev";
+/// Seconds between worker heartbeats, as Celery's default.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// Publishes events for one session.
+#[derive(Clone)]
+pub struct Events {
+    channel: Channel,
+    state: Arc<WorkerState>,
+}
+
+pub(crate) fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Events {
+    pub async fn open(conn: &Connection, state: Arc<WorkerState>) -> Result<Self, BrokerError> {
+        let channel = conn.create_channel().await?;
+        channel
+            .exchange_declare(
+                EXCHANGE.into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(Self { channel, state })
+    }
+
+    fn base(&self, kind: &str) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("hostname".into(), json!(self.state.hostname));
+        m.insert("utcoffset".into(), json!(0.0));
+        m.insert("pid".into(), json!(std::process::id()));
+        m.insert("clock".into(), json!(self.state.tick(None)));
+        m.insert("timestamp".into(), json!(now_unix()));
+        m.insert("type".into(), json!(kind));
+        m
+    }
+
+    async fn publish(&self, routing_key: &str, body: &Value) {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "hostname".into(),
+            AMQPValue::LongString(self.state.hostname.as_str().into()),
+        );
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_content_encoding("utf-8".into())
+            .with_delivery_mode(1)
+            .with_priority(0)
+            .with_headers(headers);
+        let payload = serde_json::to_vec(body).unwrap_or_default();
+        // Not awaited for a confirm: events are best effort.
+        let _ = self
+            .channel
+            .basic_publish(
+                EXCHANGE.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                &payload,
+                props,
+            )
+            .await;
+    }
+
+    /// A task event (`task-received`, `task-started`, ...) with its own fields.
+    pub async fn task(&self, kind: &str, uuid: &str, fields: Value) {
+        let mut m = self.base(kind);
+        m.insert("uuid".into(), json!(uuid));
+        if let Value::Object(extra) = fields {
+            m.extend(extra);
+        }
+        self.publish("task.multi", &Value::Array(vec![Value::Object(m)]))
+            .await;
+    }
+
+    /// A worker event: `worker-online`, `worker-heartbeat`, `worker-offline`.
+    pub async fn worker(&self, kind: &str) {
+        let mut m = self.base(kind);
+        m.insert("freq".into(), json!(HEARTBEAT.as_secs_f64()));
+        m.insert("active".into(), json!(self.state.active_count()));
+        m.insert("processed".into(), json!(self.state.processed()));
+        m.insert("loadavg".into(), json!(loadavg()));
+        m.insert("sw_ident".into(), json!("maestro-worker"));
+        m.insert("sw_ver".into(), json!(env!("CARGO_PKG_VERSION")));
+        m.insert("sw_sys".into(), json!(std::env::consts::OS));
+        let key = format!("worker.{}", kind.trim_start_matches("worker-"));
+        self.publish(&key, &Value::Object(m)).await;
+    }
+
+    /// Sends heartbeats every `HEARTBEAT` until dropped.
+    pub fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HEARTBEAT);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                me.worker("worker-heartbeat").await;
+            }
+        })
+    }
+}
+
+fn loadavg() -> Vec<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| {
+            s.split_whitespace()
+                .take(3)
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
