@@ -21,6 +21,19 @@ echo "== drain: $n messages, $rounds rounds"
   "${args[@]}" | tee bench/last-drain.txt
 echo "== memory"
 "$py" bench/memory.py --n "${MEM_N:-100000}" | tee bench/last-memory.txt
+# Results on vs off, same run, messages that ask for a result (MONGODB_URI, else a SecantusDB
+# started by scripts/test.sh is not available here: set MONGODB_URI).
+if [ -n "${MONGODB_URI:-}" ]; then
+  echo "== results: off vs MongoDB at MONGODB_URI"
+  "$py" -m pip install -q 'pymongo==4.15.3'
+
+  db="${MONGODB_URI%/}/maestro_bench_results"
+  "$py" bench/drain_with_results.py --n "${RESULTS_N:-20000}" --rounds "$rounds" \
+    --contender "results-off|maestro_bench|maestro.noop|exec $root/target/release/maestro-worker -Q \$QUEUE --delay-prefix maestro_bench_delayed --dead-letter-exchange maestro_bench.dead --dead-letter-queue maestro_bench.dead" \
+    --contender "results-mongodb|maestro_bench|maestro.noop|exec $root/target/release/maestro-worker -Q \$QUEUE --result-backend $db --delay-prefix maestro_bench_delayed --dead-letter-exchange maestro_bench.dead --dead-letter-queue maestro_bench.dead" \
+    | tee bench/last-results.txt
+  "$py" -c "import pymongo,sys; pymongo.MongoClient(sys.argv[1]).drop_database('maestro_bench_results')" "$MONGODB_URI"
+fi
 # Remove what the maestro contender declared (the peers' queues are drain_bench.py's own).
 "$py" - <<'PY'
 import pika

@@ -21,6 +21,8 @@ use crate::connection::{connect, parse_broker_url};
 use crate::error::BrokerError;
 use crate::message::TaskMessage;
 use crate::publisher::Publisher;
+use crate::signature::{Signature, chain_message};
+use crate::store::ResultStore;
 
 /// One state a task reported.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +47,15 @@ pub enum ClientError {
     Timeout { id: String, waited: Duration },
     #[error("the reply consumer stopped (connection lost) before task {id} finished")]
     Closed { id: String },
+    #[error("result store: {0}")]
+    Store(String),
+}
+
+fn invalid(what: &str, e: crate::message::DecodeError) -> BrokerError {
+    BrokerError::Topology {
+        name: what.to_owned(),
+        reason: e.to_string(),
+    }
 }
 
 type Waiters = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<StateReport>>>>;
@@ -190,6 +201,119 @@ impl Client {
             reason: e.to_string(),
         })?;
         self.send(msg, queue, queue).await
+    }
+
+    /// Sends the task `sig` describes to its queue (else `default_queue`), replying here.
+    pub async fn send_signature(
+        &self,
+        sig: &Signature,
+        default_queue: &str,
+    ) -> Result<AsyncResult, BrokerError> {
+        let msg = sig
+            .to_message(None, None, None)
+            .map_err(|e| invalid(&sig.task, e))?;
+        let queue = sig.queue(default_queue).to_owned();
+        self.send(msg, "", &queue).await
+    }
+
+    /// Sends a chain: each step gets the previous step's result. Every step replies here;
+    /// the result returned is the last step's.
+    pub async fn send_chain(
+        &self,
+        steps: Vec<Signature>,
+        default_queue: &str,
+    ) -> Result<AsyncResult, BrokerError> {
+        let steps: Vec<Signature> = steps.into_iter().map(|s| self.addressed(s)).collect();
+        let last_id = steps
+            .last()
+            .and_then(|s| s.option_str("task_id"))
+            .unwrap_or_default()
+            .to_owned();
+        let first = chain_message(&steps).map_err(|e| invalid("chain", e))?;
+        let queue = steps[0].queue(default_queue).to_owned();
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(last_id.clone(), tx);
+        let pending = AsyncResult {
+            id: last_id,
+            rx,
+            waiters: self.waiters.clone(),
+        };
+        let mut first = first;
+        first.properties.reply_to = Some(self.reply_queue.clone());
+        self.publisher.publish_task("", &queue, &first).await?;
+        Ok(pending)
+    }
+
+    /// Sends a group: every member at once, with the group's id and its index.
+    pub async fn send_group(
+        &self,
+        members: Vec<Signature>,
+        default_queue: &str,
+    ) -> Result<(String, Vec<AsyncResult>), BrokerError> {
+        let group_id = uuid::Uuid::new_v4().to_string();
+        let mut pending = Vec::with_capacity(members.len());
+        for (i, m) in members.into_iter().enumerate() {
+            let m = m
+                .with_option("group_id", Value::from(group_id.clone()))
+                .with_option("group_index", Value::from(i));
+            pending.push(self.send_signature(&m, default_queue).await?);
+        }
+        Ok((group_id, pending))
+    }
+
+    /// Sends a chord: the group is saved in `store` first (as Celery does), then each member
+    /// carries the callback, which the worker completing the group fires once. Returns the
+    /// callback's task id; its result is in `store`.
+    pub async fn send_chord(
+        &self,
+        header: Vec<Signature>,
+        body: Signature,
+        default_queue: &str,
+        store: &ResultStore,
+    ) -> Result<String, ClientError> {
+        let group_id = uuid::Uuid::new_v4().to_string();
+        let callback_id = uuid::Uuid::new_v4().to_string();
+        let body = body
+            .with_option("task_id", Value::from(callback_id.clone()))
+            .with_option("group_id", Value::from(group_id.clone()));
+        let members: Vec<Signature> = header
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.with_option("task_id", Value::from(uuid::Uuid::new_v4().to_string()))
+                    .with_option("group_id", Value::from(group_id.clone()))
+                    .with_option("group_index", Value::from(i))
+                    .with_option("chord", serde_json::to_value(&body).unwrap_or_default())
+            })
+            .collect();
+        let ids: Vec<String> = members
+            .iter()
+            .filter_map(|m| m.option_str("task_id").map(str::to_owned))
+            .collect();
+        store
+            .save_group(&group_id, &ids)
+            .await
+            .map_err(|e| ClientError::Store(e.to_string()))?;
+        for m in &members {
+            let msg = m
+                .to_message(None, None, None)
+                .map_err(|e| invalid(&m.task, e))?;
+            self.publisher
+                .publish_task("", m.queue(default_queue), &msg)
+                .await?;
+        }
+        Ok(callback_id)
+    }
+
+    fn addressed(&self, sig: Signature) -> Signature {
+        let id = sig
+            .option_str("task_id")
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        sig.with_option("task_id", Value::from(id))
+            .with_option("reply_to", Value::from(self.reply_queue.clone()))
     }
 
     /// Closes the connection (the reply queue goes with it).

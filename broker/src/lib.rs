@@ -30,6 +30,6 @@ pub use error::BrokerError;
 pub use lapin;
 pub use message::{DecodeError, TaskHeaders, TaskMessage, TimeLimit};
 pub use publisher::Publisher;
-pub use signature::{Embed, Signature};
+pub use signature::{Embed, Signature, chain_message};
 pub use state::{ExceptionInfo, TaskState};
 pub use topology::{QueueType, TaskQueue};

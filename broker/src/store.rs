@@ -260,6 +260,24 @@ impl ResultStore {
         Ok(r.modified_count == 1)
     }
 
+    /// Saves a group's member ids in `celery_groupmeta` as Celery's `GroupResult.save()` does.
+    pub async fn save_group(
+        &self,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> Result<(), StoreError> {
+        let groups = self.db.collection::<Document>(GROUPMETA);
+        let result = serde_json::to_string(member_ids).unwrap_or_else(|_| "[]".into());
+        groups
+            .replace_one(
+                doc! {"_id": group_id},
+                doc! {"_id": group_id, "result": result, "date_done": bson::DateTime::now()},
+            )
+            .upsert(true)
+            .await?;
+        Ok(())
+    }
+
     /// The member ids of group `group_id` as the client saved them (`celery_groupmeta`).
     pub async fn group_members(&self, group_id: &str) -> Result<Option<Vec<String>>, StoreError> {
         let groups = self.db.collection::<Document>(GROUPMETA);

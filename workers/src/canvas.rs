@@ -14,7 +14,7 @@ use maestro_broker::store::TaskRecord;
 use maestro_broker::{
     BrokerError, ExceptionInfo, QueueType, Signature, TaskMessage, TaskQueue, TaskState, topology,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::processor::Session;
@@ -77,69 +77,6 @@ pub(crate) async fn on_failure(
     chord_member_done(s, msg).await
 }
 
-/// The task message a signature describes, called after `parent`.
-pub(crate) fn message_for(
-    sig: &Signature,
-    first_arg: Option<Value>,
-    parent: &TaskMessage,
-    chain: Option<Vec<Signature>>,
-) -> Result<TaskMessage, String> {
-    let mut args = match &sig.args {
-        Value::Array(a) => a.clone(),
-        Value::Null => Vec::new(),
-        other => {
-            return Err(format!(
-                "signature {} has args {other} (not a list)",
-                sig.task
-            ));
-        }
-    };
-    if let (Some(first), false) = (first_arg, sig.immutable) {
-        args.insert(0, first);
-    }
-    let kwargs = if sig.kwargs.is_null() {
-        json!({})
-    } else {
-        sig.kwargs.clone()
-    };
-    let id = sig
-        .option_str("task_id")
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let mut msg = TaskMessage::with_id(&sig.task, id, &Value::Array(args), &kwargs)
-        .map_err(|e| e.to_string())?;
-    msg.headers.root_id = Some(
-        parent
-            .headers
-            .root_id
-            .clone()
-            .unwrap_or_else(|| parent.headers.id.clone()),
-    );
-    msg.headers.parent_id = Some(parent.headers.id.clone());
-    msg.headers.group = sig.option_str("group_id").map(str::to_owned);
-    msg.headers.group_index = sig.options.get("group_index").and_then(Value::as_i64);
-    msg.properties.reply_to = sig.option_str("reply_to").map(str::to_owned);
-    let secs = |k: &str| sig.options.get(k).and_then(Value::as_f64);
-    msg.headers.timelimit.hard_secs = secs("time_limit");
-    msg.headers.timelimit.soft_secs = secs("soft_time_limit");
-    if let Some(countdown) = secs("countdown") {
-        msg.headers.eta =
-            Some(chrono::Utc::now() + chrono::Duration::milliseconds((countdown * 1000.0) as i64));
-    }
-    let list = |k: &str| {
-        sig.options
-            .get(k)
-            .and_then(|v| serde_json::from_value::<Vec<Signature>>(v.clone()).ok())
-    };
-    msg.embed.callbacks = list("link");
-    msg.embed.errbacks = list("link_error");
-    msg.embed.chain = chain.filter(|c| !c.is_empty());
-    msg.embed.chord = sig
-        .options
-        .get("chord")
-        .and_then(|v| serde_json::from_value(v.clone()).ok());
-    Ok(msg)
-}
-
 /// Publishes the task `sig` describes to its queue (`options.queue`, else the default queue).
 async fn send(
     s: &Session,
@@ -148,9 +85,11 @@ async fn send(
     parent: &TaskMessage,
     chain: Option<Vec<Signature>>,
 ) -> Result<(), ()> {
-    let msg = message_for(sig, first_arg, parent, chain).map_err(|e| {
-        warn!(event = "follow_up_invalid", parent = %parent.headers.id, error = %e);
-    })?;
+    let msg = sig
+        .to_message(first_arg, Some(&parent.headers), chain)
+        .map_err(|e| {
+            warn!(event = "follow_up_invalid", parent = %parent.headers.id, error = %e);
+        })?;
     let queue = sig
         .option_str("queue")
         .unwrap_or(&s.cfg.default_queue)
@@ -319,6 +258,7 @@ pub(crate) async fn chord_unlock_members(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn parent() -> TaskMessage {
         TaskMessage::with_id("tasks.add", "p-1", &json!([1, 2]), &json!({})).expect("message")
@@ -329,13 +269,17 @@ mod tests {
         let mut sig = Signature::new("tasks.add", vec![json!(10)]);
         sig.options.insert("task_id".into(), json!("c-1"));
         sig.options.insert("queue".into(), json!("report"));
-        let m = message_for(&sig, Some(json!(3)), &parent(), None).expect("valid");
+        let m = sig
+            .to_message(Some(json!(3)), Some(&parent().headers), None)
+            .expect("valid");
         assert_eq!(m.args.get(), "[3,10]");
         assert_eq!(m.headers.id, "c-1");
         assert_eq!(m.headers.parent_id.as_deref(), Some("p-1"));
         assert_eq!(m.headers.root_id.as_deref(), Some("p-1"));
         sig.immutable = true;
-        let m = message_for(&sig, Some(json!(3)), &parent(), None).expect("valid");
+        let m = sig
+            .to_message(Some(json!(3)), Some(&parent().headers), None)
+            .expect("valid");
         assert_eq!(m.args.get(), "[10]");
     }
 
@@ -347,12 +291,16 @@ mod tests {
         p.embed.chain = Some(vec![b.clone(), a.clone()]);
         let (next, rest) = p.embed.next_in_chain().expect("next");
         assert_eq!(next.task, "a");
-        let m = message_for(&next, Some(json!(1)), &p, Some(rest)).expect("valid");
+        let m = next
+            .to_message(Some(json!(1)), Some(&p.headers), Some(rest))
+            .expect("valid");
         assert_eq!(
             m.embed.chain.as_ref().map(|c| c[0].task.as_str()),
             Some("b")
         );
-        let last = message_for(&b, Some(json!(1)), &m, Some(vec![])).expect("valid");
+        let last = b
+            .to_message(Some(json!(1)), Some(&m.headers), Some(vec![]))
+            .expect("valid");
         assert_eq!(last.embed.chain, None);
     }
 }

@@ -111,9 +111,9 @@ async fn handle(
         && !dest
             .iter()
             .any(|d| d.as_str() == Some(state.hostname.as_str()))
-        {
-            return;
-        }
+    {
+        return;
+    }
     let method = request.get("method").and_then(Value::as_str).unwrap_or("");
     let args = request
         .get("arguments")
