@@ -45,6 +45,9 @@ async fn chains_groups_and_chords_built_in_rust() {
     .into_config()
     .expect("config");
     let shutdown = Shutdown::default();
+    // Dropped before `run` (declared later): even if the test panics, the worker stops before
+    // the teardown deletes its topology, so it cannot reconnect and declare it again.
+    let _stop_worker = shutdown.stop.clone().drop_guard();
     let worker = tokio::spawn(maestro_worker::worker::run(
         cfg,
         Registry::with_diagnostics(),

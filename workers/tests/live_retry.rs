@@ -94,6 +94,9 @@ async fn retries_go_through_the_broker_and_end_in_success_or_failure() {
     registry.register(Arc::new(Stubborn)).expect("unique");
     registry.register(Arc::new(Panics)).expect("unique");
     let shutdown = Shutdown::default();
+    // Dropped before `run` (declared later): even if the test panics, the worker stops before
+    // the teardown deletes its topology, so it cannot reconnect and declare it again.
+    let _stop_worker = shutdown.stop.clone().drop_guard();
     let worker = tokio::spawn(maestro_worker::worker::run(cfg, registry, shutdown.clone()));
 
     let client = Client::connect(&broker_url(), "maestro-worker tests")
