@@ -51,6 +51,30 @@ impl Run {
     }
 }
 
+impl Run {
+    /// `maestro-worker` flags that put a worker on `queue` with this run's broker, delay prefix,
+    /// dead-letter names and node name; a test appends its own.
+    pub fn worker_args(&self, queue: &TaskQueue) -> Vec<String> {
+        [
+            "maestro-worker",
+            "-b",
+            &broker_url(),
+            "-Q",
+            &queue.name,
+            "--delay-prefix",
+            self.delay.prefix(),
+            "--dead-letter-exchange",
+            &self.dead,
+            "--dead-letter-queue",
+            &self.dead,
+            "-n",
+            &format!("t{}@%h", self.id),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+}
+
 impl Drop for Run {
     fn drop(&mut self) {
         let queues = std::mem::take(&mut *self.queues.lock().unwrap_or_else(|p| p.into_inner()));

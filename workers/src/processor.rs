@@ -170,19 +170,7 @@ pub async fn process(
     if msg.headers.expires.is_some_and(|exp| exp <= now) {
         release();
         info!(event = "task_expired", task = %msg.headers.task, id = %msg.headers.id, "expired before it ran: REVOKED");
-        if let Some(ev) = &s.events {
-            ev.task(
-                "task-revoked",
-                &msg.headers.id,
-                json!({"terminated": false, "signum": null, "expired": true}),
-            )
-            .await;
-        }
-        let exc = ExceptionInfo::celery("TaskRevokedError", "expired");
-        return match reply(&s, &queue, &msg, TaskState::Revoked, &exc.to_value(), None).await {
-            Ok(()) => token.ack(),
-            Err(()) => token.requeue(),
-        };
+        return revoked(&s, &queue, &msg, true, token).await;
     }
     if let Some(wait_secs) = msg.headers.eta.and_then(|eta| delay::delay_until(eta, now)) {
         // Early: into the delay queues, never held here.
@@ -247,19 +235,7 @@ pub async fn process(
     if s.state.is_revoked(&msg.headers.id) {
         release();
         info!(event = "task_revoked", task = %msg.headers.task, id = %msg.headers.id, "revoked by remote control: not run");
-        if let Some(ev) = &s.events {
-            ev.task(
-                "task-revoked",
-                &msg.headers.id,
-                json!({"terminated": false, "signum": null, "expired": false}),
-            )
-            .await;
-        }
-        let exc = ExceptionInfo::celery("TaskRevokedError", "revoked");
-        return match reply(&s, &queue, &msg, TaskState::Revoked, &exc.to_value(), None).await {
-            Ok(()) => token.ack(),
-            Err(()) => token.requeue(),
-        };
+        return revoked(&s, &queue, &msg, false, token).await;
     }
     if let (Some(store), false) = (&s.store, msg.headers.ignore_result) {
         // Idempotency: an id that already succeeded (a duplicate publish, a redelivery after
@@ -358,6 +334,23 @@ pub async fn process(
                 .await
             }
         }
+    }
+}
+
+/// Records REVOKED for a task that will not run (`expired`, or revoked by remote control),
+/// sends its event, and settles the delivery.
+async fn revoked(s: &Session, queue: &str, msg: &TaskMessage, expired: bool, token: AckToken) {
+    if let Some(ev) = &s.events {
+        let fields = json!({"terminated": false, "signum": null, "expired": expired});
+        ev.task("task-revoked", &msg.headers.id, fields).await;
+    }
+    let exc = ExceptionInfo::celery(
+        "TaskRevokedError",
+        if expired { "expired" } else { "revoked" },
+    );
+    match reply(s, queue, msg, TaskState::Revoked, &exc.to_value(), None).await {
+        Ok(()) => token.ack(),
+        Err(()) => token.requeue(),
     }
 }
 

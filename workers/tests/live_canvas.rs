@@ -22,28 +22,12 @@ async fn chains_groups_and_chords_built_in_rust() {
     let run = Run::new();
     let queue = run.queue("canvas");
     let backend = format!("{}/t{}", mongo.trim_end_matches('/'), run.id);
-    let cfg = Cli::try_parse_from([
-        "maestro-worker",
-        "-b",
-        &broker_url(),
-        "-Q",
-        &queue.name,
-        "--delay-prefix",
-        run.delay.prefix(),
-        "--dead-letter-exchange",
-        &run.dead,
-        "--dead-letter-queue",
-        &run.dead,
-        "--result-backend",
-        &backend,
-        "--default-queue",
-        &queue.name,
-        "-n",
-        &format!("t{}@%h", run.id),
-    ])
-    .expect("flags")
-    .into_config()
-    .expect("config");
+    let mut args = run.worker_args(&queue);
+    args.extend(["--result-backend", &backend, "--default-queue", &queue.name].map(str::to_owned));
+    let cfg = Cli::try_parse_from(args)
+        .expect("flags")
+        .into_config()
+        .expect("config");
     let shutdown = Shutdown::default();
     // Dropped before `run` (declared later): even if the test panics, the worker stops before
     // the teardown deletes its topology, so it cannot reconnect and declare it again.

@@ -64,31 +64,22 @@ impl Task for Panics {
 async fn retries_go_through_the_broker_and_end_in_success_or_failure() {
     let run = Run::new();
     let queue = run.queue("retry");
-    let (delay, dead) = (&run.delay, &run.dead);
-    let cfg = Cli::try_parse_from([
-        "maestro-worker",
-        "-b",
-        &broker_url(),
-        "-Q",
-        &queue.name,
-        "--delay-prefix",
-        delay.prefix(),
-        "--dead-letter-exchange",
-        dead,
-        "--dead-letter-queue",
-        dead,
-        "--result-backend",
-        "rpc://",
-        "-n",
-        &format!("t{}@%h", run.id),
-        "--retry-backoff-min",
-        "1",
-        "--retry-backoff-max",
-        "2",
-    ])
-    .expect("flags")
-    .into_config()
-    .expect("config");
+    let mut args = run.worker_args(&queue);
+    args.extend(
+        [
+            "--result-backend",
+            "rpc://",
+            "--retry-backoff-min",
+            "1",
+            "--retry-backoff-max",
+            "2",
+        ]
+        .map(str::to_owned),
+    );
+    let cfg = Cli::try_parse_from(args)
+        .expect("flags")
+        .into_config()
+        .expect("config");
     let mut registry = Registry::with_diagnostics();
     registry.register(Arc::new(Flaky)).expect("unique");
     registry.register(Arc::new(Stubborn)).expect("unique");
