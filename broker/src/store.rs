@@ -226,26 +226,36 @@ impl ResultStore {
         member_id: &str,
     ) -> Result<u64, StoreError> {
         let chords = self.db.collection::<Document>(CHORDMETA);
-        // $addToSet keyed by member id: a redelivered member is not counted twice.
-        let updated = chords
-            .find_one_and_update(
-                doc! {"_id": group_id, "members": {"$ne": member_id}},
-                doc! {"$inc": {"done": 1}, "$push": {"members": member_id}, "$setOnInsert": {"created": bson::DateTime::now()}},
+        // First make sure the counter exists (an upsert that only sets on insert; members
+        // finishing at once may race to create it, and a duplicate key then only means it
+        // exists). Then count with a conditional update and no upsert, so counting itself has
+        // no duplicate-key path: the filter skips a member already counted (a redelivery).
+        let created = chords
+            .update_one(
+                doc! {"_id": group_id},
+                doc! {"$setOnInsert": {"done": 0_i64, "members": [], "created": bson::DateTime::now()}},
             )
             .upsert(true)
-            .return_document(mongodb::options::ReturnDocument::After)
             .await;
-        match updated {
-            Ok(Some(d)) => Ok(d
-                .get_i32("done")
-                .map(i64::from)
-                .or_else(|_| d.get_i64("done"))
-                .unwrap_or(0) as u64),
-            Ok(None) => Ok(0),
-            // The member was counted before (its filter missed and the upsert hit the _id).
-            Err(e) if is_duplicate_key(&e) => Ok(0),
-            Err(e) => Err(e.into()),
+        match created {
+            Ok(_) => {}
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(e.into()),
         }
+        let counted = chords
+            .find_one_and_update(
+                doc! {"_id": group_id, "members": {"$ne": member_id}},
+                doc! {"$inc": {"done": 1_i64}, "$push": {"members": member_id}},
+            )
+            .return_document(mongodb::options::ReturnDocument::After)
+            .await?;
+        Ok(counted
+            .map(|d| {
+                d.get_i64("done")
+                    .or_else(|_| d.get_i32("done").map(i64::from))
+                    .unwrap_or(0) as u64
+            })
+            .unwrap_or(0))
     }
 
     /// Claims the right to fire a chord's callback; true for exactly one caller.

@@ -1,0 +1,96 @@
+//! The MongoDB result store against a real server (`MONGODB_URI`, set by scripts/test.sh):
+//! chord counting under concurrency, and a SUCCESS that later writes cannot overwrite.
+
+use maestro_broker::TaskState;
+use maestro_broker::store::{ResultStore, Stored, TaskRecord};
+use serde_json::json;
+
+async fn store(db: &str) -> ResultStore {
+    let uri = std::env::var("MONGODB_URI")
+        .expect("MONGODB_URI must name a MongoDB server (scripts/test.sh sets it)");
+    ResultStore::connect(&format!("{}/{db}", uri.trim_end_matches('/')), None)
+        .await
+        .expect("MongoDB is reachable")
+}
+
+fn record(id: &str, state: TaskState, result: serde_json::Value) -> TaskRecord {
+    TaskRecord {
+        id: id.into(),
+        state,
+        result,
+        traceback: None,
+        children: vec![],
+        name: Some("t".into()),
+        args: None,
+        kwargs: None,
+        worker: None,
+        retries: 0,
+        queue: None,
+        group_id: None,
+        parent_id: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chord_members_finishing_at_once_are_each_counted_once() {
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let s = store(&db).await;
+    let group = "g-1";
+    let counts = futures_util::future::join_all((0..20).map(|i| {
+        let s = s.clone();
+        async move {
+            s.chord_member_done(group, &format!("m-{i}"))
+                .await
+                .expect("counted")
+        }
+    }))
+    .await;
+    assert_eq!(counts.iter().max(), Some(&20), "{counts:?}");
+    let mut sorted = counts.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        (1..=20).collect::<Vec<u64>>(),
+        "every member counted exactly once: {counts:?}"
+    );
+    assert_eq!(
+        s.chord_member_done(group, "m-3").await.expect("checked"),
+        0,
+        "a redelivered member is not counted again"
+    );
+    assert!(s.claim_chord_callback(group).await.expect("claim"));
+    assert!(
+        !s.claim_chord_callback(group).await.expect("claim"),
+        "the callback is claimed once"
+    );
+    let _ = s.database().drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_is_never_overwritten() {
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let s = store(&db).await;
+    assert_eq!(
+        s.store(&record("a", TaskState::Started, json!(null)))
+            .await
+            .expect("stored"),
+        Stored::Written
+    );
+    assert_eq!(
+        s.store(&record("a", TaskState::Success, json!(1)))
+            .await
+            .expect("stored"),
+        Stored::Written
+    );
+    assert_eq!(
+        s.store(&record("a", TaskState::Failure, json!(2)))
+            .await
+            .expect("stored"),
+        Stored::AlreadySucceeded
+    );
+    let meta = s.get("a").await.expect("read").expect("present");
+    assert_eq!((meta.status.as_str(), meta.result), ("SUCCESS", json!(1)));
+    assert!(s.has_succeeded("a").await.expect("lookup"));
+    assert!(!s.has_succeeded("b").await.expect("lookup"));
+    let _ = s.database().drop().await;
+}
