@@ -70,8 +70,11 @@ def test_far_eta_waits_in_the_broker_not_the_worker(names, workers, celery_app, 
 def test_expired_task_is_revoked_not_run(names, workers, celery_app):
     q = names.queue()
     w = workers([q], args=["--log-level", "maestro_worker=debug"])
-    r = celery_app.send_task("maestro.echo", args=["never"], queue=q,
-                             expires=datetime.now(timezone.utc) - timedelta(seconds=5))
+    # Expires before its countdown: the worker moves it into the delay queues (without the
+    # broker TTL Celery sets from `expires`), and when it comes back it has expired. (An
+    # `expires` already past when sent gets TTL 0 from Celery, and RabbitMQ may drop it before
+    # any worker sees it.)
+    r = celery_app.send_task("maestro.echo", args=["never"], queue=q, countdown=2, expires=1)
     with pytest.raises(TaskRevokedError):
         r.get(timeout=30)
     assert r.state == "REVOKED"
