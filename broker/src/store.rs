@@ -83,6 +83,28 @@ pub struct TaskRecord {
     pub parent_id: Option<String>,
 }
 
+impl TaskRecord {
+    /// A record of `state` for `id` with `result`; the other fields empty, to fill in with
+    /// struct update syntax.
+    pub fn new(id: impl Into<String>, state: TaskState, result: Value) -> Self {
+        Self {
+            id: id.into(),
+            state,
+            result,
+            traceback: None,
+            children: Vec::new(),
+            name: None,
+            args: None,
+            kwargs: None,
+            worker: None,
+            retries: 0,
+            queue: None,
+            group_id: None,
+            parent_id: None,
+        }
+    }
+}
+
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -302,8 +324,9 @@ impl ResultStore {
     }
 }
 
-/// Member ids from a saved group result: `["id", ...]` or Celery's `[[["id", null], null], ...]`.
-fn member_ids(v: &Value) -> Vec<String> {
+/// Member ids from a saved group result, or from `celery.chord_unlock`'s `result` argument:
+/// `["id", ...]` or Celery's tuples `[[["id", null], null], ...]`.
+pub fn member_ids(v: &Value) -> Vec<String> {
     fn first_str(v: &Value) -> Option<String> {
         match v {
             Value::String(s) => Some(s.clone()),
@@ -492,21 +515,7 @@ mod tests {
 
     #[test]
     fn a_success_is_protected_by_the_filter() {
-        let r = TaskRecord {
-            id: "t".into(),
-            state: TaskState::Failure,
-            result: json!(null),
-            traceback: None,
-            children: vec![],
-            name: None,
-            args: None,
-            kwargs: None,
-            worker: None,
-            retries: 0,
-            queue: None,
-            group_id: None,
-            parent_id: None,
-        };
+        let r = TaskRecord::new("t", TaskState::Failure, json!(null));
         let s = update_statement(&r, None);
         assert_eq!(
             s.get_document("q").expect("q"),

@@ -15,19 +15,8 @@ async fn store(db: &str) -> ResultStore {
 
 fn record(id: &str, state: TaskState, result: serde_json::Value) -> TaskRecord {
     TaskRecord {
-        id: id.into(),
-        state,
-        result,
-        traceback: None,
-        children: vec![],
         name: Some("t".into()),
-        args: None,
-        kwargs: None,
-        worker: None,
-        retries: 0,
-        queue: None,
-        group_id: None,
-        parent_id: None,
+        ..TaskRecord::new(id, state, result)
     }
 }
 

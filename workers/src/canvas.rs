@@ -10,7 +10,7 @@
 //! Celery 5.7 publishes, with confirms; a queue that does not exist yet is declared in Celery's
 //! layout first. If a follow-up cannot be published the caller requeues the delivery.
 
-use maestro_broker::store::TaskRecord;
+use maestro_broker::store::{TaskRecord, member_ids};
 use maestro_broker::{
     BrokerError, ExceptionInfo, QueueType, Signature, TaskMessage, TaskQueue, TaskState, topology,
 };
@@ -44,19 +44,15 @@ pub(crate) async fn on_failure(
                 continue;
             };
             let record = TaskRecord {
-                id: id.to_owned(),
-                state: TaskState::Failure,
-                result: exc.to_value(),
                 traceback: Some(traceback.to_owned()),
-                children: Vec::new(),
                 name: Some(step.task.clone()),
                 args: Some(step.args.clone()),
                 kwargs: Some(step.kwargs.clone()),
                 worker: Some(s.hostname.to_string()),
-                retries: 0,
                 queue: step.option_str("queue").map(str::to_owned),
                 group_id: step.option_str("group_id").map(str::to_owned),
                 parent_id: Some(msg.headers.id.clone()),
+                ..TaskRecord::new(id, TaskState::Failure, exc.to_value())
             };
             store
                 .store(&record)
@@ -189,19 +185,10 @@ pub(crate) async fn try_fire_chord(
         let callback_id = body.option_str("task_id").unwrap_or_default().to_owned();
         warn!(event = "chord_failed", group, member = %failed.id, callback = %callback_id);
         let record = TaskRecord {
-            id: callback_id.clone(),
-            state: TaskState::Failure,
-            result: exc.to_value(),
-            traceback: None,
-            children: Vec::new(),
             name: Some(body.task.clone()),
-            args: None,
-            kwargs: None,
             worker: Some(s.hostname.to_string()),
-            retries: 0,
             queue: body.option_str("queue").map(str::to_owned),
-            group_id: None,
-            parent_id: None,
+            ..TaskRecord::new(callback_id.clone(), TaskState::Failure, exc.to_value())
         };
         store.store(&record).await.map_err(fail)?;
         let errbacks = body
@@ -233,15 +220,8 @@ pub(crate) async fn chord_unlock_members(
     group: &str,
     kwargs: &Value,
 ) -> Result<Option<Vec<String>>, ()> {
-    fn first_str(v: &Value) -> Option<String> {
-        match v {
-            Value::String(x) => Some(x.clone()),
-            Value::Array(a) => a.first().and_then(first_str),
-            _ => None,
-        }
-    }
-    if let Some(list) = kwargs.get("result").and_then(Value::as_array) {
-        let ids: Vec<String> = list.iter().filter_map(first_str).collect();
+    if let Some(result) = kwargs.get("result") {
+        let ids = member_ids(result);
         if !ids.is_empty() {
             return Ok(Some(ids));
         }

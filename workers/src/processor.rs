@@ -199,23 +199,17 @@ pub async fn process(
 
     let Some(task) = task else {
         release();
-        let settle = Box::pin(chord_unlock(&s, &queue, &msg)).await;
-        return match settle {
-            Settle::Ack => token.ack(),
-            Settle::Requeue => token.requeue(),
-            Settle::DeadLetter(reason) => {
-                Box::pin(dead_letter(
-                    &s,
-                    &queue,
-                    &properties,
-                    &data,
-                    DeadReason::Undecodable,
-                    &reason,
-                    token,
-                ))
-                .await
-            }
-        };
+        let how = Box::pin(chord_unlock(&s, &queue, &msg)).await;
+        return settle(
+            &s,
+            &queue,
+            &properties,
+            &data,
+            token,
+            how,
+            DeadReason::Undecodable,
+        )
+        .await;
     };
     if let Some(ev) = &s.events {
         let h = &msg.headers;
@@ -315,24 +309,46 @@ pub async fn process(
         };
         ev.task(kind, &msg.headers.id, fields).await;
     }
-    let settle = record(&s, &queue, task.as_ref(), &msg, outcome, runtime).await;
+    let how = record(&s, &queue, task.as_ref(), &msg, outcome, runtime).await;
     release();
     if let Some(token) = token {
-        match settle {
-            Settle::Ack => token.ack(),
-            Settle::Requeue => token.requeue(),
-            Settle::DeadLetter(reason) => {
-                Box::pin(dead_letter(
-                    &s,
-                    &queue,
-                    &properties,
-                    &data,
-                    DeadReason::Rejected,
-                    &reason,
-                    token,
-                ))
-                .await
-            }
+        settle(
+            &s,
+            &queue,
+            &properties,
+            &data,
+            token,
+            how,
+            DeadReason::Rejected,
+        )
+        .await;
+    }
+}
+
+/// Settles a delivery as `how` says; a dead letter goes out with `dead_reason`.
+async fn settle(
+    s: &Session,
+    queue: &str,
+    properties: &BasicProperties,
+    data: &[u8],
+    token: AckToken,
+    how: Settle,
+    dead_reason: DeadReason,
+) {
+    match how {
+        Settle::Ack => token.ack(),
+        Settle::Requeue => token.requeue(),
+        Settle::DeadLetter(detail) => {
+            Box::pin(dead_letter(
+                s,
+                queue,
+                properties,
+                data,
+                dead_reason,
+                &detail,
+                token,
+            ))
+            .await
         }
     }
 }
@@ -693,11 +709,7 @@ async fn reply(
         ResultBackend::Mongo { .. } => {
             let Some(store) = &s.store else { return Ok(()) };
             let record = TaskRecord {
-                id: msg.headers.id.clone(),
-                state,
-                result: result.clone(),
                 traceback: traceback.map(str::to_owned),
-                children: Vec::new(),
                 name: Some(msg.headers.task.clone()),
                 args: serde_json::from_str(msg.args.get()).ok(),
                 kwargs: serde_json::from_str(msg.kwargs.get()).ok(),
@@ -706,6 +718,7 @@ async fn reply(
                 queue: Some(queue.to_owned()),
                 group_id: msg.headers.group.clone(),
                 parent_id: msg.headers.parent_id.clone(),
+                ..TaskRecord::new(msg.headers.id.clone(), state, result.clone())
             };
             match with_store_retry(|| store.store(&record)).await {
                 Ok(Stored::Written) => Ok(()),
