@@ -187,8 +187,9 @@ impl Client {
         })
     }
 
-    /// Sends `task(*args, **kwargs)` to `queue` (Celery's layout: exchange and routing key are
-    /// the queue's name).
+    /// Sends `task(*args, **kwargs)` to `queue` through the default exchange, as Celery 5.7
+    /// publishes: a queue that does not exist is an `Unroutable` error and the channel stays
+    /// usable (publishing to a missing named exchange would close it).
     pub async fn send_task(
         &self,
         task: &str,
@@ -196,11 +197,8 @@ impl Client {
         kwargs: Value,
         queue: &str,
     ) -> Result<AsyncResult, BrokerError> {
-        let msg = TaskMessage::new(task, &args, &kwargs).map_err(|e| BrokerError::Topology {
-            name: task.into(),
-            reason: e.to_string(),
-        })?;
-        self.send(msg, queue, queue).await
+        let msg = TaskMessage::new(task, &args, &kwargs).map_err(|e| invalid(task, e))?;
+        self.send(msg, "", queue).await
     }
 
     /// Sends the task `sig` describes to its queue (else `default_queue`), replying here.
