@@ -10,17 +10,9 @@ cd "$root"
 state="${MAESTRO_TEST_HOME:-$HOME/.cache/maestro-tests}"
 venv="$state/demo-venv"
 mkdir -p "$state"
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
-if ! port_open 127.0.0.1 5672; then
-  command -v rabbitmq-server >/dev/null 2>&1 || {
-    as_root apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server
-  }
-  port_open 127.0.0.1 5672 || as_root rabbitmq-server -detached || true
-  for _ in $(seq 1 120); do port_open 127.0.0.1 5672 && break; sleep 1; done
-fi
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+ensure_rabbitmq
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'celery==5.7.0' 'kombu==5.7.0' 'pika==1.4.4'
