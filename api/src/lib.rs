@@ -1,0 +1,1 @@
+//! maestro-api: the authenticated REST API that enqueues Maestro jobs.

@@ -1,0 +1,3 @@
+//! `maestro-api`.
+
+fn main() {}

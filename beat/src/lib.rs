@@ -1,0 +1,1 @@
+//! maestro-beat: leader-elected periodic scheduler.

@@ -1,0 +1,3 @@
+//! `maestro-beat`.
+
+fn main() {}
