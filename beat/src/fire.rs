@@ -1,0 +1,404 @@
+//! Firing: each pass reads every schedule and fires what is due.
+//!
+//! A fire is, in order:
+//! 1. a compare-and-set on the schedule document: it matches only if `last_run_at` is still
+//!    the value this beat read, no fire is pending, and `beat_epoch` is not newer than this
+//!    leader's epoch; it sets `last_run_at` to the slot's due time, `beat_epoch` to this
+//!    epoch, adds one to `total_run_count`, and writes the message to send as `beat_pending`;
+//! 2. a publish, waiting for the broker's confirm, of a task whose id is derived from
+//!    (schedule id, due time);
+//! 3. clearing `beat_pending`.
+//!
+//! Losing step 1 means another beat fired the slot (or a newer leader has written the
+//! schedule): nothing is sent. A crash between 1 and 3 leaves `beat_pending`, which the next
+//! leader publishes again with the same task id: the slot is sent at least once, and workers
+//! run a task id once (they skip an id whose result is SUCCESS).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use lapin::Connection;
+use maestro_broker::connection::{connect, redact};
+use maestro_broker::store::json_to_bson;
+use maestro_broker::{Publisher, QueueType, TaskMessage, TaskQueue, topology};
+use mongodb::Collection;
+use mongodb::bson::{Bson, Document, doc};
+use serde_json::Value;
+
+use crate::clock::Clock;
+use crate::lease::{LeaderWatch, Leadership};
+use crate::metrics::Metrics;
+use crate::schedule::{Pending, Plan, Schedule, task_id};
+
+/// Most slots one schedule may fire in one pass (within the grace, a short interval can have
+/// several due).
+const MAX_FIRES_PER_PASS: usize = 64;
+
+/// How long a publish (connect, declare, send, confirm) may take before it counts as failed.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a pass ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum FireError {
+    #[error("schedules: {0}")]
+    Store(#[from] mongodb::error::Error),
+    #[error("broker: {0}")]
+    Broker(#[from] maestro_broker::BrokerError),
+    #[error("task message: {0}")]
+    Message(String),
+    #[error("no broker confirm within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Firing settings.
+#[derive(Debug, Clone)]
+pub struct FireConfig {
+    pub broker_url: String,
+    /// Queue for schedules that name none.
+    pub default_queue: String,
+    pub queue_type: QueueType,
+    /// How late a slot may be and still fire on its own (catch-up policy, see
+    /// [`Schedule::plan`]).
+    pub grace: Duration,
+    /// Written as the messages' `origin`.
+    pub origin: String,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    pub fired: u64,
+    pub republished: u64,
+    pub cas_skipped: u64,
+    pub invalid: u64,
+}
+
+struct Broker {
+    conn: Connection,
+    publisher: Option<Publisher>,
+    declared: HashSet<String>,
+}
+
+/// The firing side of one beat.
+pub struct Firer<C: Clock> {
+    schedules: Collection<Document>,
+    cfg: FireConfig,
+    clock: C,
+    metrics: Arc<Metrics>,
+    broker: Option<Broker>,
+    warned: HashMap<String, String>,
+}
+
+enum Outcome {
+    Fired,
+    Lost,
+}
+
+impl<C: Clock> Firer<C> {
+    pub fn new(
+        schedules: Collection<Document>,
+        cfg: FireConfig,
+        clock: C,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            schedules,
+            cfg,
+            clock,
+            metrics,
+            broker: None,
+            warned: HashMap::new(),
+        }
+    }
+
+    /// Closes the broker connection.
+    pub async fn close(&mut self) {
+        if let Some(b) = self.broker.take() {
+            if let Some(p) = &b.publisher {
+                p.close().await;
+            }
+            let _ = b.conn.close(200, "maestro-beat stopping".into()).await;
+        }
+    }
+
+    /// One pass over every schedule, firing while `lead` stays valid.
+    pub async fn pass(&mut self, lead: &LeaderWatch) -> Result<PassReport, FireError> {
+        let mut report = PassReport::default();
+        let filter = doc! {"$or": [
+            {"enabled": {"$ne": false}, "active": {"$ne": false}},
+            {"beat_pending": {"$exists": true}},
+        ]};
+        let docs: Vec<Document> = self.schedules.find(filter).await?.try_collect().await?;
+        let mut seen = HashSet::new();
+        for d in &docs {
+            let Some(l) = current(lead) else { break };
+            let mut s = match Schedule::from_document(d) {
+                Ok(s) => s,
+                Err(e) => {
+                    report.invalid += 1;
+                    let id = d.get("_id").map(ToString::to_string).unwrap_or_default();
+                    let msg = e.to_string();
+                    if self.warned.get(&id) != Some(&msg) {
+                        tracing::warn!(event = "schedule_invalid", schedule = %id, error = %msg,
+                            "schedule skipped until it is fixed");
+                        self.warned.insert(id.clone(), msg);
+                    }
+                    seen.insert(id);
+                    continue;
+                }
+            };
+            seen.insert(d.get("_id").map(ToString::to_string).unwrap_or_default());
+            if let Some(p) = s.pending.clone() {
+                match self.republish(&s, &p, l).await? {
+                    Outcome::Fired => report.republished += 1,
+                    Outcome::Lost => report.cas_skipped += 1,
+                }
+                continue;
+            }
+            if !s.enabled {
+                continue;
+            }
+            for _ in 0..MAX_FIRES_PER_PASS {
+                let Some(l) = current(lead) else { break };
+                match s.plan(self.clock.now(), self.cfg.grace) {
+                    Plan::Wait => break,
+                    Plan::Anchor => {
+                        self.anchor(&s, l).await?;
+                        break;
+                    }
+                    Plan::Fire { due, skipped } => match self.fire(&s, due, l, lead).await? {
+                        Outcome::Fired => {
+                            report.fired += 1;
+                            self.metrics.missed_slots.inc_by(skipped);
+                            if skipped > 0 {
+                                tracing::info!(event = "catch_up", schedule = %s.id_text,
+                                    due = %due, skipped, "missed slots run once");
+                            }
+                            s.last_run_at = Some(due);
+                            s.last_run_at_raw = Bson::DateTime(crate::clock::to_bson(due));
+                            s.beat_epoch = Some(l.epoch);
+                        }
+                        Outcome::Lost => {
+                            report.cas_skipped += 1;
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+        self.warned.retain(|id, _| seen.contains(id));
+        self.metrics.invalid_schedules.set(report.invalid as i64);
+        Ok(report)
+    }
+
+    fn fence(s: &Schedule, epoch: i64) -> Document {
+        doc! {
+            "_id": s.id.clone(),
+            "$or": [{"beat_epoch": {"$exists": false}}, {"beat_epoch": {"$lte": epoch}}],
+        }
+    }
+
+    async fn anchor(&self, s: &Schedule, l: Leadership) -> Result<(), FireError> {
+        let mut filter = Self::fence(s, l.epoch);
+        filter.insert("last_run_at", Bson::Null);
+        filter.insert("beat_anchor", doc! {"$exists": false});
+        let now = crate::clock::to_bson(self.clock.now());
+        self.schedules
+            .update_one(
+                filter,
+                doc! {"$set": {"beat_anchor": now, "beat_epoch": l.epoch}},
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn fire(
+        &mut self,
+        s: &Schedule,
+        due: DateTime<Utc>,
+        l: Leadership,
+        lead: &LeaderWatch,
+    ) -> Result<Outcome, FireError> {
+        let id = task_id(&s.id_text, due);
+        let pending = Pending {
+            task_id: id.clone(),
+            due,
+            target: s.target.clone(),
+        };
+        let mut filter = Self::fence(s, l.epoch);
+        filter.insert("last_run_at", s.last_run_at_raw.clone());
+        filter.insert("beat_pending", doc! {"$exists": false});
+        let update = doc! {
+            "$set": {
+                "last_run_at": Bson::DateTime(crate::clock::to_bson(due)),
+                "beat_epoch": l.epoch,
+                "beat_pending": pending_document(&pending, l.epoch, self.clock.now()),
+            },
+            "$inc": {"total_run_count": 1},
+        };
+        if current(lead).is_none() {
+            return Ok(Outcome::Lost);
+        }
+        let written = self.schedules.update_one(filter, update).await?;
+        if written.matched_count == 0 {
+            self.metrics.cas_skipped.inc();
+            tracing::debug!(event = "fire_cas_lost", schedule = %s.id_text, due = %due);
+            return Ok(Outcome::Lost);
+        }
+        // The slot is ours. If leadership lapsed meanwhile, leave it pending for the next
+        // leader rather than publish without a valid lease.
+        if current(lead).is_none() {
+            return Ok(Outcome::Fired);
+        }
+        self.send_and_clear(s, &pending).await?;
+        tracing::info!(event = "fired", schedule = %s.id_text, name = %s.name, due = %due,
+            task = %pending.target.task, task_id = %id, epoch = l.epoch);
+        Ok(Outcome::Fired)
+    }
+
+    async fn republish(
+        &mut self,
+        s: &Schedule,
+        p: &Pending,
+        l: Leadership,
+    ) -> Result<Outcome, FireError> {
+        let mut filter = Self::fence(s, l.epoch);
+        filter.insert("beat_pending.task_id", p.task_id.as_str());
+        let claimed = self
+            .schedules
+            .update_one(filter, doc! {"$set": {"beat_epoch": l.epoch}})
+            .await?;
+        if claimed.matched_count == 0 {
+            self.metrics.cas_skipped.inc();
+            return Ok(Outcome::Lost);
+        }
+        self.send_and_clear(s, p).await?;
+        self.metrics.pending_republished.inc();
+        tracing::info!(event = "pending_republished", schedule = %s.id_text, due = %p.due,
+            task_id = %p.task_id, epoch = l.epoch);
+        Ok(Outcome::Fired)
+    }
+
+    async fn send_and_clear(&mut self, s: &Schedule, p: &Pending) -> Result<(), FireError> {
+        if let Err(e) = self.publish(s, p).await {
+            self.metrics.publish_errors.inc();
+            return Err(e);
+        }
+        let lag = (self.clock.now() - p.due).num_milliseconds().max(0) as f64 / 1000.0;
+        self.metrics.fire_lag_seconds.observe(lag);
+        self.metrics.fires.inc();
+        // If this write is lost the next pass publishes the slot again with the same task id;
+        // workers run it once.
+        self.schedules
+            .update_one(
+                doc! {"_id": s.id.clone(), "beat_pending.task_id": p.task_id.as_str()},
+                doc! {"$unset": {"beat_pending": ""}},
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn publish(&mut self, s: &Schedule, p: &Pending) -> Result<(), FireError> {
+        let queue_name = p
+            .target
+            .queue
+            .clone()
+            .unwrap_or_else(|| self.cfg.default_queue.clone());
+        let queue = TaskQueue::named(&queue_name, self.cfg.queue_type);
+        let mut msg = TaskMessage::with_id(
+            &p.target.task,
+            p.task_id.clone(),
+            &p.target.args,
+            &p.target.kwargs,
+        )
+        .map_err(|e| FireError::Message(e.to_string()))?;
+        msg.headers.origin = Some(self.cfg.origin.clone());
+        msg.headers.extra.insert(
+            "x-maestro-schedule".into(),
+            Value::String(s.id_text.clone()),
+        );
+        msg.headers.extra.insert(
+            "x-maestro-due".into(),
+            Value::String(maestro_broker::message::format_time(p.due)),
+        );
+        let attempt = async {
+            let broker = self.broker().await?;
+            if !broker.declared.contains(&queue.name) {
+                topology::declare_task_queue(&broker.conn, &queue).await?;
+                broker.declared.insert(queue.name.clone());
+            }
+            let publisher = match &broker.publisher {
+                Some(p) if p.is_open() => p.clone(),
+                _ => {
+                    let p = Publisher::open(&broker.conn).await?;
+                    broker.publisher = Some(p.clone());
+                    p
+                }
+            };
+            publisher
+                .publish_task(&queue.exchange, &queue.routing_key, &msg)
+                .await
+                .map_err(FireError::from)
+        };
+        let result = match tokio::time::timeout(PUBLISH_TIMEOUT, attempt).await {
+            Ok(r) => r,
+            Err(_) => {
+                // A confirm that does not come is treated as a lost connection.
+                self.broker = None;
+                Err(FireError::Timeout(PUBLISH_TIMEOUT))
+            }
+        };
+        if let Err(e) = &result {
+            tracing::warn!(event = "publish_failed", schedule = %s.id_text, task_id = %p.task_id,
+                error = %e, "left pending; retried next tick");
+            // Start afresh next time: the channel (or the connection) may be gone.
+            if let Some(b) = &mut self.broker {
+                b.publisher = None;
+                if !b.conn.status().connected() {
+                    self.broker = None;
+                }
+            }
+        }
+        result
+    }
+
+    async fn broker(&mut self) -> Result<&mut Broker, maestro_broker::BrokerError> {
+        let broker = match self.broker.take() {
+            Some(b) if b.conn.status().connected() => b,
+            _ => {
+                let uri = maestro_broker::connection::parse_broker_url(&self.cfg.broker_url)?;
+                let conn = connect(&uri, &self.cfg.origin).await?;
+                tracing::info!(event = "broker_connected", broker = %redact(&self.cfg.broker_url));
+                Broker {
+                    conn,
+                    publisher: None,
+                    declared: HashSet::new(),
+                }
+            }
+        };
+        Ok(self.broker.insert(broker))
+    }
+}
+
+fn current(lead: &LeaderWatch) -> Option<Leadership> {
+    lead.borrow().filter(Leadership::is_valid)
+}
+
+fn pending_document(p: &Pending, epoch: i64, now: DateTime<Utc>) -> Document {
+    let mut d = doc! {
+        "task_id": p.task_id.as_str(),
+        "due": Bson::DateTime(crate::clock::to_bson(p.due)),
+        "task": p.target.task.as_str(),
+        "args": json_to_bson(&p.target.args),
+        "kwargs": json_to_bson(&p.target.kwargs),
+        "epoch": epoch,
+        "written_at": Bson::DateTime(crate::clock::to_bson(now)),
+    };
+    if let Some(q) = &p.target.queue {
+        d.insert("queue", q.as_str());
+    }
+    d
+}

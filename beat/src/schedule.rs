@@ -1,0 +1,715 @@
+//! Schedule documents in Maestro's `schedulers` shape, and when they are due.
+//!
+//! A schedule names what to send (`task`, optional `queue`, `args`, `kwargs`) and when:
+//! `period_type: "interval"` with `interval: {every, period}` counted from `last_run_at`, or
+//! `period_type: "cron"` with `cron: {minute, hour, day_of_month, month_of_year, day_of_week}`
+//! in UTC. `enabled: false` or `active: false` (Maestro's soft delete) pause it.
+//!
+//! Fields beat owns and the API must not write: `last_run_at` (the due time of the last fire,
+//! the compare-and-set key), `total_run_count`, `beat_epoch` (the leader epoch of the last
+//! write, the fence), `beat_pending` (a fire written but not yet confirmed by the broker) and
+//! `beat_anchor` (where a schedule without `run_immediately` starts counting).
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+use mongodb::bson::{Bson, Document};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// The default collection holding schedules (Maestro's name).
+pub const DEFAULT_COLLECTION: &str = "schedulers";
+
+/// Fields beat writes; clients must not.
+pub const BEAT_OWNED_FIELDS: [&str; 5] = [
+    "last_run_at",
+    "total_run_count",
+    "beat_epoch",
+    "beat_pending",
+    "beat_anchor",
+];
+
+/// The shortest interval beat accepts: it looks at schedules once per tick.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Namespace of the deterministic task ids (a fixed random UUID; changing it would let a slot
+/// fired by an older beat run again after an upgrade).
+const TASK_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d61_6573_7472_6f2d_6265_6174_2d69_6473);
+
+/// A schedule document that cannot be used, naming the field and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl ScheduleError {
+    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ScheduleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for ScheduleError {}
+
+/// When a schedule is due.
+#[derive(Debug, Clone)]
+pub enum Cadence {
+    /// Every fixed period, counted from the last due time.
+    Interval(TimeDelta),
+    /// A five-field cron pattern in UTC.
+    Cron(Box<Cron>),
+}
+
+impl Cadence {
+    /// The first due time strictly after `t`.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Cadence::Interval(every) => t.checked_add_signed(*every),
+            Cadence::Cron(cron) => cron.find_next_occurrence(&t, false).ok(),
+        }
+    }
+
+    /// The latest due time at or before `now`, counting from `base` (exclusive); `None` when
+    /// nothing is due. `skipped` is how many earlier due times in between it stands for.
+    pub fn latest_due(&self, base: DateTime<Utc>, now: DateTime<Utc>) -> Option<LatestDue> {
+        let first = self.next_after(base)?;
+        if first > now {
+            return None;
+        }
+        match self {
+            Cadence::Interval(every) => {
+                let step = every.num_milliseconds().max(1);
+                let n = (now - first).num_milliseconds() / step;
+                let due = first + TimeDelta::milliseconds(n * step);
+                Some(LatestDue {
+                    due,
+                    skipped: n.unsigned_abs(),
+                })
+            }
+            Cadence::Cron(cron) => {
+                let due = cron.find_previous_occurrence(&now, true).ok()?;
+                // Counting every skipped minute of a long outage is not worth the CPU: the
+                // figure is for a metric, so it stops at a day's worth of minutes.
+                let skipped = cron
+                    .iter_after(first)
+                    .take_while(|t| *t <= due)
+                    .take(1440)
+                    .count() as u64;
+                Some(LatestDue { due, skipped })
+            }
+        }
+    }
+}
+
+/// See [`Cadence::latest_due`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatestDue {
+    pub due: DateTime<Utc>,
+    pub skipped: u64,
+}
+
+/// What to send when a schedule fires.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub task: String,
+    pub queue: Option<String>,
+    pub args: Value,
+    pub kwargs: Value,
+}
+
+/// A parsed schedule document.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// `_id` exactly as stored (ObjectId, string or integer): filters use it unchanged.
+    pub id: Bson,
+    /// `_id` as text, for task ids and logs.
+    pub id_text: String,
+    pub name: String,
+    pub enabled: bool,
+    pub cadence: Cadence,
+    pub target: Target,
+    pub run_immediately: bool,
+    /// `last_run_at` exactly as stored (Null when absent): the compare-and-set key.
+    pub last_run_at_raw: Bson,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub beat_anchor: Option<DateTime<Utc>>,
+    pub beat_epoch: Option<i64>,
+    pub pending: Option<Pending>,
+}
+
+/// A fire written to the schedule but not yet confirmed by the broker: whoever leads next
+/// publishes it (same task id) and clears it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub task_id: String,
+    pub due: DateTime<Utc>,
+    pub target: Target,
+}
+
+/// What a leader should do with a schedule now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing is due.
+    Wait,
+    /// Record where counting starts (a new schedule without `run_immediately`).
+    Anchor,
+    /// Fire the slot `due`; `skipped` earlier slots were missed by more than the grace and
+    /// are folded into this one run.
+    Fire { due: DateTime<Utc>, skipped: u64 },
+}
+
+impl Schedule {
+    /// Parses a stored document. Errors name the field.
+    pub fn from_document(doc: &Document) -> Result<Self, ScheduleError> {
+        let id = doc
+            .get("_id")
+            .cloned()
+            .ok_or_else(|| ScheduleError::new("_id", "missing"))?;
+        let id_text = match &id {
+            Bson::ObjectId(o) => o.to_hex(),
+            Bson::String(s) => s.clone(),
+            Bson::Int32(i) => i.to_string(),
+            Bson::Int64(i) => i.to_string(),
+            other => {
+                return Err(ScheduleError::new(
+                    "_id",
+                    format!(
+                        "must be an ObjectId, string or integer, not {:?}",
+                        other.element_type()
+                    ),
+                ));
+            }
+        };
+        let json = Bson::Document(doc.clone()).into_relaxed_extjson();
+        let body = parse_body(&json)?;
+        let last_run_at_raw = doc.get("last_run_at").cloned().unwrap_or(Bson::Null);
+        let last_run_at = bson_time(&last_run_at_raw, "last_run_at")?;
+        let beat_anchor = bson_time(doc.get("beat_anchor").unwrap_or(&Bson::Null), "beat_anchor")?;
+        let beat_epoch = match doc.get("beat_epoch") {
+            None | Some(Bson::Null) => None,
+            Some(Bson::Int32(i)) => Some(i64::from(*i)),
+            Some(Bson::Int64(i)) => Some(*i),
+            Some(_) => return Err(ScheduleError::new("beat_epoch", "must be an integer")),
+        };
+        let pending = match doc.get("beat_pending") {
+            None | Some(Bson::Null) => None,
+            Some(Bson::Document(p)) => Some(parse_pending(p)?),
+            Some(_) => return Err(ScheduleError::new("beat_pending", "must be a document")),
+        };
+        Ok(Self {
+            id,
+            id_text,
+            name: body.name,
+            enabled: body.enabled,
+            cadence: body.cadence,
+            target: body.target,
+            run_immediately: body.run_immediately,
+            last_run_at_raw,
+            last_run_at,
+            beat_anchor,
+            beat_epoch,
+            pending,
+        })
+    }
+
+    /// What to do at `now`. Slots are fired one at a time, oldest first, while they are at most
+    /// `grace` late; a schedule further behind than that (no leader for a while) runs once,
+    /// for its latest due slot, and resumes from there.
+    pub fn plan(&self, now: DateTime<Utc>, grace: Duration) -> Plan {
+        let base = match (self.last_run_at, self.beat_anchor) {
+            (Some(last), _) => last,
+            (None, _) if self.run_immediately => {
+                return Plan::Fire {
+                    due: truncate_ms(now),
+                    skipped: 0,
+                };
+            }
+            (None, Some(anchor)) => anchor,
+            (None, None) => return Plan::Anchor,
+        };
+        let Some(next) = self.cadence.next_after(base) else {
+            return Plan::Wait;
+        };
+        if next > now {
+            return Plan::Wait;
+        }
+        let grace = TimeDelta::from_std(grace).unwrap_or(TimeDelta::MAX);
+        if now - next <= grace {
+            return Plan::Fire {
+                due: next,
+                skipped: 0,
+            };
+        }
+        match self.cadence.latest_due(base, now) {
+            Some(LatestDue { due, skipped }) => Plan::Fire { due, skipped },
+            None => Plan::Wait,
+        }
+    }
+}
+
+/// The task id of the run of `schedule_id` due at `due`: a UUIDv5 of both, so every beat
+/// derives the same id for the same slot and a worker runs it once.
+pub fn task_id(schedule_id: &str, due: DateTime<Utc>) -> String {
+    let name = format!("{schedule_id}@{}", due.timestamp_millis());
+    Uuid::new_v5(&TASK_ID_NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// Checks a schedule as a client submits it (JSON), before it is stored: the same rules beat
+/// applies when it reads one, and no beat-owned field.
+pub fn validate_document(doc: &Value) -> Result<(), ScheduleError> {
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| ScheduleError::new("$", "must be a JSON object"))?;
+    if let Some(f) = BEAT_OWNED_FIELDS.iter().find(|f| obj.contains_key(**f)) {
+        return Err(ScheduleError::new(*f, "is written by maestro-beat only"));
+    }
+    parse_body(doc).map(|_| ())
+}
+
+struct Body {
+    name: String,
+    enabled: bool,
+    cadence: Cadence,
+    target: Target,
+    run_immediately: bool,
+}
+
+fn parse_body(doc: &Value) -> Result<Body, ScheduleError> {
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| ScheduleError::new("$", "must be a JSON object"))?;
+    let name = match obj.get("name") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(ScheduleError::new("name", "must be a string")),
+    };
+    let enabled = opt_bool(obj, "enabled", true)? && opt_bool(obj, "active", true)?;
+    let run_immediately = opt_bool(obj, "run_immediately", false)?;
+    let period_type = match obj.get("period_type") {
+        Some(Value::String(s)) => s.as_str(),
+        None | Some(Value::Null) if obj.contains_key("cron") => "cron",
+        None | Some(Value::Null) => "interval",
+        Some(_) => return Err(ScheduleError::new("period_type", "must be a string")),
+    };
+    let cadence = match period_type {
+        "interval" => Cadence::Interval(parse_interval(obj.get("interval"))?),
+        "cron" => Cadence::Cron(Box::new(parse_cron(obj.get("cron"))?)),
+        other => {
+            return Err(ScheduleError::new(
+                "period_type",
+                format!("must be \"interval\" or \"cron\", not {other:?}"),
+            ));
+        }
+    };
+    Ok(Body {
+        name,
+        enabled,
+        cadence,
+        target: parse_target(obj, "")?,
+        run_immediately,
+    })
+}
+
+fn parse_target(obj: &Map<String, Value>, prefix: &str) -> Result<Target, ScheduleError> {
+    let field = |f: &str| format!("{prefix}{f}");
+    let task = match obj.get("task") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::String(_)) => return Err(ScheduleError::new(field("task"), "is empty")),
+        None | Some(Value::Null) => {
+            return Err(ScheduleError::new(
+                field("task"),
+                "missing: the name of the task to send",
+            ));
+        }
+        Some(_) => return Err(ScheduleError::new(field("task"), "must be a string")),
+    };
+    let queue = match obj.get("queue") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            maestro_broker::topology::validate_queue_name(s)
+                .map_err(|e| ScheduleError::new(field("queue"), e))?;
+            Some(s.clone())
+        }
+        Some(_) => return Err(ScheduleError::new(field("queue"), "must be a string")),
+    };
+    let mut kwargs = match obj.get("kwargs") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        // Maestro's scheduler-app stored kwargs as a JSON string at times.
+        Some(Value::String(s)) if s.trim().is_empty() => Map::new(),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(ScheduleError::new(
+                    field("kwargs"),
+                    "must be an object (or a JSON string holding one)",
+                ));
+            }
+        },
+        Some(_) => return Err(ScheduleError::new(field("kwargs"), "must be an object")),
+    };
+    let args = match obj.get("args") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if is_key_value_list(items) => {
+            // Maestro's `args: [{key, value}]` are named arguments.
+            for item in items {
+                if let (Some(Value::String(k)), Some(v)) = (item.get("key"), item.get("value")) {
+                    kwargs.insert(k.clone(), v.clone());
+                }
+            }
+            Vec::new()
+        }
+        Some(Value::Array(items)) => items.clone(),
+        Some(_) => return Err(ScheduleError::new(field("args"), "must be a list")),
+    };
+    Ok(Target {
+        task,
+        queue,
+        args: Value::Array(args),
+        kwargs: Value::Object(kwargs),
+    })
+}
+
+fn is_key_value_list(items: &[Value]) -> bool {
+    !items.is_empty()
+        && items.iter().all(|i| {
+            i.as_object().is_some_and(|o| {
+                o.len() == 2
+                    && o.get("key").is_some_and(Value::is_string)
+                    && o.contains_key("value")
+            })
+        })
+}
+
+fn opt_bool(obj: &Map<String, Value>, field: &str, default: bool) -> Result<bool, ScheduleError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ScheduleError::new(field, "must be true or false")),
+    }
+}
+
+fn parse_interval(v: Option<&Value>) -> Result<TimeDelta, ScheduleError> {
+    let obj = match v {
+        Some(Value::Object(o)) => o,
+        None | Some(Value::Null) => {
+            return Err(ScheduleError::new(
+                "interval",
+                "missing: {every, period} is required when period_type is \"interval\"",
+            ));
+        }
+        Some(_) => {
+            return Err(ScheduleError::new(
+                "interval",
+                "must be an object {every, period}",
+            ));
+        }
+    };
+    let every = match obj.get("every") {
+        Some(Value::Number(n)) => n.as_f64().filter(|f| f.is_finite() && *f > 0.0),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && *f > 0.0),
+        _ => None,
+    }
+    .ok_or_else(|| ScheduleError::new("interval.every", "must be a positive number"))?;
+    let unit_secs = match obj.get("period").and_then(Value::as_str) {
+        Some("days") => 86_400.0,
+        Some("hours") => 3_600.0,
+        Some("minutes") => 60.0,
+        Some("seconds") | None => 1.0,
+        Some("microseconds") => 1e-6,
+        Some(other) => {
+            return Err(ScheduleError::new(
+                "interval.period",
+                format!("must be days, hours, minutes, seconds or microseconds, not {other:?}"),
+            ));
+        }
+    };
+    let secs = every * unit_secs;
+    if secs < MIN_INTERVAL.as_secs_f64() {
+        return Err(ScheduleError::new(
+            "interval",
+            "must be at least 1 second (beat looks at schedules once per tick)",
+        ));
+    }
+    if secs > 3_650.0 * 86_400.0 {
+        return Err(ScheduleError::new("interval", "must be at most 3650 days"));
+    }
+    Ok(TimeDelta::milliseconds((secs * 1000.0).round() as i64))
+}
+
+fn parse_cron(v: Option<&Value>) -> Result<Cron, ScheduleError> {
+    let obj = match v {
+        Some(Value::Object(o)) => o,
+        // A plain "m h dom mon dow" string is accepted too.
+        Some(Value::String(s)) => return cron_pattern(s, "cron"),
+        None | Some(Value::Null) => {
+            return Err(ScheduleError::new(
+                "cron",
+                "missing: {minute, hour, day_of_month, month_of_year, day_of_week} is required \
+                 when period_type is \"cron\"",
+            ));
+        }
+        Some(_) => return Err(ScheduleError::new("cron", "must be an object")),
+    };
+    let part = |names: &[&str]| -> Result<String, ScheduleError> {
+        for name in names {
+            match obj.get(*name) {
+                None | Some(Value::Null) => continue,
+                Some(Value::String(s)) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
+                Some(Value::Number(n)) => return Ok(n.to_string()),
+                Some(_) => {
+                    return Err(ScheduleError::new(
+                        format!("cron.{name}"),
+                        "must be a cron field (a string such as \"*/5\" or a number)",
+                    ));
+                }
+            }
+        }
+        Ok("*".into())
+    };
+    let pattern = [
+        part(&["minute"])?,
+        part(&["hour"])?,
+        part(&["day_of_month", "day"])?,
+        part(&["month_of_year", "month"])?,
+        part(&["day_of_week"])?,
+    ]
+    .join(" ");
+    cron_pattern(&pattern, "cron")
+}
+
+fn cron_pattern(pattern: &str, field: &str) -> Result<Cron, ScheduleError> {
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .build()
+        .parse(pattern)
+        .map_err(|e| ScheduleError::new(field, format!("invalid cron pattern {pattern:?}: {e}")))
+}
+
+fn parse_pending(p: &Document) -> Result<Pending, ScheduleError> {
+    let task_id = p
+        .get_str("task_id")
+        .map_err(|_| ScheduleError::new("beat_pending.task_id", "must be a string"))?
+        .to_owned();
+    let due = bson_time(p.get("due").unwrap_or(&Bson::Null), "beat_pending.due")?
+        .ok_or_else(|| ScheduleError::new("beat_pending.due", "missing"))?;
+    let json = Bson::Document(p.clone()).into_relaxed_extjson();
+    let obj = json.as_object().cloned().unwrap_or_default();
+    Ok(Pending {
+        task_id,
+        due,
+        target: parse_target(&obj, "beat_pending.")?,
+    })
+}
+
+fn bson_time(v: &Bson, field: &str) -> Result<Option<DateTime<Utc>>, ScheduleError> {
+    match v {
+        Bson::Null => Ok(None),
+        Bson::DateTime(d) => Ok(Some(crate::clock::from_bson(*d))),
+        Bson::String(s) => maestro_broker::message::parse_time(s)
+            .map(Some)
+            .ok_or_else(|| ScheduleError::new(field, "must be a date")),
+        _ => Err(ScheduleError::new(field, "must be a date")),
+    }
+}
+
+fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+    use serde_json::json;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("test time")
+            .with_timezone(&Utc)
+    }
+
+    fn interval_doc(last: Option<DateTime<Utc>>) -> Document {
+        let mut d = doc! {"_id": "s1", "name": "n", "period_type": "interval",
+        "interval": {"every": 10, "period": "seconds"}, "task": "maestro.noop"};
+        if let Some(l) = last {
+            d.insert("last_run_at", crate::clock::to_bson(l));
+        }
+        d
+    }
+
+    #[test]
+    fn interval_fires_each_slot_within_grace() {
+        let s =
+            Schedule::from_document(&interval_doc(Some(t("2026-01-01T00:00:00Z")))).expect("valid");
+        let grace = Duration::from_secs(5);
+        assert_eq!(s.plan(t("2026-01-01T00:00:09Z"), grace), Plan::Wait);
+        assert_eq!(
+            s.plan(t("2026-01-01T00:00:13Z"), grace),
+            Plan::Fire {
+                due: t("2026-01-01T00:00:10Z"),
+                skipped: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_long_outage_runs_once_for_the_latest_slot() {
+        let s =
+            Schedule::from_document(&interval_doc(Some(t("2026-01-01T00:00:00Z")))).expect("valid");
+        assert_eq!(
+            s.plan(t("2026-01-01T00:01:05Z"), Duration::from_secs(5)),
+            Plan::Fire {
+                due: t("2026-01-01T00:01:00Z"),
+                skipped: 5
+            }
+        );
+    }
+
+    #[test]
+    fn new_schedules_anchor_or_run_immediately() {
+        let s = Schedule::from_document(&interval_doc(None)).expect("valid");
+        assert_eq!(s.plan(Utc::now(), Duration::from_secs(5)), Plan::Anchor);
+        let mut d = interval_doc(None);
+        d.insert("run_immediately", true);
+        let s = Schedule::from_document(&d).expect("valid");
+        assert!(matches!(
+            s.plan(Utc::now(), Duration::from_secs(5)),
+            Plan::Fire { skipped: 0, .. }
+        ));
+        let mut d = interval_doc(None);
+        d.insert(
+            "beat_anchor",
+            crate::clock::to_bson(t("2026-01-01T00:00:00Z")),
+        );
+        let s = Schedule::from_document(&d).expect("valid");
+        assert_eq!(
+            s.plan(t("2026-01-01T00:00:10Z"), Duration::from_secs(5)),
+            Plan::Fire {
+                due: t("2026-01-01T00:00:10Z"),
+                skipped: 0
+            }
+        );
+    }
+
+    #[test]
+    fn cron_in_utc() {
+        let d = doc! {"_id": "c", "period_type": "cron", "task": "x",
+        "cron": {"minute": "*/15", "hour": "3", "day_of_week": "*"},
+        "last_run_at": crate::clock::to_bson(t("2026-03-01T03:00:00Z"))};
+        let s = Schedule::from_document(&d).expect("valid");
+        let grace = Duration::from_secs(5);
+        assert_eq!(s.plan(t("2026-03-01T03:14:59Z"), grace), Plan::Wait);
+        assert_eq!(
+            s.plan(t("2026-03-01T03:15:02Z"), grace),
+            Plan::Fire {
+                due: t("2026-03-01T03:15:00Z"),
+                skipped: 0
+            }
+        );
+        // Next day after a long outage: once, for 03:45, the latest slot.
+        assert_eq!(
+            s.plan(t("2026-03-01T05:00:00Z"), grace),
+            Plan::Fire {
+                due: t("2026-03-01T03:45:00Z"),
+                skipped: 2
+            }
+        );
+    }
+
+    #[test]
+    fn task_ids_are_deterministic_per_slot() {
+        let a = task_id("s1", t("2026-01-01T00:00:10Z"));
+        assert_eq!(a, task_id("s1", t("2026-01-01T00:00:10Z")));
+        assert_ne!(a, task_id("s1", t("2026-01-01T00:00:20Z")));
+        assert_ne!(a, task_id("s2", t("2026-01-01T00:00:10Z")));
+    }
+
+    #[test]
+    fn maestro_key_value_args_become_kwargs() {
+        let d = doc! {"_id": "s", "task": "x", "interval": {"every": 1, "period": "minutes"},
+        "args": [{"key": "report_id", "value": "r1"}], "kwargs": {"a": 1}};
+        let s = Schedule::from_document(&d).expect("valid");
+        assert_eq!(s.target.args, json!([]));
+        assert_eq!(s.target.kwargs, json!({"a": 1, "report_id": "r1"}));
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let cases = [
+            (json!([]), "$"),
+            (
+                json!({"interval": {"every": 1, "period": "seconds"}}),
+                "task",
+            ),
+            (json!({"task": "x"}), "interval"),
+            (
+                json!({"task": "x", "interval": {"every": 0}}),
+                "interval.every",
+            ),
+            (
+                json!({"task": "x", "interval": {"every": 1, "period": "weeks"}}),
+                "interval.period",
+            ),
+            (
+                json!({"task": "x", "interval": {"every": 1}, "enabled": "yes"}),
+                "enabled",
+            ),
+            (
+                json!({"task": "x", "period_type": "cron", "cron": {"minute": "61"}}),
+                "cron",
+            ),
+            (
+                json!({"task": "x", "period_type": "cron", "cron": {"hour": []}}),
+                "cron.hour",
+            ),
+            (json!({"task": "x", "period_type": "daily"}), "period_type"),
+            (
+                json!({"task": "x", "interval": {"every": 1}, "queue": ""}),
+                "queue",
+            ),
+            (
+                json!({"task": "x", "interval": {"every": 1}, "args": {}}),
+                "args",
+            ),
+            (
+                json!({"task": "x", "interval": {"every": 1}, "last_run_at": null}),
+                "last_run_at",
+            ),
+            (
+                json!({"task": "x", "interval": {"every": 1}, "beat_epoch": 3}),
+                "beat_epoch",
+            ),
+            (
+                json!({"task": "x", "interval": {"every": 500, "period": "microseconds"}}),
+                "interval",
+            ),
+        ];
+        for (doc, field) in cases {
+            let err = validate_document(&doc).expect_err(&doc.to_string());
+            assert_eq!(err.field, field, "{doc}: {err}");
+        }
+        validate_document(&json!({"name": "nightly", "task": "maestro.report.general",
+            "queue": "report", "period_type": "cron",
+            "cron": {"minute": "0", "hour": "2", "day_of_month": "*", "month_of_year": "*",
+                     "day_of_week": "*"},
+            "kwargs": {"report_id": "r"}, "enabled": true, "run_immediately": false}))
+        .expect("valid");
+    }
+}
