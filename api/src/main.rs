@@ -1,3 +1,102 @@
-//! `maestro-api`.
+//! `maestro-api`: see `maestro_api::config::Cli` for every flag.
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use maestro_api::{AppState, Cli, app};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(&cli.log_format, &cli.log_level) {
+        eprintln!("maestro-api: --log-level (MAESTRO_LOG_LEVEL): {e}");
+        return ExitCode::from(2);
+    }
+    let cfg = match cli.into_config() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("maestro-api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("maestro-api: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listen = cfg.listen;
+        let broker = cfg.broker_display.clone();
+        let state = match AppState::new(cfg).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("maestro-api: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("maestro-api: --port (MAESTRO_PORT): cannot listen on {listen}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let enqueuer = state.enqueuer.clone();
+        tracing::info!(event = "listening", addr = %listen, broker = %broker);
+        let served = axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
+        enqueuer.close();
+        match served {
+            Ok(()) => {
+                tracing::info!(event = "stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!(event = "server_failed", error = %e);
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C: the server stops accepting and finishes what it answers.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn init_logging(format: &str, level: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(level).map_err(|e| format!("{level:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.with_ansi(false).init();
+    }
+    Ok(())
+}

@@ -1,0 +1,365 @@
+//! The API's configuration: every flag also read from an environment variable (Maestro's and
+//! Celery's names where they exist). Checked once at start-up; a bad value is a one-line error
+//! naming the flag, its variable and the reason, and the binary exits with status 2.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::Parser;
+use maestro_broker::connection::{DEFAULT_BROKER_URL, parse_broker_url, redact};
+use maestro_broker::topology::QueueType;
+
+use crate::routes::RoutingTable;
+
+/// Default listening port (Maestro's services listen on 8888 behind their gateway).
+pub const DEFAULT_PORT: u16 = 8888;
+/// Default database of Maestro's own documents (schedules).
+pub const DEFAULT_MONGO_DATABASE: &str = "maestro-client";
+/// Largest request body accepted by default, bytes.
+pub const DEFAULT_BODY_BYTES_MAX: usize = 256 * 1024;
+/// Most AMQP connections the publisher pool may hold.
+pub const AMQP_CONNECTIONS_MAX: usize = 64;
+
+/// maestro-api: the authenticated REST API that enqueues Maestro jobs.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "maestro-api", version, about, long_about = None)]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "MAESTRO_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+
+    /// Port to listen on.
+    #[arg(short = 'p', long, env = "MAESTRO_PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Broker URL (amqp://, amqps://, pyamqp://).
+    #[arg(short = 'b', long = "broker", env = "CELERY_BROKER_URL", default_value = DEFAULT_BROKER_URL, hide_env_values = true)]
+    pub broker: String,
+
+    /// Result backend read by `GET /tasks/{id}`: `mongodb://host/db` (Celery's MongoDB layout);
+    /// unset answers 503 for task states.
+    #[arg(long, env = "CELERY_RESULT_BACKEND", hide_env_values = true)]
+    pub result_backend: Option<String>,
+
+    /// MongoDB holding Maestro's documents (the `schedulers` collection).
+    #[arg(
+        long,
+        env = "MAESTRO_MONGO_URI",
+        default_value = "mongodb://127.0.0.1:27017",
+        hide_env_values = true
+    )]
+    pub mongo_uri: String,
+
+    /// Database of Maestro's documents.
+    #[arg(long, env = "MAESTRO_MONGO_DATABASE", default_value = DEFAULT_MONGO_DATABASE)]
+    pub mongo_database: String,
+
+    /// Collection of the schedules beat fires.
+    #[arg(
+        long,
+        env = "MAESTRO_SCHEDULES_COLLECTION",
+        default_value = "schedulers"
+    )]
+    pub schedules_collection: String,
+
+    /// Secret of the HS256 tokens other services present (`Authorization: JWT <token>`).
+    #[arg(long, env = "MAESTRO_SECRETJWT_PRIVATE", hide_env_values = true)]
+    pub secret_jwt_private: Option<String>,
+
+    /// Value the token's `noauth` claim must equal.
+    #[arg(long, env = "MAESTRO_NOAUTH", hide_env_values = true)]
+    pub noauth: Option<String>,
+
+    /// Task routes `task=queue,...`, added to (and overriding) the defaults.
+    #[arg(long, env = "MAESTRO_ROUTES", default_value = "")]
+    pub routes: String,
+
+    /// Let `POST /tasks/{name}` name any valid queue in `queue`; when false only queues of the
+    /// routing table are accepted, so clients cannot create queues on the broker at will.
+    #[arg(long, env = "MAESTRO_ALLOW_ANY_QUEUE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_any_queue: bool,
+
+    /// Largest request body, bytes; larger ones get 413.
+    #[arg(long, env = "MAESTRO_BODY_BYTES_MAX", default_value_t = DEFAULT_BODY_BYTES_MAX)]
+    pub body_bytes_max: usize,
+
+    /// Type of the queues the API declares before publishing: classic or quorum.
+    #[arg(long, env = "MAESTRO_QUEUE_TYPE", default_value = "classic")]
+    pub queue_type: QueueType,
+
+    /// AMQP connections publishing at once, each with one long-lived confirm channel.
+    #[arg(long, env = "MAESTRO_AMQP_CONNECTIONS", default_value_t = 2)]
+    pub amqp_connections: usize,
+
+    /// Seconds one enqueue may take (connecting, declaring, publishing, confirm) before it
+    /// is answered 503.
+    #[arg(long, env = "MAESTRO_PUBLISH_TIMEOUT", default_value = "5", value_parser = parse_secs)]
+    pub publish_timeout: Duration,
+
+    /// Seconds `/readyz` waits for the broker and MongoDB.
+    #[arg(long, env = "MAESTRO_READY_TIMEOUT", default_value = "2", value_parser = parse_secs)]
+    pub ready_timeout: Duration,
+
+    /// Log format: text or json.
+    #[arg(long, env = "MAESTRO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. info or maestro_api=debug).
+    #[arg(long, env = "MAESTRO_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    /// Broker URL in the spelling lapin parses.
+    pub broker_url: String,
+    /// Broker URL with its password hidden, for logs.
+    pub broker_display: String,
+    pub result_backend: Option<String>,
+    pub mongo_uri: String,
+    pub mongo_database: String,
+    pub schedules_collection: String,
+    pub jwt_secret: String,
+    pub noauth: String,
+    pub routes: RoutingTable,
+    pub allow_any_queue: bool,
+    pub body_bytes_max: usize,
+    pub queue_type: QueueType,
+    pub amqp_connections: usize,
+    pub publish_timeout: Duration,
+    pub ready_timeout: Duration,
+}
+
+/// A configuration error: which flag (and variable), and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag} ({env}): {reason}")]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub reason: String,
+}
+
+fn err(flag: &'static str, env: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        flag,
+        env,
+        reason: reason.into(),
+    }
+}
+
+/// Seconds (integer or fraction) as a Duration; rejects negatives, NaN and more than an hour.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("{s:?} must be more than zero seconds"));
+    }
+    if secs > 3600.0 {
+        return Err(format!("{s:?} is more than an hour"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The URL with kombu's transport aliases (`pyamqp://`, `librabbitmq://`) spelled `amqp://`.
+fn lapin_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some(("pyamqp" | "librabbitmq", rest)) => format!("amqp://{rest}"),
+        _ => url.to_owned(),
+    }
+}
+
+impl Cli {
+    /// Checks every value.
+    pub fn into_config(self) -> Result<ApiConfig, ConfigError> {
+        let ip: IpAddr = self.host.trim().parse().map_err(|_| {
+            err(
+                "--host",
+                "MAESTRO_HOST",
+                format!("{:?} is not an IP address", self.host),
+            )
+        })?;
+        parse_broker_url(&self.broker)
+            .map_err(|e| err("--broker", "CELERY_BROKER_URL", e.to_string()))?;
+        let result_backend = match self.result_backend.as_deref().map(str::trim) {
+            None | Some("") | Some("disabled") => None,
+            Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
+                Some(url.to_owned())
+            }
+            Some(other) => {
+                return Err(err(
+                    "--result-backend",
+                    "CELERY_RESULT_BACKEND",
+                    format!(
+                        "{:?} is not a MongoDB URL (the API reads states from mongodb:// only)",
+                        redact(other)
+                    ),
+                ));
+            }
+        };
+        if !(self.mongo_uri.starts_with("mongodb://")
+            || self.mongo_uri.starts_with("mongodb+srv://"))
+        {
+            return Err(err(
+                "--mongo-uri",
+                "MAESTRO_MONGO_URI",
+                "must start with mongodb:// or mongodb+srv://",
+            ));
+        }
+        check_mongo_name(&self.mongo_database)
+            .map_err(|r| err("--mongo-database", "MAESTRO_MONGO_DATABASE", r))?;
+        check_mongo_name(&self.schedules_collection)
+            .map_err(|r| err("--schedules-collection", "MAESTRO_SCHEDULES_COLLECTION", r))?;
+        let jwt_secret = self
+            .secret_jwt_private
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                err(
+                    "--secret-jwt-private",
+                    "MAESTRO_SECRETJWT_PRIVATE",
+                    "is required (the HS256 secret of service tokens)",
+                )
+            })?;
+        let noauth = self.noauth.filter(|s| !s.is_empty()).ok_or_else(|| {
+            err(
+                "--noauth",
+                "MAESTRO_NOAUTH",
+                "is required (the value of the tokens' noauth claim)",
+            )
+        })?;
+        let routes = RoutingTable::with_overrides(&self.routes)
+            .map_err(|r| err("--routes", "MAESTRO_ROUTES", r))?;
+        if self.body_bytes_max < 1024 || self.body_bytes_max > 64 * 1024 * 1024 {
+            return Err(err(
+                "--body-bytes-max",
+                "MAESTRO_BODY_BYTES_MAX",
+                format!("{} is not between 1024 and 67108864", self.body_bytes_max),
+            ));
+        }
+        if self.amqp_connections == 0 || self.amqp_connections > AMQP_CONNECTIONS_MAX {
+            return Err(err(
+                "--amqp-connections",
+                "MAESTRO_AMQP_CONNECTIONS",
+                format!(
+                    "{} is not between 1 and {AMQP_CONNECTIONS_MAX}",
+                    self.amqp_connections
+                ),
+            ));
+        }
+        Ok(ApiConfig {
+            listen: SocketAddr::new(ip, self.port),
+            broker_url: lapin_url(&self.broker),
+            broker_display: redact(&self.broker),
+            result_backend,
+            mongo_uri: self.mongo_uri,
+            mongo_database: self.mongo_database,
+            schedules_collection: self.schedules_collection,
+            jwt_secret,
+            noauth,
+            routes,
+            allow_any_queue: self.allow_any_queue,
+            body_bytes_max: self.body_bytes_max,
+            queue_type: self.queue_type,
+            amqp_connections: self.amqp_connections,
+            publish_timeout: self.publish_timeout,
+            ready_timeout: self.ready_timeout,
+        })
+    }
+}
+
+/// MongoDB database and collection names: non-empty, at most 63 bytes, none of `/\. "$` or NUL.
+fn check_mongo_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 63 {
+        return Err(format!("{name:?} must be 1 to 63 bytes"));
+    }
+    if name
+        .chars()
+        .any(|c| matches!(c, '/' | '\\' | '.' | ' ' | '"' | '$' | '\0'))
+    {
+        return Err(format!("{name:?} holds one of / \\ . space \" $ or NUL"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ApiConfig, String> {
+        let mut argv = vec![
+            "maestro-api",
+            "--secret-jwt-private",
+            "s3cret",
+            "--noauth",
+            "na",
+        ];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .into_config()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&[]).expect("defaults are valid");
+        assert_eq!(c.listen.port(), 8888);
+        assert_eq!(c.mongo_database, "maestro-client");
+        assert_eq!(c.schedules_collection, "schedulers");
+        assert_eq!(c.routes.queue_for("maestro.report.pivot"), Some("report"));
+        assert!(!c.allow_any_queue);
+        assert_eq!(c.broker_display, "amqp://guest:***@127.0.0.1:5672//");
+    }
+
+    #[test]
+    fn bad_values_name_flag_and_variable() {
+        let e = parse(&["--host", "nohost"]).expect_err("bad host");
+        assert!(e.starts_with("--host (MAESTRO_HOST)"), "{e}");
+        let e = parse(&["--broker", "redis://x"]).expect_err("bad broker");
+        assert!(e.starts_with("--broker (CELERY_BROKER_URL)"), "{e}");
+        let e = parse(&["--result-backend", "rpc://"]).expect_err("rpc");
+        assert!(
+            e.starts_with("--result-backend (CELERY_RESULT_BACKEND)"),
+            "{e}"
+        );
+        let e = parse(&["--routes", "a.b=amq.x"]).expect_err("reserved queue");
+        assert!(e.starts_with("--routes (MAESTRO_ROUTES)"), "{e}");
+        let e = parse(&["--body-bytes-max", "10"]).expect_err("tiny body");
+        assert!(
+            e.starts_with("--body-bytes-max (MAESTRO_BODY_BYTES_MAX)"),
+            "{e}"
+        );
+        let e = parse(&["--amqp-connections", "0"]).expect_err("no connections");
+        assert!(e.contains("MAESTRO_AMQP_CONNECTIONS"), "{e}");
+        let e = parse(&["--mongo-database", "a.b"]).expect_err("dotted db");
+        assert!(e.contains("MAESTRO_MONGO_DATABASE"), "{e}");
+    }
+
+    #[test]
+    fn secret_and_noauth_are_required() {
+        let e = Cli::try_parse_from(["maestro-api", "--noauth", "x"])
+            .expect("parses")
+            .into_config()
+            .expect_err("no secret")
+            .to_string();
+        assert!(
+            e.starts_with("--secret-jwt-private (MAESTRO_SECRETJWT_PRIVATE)"),
+            "{e}"
+        );
+        let e = Cli::try_parse_from(["maestro-api", "--secret-jwt-private", "x"])
+            .expect("parses")
+            .into_config()
+            .expect_err("no noauth")
+            .to_string();
+        assert!(e.starts_with("--noauth (MAESTRO_NOAUTH)"), "{e}");
+    }
+
+    #[test]
+    fn kombu_aliases_become_amqp() {
+        let c = parse(&["--broker", "pyamqp://u:p@h:5672//"]).expect("valid");
+        assert_eq!(c.broker_url, "amqp://u:p@h:5672//");
+    }
+}

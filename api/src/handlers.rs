@@ -1,0 +1,551 @@
+//! Request handlers: the enqueue endpoints (generic and Maestro's), task states, health,
+//! readiness and metrics. Each enqueue checks its whole input first and publishes only when
+//! everything is valid; it answers 202 after the broker confirmed the message.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::header::{CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use maestro_broker::message::{format_time, parse_time};
+use maestro_broker::topology::validate_queue_name;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::body::JsonBody;
+use crate::catalogue::{
+    AggregationRequest, NotifyAuditRequest, NotifyWsRequest, ReportRequest, WebhookRequest,
+    check_catalogue_kwargs, discovery_kwargs,
+};
+use crate::enqueue::Job;
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::{
+    TASK_AGGREGATION, TASK_DISCOVERY_SCAN, TASK_NOTIFY, TASK_REPORT_GENERAL, TASK_REPORT_PIVOT,
+    TASK_WEBHOOK, validate_task_name,
+};
+use crate::state::AppState;
+
+/// Longest delay accepted for `countdown`/`eta`, seconds (one year; the delay queues reach
+/// 2^28 s, but a job a year out is a mistake more often than a plan).
+pub const DELAY_SECS_MAX: f64 = 366.0 * 86_400.0;
+/// Longest task id looked up, bytes.
+pub const TASK_ID_BYTES_MAX: usize = 255;
+
+/// Answer of every enqueue: the task id and the queue it went to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Enqueued {
+    /// The Celery task id (UUID); read its state at `GET /tasks/{task_id}`.
+    pub task_id: String,
+    /// The queue the message was confirmed on.
+    pub queue: String,
+}
+
+/// Body of `POST /tasks/{name}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendTaskRequest {
+    /// Positional arguments.
+    #[schema(value_type = Vec<Object>)]
+    pub args: Vec<Value>,
+    /// Keyword arguments.
+    #[schema(value_type = Object)]
+    pub kwargs: Map<String, Value>,
+    /// Queue to send to instead of the task's route.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Seconds from now before the task may run.
+    #[serde(default)]
+    pub countdown: Option<f64>,
+    /// Earliest run time, ISO 8601 (naive means UTC). Not with `countdown`.
+    #[serde(default)]
+    pub eta: Option<String>,
+    /// When the task is no longer worth running: ISO 8601 time, or seconds from now.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub expires: Option<Value>,
+}
+
+/// A task's state as the result store has it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskStatus {
+    pub task_id: String,
+    /// Celery's state: PENDING (also: unknown), RECEIVED, STARTED, SUCCESS, FAILURE, RETRY,
+    /// REVOKED.
+    pub state: String,
+    /// The return value (SUCCESS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// The exception (FAILURE, RETRY, REVOKED).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<TaskErrorInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceback: Option<String>,
+    /// When it finished, ISO 8601.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date_done: Option<String>,
+}
+
+/// An exception as Celery stored it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskErrorInfo {
+    #[serde(rename = "type")]
+    pub exc_type: String,
+    pub message: String,
+}
+
+/// Health answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable`.
+    pub status: String,
+    /// Per dependency: `ok` or the reason it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub checks: Option<Map<String, Value>>,
+}
+
+fn accepted(id: String, queue: String) -> Response {
+    let location = HeaderValue::from_str(&format!("/tasks/{id}")).ok();
+    let mut resp = (StatusCode::ACCEPTED, Json(Enqueued { task_id: id, queue })).into_response();
+    if let Some(l) = location {
+        resp.headers_mut().insert(LOCATION, l);
+    }
+    resp
+}
+
+/// Publishes a checked job; 202 after the broker's confirm, 503 otherwise.
+async fn enqueue(state: &AppState, job: Job) -> Result<Response, ApiError> {
+    let id = state
+        .enqueuer
+        .enqueue(&job)
+        .await
+        .map_err(|e| ApiError::BrokerUnavailable(e.to_string()))?;
+    Ok(accepted(id, job.queue))
+}
+
+/// A job without delay or expiry, in the request's trace.
+fn job(headers: &HeaderMap, task: &str, queue: String, kwargs: Value) -> Job {
+    Job {
+        task: task.to_owned(),
+        queue,
+        args: Value::Array(vec![]),
+        kwargs,
+        eta: None,
+        expires: None,
+        trace: crate::trace::child_of(headers),
+    }
+}
+
+fn routed_queue(state: &AppState, task: &str) -> Result<String, ApiError> {
+    state
+        .config
+        .routes
+        .queue_for(task)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::NotFound {
+            field: Some("name".into()),
+            reason: format!("task {task:?} has no route (see MAESTRO_ROUTES)"),
+        })
+}
+
+fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::invalid("path", e.body_text()))
+}
+
+fn delay_secs(field: &str, secs: f64) -> Result<chrono::Duration, ApiError> {
+    if !secs.is_finite() || !(0.0..=DELAY_SECS_MAX).contains(&secs) {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be between 0 and {DELAY_SECS_MAX} seconds"),
+        ));
+    }
+    Ok(chrono::Duration::milliseconds((secs * 1000.0) as i64))
+}
+
+fn time_field(field: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    let t = parse_time(text)
+        .ok_or_else(|| ApiError::invalid(field, format!("{text:?} is not an ISO 8601 time")))?;
+    if t - now > chrono::Duration::milliseconds((DELAY_SECS_MAX * 1000.0) as i64) {
+        return Err(ApiError::invalid(field, "is more than a year away"));
+    }
+    Ok(t)
+}
+
+/// Send any routed task.
+#[utoipa::path(
+    post, path = "/tasks/{task}", tag = "tasks",
+    params(("task" = String, Path, description = "Registered task name (see the routing table)")),
+    request_body = SendTaskRequest,
+    responses(
+        (status = 202, description = "Confirmed by the broker", body = Enqueued),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "Unknown task", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+        (status = 503, description = "Broker unavailable; nothing enqueued", body = ErrorBody),
+    ),
+    security(("jwt" = []))
+)]
+pub async fn send_task(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<SendTaskRequest>,
+) -> Result<Response, ApiError> {
+    let name = path(name)?;
+    validate_task_name(&name).map_err(|r| ApiError::invalid("name", r))?;
+    let routed = routed_queue(&state, &name)?;
+    let queue = match req.queue {
+        None => routed,
+        Some(q) => {
+            validate_queue_name(&q).map_err(|r| ApiError::invalid("queue", r))?;
+            if !state.config.allow_any_queue && !state.config.routes.has_queue(&q) {
+                return Err(ApiError::invalid(
+                    "queue",
+                    format!(
+                        "queue {q:?} is not in the routing table (MAESTRO_ALLOW_ANY_QUEUE is off)"
+                    ),
+                ));
+            }
+            q
+        }
+    };
+    let now = Utc::now();
+    let eta = match (req.countdown, req.eta.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid("eta", "give countdown or eta, not both"));
+        }
+        (Some(secs), None) => Some(now + delay_secs("countdown", secs)?),
+        (None, Some(text)) => Some(time_field("eta", text, now)?),
+        (None, None) => None,
+    };
+    let expires = match &req.expires {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(time_field("expires", text, now)?),
+        Some(Value::Number(n)) => {
+            let secs = n
+                .as_f64()
+                .ok_or_else(|| ApiError::invalid("expires", "is not a number of seconds"))?;
+            Some(now + delay_secs("expires", secs)?)
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "expires",
+                "must be an ISO 8601 time or a number of seconds",
+            ));
+        }
+    };
+    if let Some(x) = expires {
+        if x <= now {
+            return Err(ApiError::invalid("expires", "is already past"));
+        }
+        if eta.is_some_and(|e| x <= e) {
+            return Err(ApiError::invalid("expires", "is not after the eta"));
+        }
+    }
+    let mut kwargs = Value::Object(req.kwargs);
+    if let Some(checked) = check_catalogue_kwargs(&name, &kwargs)? {
+        if !req.args.is_empty() {
+            return Err(ApiError::invalid(
+                "args",
+                format!("{name} takes keyword arguments only"),
+            ));
+        }
+        kwargs = checked;
+    }
+    let job = Job {
+        args: Value::Array(req.args),
+        eta,
+        expires,
+        ..job(&headers, &name, queue, kwargs)
+    };
+    enqueue(&state, job).await
+}
+
+/// Scan one connection's resources (Maestro's discovery app).
+#[utoipa::path(
+    put, path = "/crawler/{provider}/{conn_id}/{task}", tag = "discovery",
+    params(
+        ("provider" = String, Path, description = "aws, openstack, azure or gcp"),
+        ("conn_id" = String, Path, description = "The connection's id"),
+        ("task" = String, Path, description = "A task the provider allows, e.g. server-list"),
+    ),
+    responses(
+        (status = 202, description = "Confirmed by the broker", body = Enqueued),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 422, description = "Unknown provider, bad id, or a task the provider does not allow", body = ErrorBody),
+        (status = 503, description = "Broker unavailable; nothing enqueued", body = ErrorBody),
+    ),
+    security(("jwt" = []))
+)]
+pub async fn crawler(
+    State(state): State<AppState>,
+    params: Result<Path<(String, String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (provider, conn_id, task) = path(params)?;
+    let kwargs = discovery_kwargs(&provider, &conn_id, &task)?;
+    let queue = routed_queue(&state, TASK_DISCOVERY_SCAN)?;
+    enqueue(&state, job(&headers, TASK_DISCOVERY_SCAN, queue, kwargs)).await
+}
+
+async fn enqueue_kwargs(
+    state: &AppState,
+    headers: &HeaderMap,
+    task: &str,
+    kwargs: Value,
+) -> Result<Response, ApiError> {
+    let queue = routed_queue(state, task)?;
+    enqueue(state, job(headers, task, queue, kwargs)).await
+}
+
+macro_rules! catalogue_endpoint {
+    ($fn:ident, $path:literal, $tag:literal, $body:ty, $task:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(
+            post, path = $path, tag = $tag,
+            request_body = $body,
+            responses(
+                (status = 202, description = "Confirmed by the broker", body = Enqueued),
+                (status = 400, description = "Malformed JSON", body = ErrorBody),
+                (status = 401, description = "No valid token", body = ErrorBody),
+                (status = 413, description = "Body too large", body = ErrorBody),
+                (status = 415, description = "Not JSON", body = ErrorBody),
+                (status = 422, description = "Invalid field", body = ErrorBody),
+                (status = 503, description = "Broker unavailable; nothing enqueued", body = ErrorBody),
+            ),
+            security(("jwt" = []))
+        )]
+        pub async fn $fn(
+            State(state): State<AppState>,
+            headers: HeaderMap,
+            JsonBody(req): JsonBody<$body>,
+        ) -> Result<Response, ApiError> {
+            let kwargs = req.kwargs("")?;
+            enqueue_kwargs(&state, &headers, $task, kwargs).await
+        }
+    };
+}
+
+catalogue_endpoint!(
+    report_general,
+    "/reports/general",
+    "reports",
+    ReportRequest,
+    TASK_REPORT_GENERAL,
+    "Build a general (inventory query) report."
+);
+catalogue_endpoint!(
+    report_pivot,
+    "/reports/pivot",
+    "reports",
+    ReportRequest,
+    TASK_REPORT_PIVOT,
+    "Build a pivot (aggregation) report."
+);
+catalogue_endpoint!(
+    aggregation,
+    "/aggregation",
+    "analytics",
+    AggregationRequest,
+    TASK_AGGREGATION,
+    "Run an aggregation pipeline."
+);
+catalogue_endpoint!(
+    webhook,
+    "/webhooks",
+    "webhook",
+    WebhookRequest,
+    TASK_WEBHOOK,
+    "Deliver a webhook."
+);
+catalogue_endpoint!(
+    notify_ws,
+    "/notify/ws",
+    "notify",
+    NotifyWsRequest,
+    TASK_NOTIFY,
+    "Send a websocket notification to a user's channel."
+);
+catalogue_endpoint!(
+    notify_audit,
+    "/notify/audit",
+    "notify",
+    NotifyAuditRequest,
+    TASK_NOTIFY,
+    "Record an audit entry for an entity change."
+);
+
+/// A task's state, result or error (PENDING when unknown).
+#[utoipa::path(
+    get, path = "/tasks/{task}", tag = "tasks",
+    params(("task" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "State (PENDING when unknown)", body = TaskStatus),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 422, description = "Invalid id", body = ErrorBody),
+        (status = 503, description = "Result store unavailable", body = ErrorBody),
+    ),
+    security(("jwt" = []))
+)]
+pub async fn task_status(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<TaskStatus>, ApiError> {
+    let id = path(id)?;
+    if id.is_empty() || id.len() > TASK_ID_BYTES_MAX || id.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "id",
+            format!("must be 1 to {TASK_ID_BYTES_MAX} bytes without control characters"),
+        ));
+    }
+    let results = state.results.as_ref().ok_or_else(|| {
+        ApiError::StoreUnavailable(
+            "no result backend is configured (--result-backend, CELERY_RESULT_BACKEND)".into(),
+        )
+    })?;
+    let store = results.get().await?;
+    let meta = tokio::time::timeout(state.config.publish_timeout, store.get(&id))
+        .await
+        .map_err(|_| ApiError::StoreUnavailable("result store did not answer in time".into()))?
+        .map_err(|e| ApiError::StoreUnavailable(format!("result store: {e}")))?;
+    let Some(meta) = meta else {
+        return Ok(Json(TaskStatus {
+            task_id: id,
+            state: "PENDING".into(),
+            result: None,
+            error: None,
+            traceback: None,
+            date_done: None,
+        }));
+    };
+    let failed = matches!(meta.status.as_str(), "FAILURE" | "RETRY" | "REVOKED");
+    let error = failed.then(|| exception(&meta.result));
+    Ok(Json(TaskStatus {
+        task_id: id,
+        result: (!failed && !meta.result.is_null()).then_some(meta.result),
+        state: meta.status,
+        error,
+        traceback: meta.traceback,
+        date_done: meta.date_done.map(format_time),
+    }))
+}
+
+/// Celery's stored exception `{exc_type, exc_message, exc_module}` as `{type, message}`.
+fn exception(v: &Value) -> TaskErrorInfo {
+    let exc_type = v
+        .get("exc_type")
+        .and_then(Value::as_str)
+        .unwrap_or("Exception")
+        .to_owned();
+    let message = match v.get("exc_message") {
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None if v.is_null() => String::new(),
+        None => v.to_string(),
+    };
+    TaskErrorInfo { exc_type, message }
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "Up", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        checks: None,
+    })
+}
+
+/// The broker and MongoDB are reachable.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "A dependency is unreachable", body = Health),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let timeout = state.config.ready_timeout;
+    let broker = state.enqueuer.ready(timeout);
+    let mongo = async {
+        let ping = state
+            .maestro_db
+            .run_command(mongodb::bson::doc! {"ping": 1});
+        match tokio::time::timeout(timeout, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    };
+    let results = async {
+        match &state.results {
+            None => Ok(()),
+            Some(r) => match tokio::time::timeout(timeout, r.get()).await {
+                Ok(Ok(store)) => {
+                    let ping = store
+                        .database()
+                        .run_command(mongodb::bson::doc! {"ping": 1});
+                    match tokio::time::timeout(timeout, ping).await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!("no answer within {timeout:?}")),
+                    }
+                }
+                Ok(Err(e)) => Err(e.body().reason),
+                Err(_) => Err(format!("no answer within {timeout:?}")),
+            },
+        }
+    };
+    let (broker, mongo, results) = tokio::join!(broker, mongo, results);
+    let mut checks = Map::new();
+    let mut ok = true;
+    for (name, r) in [
+        ("broker", broker),
+        ("mongodb", mongo),
+        ("result_store", results),
+    ] {
+        ok &= r.is_ok();
+        checks.insert(
+            name.into(),
+            Value::String(r.err().unwrap_or_else(|| "ok".into())),
+        );
+    }
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Health {
+        status: if ok { "ok" } else { "unavailable" }.into(),
+        checks: Some(checks),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Metrics", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match state.metrics.encode() {
+        Ok(text) => (
+            [(
+                CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}

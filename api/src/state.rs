@@ -1,0 +1,102 @@
+//! What every handler shares: config, token checker, enqueuer, result store, schedules
+//! collection, metrics. Nothing here connects at construction: the broker, the result store
+//! and MongoDB are reached on first use, so the API starts (and reports not ready) while they
+//! are away and recovers when they return.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use maestro_broker::store::ResultStore;
+use mongodb::bson::Document;
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Collection, Database};
+use tokio::sync::OnceCell;
+
+use crate::auth::Authenticator;
+use crate::config::ApiConfig;
+use crate::enqueue::Enqueuer;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// How long MongoDB server selection may take before a request gets 503.
+pub const MONGO_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The result store, connected on first use.
+pub struct Results {
+    url: String,
+    store: OnceCell<ResultStore>,
+    deadline: Duration,
+}
+
+impl Results {
+    /// The store, connecting first if needed.
+    pub async fn get(&self) -> Result<&ResultStore, ApiError> {
+        let connect = self
+            .store
+            .get_or_try_init(|| ResultStore::connect(&self.url, None));
+        match tokio::time::timeout(self.deadline, connect).await {
+            Ok(Ok(store)) => Ok(store),
+            Ok(Err(e)) => Err(ApiError::StoreUnavailable(format!("result store: {e}"))),
+            Err(_) => Err(ApiError::StoreUnavailable(format!(
+                "result store did not answer within {:?}",
+                self.deadline
+            ))),
+        }
+    }
+}
+
+/// Shared state of the handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<ApiConfig>,
+    pub auth: Arc<Authenticator>,
+    pub enqueuer: Arc<Enqueuer>,
+    pub results: Option<Arc<Results>>,
+    pub maestro_db: Database,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// State for `config`; connects nothing yet.
+    pub async fn new(config: ApiConfig) -> Result<Self, String> {
+        let metrics = Arc::new(Metrics::default());
+        let enqueuer = Enqueuer::new(
+            &config.broker_url,
+            config.amqp_connections,
+            config.queue_type,
+            config.publish_timeout,
+            metrics.clone(),
+        )?;
+        let mut options = ClientOptions::parse(&config.mongo_uri)
+            .await
+            .map_err(|e| format!("MAESTRO_MONGO_URI: {e}"))?;
+        options.app_name.get_or_insert_with(|| "maestro-api".into());
+        options
+            .server_selection_timeout
+            .get_or_insert(MONGO_SELECTION_TIMEOUT);
+        let client =
+            Client::with_options(options).map_err(|e| format!("MAESTRO_MONGO_URI: {e}"))?;
+        let maestro_db = client.database(&config.mongo_database);
+        let results = config.result_backend.clone().map(|url| {
+            Arc::new(Results {
+                url,
+                store: OnceCell::new(),
+                deadline: config.publish_timeout.max(MONGO_SELECTION_TIMEOUT),
+            })
+        });
+        Ok(Self {
+            auth: Arc::new(Authenticator::new(&config.jwt_secret, &config.noauth)),
+            enqueuer: Arc::new(enqueuer),
+            results,
+            maestro_db,
+            metrics,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The schedules collection.
+    pub fn schedules(&self) -> Collection<Document> {
+        self.maestro_db
+            .collection(&self.config.schedules_collection)
+    }
+}
