@@ -152,6 +152,11 @@ impl<C: Clock> Firer<C> {
             };
             seen.insert(d.get("_id").map(ToString::to_string).unwrap_or_default());
             if let Some(p) = s.pending.clone() {
+                if !self.is_abandoned(&p, l) {
+                    // Another beat is publishing it right now (two leaders overlap for a
+                    // moment): leave it to that beat.
+                    continue;
+                }
                 match self.republish(&s, &p, l).await? {
                     Outcome::Fired => report.republished += 1,
                     Outcome::Lost => report.cas_skipped += 1,
@@ -194,6 +199,17 @@ impl<C: Clock> Firer<C> {
         Ok(report)
     }
 
+    /// Whether a pending fire was left behind: written by this leader (whose own publish
+    /// failed; this loop publishes one fire at a time), or older than a publish may take.
+    fn is_abandoned(&self, p: &Pending, l: Leadership) -> bool {
+        if p.epoch == Some(l.epoch) {
+            return true;
+        }
+        let settle = chrono::TimeDelta::from_std(PUBLISH_TIMEOUT + Duration::from_secs(1))
+            .unwrap_or(chrono::TimeDelta::MAX);
+        p.written_at.is_none_or(|w| w + settle < self.clock.now())
+    }
+
     fn fence(s: &Schedule, epoch: i64) -> Document {
         doc! {
             "_id": s.id.clone(),
@@ -227,6 +243,8 @@ impl<C: Clock> Firer<C> {
             task_id: id.clone(),
             due,
             target: s.target.clone(),
+            epoch: Some(l.epoch),
+            written_at: Some(self.clock.now()),
         };
         let mut filter = Self::fence(s, l.epoch);
         filter.insert("last_run_at", s.last_run_at_raw.clone());
@@ -235,7 +253,7 @@ impl<C: Clock> Firer<C> {
             "$set": {
                 "last_run_at": Bson::DateTime(crate::clock::to_bson(due)),
                 "beat_epoch": l.epoch,
-                "beat_pending": pending_document(&pending, l.epoch, self.clock.now()),
+                "beat_pending": pending_document(&pending),
             },
             "$inc": {"total_run_count": 1},
         };
@@ -387,16 +405,20 @@ fn current(lead: &LeaderWatch) -> Option<Leadership> {
     lead.borrow().filter(Leadership::is_valid)
 }
 
-fn pending_document(p: &Pending, epoch: i64, now: DateTime<Utc>) -> Document {
+fn pending_document(p: &Pending) -> Document {
     let mut d = doc! {
         "task_id": p.task_id.as_str(),
         "due": Bson::DateTime(crate::clock::to_bson(p.due)),
         "task": p.target.task.as_str(),
         "args": json_to_bson(&p.target.args),
         "kwargs": json_to_bson(&p.target.kwargs),
-        "epoch": epoch,
-        "written_at": Bson::DateTime(crate::clock::to_bson(now)),
     };
+    if let Some(e) = p.epoch {
+        d.insert("epoch", e);
+    }
+    if let Some(w) = p.written_at {
+        d.insert("written_at", crate::clock::to_bson(w));
+    }
     if let Some(q) = &p.target.queue {
         d.insert("queue", q.as_str());
     }

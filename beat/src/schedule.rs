@@ -156,6 +156,10 @@ pub struct Pending {
     pub task_id: String,
     pub due: DateTime<Utc>,
     pub target: Target,
+    /// The epoch of the leader that wrote it.
+    pub epoch: Option<i64>,
+    /// When it was written.
+    pub written_at: Option<DateTime<Utc>>,
 }
 
 /// What a leader should do with a schedule now.
@@ -511,10 +515,20 @@ fn parse_pending(p: &Document) -> Result<Pending, ScheduleError> {
         .ok_or_else(|| ScheduleError::new("beat_pending.due", "missing"))?;
     let json = Bson::Document(p.clone()).into_relaxed_extjson();
     let obj = json.as_object().cloned().unwrap_or_default();
+    let epoch = match p.get("epoch") {
+        Some(Bson::Int32(i)) => Some(i64::from(*i)),
+        Some(Bson::Int64(i)) => Some(*i),
+        _ => None,
+    };
     Ok(Pending {
         task_id,
         due,
         target: parse_target(&obj, "beat_pending.")?,
+        epoch,
+        written_at: bson_time(
+            p.get("written_at").unwrap_or(&Bson::Null),
+            "beat_pending.written_at",
+        )?,
     })
 }
 
