@@ -251,8 +251,9 @@ impl Enqueuer {
             link.publisher.clone()
         };
         match publisher.publish_task(queue, queue, msg).await {
-            Err(e @ BrokerError::Unroutable { .. }) => {
-                // The queue or its binding was deleted behind our back: declare it again.
+            Err(e) if is_missing_topology(&e) => {
+                // The queue, its binding or its exchange was deleted behind our back: declare
+                // them again on the next attempt.
                 self.forget(queue);
                 Err(e.into())
             }
@@ -297,6 +298,17 @@ impl Enqueuer {
     /// Closes every link (after their outstanding confirms).
     pub fn close(&self) {
         self.links.close();
+    }
+}
+
+/// A message came back unroutable (no queue bound) or its exchange is gone (404 NOT_FOUND).
+fn is_missing_topology(e: &BrokerError) -> bool {
+    match e {
+        BrokerError::Unroutable { .. } => true,
+        BrokerError::Amqp(e) => {
+            matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404)
+        }
+        _ => false,
     }
 }
 
