@@ -26,7 +26,7 @@ trap cleanup EXIT
 . "$root/scripts/lib.sh"
 
 ensure_venv() {
-  local want="celery==5.7.0 kombu==5.7.0 pika==1.4.4 pytest==8.4.2 pymongo==4.15.3 SecantusDB==0.7.0b3"
+  local want="celery==5.7.0 kombu==5.7.0 pika==1.4.4 pytest==8.4.2 pymongo==4.15.3 SecantusDB==0.7.0b3 schemathesis==4.32.5"
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
     log "making the Python test venv in $venv"
     rm -rf "$venv"
@@ -74,4 +74,4 @@ cargo build --workspace --bins -q
 log "cargo test (unit and integration, against RabbitMQ)"
 MAESTRO_TEST_PYTHON="$venv/bin/python" cargo test --workspace -q
 log "end-to-end and Python Celery interop (pytest)"
-MAESTRO_TEST_PYTHON="$venv/bin/python" MAESTRO_WORKER_BIN="$root/target/debug/maestro-worker" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/
+MAESTRO_TEST_PYTHON="$venv/bin/python" MAESTRO_WORKER_BIN="$root/target/debug/maestro-worker" MAESTRO_API_BIN="$root/target/debug/maestro-api" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/
