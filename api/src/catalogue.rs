@@ -143,6 +143,7 @@ pub fn discovery_kwargs(provider: &str, conn_id: &str, task: &str) -> Result<Val
 
 /// Body of `POST /reports/general` and `POST /reports/pivot`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({"report_id": "r1", "filters": {"status": "active"}, "component": "servers", "owner_user": "u1"}))]
 #[serde(deny_unknown_fields)]
 pub struct ReportRequest {
     /// The report's id; results land in collection `<report_id>_<general|pivot>`.
@@ -200,6 +201,7 @@ impl ReportRequest {
 
 /// Body of `POST /aggregation`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({"collection": "servers", "pipeline": [{"$match": {"active": true}}, {"$count": "n"}], "report_id": "r1"}))]
 #[serde(deny_unknown_fields)]
 pub struct AggregationRequest {
     /// The collection the pipeline runs over.
@@ -275,6 +277,7 @@ pub enum WebhookMethod {
 
 /// Body of `POST /webhooks`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({"url": "https://hooks.example.com/maestro", "method": "POST", "payload": {"event": "done"}, "headers": {"X-Token": "abc"}}))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
     /// Where to deliver: an absolute http:// or https:// URL.
@@ -350,6 +353,7 @@ pub enum NotifyType {
 
 /// Body of `POST /notify/ws`: a websocket (Centrifugo) message to a user's channel.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({"owner_id": "u1", "title": "Report", "msg": "Report r1 is ready", "type": "success", "caller": ["reports"]}))]
 #[serde(deny_unknown_fields)]
 pub struct NotifyWsRequest {
     /// The user notified; the channel is `maestro-<owner_id>`.
@@ -393,6 +397,7 @@ pub enum AuditMethod {
 
 /// Body of `POST /notify/audit`: an audit record of one entity change.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({"entity": "servers", "entity_id": "5f1c0a", "method": "PATCH", "user": "u1", "body": {"hostname": "web-1"}}))]
 #[serde(deny_unknown_fields)]
 pub struct NotifyAuditRequest {
     /// Entity kind (e.g. `servers`).

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use maestro_broker::message::{format_time, parse_time};
 use maestro_broker::topology::validate_queue_name;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use crate::body::JsonBody;
@@ -45,6 +45,7 @@ pub struct Enqueued {
 
 /// Body of `POST /tasks/{name}`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({"args": [1, "two"], "kwargs": {"k": "v"}, "countdown": 5, "expires": 3600}))]
 #[serde(deny_unknown_fields)]
 pub struct SendTaskRequest {
     /// Positional arguments.
@@ -179,7 +180,7 @@ fn time_field(field: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Ut
 /// Send any routed task.
 #[utoipa::path(
     post, path = "/tasks/{task}", tag = "tasks",
-    params(("task" = String, Path, description = "Registered task name (see the routing table)")),
+    params(("task" = String, Path, description = "Registered task name (see the routing table)", example = "maestro.echo")),
     request_body = SendTaskRequest,
     responses(
         (status = 202, description = "Confirmed by the broker", body = Enqueued),
@@ -273,9 +274,9 @@ pub async fn send_task(
 #[utoipa::path(
     put, path = "/crawler/{provider}/{conn_id}/{task}", tag = "discovery",
     params(
-        ("provider" = String, Path, description = "aws, openstack, azure or gcp"),
-        ("conn_id" = String, Path, description = "The connection's id"),
-        ("task" = String, Path, description = "A task the provider allows, e.g. server-list"),
+        ("provider" = String, Path, description = "aws, openstack, azure or gcp", example = "aws"),
+        ("conn_id" = String, Path, description = "The connection's id", example = "5f1c0a"),
+        ("task" = String, Path, description = "A task the provider allows, e.g. server-list", example = "server-list"),
     ),
     responses(
         (status = 202, description = "Confirmed by the broker", body = Enqueued),
@@ -386,7 +387,7 @@ catalogue_endpoint!(
 /// A task's state, result or error (PENDING when unknown).
 #[utoipa::path(
     get, path = "/tasks/{task}", tag = "tasks",
-    params(("task" = String, Path, description = "Task id")),
+    params(("task" = String, Path, description = "Task id", example = "0d5b1c2e-6a57-4c1e-9d7b-3f1d6a2b9e10")),
     responses(
         (status = 200, description = "State (PENDING when unknown)", body = TaskStatus),
         (status = 401, description = "No valid token", body = ErrorBody),
