@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use maestro_broker::message::{format_time, parse_time};
 use maestro_broker::topology::validate_queue_name;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::body::JsonBody;
