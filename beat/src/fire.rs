@@ -49,8 +49,8 @@ pub enum FireError {
     Broker(#[from] maestro_broker::BrokerError),
     #[error("task message: {0}")]
     Message(String),
-    #[error("no broker confirm within {0:?}")]
-    Timeout(Duration),
+    #[error("no broker confirm before the publish deadline")]
+    Timeout,
 }
 
 /// Firing settings.
@@ -152,9 +152,8 @@ impl<C: Clock> Firer<C> {
             };
             seen.insert(d.get("_id").map(ToString::to_string).unwrap_or_default());
             if let Some(p) = s.pending.clone() {
-                if !self.is_abandoned(&p, l) {
-                    // Another beat is publishing it right now (two leaders overlap for a
-                    // moment): leave it to that beat.
+                if !Self::is_abandoned(&p, l) {
+                    // A newer leader's fire: the fence would refuse it anyway.
                     continue;
                 }
                 match self.republish(&s, &p, l).await? {
@@ -199,15 +198,12 @@ impl<C: Clock> Firer<C> {
         Ok(report)
     }
 
-    /// Whether a pending fire was left behind: written by this leader (whose own publish
-    /// failed; this loop publishes one fire at a time), or older than a publish may take.
-    fn is_abandoned(&self, p: &Pending, l: Leadership) -> bool {
-        if p.epoch == Some(l.epoch) {
-            return true;
-        }
-        let settle = chrono::TimeDelta::from_std(PUBLISH_TIMEOUT + Duration::from_secs(1))
-            .unwrap_or(chrono::TimeDelta::MAX);
-        p.written_at.is_none_or(|w| w + settle < self.clock.now())
+    /// Whether a pending fire was left behind. A leader publishes only before its renew
+    /// deadline, which comes before its lease expires, which comes before anyone else leads:
+    /// so a fire pending from this epoch (this loop's own failed publish) or an older one is
+    /// not being published by anyone now. One from a newer epoch belongs to a newer leader.
+    fn is_abandoned(p: &Pending, l: Leadership) -> bool {
+        p.epoch.is_none_or(|e| e <= l.epoch)
     }
 
     fn fence(s: &Schedule, epoch: i64) -> Document {
@@ -271,7 +267,7 @@ impl<C: Clock> Firer<C> {
         if current(lead).is_none() {
             return Ok(Outcome::Fired);
         }
-        self.send_and_clear(s, &pending).await?;
+        self.send_and_clear(s, &pending, l).await?;
         tracing::info!(event = "fired", schedule = %s.id_text, name = %s.name, due = %due,
             task = %pending.target.task, task_id = %id, epoch = l.epoch);
         Ok(Outcome::Fired)
@@ -293,15 +289,20 @@ impl<C: Clock> Firer<C> {
             self.metrics.cas_skipped.inc();
             return Ok(Outcome::Lost);
         }
-        self.send_and_clear(s, p).await?;
+        self.send_and_clear(s, p, l).await?;
         self.metrics.pending_republished.inc();
         tracing::info!(event = "pending_republished", schedule = %s.id_text, due = %p.due,
             task_id = %p.task_id, epoch = l.epoch);
         Ok(Outcome::Fired)
     }
 
-    async fn send_and_clear(&mut self, s: &Schedule, p: &Pending) -> Result<(), FireError> {
-        if let Err(e) = self.publish(s, p).await {
+    async fn send_and_clear(
+        &mut self,
+        s: &Schedule,
+        p: &Pending,
+        l: Leadership,
+    ) -> Result<(), FireError> {
+        if let Err(e) = self.publish(s, p, l).await {
             self.metrics.publish_errors.inc();
             return Err(e);
         }
@@ -319,7 +320,9 @@ impl<C: Clock> Firer<C> {
         Ok(())
     }
 
-    async fn publish(&mut self, s: &Schedule, p: &Pending) -> Result<(), FireError> {
+    /// Publishes `p`, giving up (leaving it pending) at the leader's renew deadline or after
+    /// `PUBLISH_TIMEOUT`, whichever is first: no publish of this leader outlives its lease.
+    async fn publish(&mut self, s: &Schedule, p: &Pending, l: Leadership) -> Result<(), FireError> {
         let queue_name = p
             .target
             .queue
@@ -361,12 +364,15 @@ impl<C: Clock> Firer<C> {
                 .await
                 .map_err(FireError::from)
         };
-        let result = match tokio::time::timeout(PUBLISH_TIMEOUT, attempt).await {
+        let deadline = l
+            .valid_until
+            .min(tokio::time::Instant::now() + PUBLISH_TIMEOUT);
+        let result = match tokio::time::timeout_at(deadline, attempt).await {
             Ok(r) => r,
             Err(_) => {
                 // A confirm that does not come is treated as a lost connection.
                 self.broker = None;
-                Err(FireError::Timeout(PUBLISH_TIMEOUT))
+                Err(FireError::Timeout)
             }
         };
         if let Err(e) = &result {
