@@ -24,6 +24,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod schedules;
 pub mod state;
 pub mod trace;
 
@@ -59,6 +60,14 @@ pub fn app(state: AppState) -> Router {
         .route("/webhooks", post(handlers::webhook))
         .route("/notify/ws", post(handlers::notify_ws))
         .route("/notify/audit", post(handlers::notify_audit))
+        .route("/schedules", post(schedules::create).get(schedules::list))
+        .route(
+            "/schedules/{id}",
+            get(schedules::get_one)
+                .put(schedules::replace)
+                .patch(schedules::patch)
+                .delete(schedules::delete),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -40,6 +40,12 @@ impl Modify for JwtScheme {
         crate::handlers::webhook,
         crate::handlers::notify_ws,
         crate::handlers::notify_audit,
+        crate::schedules::create,
+        crate::schedules::list,
+        crate::schedules::get_one,
+        crate::schedules::replace,
+        crate::schedules::patch,
+        crate::schedules::delete,
         crate::handlers::healthz,
         crate::handlers::readyz,
         crate::handlers::metrics,
@@ -48,6 +54,7 @@ impl Modify for JwtScheme {
         ErrorBody, Enqueued, SendTaskRequest, TaskStatus, TaskErrorInfo, Health,
         ReportRequest, AggregationRequest, WebhookRequest, WebhookMethod,
         NotifyWsRequest, NotifyType, NotifyAuditRequest, AuditMethod,
+        crate::schedules::ScheduleDoc, crate::schedules::SchedulePage,
     )),
     modifiers(&JwtScheme)
 )]

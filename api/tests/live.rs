@@ -258,3 +258,108 @@ async fn task_states_come_from_the_result_store() {
     store.database().drop().await.expect("drop test database");
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test]
+async fn schedules_crud_in_mongodb_never_touches_beat_fields() {
+    let Ok(mongo) = std::env::var("MONGODB_URI") else {
+        eprintln!("MONGODB_URI is unset: skipping the schedules part (scripts/test.sh sets it)");
+        return;
+    };
+    let run = Run::new();
+    let db = format!("t{}", run.id);
+    let app = router(&[
+        "--broker",
+        &broker_url(),
+        "--mongo-uri",
+        &mongo,
+        "--mongo-database",
+        &db,
+    ])
+    .await;
+    let a = auth();
+    let body = r#"{"name":"every 10s","enabled":true,"period_type":"interval","interval":{"every":10,"period":"seconds"},"task":"maestro.noop","args":[],"kwargs":{}}"#;
+    let (s, _, created) = call(&app, "POST", "/schedules", Some(&a), Some(body), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["_id"].as_str().expect("id").to_owned();
+    assert_eq!(id.len(), 24);
+    // beat writes its fields; the API's updates keep them.
+    let client = mongodb::Client::with_uri_str(&mongo).await.expect("client");
+    let coll = client
+        .database(&db)
+        .collection::<mongodb::bson::Document>("schedulers");
+    let oid = mongodb::bson::oid::ObjectId::parse_str(&id).expect("oid");
+    coll.update_one(
+        mongodb::bson::doc! {"_id": oid},
+        mongodb::bson::doc! {"$set": {"total_run_count": 7_i64, "beat_epoch": 3_i64}},
+    )
+    .await
+    .expect("beat write");
+    let (s, _, b) = call(
+        &app,
+        "PATCH",
+        &format!("/schedules/{id}"),
+        Some(&a),
+        Some(r#"{"enabled":false}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["enabled"], false);
+    assert_eq!(b["total_run_count"], 7);
+    let put = r#"{"name":"cron","period_type":"cron","cron":{"minute":"0","hour":"3","day_of_month":"*","month_of_year":"*","day_of_week":"*"},"task":"maestro.noop"}"#;
+    let (s, _, b) = call(
+        &app,
+        "PUT",
+        &format!("/schedules/{id}"),
+        Some(&a),
+        Some(put),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["period_type"], "cron");
+    assert!(
+        b.get("interval").is_none(),
+        "PUT removes fields it does not name: {b}"
+    );
+    assert_eq!(b["beat_epoch"], 3);
+    let (s, _, b) = call(
+        &app,
+        "PATCH",
+        &format!("/schedules/{id}"),
+        Some(&a),
+        Some(r#"{"last_run_at":null}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (s, _, page) = call(&app, "GET", "/schedules?limit=10", Some(&a), None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["items"][0]["_id"], id.as_str());
+    let (s, _, _) = call(
+        &app,
+        "DELETE",
+        &format!("/schedules/{id}"),
+        Some(&a),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = call(
+        &app,
+        "GET",
+        &format!("/schedules/{id}"),
+        Some(&a),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    client
+        .database(&db)
+        .drop()
+        .await
+        .expect("drop test database");
+}

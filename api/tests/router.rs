@@ -413,3 +413,47 @@ async fn metrics_count_requests_by_route() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn schedule_input_is_checked_before_mongodb() {
+    let app = router(&DEAD).await;
+    let a = auth();
+    let base = r#""name":"n","period_type":"interval","interval":{"every":10,"period":"seconds"},"task":"maestro.noop""#;
+    for (body, field) in [
+        (
+            format!(r#"{{{base},"last_run_at":"2024-01-01T00:00:00Z"}}"#),
+            "last_run_at",
+        ),
+        (
+            format!(r#"{{{base},"total_run_count":3}}"#),
+            "total_run_count",
+        ),
+        (format!(r#"{{{base},"beat_epoch":1}}"#), "beat_epoch"),
+        (format!(r#"{{{base},"_id":"x"}}"#), "_id"),
+        (
+            r#"{"name":"n","period_type":"weekly","task":"maestro.noop"}"#.to_owned(),
+            "period_type",
+        ),
+    ] {
+        let (s, _, b) = call(&app, "POST", "/schedules", Some(&a), Some(&body), &[]).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {b}");
+        assert_eq!(b["field"], field, "{b}");
+    }
+    let (s, _, b) = call(&app, "GET", "/schedules/not-an-id", Some(&a), None, &[]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(b["field"], "id");
+    let (s, _, b) = call(&app, "GET", "/schedules?limit=0", Some(&a), None, &[]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(b["field"], "limit");
+    // MongoDB away: 503, not a hang.
+    let (s, _, b) = call(
+        &app,
+        "POST",
+        "/schedules",
+        Some(&a),
+        Some(&format!("{{{base}}}")),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
+}
