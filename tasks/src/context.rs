@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::TaskError;
+use crate::followup::{ChordHandle, FollowUp};
+use maestro_broker::Signature;
 
 /// The context of one task run.
 #[derive(Debug, Clone)]
@@ -26,6 +28,8 @@ pub struct TaskContext {
     pub hostname: Arc<str>,
     /// The soft time limit in force, if any.
     pub soft_time_limit: Option<Duration>,
+    /// Sends follow-up tasks through the worker (absent outside a worker).
+    pub follow_up: Option<Arc<dyn FollowUp>>,
     soft_limit: CancellationToken,
 }
 
@@ -48,6 +52,7 @@ impl TaskContext {
             queue: queue.into(),
             hostname,
             soft_time_limit: None,
+            follow_up: None,
             soft_limit: CancellationToken::new(),
         }
     }
@@ -65,6 +70,35 @@ impl TaskContext {
     /// Completes when the soft time limit passes; never, when there is none.
     pub async fn soft_limit(&self) {
         self.soft_limit.cancelled().await
+    }
+
+    /// Sends a follow-up task (see [`FollowUp::send`]); its id when the broker confirmed it.
+    pub async fn send(&self, sig: Signature) -> Result<String, TaskError> {
+        let f = self.follow_up()?;
+        f.send(self, sig)
+            .await
+            .map_err(|e| TaskError::retry("OperationalError", format!("follow-up not sent: {e}")))
+    }
+
+    /// Records a chord (see [`FollowUp::start_chord`]).
+    pub async fn start_chord(
+        &self,
+        size: usize,
+        callback: Signature,
+    ) -> Result<ChordHandle, TaskError> {
+        let f = self.follow_up()?;
+        f.start_chord(self, size, callback)
+            .await
+            .map_err(|e| TaskError::retry("OperationalError", format!("chord not started: {e}")))
+    }
+
+    fn follow_up(&self) -> Result<&Arc<dyn FollowUp>, TaskError> {
+        self.follow_up.as_ref().ok_or_else(|| {
+            TaskError::fail(
+                "RuntimeError",
+                "this task needs a worker to send follow-up tasks",
+            )
+        })
     }
 
     /// The error a task returns when it stops because the soft limit passed.

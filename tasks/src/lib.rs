@@ -4,13 +4,17 @@
 //! - `args`       a call's arguments, looked up by position or keyword
 //! - `context`    what a running task knows (ids, retries, soft time limit), blocking pool
 //! - `error`      `TaskError`: retry, reject or fail
+//! - `followup`   sending follow-up tasks and chords through the worker
 //! - `registry`   tasks by name
+//! - `catalogue`  the Maestro jobs: reports, aggregation, webhook, notify, discovery
 //! - `diagnostic` `maestro.noop`, `maestro.echo`, `maestro.sleep`, `maestro.fail`
 
 pub mod args;
+pub mod catalogue;
 pub mod context;
 pub mod diagnostic;
 pub mod error;
+pub mod followup;
 pub mod registry;
 pub mod task;
 

@@ -73,6 +73,25 @@ pub(crate) async fn on_failure(
     chord_member_done(s, msg).await
 }
 
+/// Publishes `msg` to `queue` through the default exchange, declaring the queue (Celery's
+/// topology) first when it does not exist yet, as Celery does before publishing.
+pub(crate) async fn publish_to_queue(
+    s: &Session,
+    queue: &str,
+    msg: &TaskMessage,
+) -> Result<(), BrokerError> {
+    match s.publisher.publish_task("", queue, msg).await {
+        Err(BrokerError::Unroutable { .. }) => {
+            let q = TaskQueue::named(queue, QueueType::Classic);
+            if let Err(e) = topology::declare_task_queue(&s.conn, &q).await {
+                warn!(event = "follow_up_queue_not_declared", queue, error = %e);
+            }
+            s.publisher.publish_task("", queue, msg).await
+        }
+        other => other,
+    }
+}
+
 /// Publishes the task `sig` describes to its queue (`options.queue`, else the default queue).
 async fn send(
     s: &Session,
@@ -90,17 +109,7 @@ async fn send(
         .option_str("queue")
         .unwrap_or(&s.cfg.default_queue)
         .to_owned();
-    let published = match s.publisher.publish_task("", &queue, &msg).await {
-        Err(BrokerError::Unroutable { .. }) => {
-            // Celery creates missing queues before publishing; so do we.
-            let q = TaskQueue::named(&queue, QueueType::Classic);
-            if let Err(e) = topology::declare_task_queue(&s.conn, &q).await {
-                warn!(event = "follow_up_queue_not_declared", queue, error = %e);
-            }
-            s.publisher.publish_task("", &queue, &msg).await
-        }
-        other => other,
-    };
+    let published = publish_to_queue(s, &queue, &msg).await;
     match published {
         Ok(()) => {
             info!(event = "follow_up_sent", parent = %parent.headers.id, task = %msg.headers.task, id = %msg.headers.id, queue);

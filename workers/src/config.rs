@@ -138,6 +138,9 @@ pub struct Cli {
     /// Log filter (tracing EnvFilter syntax, e.g. info or maestro_worker=debug).
     #[arg(long, env = "MAESTRO_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    #[command(flatten)]
+    pub catalogue: maestro_tasks::catalogue::CatalogueArgs,
 }
 
 /// Where results go.

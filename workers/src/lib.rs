@@ -17,6 +17,7 @@ pub mod config;
 pub mod consumer;
 pub mod control;
 pub mod events;
+mod followup;
 pub mod processor;
 pub mod shutdown;
 pub mod stats;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use maestro_tasks::Registry;
+use maestro_tasks::catalogue::Services;
 use maestro_worker::config::Cli;
 use maestro_worker::shutdown::Shutdown;
 use tracing_subscriber::EnvFilter;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let threads = cli.threads;
+    let catalogue = cli.catalogue.clone();
     let cfg = match cli.into_config() {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -50,7 +52,16 @@ fn main() -> ExitCode {
             eprintln!("maestro-worker: cannot listen for signals: {e}");
             return ExitCode::FAILURE;
         }
-        match maestro_worker::worker::run(cfg, Registry::with_diagnostics(), shutdown).await {
+        let mut registry = Registry::with_diagnostics();
+        let registered = match Services::new(catalogue).await {
+            Ok(svc) => maestro_tasks::catalogue::register(&mut registry, &svc),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = registered {
+            eprintln!("maestro-worker: {e}");
+            return ExitCode::from(2);
+        }
+        match maestro_worker::worker::run(cfg, registry, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(event = "worker_failed", error = %e);

@@ -60,7 +60,7 @@ pub struct Session {
 
 impl Session {
     /// Notes a failed publish; a closed publishing channel ends the session.
-    fn publish_failed(&self) {
+    pub(crate) fn publish_failed(&self) {
         if !self.publisher.is_open() {
             self.publisher_lost.cancel();
         }
@@ -378,7 +378,7 @@ enum Settle {
 
 /// Runs the task under its time limits; gives the message back for what follows.
 async fn run(
-    s: &Session,
+    s: &Arc<Session>,
     queue: &str,
     task: &dyn Task,
     mut msg: TaskMessage,
@@ -404,6 +404,7 @@ async fn run(
     ctx.eta = h.eta;
     ctx.expires = h.expires;
     ctx.soft_time_limit = soft;
+    ctx.follow_up = Some(Arc::new(crate::followup::SessionFollowUp(s.clone())));
     let empty = || serde_json::value::RawValue::from_string("[]".into()).expect("valid JSON");
     let args = TaskArgs::new(
         std::mem::replace(&mut msg.args, empty()),
