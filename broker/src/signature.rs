@@ -59,6 +59,12 @@ impl Signature {
         self
     }
 
+    /// Sets the keyword arguments (a JSON object).
+    pub fn with_kwargs(mut self, kwargs: Value) -> Self {
+        self.kwargs = kwargs;
+        self
+    }
+
     /// The queue this signature goes to, else `default_queue`.
     pub fn queue<'a>(&'a self, default_queue: &'a str) -> &'a str {
         self.option_str("queue").unwrap_or(default_queue)

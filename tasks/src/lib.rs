@@ -6,6 +6,7 @@
 //! - `error`      `TaskError`: retry, reject or fail
 //! - `followup`   sending follow-up tasks and chords through the worker
 //! - `registry`   tasks by name
+//! - `routes`     the routing table (task name -> queue), `MAESTRO_ROUTES`
 //! - `catalogue`  the Maestro jobs: reports, aggregation, webhook, notify, discovery
 //! - `diagnostic` `maestro.noop`, `maestro.echo`, `maestro.sleep`, `maestro.fail`
 
@@ -16,6 +17,7 @@ pub mod diagnostic;
 pub mod error;
 pub mod followup;
 pub mod registry;
+pub mod routes;
 pub mod task;
 
 pub use args::TaskArgs;

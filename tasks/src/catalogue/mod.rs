@@ -12,6 +12,9 @@ use mongodb::Database;
 use mongodb::options::ClientOptions;
 
 use crate::registry::Registry;
+use crate::routes::RoutingTable;
+
+pub mod report;
 
 /// Catalogue settings (flags of `maestro-worker`, each with its environment variable; the
 /// names are Maestro's where it had them).
@@ -90,6 +93,11 @@ pub struct CatalogueArgs {
     #[arg(long = "secretjwt", env = "MAESTRO_SECRETJWT", hide_env_values = true)]
     pub secretjwt: Option<String>,
 
+    /// Task routes `task=queue,...` over the defaults (`maestro_tasks::routes`); follow-up
+    /// tasks go where these say.
+    #[arg(long = "routes", env = "MAESTRO_ROUTES", default_value = "")]
+    pub routes: String,
+
     /// Seconds an outgoing HTTP request may take.
     #[arg(
         long = "http-timeout",
@@ -107,6 +115,17 @@ pub struct Services {
     /// `MAESTRO_REPORTS_DATABASE`: report rows.
     pub reports: Database,
     pub http: reqwest::Client,
+    /// Where follow-up tasks go.
+    pub routes: RoutingTable,
+}
+
+impl Services {
+    /// The queue of `task` per the routing table, else Celery's default queue.
+    pub fn queue_for(&self, task: &str) -> &str {
+        self.routes
+            .queue_for(task)
+            .unwrap_or(crate::routes::QUEUE_CELERY)
+    }
 }
 
 impl Services {
@@ -124,6 +143,8 @@ impl Services {
         if cfg.translate_qtd == 0 {
             return Err("--translate-qtd (MAESTRO_TRANSLATE_QTD): must be at least 1".into());
         }
+        let routes = RoutingTable::with_overrides(&cfg.routes)
+            .map_err(|e| format!("--routes (MAESTRO_ROUTES): {e}"))?;
         let mut opts = ClientOptions::parse(&cfg.mongo_uri)
             .await
             .map_err(|e| format!("--mongo-uri (MAESTRO_MONGO_URI): {e}"))?;
@@ -141,13 +162,15 @@ impl Services {
             reports: client.database(&cfg.reports_database),
             cfg,
             http,
+            routes,
         }))
     }
 }
 
 /// Registers every catalogue task.
 pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), String> {
-    let _ = svc;
-    let _ = registry;
+    for task in report::all(svc) {
+        registry.register(task)?;
+    }
     Ok(())
 }
