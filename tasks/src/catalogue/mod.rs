@@ -14,7 +14,9 @@ use mongodb::options::ClientOptions;
 use crate::registry::Registry;
 use crate::routes::RoutingTable;
 
+pub mod delivery;
 pub mod report;
+pub mod webhook;
 
 /// Catalogue settings (flags of `maestro-worker`, each with its environment variable; the
 /// names are Maestro's where it had them).
@@ -172,5 +174,6 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Stri
     for task in report::all(svc) {
         registry.register(task)?;
     }
+    registry.register(Arc::new(webhook::Webhook::new(svc.clone())))?;
     Ok(())
 }
