@@ -14,7 +14,9 @@ use mongodb::options::ClientOptions;
 use crate::registry::Registry;
 use crate::routes::RoutingTable;
 
+pub mod aws;
 pub mod delivery;
+pub mod discovery;
 pub mod report;
 pub mod webhook;
 
@@ -94,6 +96,15 @@ pub struct CatalogueArgs {
     /// Secret of the HS256 tokens Maestro stored connection credentials in.
     #[arg(long = "secretjwt", env = "MAESTRO_SECRETJWT", hide_env_values = true)]
     pub secretjwt: Option<String>,
+
+    /// One endpoint for every AWS API discovery calls (moto, LocalStack), e.g.
+    /// `http://127.0.0.1:5000`; unset uses AWS's regional endpoints.
+    #[arg(long = "aws-endpoint", env = "MAESTRO_AWS_ENDPOINT")]
+    pub aws_endpoint: Option<String>,
+
+    /// Items asked per discovery page (EC2 `MaxResults`, kept within 5..=500).
+    #[arg(long = "scan-qtd", env = "MAESTRO_SCAN_QTD", default_value_t = 200)]
+    pub scan_qtd: usize,
 
     /// Task routes `task=queue,...` over the defaults (`maestro_tasks::routes`); follow-up
     /// tasks go where these say.
@@ -175,5 +186,8 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Stri
         registry.register(task)?;
     }
     registry.register(Arc::new(webhook::Webhook::new(svc.clone())))?;
+    for task in discovery::all(svc)? {
+        registry.register(task)?;
+    }
     Ok(())
 }

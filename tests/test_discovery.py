@@ -1,0 +1,263 @@
+"""maestro.discovery.scan against moto_server (AWS APIs) and MongoDB, end to end: a Celery
+client sends the scan, the real maestro-worker signs SigV4 requests to moto, pages through
+EC2 answers and keeps the inventory collections in step."""
+import base64
+import hashlib
+import hmac
+import json
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from bson import ObjectId
+
+from conftest import MONGODB_URI, backend_url, wait_for
+
+SECRETJWT = "disc-test-jwt-secret-Zq8"
+AWS_ACCESS = "AKIADISCOVERYTEST01"
+AWS_SECRET = "moto-secret-never-logged-7Hc2"
+REGIONS = ["us-east-1", "eu-west-1"]
+PAGE = 5  # --scan-qtd: EC2 MaxResults, so 7 instances take two pages
+CONTROL_KEYS = ("_id", "checksum", "updated_at")
+
+
+def b64url(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def hs256(claims, key):
+    """A JWT as Maestro stored connection credentials (HS256)."""
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64url(json.dumps(claims).encode())
+    sig = hmac.new(key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64url(sig)}"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def moto(tmp_path):
+    """A moto_server of this test's own, stopped afterwards."""
+    port = free_port()
+    exe = pathlib.Path(sys.executable).parent / "moto_server"
+    log = open(tmp_path / "moto.log", "w")
+    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            return proc.poll() is not None
+
+    wait_for(up, 60, 0.2, "moto_server")
+    assert proc.poll() is None, (tmp_path / "moto.log").read_text()
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def client(endpoint, service, region):
+    import boto3
+    return boto3.client(service, endpoint_url=endpoint, region_name=region,
+                        aws_access_key_id=AWS_ACCESS, aws_secret_access_key=AWS_SECRET)
+
+
+def tags(name, env):
+    return [{"ResourceType": "instance",
+             "Tags": [{"Key": "Name", "Value": name}, {"Key": "environment", "Value": env}]}]
+
+
+def seed(endpoint):
+    """Instances (7 in the first region, 1 in the second), volumes, a security group per
+    region and two buckets; returns their ids."""
+    out = {"instances": {}, "volumes": {}, "groups": {}, "buckets": []}
+    for n, region in enumerate(REGIONS):
+        ec2 = client(endpoint, "ec2", region)
+        count = 7 if n == 0 else 1
+        ids = []
+        for i in range(count):
+            r = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+                                  InstanceType="t3.micro",
+                                  TagSpecifications=tags(f"web-{region}-{i}", "prod"))
+            ids.append(r["Instances"][0]["InstanceId"])
+        out["instances"][region] = ids
+        v = ec2.create_volume(AvailabilityZone=f"{region}a", Size=8 + n, VolumeType="gp3",
+                              TagSpecifications=[{"ResourceType": "volume",
+                                                  "Tags": [{"Key": "Name", "Value": f"data-{n}"}]}])
+        out["volumes"][region] = v["VolumeId"]
+        g = ec2.create_security_group(GroupName=f"ssh-{n}", Description="ssh in")
+        ec2.authorize_security_group_ingress(GroupId=g["GroupId"], IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+            "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}])
+        out["groups"][region] = g["GroupId"]
+    s3 = client(endpoint, "s3", "us-east-1")
+    for b in ("disc-logs", "disc-assets"):
+        s3.create_bucket(Bucket=b)
+        out["buckets"].append(b)
+    return out
+
+
+def connection(mongo, token, regions=REGIONS):
+    owner = ObjectId()
+    doc = {"_id": ObjectId(), "provider": "aws", "dc_id": "dc-aws-1", "dc": "AWS",
+           "regions": regions, "conn": token, "owner_user": {"_id": owner, "name": "Ana"},
+           "roles": [{"_id": owner, "refs": "users", "role": 7}], "process": {}}
+    mongo.connections.insert_one(doc)
+    return doc
+
+
+def worker_args(mongo, endpoint):
+    return ["--result-backend", backend_url(mongo), "--mongo-uri", MONGODB_URI,
+            "--mongo-database", mongo.name, "--secretjwt", SECRETJWT,
+            "--aws-endpoint", endpoint, "--scan-qtd", str(PAGE), "--translate-qtd", "3"]
+
+
+def scan(app, q, conn, task, timeout=90):
+    r = app.send_task("maestro.discovery.scan", queue=q,
+                      kwargs={"provider": "aws", "conn_id": str(conn["_id"]), "task": task})
+    return r, r.get(timeout=timeout, propagate=False)
+
+
+def canonical_checksum(doc):
+    body = {k: v for k, v in doc.items() if k not in CONTROL_KEYS}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def process(mongo, conn, task):
+    return mongo.connections.find_one({"_id": conn["_id"]})["process"].get(task)
+
+
+def test_scan_translates_pages_upserts_changes_and_retires_what_is_gone(
+        names, workers, mongo, mongo_app, moto):
+    seeded = seed(moto)
+    token = hs256({"access": AWS_ACCESS, "secret": AWS_SECRET}, SECRETJWT)
+    conn = connection(mongo, token)
+    q = names.queue("discovery")
+    w = workers([q], args=worker_args(mongo, moto), env={"MAESTRO_LOG_LEVEL": "debug"})
+
+    # Servers: two regions, 7 instances in the first (pages of 5), tags and datacenters.
+    r, result = scan(mongo_app, q, conn, "server-list")
+    assert r.state == "SUCCESS", (r.traceback, w.log()[-3000:])
+    assert result["seen"] == 8 and result["written"] == 8 and result["deactivated"] == 0
+    servers = {d["unique_id"]: d for d in mongo.servers.find()}
+    assert set(servers) == {i for ids in seeded["instances"].values() for i in ids}
+    first = servers[seeded["instances"]["us-east-1"][0]]
+    assert first["name"] == "web-us-east-1-0"
+    assert first["status"] == "Active" and first["active"] is True
+    assert {"key": "Name", "value": "web-us-east-1-0"} in first["tags"]
+    assert {"key": "environment", "value": "prod"} in first["tags"]
+    assert first["environment"] == "prod"
+    dc = first["datacenters"]
+    assert dc["provider"] == "AWS" and dc["region"] == "us-east-1"
+    assert dc["zone"].startswith("us-east-1") and dc["instance"] == "t3.micro"
+    assert dc["_id"] == "dc-aws-1" and dc["name"] == "AWS"
+    assert first["roles"] == [{"_id": str(conn["roles"][0]["_id"]), "refs": "users", "role": 7}]
+    assert first["owner"]["name"] == "Ana"
+    assert first["discovery"] == {"provider": "aws", "conn_id": str(conn["_id"]),
+                                  "task": "server-list"}
+    assert first["checksum"] == canonical_checksum(first)
+    assert servers[seeded["instances"]["eu-west-1"][0]]["datacenters"]["region"] == "eu-west-1"
+    p = process(mongo, conn, "server-list")
+    assert p["state"] == "finished" and p["count"] == 8 and p["at"] is not None
+
+    # Volumes, security groups, buckets.
+    for task, coll in (("volume-list", "volumes"), ("security-list", "networks"),
+                       ("storage-object-list", "applications")):
+        r, result = scan(mongo_app, q, conn, task)
+        assert r.state == "SUCCESS", (task, r.traceback)
+        assert process(mongo, conn, task)["state"] == "finished"
+        assert mongo[coll].count_documents({"discovery.task": task}) == result["seen"] > 0
+    vol = mongo.volumes.find_one({"unique_id": seeded["volumes"]["eu-west-1"]})
+    assert vol["name"] == "data-1" and vol["size"] == 9 and vol["volume_type"] == "gp3"
+    assert vol["datacenters"]["region"] == "eu-west-1"
+    assert vol["checksum"] == canonical_checksum(vol)
+    sg = mongo.networks.find_one({"unique_id": seeded["groups"]["us-east-1"]})
+    assert sg["name"] == "ssh-0" and sg["family"] == "SecurityGroup"
+    assert sg["ip_permissions"][0]["from_port"] == 22
+    assert sg["ip_permissions"][0]["ip_ranges"] == ["10.0.0.0/8"]
+    buckets = {d["unique_id"]: d for d in mongo.applications.find({"family": "ObjectStorage"})}
+    assert set(buckets) == set(seeded["buckets"])
+    assert buckets["disc-logs"]["datacenters"]["provider"] == "AWS"
+
+    # A second scan with nothing changed writes nothing.
+    before = {d["unique_id"]: d["updated_at"] for d in mongo.servers.find()}
+    r, result = scan(mongo_app, q, conn, "server-list")
+    assert r.state == "SUCCESS" and result["seen"] == 8 and result["written"] == 0
+    assert {d["unique_id"]: d["updated_at"] for d in mongo.servers.find()} == before
+
+    # Terminated, deleted: inactive.
+    east = client(moto, "ec2", "us-east-1")
+    gone = seeded["instances"]["us-east-1"][1]
+    east.terminate_instances(InstanceIds=[gone])
+    r, result = scan(mongo_app, q, conn, "server-list")
+    assert r.state == "SUCCESS" and result["written"] >= 1
+    t = mongo.servers.find_one({"unique_id": gone})
+    assert t["active"] is False and t["status"] != "Active"
+    assert mongo.servers.count_documents({"active": True}) == 7
+    east.delete_volume(VolumeId=seeded["volumes"]["us-east-1"])
+    r, result = scan(mongo_app, q, conn, "volume-list")
+    # The terminated instance's root volume went with it (DeleteOnTermination), so 1 or 2.
+    assert r.state == "SUCCESS" and result["deactivated"] >= 1, result
+    assert mongo.volumes.find_one({"unique_id": seeded["volumes"]["us-east-1"]})["active"] is False
+    assert mongo.volumes.find_one({"unique_id": seeded["volumes"]["eu-west-1"]})["active"] is True
+    client(moto, "s3", "us-east-1").delete_bucket(Bucket="disc-logs")
+    r, result = scan(mongo_app, q, conn, "storage-object-list")
+    assert r.state == "SUCCESS" and result["deactivated"] == 1
+    assert mongo.applications.find_one({"unique_id": "disc-logs"})["active"] is False
+    assert mongo.applications.find_one({"unique_id": "disc-assets"})["active"] is True
+
+    # Secrets never reach the log.
+    log = w.log()
+    assert "discovery_scan_finished" in log
+    for secret in (AWS_SECRET, SECRETJWT, token):
+        assert secret not in log
+
+
+def test_refusals_are_clear_failures(names, workers, mongo, mongo_app, moto):
+    q = names.queue("discovery")
+    w = workers([q], args=worker_args(mongo, moto))
+    good = connection(mongo, hs256({"access_key": AWS_ACCESS, "secret_key": AWS_SECRET},
+                                   SECRETJWT))
+
+    r, _ = scan(mongo_app, q, good, "dbs-list")
+    assert r.state == "FAILURE"
+    assert "not implemented for aws yet" in str(r.result)
+    assert process(mongo, good, "dbs-list")["state"] == "error"
+
+    forged = connection(mongo, hs256({"access": AWS_ACCESS, "secret": AWS_SECRET}, "wrong-key"))
+    r, _ = scan(mongo_app, q, forged, "server-list")
+    assert r.state == "FAILURE" and "PermissionError" in r.traceback
+    p = process(mongo, forged, "server-list")
+    assert p["state"] == "error" and "signature" in p["msg"]
+    assert mongo.servers.count_documents({}) == 0
+
+    unsigned = b64url(b'{"alg":"none","typ":"JWT"}') + "." + b64url(
+        json.dumps({"access": AWS_ACCESS, "secret": AWS_SECRET}).encode()) + "."
+    none_alg = connection(mongo, unsigned)
+    r, _ = scan(mongo_app, q, none_alg, "server-list")
+    assert r.state == "FAILURE" and "PermissionError" in r.traceback
+
+    r, _ = scan(mongo_app, q, {"_id": ObjectId()}, "server-list")
+    assert r.state == "FAILURE" and "not found" in str(r.result)
+
+    # The alternative claim names work for a real scan.
+    r, result = scan(mongo_app, q, good, "security-list")
+    assert r.state == "SUCCESS", r.traceback
+    assert AWS_SECRET not in w.log() and SECRETJWT not in w.log()
