@@ -319,3 +319,103 @@ async fn an_unreachable_attempt_store_does_not_fail_the_delivery() {
     assert_eq!(got, json!({"status": 200, "attempts": 1}));
     assert_eq!(server.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn notify_ws_publishes_to_centrifugo_as_maestro_did() {
+    let server = Server::start(&[(503, Duration::ZERO)]).await;
+    let mut cfg = settings(&db_name());
+    cfg.websocket_uri = Some(server.url("/"));
+    cfg.websocket_secret = Some("ws-key".into());
+    let cat = Catalogue::new(cfg).await;
+    let sig = maestro_tasks::catalogue::notify::ws_notification(
+        "u1",
+        "Report",
+        "Report r1 is ready",
+        "success",
+        &["reports"],
+    );
+    let first = cat.run("maestro.notify", "n1", 0, sig.kwargs.clone()).await;
+    countdown(&first);
+    let got = cat
+        .run("maestro.notify", "n1", 1, sig.kwargs)
+        .await
+        .expect("published");
+    assert_eq!(
+        got,
+        json!({"channel": "maestro-u1", "status": 200, "attempts": 2})
+    );
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    let s = &seen[1];
+    assert_eq!(s.method, Method::POST);
+    assert_eq!(s.uri.path(), "/api");
+    assert_eq!(header(s, "authorization"), Some("apikey ws-key"));
+    let body: Value = serde_json::from_slice(&s.body).expect("json");
+    assert_eq!(
+        body,
+        json!({"method": "publish", "params": {"channel": "maestro-u1", "data": {
+            "notify": {"title": "Report", "msg": "Report r1 is ready", "type": "success"},
+            "event": {"caller": ["reports"]}}}})
+    );
+    cat.cleanup().await;
+}
+
+#[tokio::test]
+async fn notify_audit_calls_the_entity_path_with_the_method() {
+    let server = Server::start(&[(200, Duration::ZERO), (400, Duration::ZERO)]).await;
+    let mut cfg = settings(&db_name());
+    cfg.audit_uri = Some(server.url("/base"));
+    let cat = Catalogue::new(cfg).await;
+    let body = json!({"hostname": "web-1", "n": 1});
+    let got = cat
+        .run(
+            "maestro.notify",
+            "a1",
+            0,
+            json!({"channel": "audit", "entity": "servers", "entity_id": "5f1c",
+                   "method": "PATCH", "user": "u1", "body": body}),
+        )
+        .await
+        .expect("recorded");
+    assert_eq!(got["status"], 200);
+    let err = cat
+        .run(
+            "maestro.notify",
+            "a2",
+            0,
+            json!({"channel": "audit", "entity": "servers", "entity_id": "5f1c",
+                   "method": "DELETE", "user": null, "body": {}}),
+        )
+        .await
+        .expect_err("400 is not retried");
+    assert!(matches!(err, TaskError::Fail { .. }), "{err:?}");
+    assert!(err.to_string().contains("400 Bad Request"), "{err}");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].method, Method::PATCH);
+    assert_eq!(seen[0].uri.path(), "/base/audit/servers/5f1c/u1");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&seen[0].body).expect("json"),
+        body
+    );
+    assert_eq!(seen[1].method, Method::DELETE);
+    assert_eq!(seen[1].uri.path(), "/base/audit/servers/5f1c");
+    cat.cleanup().await;
+}
+
+#[tokio::test]
+async fn notify_is_skipped_when_its_service_is_not_configured() {
+    let cat = Catalogue::new(settings(&db_name())).await;
+    let sig = maestro_tasks::catalogue::notify::ws_notification("u1", "t", "m", "info", &[]);
+    assert_eq!(
+        cat.run("maestro.notify", "s1", 0, sig.kwargs).await,
+        Ok(json!({"skipped": "MAESTRO_WEBSOCKET_URI unset"}))
+    );
+    let audit = json!({"channel": "audit", "entity": "servers", "entity_id": "1",
+                       "method": "POST", "body": {}});
+    assert_eq!(
+        cat.run("maestro.notify", "s2", 0, audit).await,
+        Ok(json!({"skipped": "MAESTRO_AUDIT_URI unset"}))
+    );
+    cat.cleanup().await;
+}

@@ -17,6 +17,7 @@ use crate::routes::RoutingTable;
 pub mod aws;
 pub mod delivery;
 pub mod discovery;
+pub mod notify;
 pub mod report;
 pub mod webhook;
 
@@ -186,6 +187,7 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Stri
         registry.register(task)?;
     }
     registry.register(Arc::new(webhook::Webhook::new(svc.clone())))?;
+    registry.register(Arc::new(notify::Notify::new(svc.clone())))?;
     for task in discovery::all(svc)? {
         registry.register(task)?;
     }

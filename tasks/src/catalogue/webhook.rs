@@ -65,9 +65,10 @@ impl WebhookRequest {
     /// type is a TypeError, a wrong value a ValueError; both name the argument.
     pub fn from_args(args: &TaskArgs) -> Result<Self, TaskError> {
         let url: String = args.require(0, "url")?;
-        let method: Option<String> = args.get(1, "method")?;
+        let method: Option<String> = args.get::<Option<String>>(1, "method")?.flatten();
         let payload: Option<Value> = args.get(2, "payload")?;
-        let headers: Option<BTreeMap<String, String>> = args.get(3, "headers")?;
+        let headers: Option<BTreeMap<String, String>> =
+            args.get::<Option<_>>(3, "headers")?.flatten();
 
         if url.len() > URL_BYTES_MAX {
             return Err(TaskError::value_error(format!(
@@ -270,6 +271,8 @@ mod tests {
             Some(&b"abc"[..])
         );
 
+        let r = parse(json!({"url": "http://h/", "method": null, "headers": null})).expect("nulls");
+        assert_eq!(r.method, Method::POST);
         let r = parse(json!({"url": "http://h/"})).expect("defaults");
         assert_eq!(r.method, Method::POST);
         assert_eq!(r.payload, Value::Null);
