@@ -14,6 +14,7 @@ use mongodb::options::ClientOptions;
 use crate::registry::Registry;
 use crate::routes::RoutingTable;
 
+pub mod aggregation;
 pub mod aws;
 pub mod delivery;
 pub mod discovery;
@@ -188,6 +189,7 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Stri
     }
     registry.register(Arc::new(webhook::Webhook::new(svc.clone())))?;
     registry.register(Arc::new(notify::Notify::new(svc.clone())))?;
+    registry.register(Arc::new(aggregation::Aggregation::new(svc.clone())))?;
     for task in discovery::all(svc)? {
         registry.register(task)?;
     }

@@ -1,0 +1,286 @@
+//! `maestro.aggregation(collection, pipeline, report_id=None)`: runs a stored MongoDB
+//! aggregation pipeline over `<MAESTRO_MONGO_DATABASE>.<collection>` and writes its output to
+//! `<MAESTRO_REPORTS_DATABASE>.<report_id>_aggregation` (report_id defaults to the task id).
+//!
+//! Lifecycle: check the kwargs (as the API does; `$out` and `$merge` are refused again here),
+//! convert the stages from extended JSON (`{"$date": ...}`, `{"$oid": ...}`), open the cursor
+//! (so a pipeline the server rejects fails before anything is dropped), drop the target
+//! collection, then stream the cursor into it in batches of `MAESTRO_INSERT_QTD` rows; at most
+//! one batch is held in memory. Rows are stored as the pipeline emits them, `_id` included, so
+//! duplicate `_id`s fail as they would under `$out`. A rerun (retry or redelivery) drops and
+//! rewrites the collection, so it is idempotent.
+//!
+//! Errors: network and server-selection errors, and server errors MongoDB calls transient,
+//! are retried after the worker's backoff; any other server error fails with its message.
+
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
+use mongodb::bson::Document;
+use mongodb::error::{Error as MongoError, ErrorKind};
+use serde_json::{Value, json};
+use tracing::info;
+
+use super::Services;
+use super::notify::check_id;
+use crate::args::TaskArgs;
+use crate::context::TaskContext;
+use crate::error::TaskError;
+use crate::task::{Task, TaskFuture};
+
+/// The task's name.
+pub const TASK_NAME: &str = crate::routes::TASK_AGGREGATION;
+/// Most stages in a pipeline, as the API.
+pub const PIPELINE_STAGES_MAX: usize = 64;
+/// Suffix of the output collection: `<report_id>_aggregation`.
+pub const COLLECTION_SUFFIX: &str = "_aggregation";
+
+/// Server error codes MongoDB's drivers treat as transient (retryable reads/writes).
+const TRANSIENT_CODES: [i32; 15] = [
+    6,     // HostUnreachable
+    7,     // HostNotFound
+    89,    // NetworkTimeout
+    91,    // ShutdownInProgress
+    134,   // ReadConcernMajorityNotAvailableYet
+    189,   // PrimarySteppedDown
+    262,   // ExceededTimeLimit
+    9001,  // SocketException
+    10107, // NotWritablePrimary
+    11600, // InterruptedAtShutdown
+    11602, // InterruptedDueToReplStateChange
+    13435, // NotPrimaryNoSecondaryOk
+    13436, // NotPrimaryOrSecondary
+    63,    // StaleShardVersion
+    150,   // StaleEpoch
+];
+
+/// A checked aggregation request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregationRequest {
+    pub collection: String,
+    pub pipeline: Vec<Document>,
+    pub report_id: String,
+}
+
+impl AggregationRequest {
+    /// Reads and checks `collection`, `pipeline`, `report_id` (by position or keyword);
+    /// `report_id` defaults to `task_id`.
+    pub fn from_args(args: &TaskArgs, task_id: &str) -> Result<Self, TaskError> {
+        let collection: String = args.require(0, "collection")?;
+        let pipeline: Vec<Value> = args.require(1, "pipeline")?;
+        let report_id: Option<String> = args.get::<Option<String>>(2, "report_id")?.flatten();
+        check_id("collection", &collection)?;
+        if collection.starts_with("system.") {
+            return Err(TaskError::value_error(
+                "argument 'collection': system collections cannot be aggregated",
+            ));
+        }
+        let report_id = report_id.unwrap_or_else(|| task_id.to_owned());
+        check_id("report_id", &report_id)?;
+        Ok(Self {
+            collection,
+            pipeline: pipeline_documents(pipeline)?,
+            report_id,
+        })
+    }
+
+    /// The output collection's name.
+    pub fn target(&self) -> String {
+        format!("{}{COLLECTION_SUFFIX}", self.report_id)
+    }
+}
+
+/// The stages as BSON, read as extended JSON v2; each must be an object with one `$` operator,
+/// and neither `$out` nor `$merge`.
+pub fn pipeline_documents(pipeline: Vec<Value>) -> Result<Vec<Document>, TaskError> {
+    if pipeline.is_empty() || pipeline.len() > PIPELINE_STAGES_MAX {
+        return Err(TaskError::value_error(format!(
+            "argument 'pipeline' must hold 1 to {PIPELINE_STAGES_MAX} stages"
+        )));
+    }
+    pipeline
+        .into_iter()
+        .enumerate()
+        .map(|(i, stage)| {
+            let name = format!("pipeline[{i}]");
+            let Value::Object(map) = stage else {
+                return Err(TaskError::value_error(format!(
+                    "argument '{name}': a stage must be an object"
+                )));
+            };
+            let op = match (map.len(), map.keys().next()) {
+                (1, Some(op)) => op.clone(),
+                _ => {
+                    return Err(TaskError::value_error(format!(
+                        "argument '{name}': a stage must have exactly one key"
+                    )));
+                }
+            };
+            if !op.starts_with('$') {
+                return Err(TaskError::value_error(format!(
+                    "argument '{name}': {op:?} is not a stage operator ($...)"
+                )));
+            }
+            if op == "$out" || op == "$merge" {
+                return Err(TaskError::value_error(format!(
+                    "argument '{name}': {op} is not allowed: the task stores the result itself"
+                )));
+            }
+            Document::try_from(map).map_err(|e| {
+                TaskError::value_error(format!("argument '{name}': not extended JSON: {e}"))
+            })
+        })
+        .collect()
+}
+
+/// Transient errors retry after the worker's backoff; the rest fail with the server's words.
+fn mongo_error(doing: &str, e: &MongoError) -> TaskError {
+    let transient = match e.kind.as_ref() {
+        ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::ServerSelection { .. }
+        | ErrorKind::DnsResolve { .. } => true,
+        ErrorKind::Command(c) => TRANSIENT_CODES.contains(&c.code),
+        _ => false,
+    } || e.contains_label("RetryableWriteError")
+        || e.contains_label("TransientTransactionError");
+    if transient {
+        TaskError::retry("OperationalError", format!("{doing}: {e}"))
+    } else {
+        TaskError::fail("RuntimeError", format!("{doing}: {e}"))
+    }
+}
+
+/// The `maestro.aggregation` task.
+pub struct Aggregation {
+    svc: Arc<Services>,
+}
+
+impl Aggregation {
+    /// The task over the worker's shared services.
+    pub fn new(svc: Arc<Services>) -> Self {
+        Self { svc }
+    }
+
+    async fn aggregate(
+        &self,
+        ctx: &TaskContext,
+        req: AggregationRequest,
+    ) -> Result<Value, TaskError> {
+        let batch_rows = self.svc.cfg.insert_qtd.max(1);
+        let target_name = req.target();
+        let source = self.svc.inventory.collection::<Document>(&req.collection);
+        let target = self.svc.reports.collection::<Document>(&target_name);
+        let mut cursor = source
+            .aggregate(req.pipeline)
+            .batch_size(u32::try_from(batch_rows).unwrap_or(u32::MAX))
+            .allow_disk_use(true)
+            .await
+            .map_err(|e| mongo_error("running the pipeline", &e))?;
+        target
+            .drop()
+            .await
+            .map_err(|e| mongo_error("dropping the old result", &e))?;
+        let mut rows: u64 = 0;
+        let mut batch = Vec::with_capacity(batch_rows);
+        loop {
+            if ctx.soft_limit_reached() {
+                return Err(ctx.soft_limit_error());
+            }
+            let next = cursor
+                .try_next()
+                .await
+                .map_err(|e| mongo_error("reading the pipeline's output", &e))?;
+            let done = next.is_none();
+            if let Some(doc) = next {
+                batch.push(doc);
+            }
+            if batch.len() >= batch_rows || (done && !batch.is_empty()) {
+                let n = batch.len() as u64;
+                target
+                    .insert_many(std::mem::take(&mut batch))
+                    .await
+                    .map_err(|e| mongo_error("writing the result", &e))?;
+                rows += n;
+            }
+            if done {
+                break;
+            }
+        }
+        info!(event = "aggregation_stored", id = %ctx.id, collection = %req.collection,
+            target = %target_name, rows);
+        Ok(json!({"report_id": req.report_id, "collection": target_name, "rows": rows}))
+    }
+}
+
+impl Task for Aggregation {
+    fn name(&self) -> &str {
+        TASK_NAME
+    }
+
+    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
+        Box::pin(async move {
+            let req = AggregationRequest::from_args(args, &ctx.id)?;
+            self.aggregate(ctx, req).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::{Bson, doc};
+
+    fn parse(kwargs: Value) -> Result<AggregationRequest, TaskError> {
+        AggregationRequest::from_args(
+            &TaskArgs::from_values(&json!([]), &kwargs).expect("json"),
+            "task-1",
+        )
+    }
+
+    #[test]
+    fn stages_convert_from_extended_json() {
+        let r = parse(json!({"collection": "servers", "pipeline": [
+            {"$match": {"created_at": {"$gte": {"$date": "2024-01-02T00:00:00Z"}}, "n": 5}},
+            {"$group": {"_id": "$status", "count": {"$sum": 1}}}
+        ], "report_id": null}))
+        .expect("valid");
+        assert_eq!(r.report_id, "task-1");
+        assert_eq!(r.target(), "task-1_aggregation");
+        let m = r.pipeline[0].get_document("$match").expect("match");
+        let gte = m
+            .get_document("created_at")
+            .expect("created_at")
+            .get("$gte");
+        assert!(matches!(gte, Some(Bson::DateTime(_))), "{gte:?}");
+        assert_eq!(m.get("n"), Some(&Bson::Int32(5)));
+        assert_eq!(
+            r.pipeline[1],
+            doc! {"$group": {"_id": "$status", "count": {"$sum": 1}}}
+        );
+    }
+
+    #[test]
+    fn bad_pipelines_and_names_are_refused() {
+        let err = |k: Value| parse(k).expect_err("invalid").to_string();
+        let p = |pipeline: Value| json!({"collection": "servers", "pipeline": pipeline});
+        assert!(err(p(json!([]))).contains("1 to 64"));
+        assert!(err(p(json!([{"$out": "x"}]))).contains("$out is not allowed"));
+        assert!(err(p(json!([{"$match": {}}, {"$merge": {"into": "x"}}]))).contains("pipeline[1]"));
+        assert!(err(p(json!([{"match": {}}]))).contains("not a stage operator"));
+        assert!(err(p(json!([{"$match": {}, "$limit": 1}]))).contains("exactly one key"));
+        assert!(err(p(json!([3]))).contains("must be an object"));
+        assert!(err(p(json!({"$match": {}}))).contains("TypeError"));
+        assert!(
+            err(json!({"collection": "system.users", "pipeline": [{"$match": {}}]}))
+                .contains("system")
+        );
+        assert!(
+            err(json!({"collection": "a/b", "pipeline": [{"$match": {}}]})).contains("collection")
+        );
+        assert!(
+            err(json!({"collection": "s", "pipeline": [{"$match": {}}], "report_id": "a b"}))
+                .contains("report_id")
+        );
+    }
+}
