@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""A 100,000-row report: worker peak memory, time, and `finished` only after the last chunk.
+
+Seeds N inventory items in a fresh database, starts the release worker on queues of its own
+(report tasks and chunks on one queue, the notification routed to a queue this script reads),
+sends `maestro.report.general`, samples the worker's RSS until the `finished` notification
+arrives, and checks every row was stored when it did. Drops the databases, deletes the queues
+and stops the worker.
+
+usage: report_memory.py [--n 100000] [--qtd 500] [--worker target/release/maestro-worker]
+Needs pika, pymongo, RabbitMQ at AMQP_URL and MongoDB at MONGODB_URI.
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pika
+import pymongo
+
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
+
+
+def status_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--qtd", type=int, default=500)
+    ap.add_argument("--worker", default="target/release/maestro-worker")
+    a = ap.parse_args()
+    run = uuid.uuid4().hex[:8]
+    queue, notify, prefix, dead = f"rep{run}", f"rep{run}.notify", f"rep{run}_delayed", f"rep{run}.dead"
+    client = pymongo.MongoClient(MONGODB_URI)
+    inv, rep = client[f"rep{run}"], client[f"rep{run}_r"]
+    out = {"rows": a.n, "insert_qtd": a.qtd}
+    t = time.time()
+    batch = []
+    for i in range(a.n):
+        batch.append({"_id": f"s{i}", "hostname": f"host-{i}", "status": "active",
+                      "ipv4": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}",
+                      "os": {"base": "linux", "dist": "debian"}, "tags": [{"key": "k", "value": i}],
+                      "roles": [{"_id": "owner", "role": 7}]})
+        if len(batch) == 1000:
+            inv["servers"].insert_many(batch)
+            batch = []
+    if batch:
+        inv["servers"].insert_many(batch)
+    out["seed_s"] = round(time.time() - t, 1)
+
+    routes = ",".join(f"{task}={queue}" for task in [
+        "maestro.report.general", "maestro.report.upload", "maestro.report.finish"])
+    routes += f",maestro.notify={notify}"
+    log = open(f"report-{run}.log", "w")
+    proc = subprocess.Popen([a.worker, "-Q", queue, "--delay-prefix", prefix,
+                             "--dead-letter-exchange", dead, "--dead-letter-queue", dead,
+                             "--result-backend", f"{MONGODB_URI.rstrip('/')}/{inv.name}",
+                             "--mongo-uri", MONGODB_URI, "--mongo-database", inv.name,
+                             "--reports-database", rep.name, "--insert-qtd", str(a.qtd),
+                             "--routes", routes],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    ch = conn.channel()
+    ch.queue_declare(notify, durable=True)
+    try:
+        deadline = time.time() + 30
+        while "worker_ready" not in open(log.name).read():
+            if time.time() > deadline or proc.poll() is not None:
+                raise SystemExit("worker did not become ready")
+            time.sleep(0.1)
+        out["idle_rss_mb"] = round(status_kb(proc.pid, "VmRSS") / 1024, 1)
+        tid = str(uuid.uuid4())
+        body = json.dumps([[], {"report_id": "big", "filters": {}, "component": "servers",
+                                "owner_user": "owner"},
+                           {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+        props = pika.BasicProperties(
+            content_type="application/json", content_encoding="utf-8", delivery_mode=2,
+            correlation_id=tid,
+            headers={"lang": "py", "task": "maestro.report.general", "id": tid, "retries": 0,
+                     "timelimit": [None, None], "root_id": tid})
+        t = time.time()
+        ch.basic_publish("", queue, body.encode(), props)
+        peak = 0
+        while True:
+            peak = max(peak, status_kb(proc.pid, "VmRSS"))
+            method, _props, msg = ch.basic_get(notify, auto_ack=True)
+            if method is not None:
+                stored = rep["big_general"].count_documents({})
+                kwargs = json.loads(msg)[1]
+                break
+            if time.time() - t > 1800 or proc.poll() is not None:
+                raise SystemExit("no finished notification")
+            time.sleep(0.05)
+        out["report_s"] = round(time.time() - t, 1)
+        out["rows_stored_when_notified"] = stored
+        out["notification"] = kwargs["notify"]
+        out["peak_rss_sampled_mb"] = round(peak / 1024, 1)
+        out["peak_rss_vmhwm_mb"] = round(status_kb(proc.pid, "VmHWM") / 1024, 1)
+        assert stored == a.n, f"finished with {stored} of {a.n} rows stored"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        for q in [queue, notify, dead] + [f"{prefix}_{i}" for i in range(28)]:
+            ch.queue_delete(q)
+        for x in [queue, dead, f"{prefix}_delivery"] + [f"{prefix}_{i}" for i in range(28)]:
+            ch.exchange_delete(x)
+        conn.close()
+        client.drop_database(inv.name)
+        client.drop_database(rep.name)
+        os.unlink(log.name)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
