@@ -24,7 +24,7 @@ pub mod webhook;
 
 /// Catalogue settings (flags of `maestro-worker`, each with its environment variable; the
 /// names are Maestro's where it had them).
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct CatalogueArgs {
     /// MongoDB of Maestro's inventory, connections and schedules.
     #[arg(
@@ -120,6 +120,30 @@ pub struct CatalogueArgs {
         default_value_t = 10
     )]
     pub http_timeout_secs: u64,
+}
+
+/// Secrets and the MongoDB URI (which may hold a password) are never printed.
+impl std::fmt::Debug for CatalogueArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("CatalogueArgs")
+            .field("mongo_uri", &"<redacted>")
+            .field("mongo_database", &self.mongo_database)
+            .field("reports_database", &self.reports_database)
+            .field("insert_qtd", &self.insert_qtd)
+            .field("report_result_qtd", &self.report_result_qtd)
+            .field("translate_qtd", &self.translate_qtd)
+            .field("websocket_uri", &self.websocket_uri)
+            .field("websocket_secret", &set(&self.websocket_secret))
+            .field("audit_uri", &self.audit_uri)
+            .field("webhook_secret", &set(&self.webhook_secret))
+            .field("secretjwt", &set(&self.secretjwt))
+            .field("aws_endpoint", &self.aws_endpoint)
+            .field("scan_qtd", &self.scan_qtd)
+            .field("routes", &self.routes)
+            .field("http_timeout_secs", &self.http_timeout_secs)
+            .finish()
+    }
 }
 
 /// What catalogue tasks share.
