@@ -44,6 +44,7 @@ def next_notification(queue, timeout=60):
             method, props, body = ch.basic_get(queue, auto_ack=True)
             if method is not None:
                 args, kwargs, _embed = json.loads(body)
+                next_notification.headers = props.headers
                 return props.headers["task"], kwargs
             time.sleep(0.05)
         raise AssertionError(f"no notification on {queue} within {timeout}s")
@@ -93,11 +94,17 @@ def test_general_report_finishes_after_every_chunk(names, amqp, mongo, reports_d
                                                   api_proc):
     expected = seed(mongo)
     q, notify, worker, api = start_stack(names, mongo, reports_db, workers, api_proc)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     status, body = api.request("POST", "/reports/general", {
         "report_id": "r1", "filters": json.dumps({"status": "active"}),
-        "component": "servers", "owner_user": "u1"})
+        "component": "servers", "owner_user": "u1"},
+        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
     assert status == 202, body
     task, kwargs = next_notification(notify)
+    # One trace from the API request through the report, its chunks' chord and the
+    # notification: same trace id, each hop a new span.
+    tp = next_notification.headers["traceparent"].split("-")
+    assert tp[1] == trace_id and tp[2] != "00f067aa0ba902b7", tp
     rows_when_notified = reports_db["r1_general"].count_documents({})
     assert task == "maestro.notify"
     assert kwargs["channel"] == "ws" and kwargs["owner_id"] == "u1"

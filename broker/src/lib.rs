@@ -25,6 +25,7 @@ pub mod signature;
 pub mod state;
 pub mod store;
 pub mod topology;
+pub mod trace;
 
 pub use error::BrokerError;
 pub use lapin;

@@ -28,6 +28,8 @@ pub struct TaskContext {
     pub hostname: Arc<str>,
     /// The soft time limit in force, if any.
     pub soft_time_limit: Option<Duration>,
+    /// This run's span in the caller's trace (W3C trace context), when the message had one.
+    pub trace: Option<maestro_broker::trace::TraceContext>,
     /// Sends follow-up tasks through the worker (absent outside a worker).
     pub follow_up: Option<Arc<dyn FollowUp>>,
     soft_limit: CancellationToken,
@@ -53,6 +55,7 @@ impl TaskContext {
             hostname,
             soft_time_limit: None,
             follow_up: None,
+            trace: None,
             soft_limit: CancellationToken::new(),
         }
     }

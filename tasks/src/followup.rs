@@ -84,3 +84,10 @@ pub fn parent_headers(ctx: &TaskContext) -> TaskHeaders {
     h.root_id = Some(ctx.root_id.clone().unwrap_or_else(|| ctx.id.clone()));
     h
 }
+
+/// Makes `msg`, sent by the run `ctx`, a child of that run's span.
+pub fn propagate_trace(ctx: &TaskContext, msg: &mut maestro_broker::TaskMessage) {
+    if let Some(t) = &ctx.trace {
+        t.write(&mut msg.headers);
+    }
+}

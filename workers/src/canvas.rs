@@ -11,6 +11,7 @@
 //! layout first. If a follow-up cannot be published the caller requeues the delivery.
 
 use maestro_broker::store::{TaskRecord, member_ids};
+use maestro_broker::trace::TraceContext;
 use maestro_broker::{
     BrokerError, ExceptionInfo, QueueType, Signature, TaskMessage, TaskQueue, TaskState, topology,
 };
@@ -100,11 +101,15 @@ async fn send(
     parent: &TaskMessage,
     chain: Option<Vec<Signature>>,
 ) -> Result<(), ()> {
-    let msg = sig
+    let mut msg = sig
         .to_message(first_arg, Some(&parent.headers), chain)
         .map_err(|e| {
             warn!(event = "follow_up_invalid", parent = %parent.headers.id, error = %e);
         })?;
+    // The parent's run span (written into its headers when it ran) is the follow-up's parent.
+    if let Some(t) = TraceContext::from_headers(&parent.headers) {
+        t.write(&mut msg.headers);
+    }
     let queue = sig
         .option_str("queue")
         .unwrap_or(&s.cfg.default_queue)

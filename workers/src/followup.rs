@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use maestro_broker::Signature;
 use maestro_tasks::TaskContext;
-use maestro_tasks::followup::{ChordHandle, FollowUp, SendFuture, parent_headers};
+use maestro_tasks::followup::{ChordHandle, FollowUp, SendFuture, parent_headers, propagate_trace};
 use tracing::info;
 
 use crate::canvas::publish_to_queue;
@@ -18,9 +18,10 @@ impl FollowUp for SessionFollowUp {
     fn send<'a>(&'a self, parent: &'a TaskContext, sig: Signature) -> SendFuture<'a, String> {
         Box::pin(async move {
             let s = &self.0;
-            let msg = sig
+            let mut msg = sig
                 .to_message(None, Some(&parent_headers(parent)), None)
                 .map_err(|e| e.to_string())?;
+            propagate_trace(parent, &mut msg);
             let queue = sig.queue(&s.cfg.default_queue).to_owned();
             publish_to_queue(s, &queue, &msg).await.map_err(|e| {
                 s.publish_failed();

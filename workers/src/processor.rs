@@ -17,12 +17,13 @@ use lapin::message::Delivery;
 use maestro_broker::dead_letter::{self, DeadReason};
 use maestro_broker::message::{DecodeError, republish_properties};
 use maestro_broker::store::{ResultStore, StoreError, Stored, TaskRecord};
+use maestro_broker::trace::TraceContext;
 use maestro_broker::{ExceptionInfo, Publisher, TaskMessage, TaskState, delay, state};
 use maestro_tasks::{Registry, Task, TaskArgs, TaskContext, TaskError};
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::acker::{AckToken, AckerHandle};
 use crate::canvas;
@@ -405,13 +406,28 @@ async fn run(
     ctx.expires = h.expires;
     ctx.soft_time_limit = soft;
     ctx.follow_up = Some(Arc::new(crate::followup::SessionFollowUp(s.clone())));
+    // This run is a span of the caller's trace; what it sends (follow-ups, callbacks,
+    // retries) carries the run's span as parent.
+    ctx.trace = TraceContext::from_headers(&msg.headers).map(|t| t.child());
+    if let Some(t) = &ctx.trace {
+        t.write(&mut msg.headers);
+    }
+    let span = tracing::info_span!(
+        "task",
+        task = %ctx.name,
+        id = %ctx.id,
+        trace_id = ctx.trace.as_ref().map(|t| t.trace_id.as_str()),
+        span_id = ctx.trace.as_ref().map(|t| t.span_id.as_str()),
+    );
     let empty = || serde_json::value::RawValue::from_string("[]".into()).expect("valid JSON");
     let args = TaskArgs::new(
         std::mem::replace(&mut msg.args, empty()),
         std::mem::replace(&mut msg.kwargs, empty()),
     );
 
-    let guarded = AssertUnwindSafe(run_limited(task, &ctx, &args, hard, soft)).catch_unwind();
+    let guarded = AssertUnwindSafe(run_limited(task, &ctx, &args, hard, soft))
+        .catch_unwind()
+        .instrument(span);
     let outcome = tokio::select! {
         biased;
         r = guarded => match r {
