@@ -326,8 +326,14 @@ impl WebhookRequest {
         }
         for (k, v) in &headers {
             let field = format!("{prefix}headers.{k}");
-            HeaderName::from_bytes(k.as_bytes())
+            let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| ApiError::invalid(&field, "is not a valid header name"))?;
+            if maestro_tasks::catalogue::webhook::RESERVED_HEADERS.contains(&name.as_str()) {
+                return Err(ApiError::invalid(
+                    &field,
+                    "is set by the delivery itself and cannot be given",
+                ));
+            }
             HeaderValue::from_str(v)
                 .map_err(|_| ApiError::invalid(&field, "is not a valid header value"))?;
         }
@@ -603,6 +609,12 @@ mod tests {
             "url"
         );
         let mut h = w("http://h/");
+        let mut forged = w("https://example.com/hook");
+        forged.headers = Some([("X-Maestro-Signature".to_owned(), "x".to_owned())].into());
+        assert_eq!(
+            field(forged.kwargs("").expect_err("reserved")),
+            "headers.X-Maestro-Signature"
+        );
         h.headers = Some([("bad header".to_owned(), "v".to_owned())].into());
         assert_eq!(
             field(h.kwargs("").expect_err("header")),

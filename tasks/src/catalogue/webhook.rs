@@ -40,7 +40,7 @@ pub const HEADERS_MAX: usize = 32;
 pub const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Headers a caller may not set: the delivery's own, and those that frame the request.
-const RESERVED_HEADERS: [&str; 7] = [
+pub const RESERVED_HEADERS: [&str; 7] = [
     SIGNATURE_HEADER,
     DELIVERY_HEADER,
     ATTEMPT_HEADER,
