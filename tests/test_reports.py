@@ -4,14 +4,17 @@ only after every chunk is stored (a chord), empty reports, pivots.
 The notification task goes to this run's notify queue, which the test reads itself: when it
 arrives, every row must already be in the report's collection.
 """
+import csv
+import io
 import json
 import time
+import urllib.request
 
 import pika
 import pytest
 
 from conftest import AMQP_URL, MONGODB_URI, wait_for
-from test_api import Api
+from test_api import AUTH, Api
 
 
 @pytest.fixture
@@ -82,7 +85,8 @@ def start_stack(names, mongo, reports_db, workers, api_proc, qtd=300):
                                 "--reports-database", reports_db.name,
                                 "--insert-qtd", str(qtd), "--routes", routes])
     api = api_proc(["--routes", routes, "--result-backend", backend,
-                    "--mongo-uri", MONGODB_URI, "--mongo-database", mongo.name])
+                    "--mongo-uri", MONGODB_URI, "--mongo-database", mongo.name,
+                    "--reports-database", reports_db.name])
     # The notify queue exists before anything is sent to it.
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     conn.channel().queue_declare(notify, durable=True)
@@ -129,6 +133,30 @@ def test_general_report_finishes_after_every_chunk(names, amqp, mongo, reports_d
     assert result["chunks"] == -(-expected // 300)
     finish = mongo["celery_taskmeta"].find_one({"_id": result["finish_task_id"]})
     assert finish and finish["status"] == "SUCCESS"
+
+    # Paged reads (default page MAESTRO_REPORT_RESULT_QTD) and streamed exports.
+    status, page = api.request("GET", "/reports/r1/general?skip=10&limit=100")
+    assert status == 200, page
+    assert page["status"] == "finished" and page["rows"] == expected
+    assert len(page["items"]) == 100 and page["skip"] == 10
+    assert {c["name"] for c in page["columns"]} >= {"hostname", "ipv4", "status", "roles"}
+    assert api.request("GET", "/reports/r1/general?limit=100000")[0] == 422
+    assert api.request("GET", "/reports/nope/general")[0] == 404
+    assert api.request("GET", "/reports/r1/weekly")[0] == 422
+    req = urllib.request.Request(api.base + "/reports/r1/general/export?format=csv",
+                                 headers=AUTH)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["Content-Type"].startswith("text/csv")
+        lines = list(csv.reader(io.TextIOWrapper(r, encoding="utf-8")))
+    assert len(lines) == expected + 1
+    assert lines[0][0] == "_id" and "hostname" in lines[0]
+    col = lines[0].index("hostname")
+    assert all(row[col].startswith("web-") for row in lines[1:])
+    req = urllib.request.Request(api.base + "/reports/r1/general/export?format=json",
+                                 headers=AUTH)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        exported = json.load(r)
+    assert len(exported) == expected and all(row["status"] == "active" for row in exported)
 
     # Running it again rebuilds the collection rather than appending.
     status, body = api.request("POST", "/reports/general", {

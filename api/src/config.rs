@@ -54,6 +54,19 @@ pub struct Cli {
     #[arg(long, env = "MAESTRO_MONGO_DATABASE", default_value = DEFAULT_MONGO_DATABASE)]
     pub mongo_database: String,
 
+    /// Database the catalogue writes reports to (read back by `/reports/{id}/{kind}`).
+    #[arg(
+        long,
+        env = "MAESTRO_REPORTS_DATABASE",
+        default_value = "maestro-reports"
+    )]
+    pub reports_database: String,
+
+    /// Rows per page of `GET /reports/{id}/{kind}` when the client names no limit (also the
+    /// largest page).
+    #[arg(long, env = "MAESTRO_REPORT_RESULT_QTD", default_value_t = 1500)]
+    pub report_result_qtd: u64,
+
     /// Collection of the schedules beat fires.
     #[arg(
         long,
@@ -120,6 +133,8 @@ pub struct ApiConfig {
     pub result_backend: Option<String>,
     pub mongo_uri: String,
     pub mongo_database: String,
+    pub reports_database: String,
+    pub report_result_qtd: u64,
     pub schedules_collection: String,
     pub jwt_secret: String,
     pub noauth: String,
@@ -211,6 +226,15 @@ impl Cli {
         }
         check_mongo_name(&self.mongo_database)
             .map_err(|r| err("--mongo-database", "MAESTRO_MONGO_DATABASE", r))?;
+        check_mongo_name(&self.reports_database)
+            .map_err(|r| err("--reports-database", "MAESTRO_REPORTS_DATABASE", r))?;
+        if self.report_result_qtd == 0 || self.report_result_qtd > 100_000 {
+            return Err(err(
+                "--report-result-qtd",
+                "MAESTRO_REPORT_RESULT_QTD",
+                "must be 1 to 100000 rows",
+            ));
+        }
         check_mongo_name(&self.schedules_collection)
             .map_err(|r| err("--schedules-collection", "MAESTRO_SCHEDULES_COLLECTION", r))?;
         let jwt_secret = self
@@ -256,6 +280,8 @@ impl Cli {
             result_backend,
             mongo_uri: self.mongo_uri,
             mongo_database: self.mongo_database,
+            reports_database: self.reports_database,
+            report_result_qtd: self.report_result_qtd,
             schedules_collection: self.schedules_collection,
             jwt_secret,
             noauth,

@@ -8,6 +8,7 @@
 //! - `enqueue`   confirmed publishing over a pool of confirm channels (deadpool-lapin)
 //! - `trace`     W3C trace context into the task message headers
 //! - `handlers`  enqueue endpoints, task states, health, readiness, metrics
+//! - `reports`   report pages and streamed CSV/JSON exports
 //! - `schedules` CRUD of beat's schedules in MongoDB
 //! - `openapi`   the OpenAPI document
 //! - `metrics`   Prometheus metrics
@@ -23,6 +24,7 @@ pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod openapi;
+pub mod reports;
 pub mod routes;
 pub mod schedules;
 pub mod state;
@@ -56,6 +58,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/reports/general", post(handlers::report_general))
         .route("/reports/pivot", post(handlers::report_pivot))
+        .route("/reports/{report_id}/{kind}", get(reports::rows))
+        .route("/reports/{report_id}/{kind}/export", get(reports::export))
         .route("/aggregation", post(handlers::aggregation))
         .route("/webhooks", post(handlers::webhook))
         .route("/notify/ws", post(handlers::notify_ws))

@@ -40,6 +40,8 @@ impl Modify for JwtScheme {
         crate::handlers::webhook,
         crate::handlers::notify_ws,
         crate::handlers::notify_audit,
+        crate::reports::rows,
+        crate::reports::export,
         crate::schedules::create,
         crate::schedules::list,
         crate::schedules::get_one,
@@ -55,6 +57,7 @@ impl Modify for JwtScheme {
         ReportRequest, AggregationRequest, WebhookRequest, WebhookMethod,
         NotifyWsRequest, NotifyType, NotifyAuditRequest, AuditMethod,
         crate::schedules::ScheduleDoc, crate::schedules::SchedulePage,
+        crate::reports::ReportPage,
     )),
     modifiers(&JwtScheme)
 )]

@@ -53,6 +53,8 @@ pub struct AppState {
     pub enqueuer: Arc<Enqueuer>,
     pub results: Option<Arc<Results>>,
     pub maestro_db: Database,
+    /// Where the catalogue writes reports.
+    pub reports_db: Database,
     pub metrics: Arc<Metrics>,
 }
 
@@ -77,6 +79,7 @@ impl AppState {
         let client =
             Client::with_options(options).map_err(|e| format!("MAESTRO_MONGO_URI: {e}"))?;
         let maestro_db = client.database(&config.mongo_database);
+        let reports_db = client.database(&config.reports_database);
         let results = config.result_backend.clone().map(|url| {
             Arc::new(Results {
                 url,
@@ -89,6 +92,7 @@ impl AppState {
             enqueuer: Arc::new(enqueuer),
             results,
             maestro_db,
+            reports_db,
             metrics,
             config: Arc::new(config),
         })
