@@ -25,6 +25,7 @@ trap cleanup EXIT
 for i in 1 2; do
   target/release/maestro-worker -Q report -n "demo$i@%h" --result-backend rpc:// \
     --delay-prefix demo_delayed --dead-letter-exchange demo.dead --dead-letter-queue demo.dead \
+    --metrics-addr "127.0.0.1:981$i" \
     2> >(sed "s/^/[worker $i] /" >&2) &
   pids+=("$!")
 done

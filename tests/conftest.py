@@ -125,6 +125,8 @@ class Worker:
                 "--dead-letter-exchange", names.dead_exchange,
                 "--dead-letter-queue", names.dead_queue, *backend, *args]
         full_env = dict(os.environ)
+        # Tests run several workers at once: each gets its metrics endpoint on a free port.
+        full_env.setdefault("MAESTRO_WORKER_METRICS_ADDR", "127.0.0.1:0")
         full_env.update(env or {})
         self.log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT,

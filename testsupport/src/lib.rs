@@ -53,7 +53,8 @@ impl Run {
 
 impl Run {
     /// `maestro-worker` flags that put a worker on `queue` with this run's broker, delay prefix,
-    /// dead-letter names and node name; a test appends its own.
+    /// dead-letter names and node name, and its metrics endpoint on a port of its own (tests
+    /// run side by side); a test appends its own.
     pub fn worker_args(&self, queue: &TaskQueue) -> Vec<String> {
         [
             "maestro-worker",
@@ -69,6 +70,8 @@ impl Run {
             &self.dead,
             "-n",
             &format!("t{}@%h", self.id),
+            "--metrics-addr",
+            "127.0.0.1:0",
         ]
         .map(str::to_owned)
         .to_vec()

@@ -20,6 +20,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use crate::metrics::SettleCounters;
+
 /// Longest an ack waits before it is sent, when fewer than `flush_every` are waiting.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
 /// Most settlements taken from the queue in one pass.
@@ -84,10 +86,15 @@ impl AckerHandle {
     }
 }
 
-/// Starts the acker for `channel`; the join handle completes after the final flush.
-pub fn spawn(channel: Channel, flush_every: usize) -> (AckerHandle, JoinHandle<()>) {
+/// Starts the acker for `channel`, counting settlements into `counters`; the join handle
+/// completes after the final flush.
+pub fn spawn(
+    channel: Channel,
+    flush_every: usize,
+    counters: SettleCounters,
+) -> (AckerHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run(channel, rx, flush_every.max(1)));
+    let task = tokio::spawn(run(channel, rx, flush_every.max(1), counters));
     (AckerHandle { tx }, task)
 }
 
@@ -156,7 +163,12 @@ impl Window {
     }
 }
 
-async fn run(channel: Channel, mut rx: mpsc::UnboundedReceiver<(u64, Settle)>, flush_every: usize) {
+async fn run(
+    channel: Channel,
+    mut rx: mpsc::UnboundedReceiver<(u64, Settle)>,
+    flush_every: usize,
+    counters: SettleCounters,
+) {
     let mut window = Window::default();
     let mut batch = Vec::with_capacity(SETTLE_BATCH_MAX);
     let mut deadline: Option<tokio::time::Instant> = None;
@@ -171,16 +183,21 @@ async fn run(channel: Channel, mut rx: mpsc::UnboundedReceiver<(u64, Settle)>, f
         match received {
             Some(0) => break,
             Some(_) => {
+                let mut requeued = 0u64;
+                let received = batch.len() as u64;
                 for (tag, how) in batch.drain(..) {
                     let on_wire = match how {
                         Settle::Ack => false,
                         Settle::Requeue => {
                             requeue(&channel, tag).await;
+                            requeued += 1;
                             true
                         }
                     };
                     window.settle(tag, on_wire);
                 }
+                counters.acks.inc_by(received - requeued);
+                counters.requeues.inc_by(requeued);
                 if window.waiting >= flush_every {
                     send(&channel, window.flush()).await;
                     deadline = None;

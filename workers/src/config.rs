@@ -2,6 +2,7 @@
 //! and Maestro's names where they exist). Checked once at start-up; a bad value is a one-line
 //! error naming the flag, its variable and the reason.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
@@ -131,6 +132,14 @@ pub struct Cli {
     #[arg(long, env = "CELERY_WORKER_ENABLE_REMOTE_CONTROL", default_value_t = true, action = clap::ArgAction::Set)]
     pub remote_control: bool,
 
+    /// Address of the `/healthz`, `/readyz` and `/metrics` endpoint; `off` disables it.
+    #[arg(
+        long,
+        env = "MAESTRO_WORKER_METRICS_ADDR",
+        default_value = "0.0.0.0:9809"
+    )]
+    pub metrics_addr: String,
+
     /// Log format: text or json.
     #[arg(long, env = "MAESTRO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -180,6 +189,8 @@ pub struct WorkerConfig {
     pub dead_letter_queue: String,
     pub retry_backoff_min: Duration,
     pub retry_backoff_max: Duration,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; `None`: not served.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// A configuration error: which flag (and variable), and why.
@@ -314,6 +325,16 @@ impl Cli {
                 "the dead-letter queue cannot be consumed as a task queue",
             ));
         }
+        let metrics_addr = match self.metrics_addr.trim() {
+            "off" | "" => None,
+            a => Some(a.parse::<SocketAddr>().map_err(|e| {
+                err(
+                    "--metrics-addr",
+                    "MAESTRO_WORKER_METRICS_ADDR",
+                    format!("{a:?} is not host:port ({e}); use off to disable"),
+                )
+            })?),
+        };
         let hostname = expand_hostname(&self.hostname, &host_name(), std::process::id());
         if hostname.is_empty() || hostname.len() > 200 {
             return Err(err(
@@ -349,6 +370,7 @@ impl Cli {
             dead_letter_queue: self.dead_letter_queue,
             retry_backoff_min: self.retry_backoff_min,
             retry_backoff_max: self.retry_backoff_max,
+            metrics_addr,
         })
     }
 }
@@ -412,6 +434,9 @@ mod tests {
         assert_eq!(c.prefetch_count, 256);
         assert!(c.acks_late);
         assert_eq!(c.result_backend, ResultBackend::None);
+        assert_eq!(c.metrics_addr, Some(SocketAddr::from(([0, 0, 0, 0], 9809))));
+        let off = parse(&["--metrics-addr", "off"]).expect("off parses");
+        assert_eq!(off.metrics_addr, None);
     }
 
     #[test]
@@ -454,6 +479,10 @@ mod tests {
             (&["--time-limit", "abc"], "not a number of seconds"),
             (&["--queue-type", "stream"], "not classic or quorum"),
             (&["-Q", "maestro.dead"], "dead-letter queue"),
+            (
+                &["--metrics-addr", "nowhere"],
+                "MAESTRO_WORKER_METRICS_ADDR",
+            ),
         ];
         for (args, want) in cases {
             let e = parse(args).expect_err("must be refused");

@@ -25,6 +25,7 @@ use crate::acker;
 use crate::config::WorkerConfig;
 use crate::control;
 use crate::events::Events;
+use crate::metrics::ConsumingGuard;
 use crate::processor::{self, Session};
 use crate::shutdown::Shutdown;
 use crate::stats::WorkerState;
@@ -77,7 +78,11 @@ pub async fn consume(
         .basic_qos(cfg.prefetch_count, BasicQosOptions { global })
         .await?;
     let flush_every = (usize::from(cfg.prefetch_count) / 4).max(1);
-    let (acker, acker_task) = acker::spawn(channel.clone(), flush_every);
+    let (acker, acker_task) = acker::spawn(
+        channel.clone(),
+        flush_every,
+        state.metrics.settle_counters(),
+    );
     let abort = shutdown.abort.child_token();
     let publisher_lost = tokio_util::sync::CancellationToken::new();
     let session = Arc::new(Session {
@@ -90,7 +95,7 @@ pub async fn consume(
         publisher_lost: publisher_lost.clone(),
         store,
         conn: conn.clone(),
-        state,
+        state: state.clone(),
         events: events.clone(),
     });
     let lost = || {
@@ -117,6 +122,8 @@ pub async fn consume(
     }
 
     let slots = Arc::new(Semaphore::new(cfg.concurrency));
+    // Ready from here until the loop ends (shutdown or loss): not while draining.
+    let consuming = ConsumingGuard::new(&state.metrics);
     let end = loop {
         if shutdown.stop.is_cancelled() {
             break SessionEnd::Stopped;
@@ -163,6 +170,7 @@ pub async fn consume(
             }
         }
     };
+    drop(consuming);
 
     if let Some(h) = heartbeat {
         h.abort();

@@ -10,6 +10,7 @@
 //! - `stats`     running tasks, totals, revoked ids, the Lamport clock
 //! - `events`    Celery events (-E) on celeryev
 //! - `control`   remote control on celery.pidbox (inspect, revoke)
+//! - `metrics`   /healthz, /readyz and Prometheus /metrics on --metrics-addr
 
 pub mod acker;
 pub mod canvas;
@@ -18,6 +19,7 @@ pub mod consumer;
 pub mod control;
 pub mod events;
 mod followup;
+pub mod metrics;
 pub mod processor;
 pub mod shutdown;
 pub mod stats;

@@ -29,6 +29,7 @@ use crate::acker::{AckToken, AckerHandle};
 use crate::canvas;
 use crate::config::{ResultBackend, WorkerConfig};
 use crate::events::{Events, now_unix};
+use crate::metrics::TaskOutcome;
 use crate::stats::{ActiveTask, WorkerState};
 
 /// How long a result write or lookup is retried while MongoDB is away before the delivery is
@@ -100,8 +101,14 @@ pub async fn process(
 ) {
     let token = s.acker.token(delivery.delivery_tag);
     let Delivery {
-        properties, data, ..
+        properties,
+        data,
+        redelivered,
+        ..
     } = delivery;
+    if redelivered {
+        s.state.metrics.redelivered(&queue);
+    }
 
     let mut slot = Some(slot);
     let mut release = || drop(slot.take());
@@ -239,6 +246,8 @@ pub async fn process(
             Ok(true) => {
                 release();
                 info!(event = "task_duplicate", task = %msg.headers.task, id = %msg.headers.id, "already succeeded; not run again");
+                let m = &s.state.metrics;
+                m.task_outcome(&queue, &msg.headers.task, TaskOutcome::Duplicate);
                 return token.ack();
             }
             Ok(false) => {}
@@ -289,6 +298,11 @@ pub async fn process(
     let (outcome, msg) = run(&s, &queue, task.as_ref(), msg).await;
     let runtime = started.elapsed();
     s.state.finished(&msg.headers.id, &msg.headers.task);
+    if !matches!(outcome, Outcome::Aborted) {
+        s.state
+            .metrics
+            .task_runtime(&queue, &msg.headers.task, runtime);
+    }
     if let Some(ev) = &s.events {
         let (kind, fields) = match &outcome {
             Outcome::Success(v) => (
@@ -357,6 +371,8 @@ async fn settle(
 /// Records REVOKED for a task that will not run (`expired`, or revoked by remote control),
 /// sends its event, and settles the delivery.
 async fn revoked(s: &Session, queue: &str, msg: &TaskMessage, expired: bool, token: AckToken) {
+    let m = &s.state.metrics;
+    m.task_outcome(queue, &msg.headers.task, TaskOutcome::Revoked);
     if let Some(ev) = &s.events {
         let fields = json!({"terminated": false, "signum": null, "expired": expired});
         ev.task("task-revoked", &msg.headers.id, fields).await;
@@ -529,6 +545,7 @@ async fn record(
 ) -> Settle {
     let h = &msg.headers;
     let runtime_ms = runtime.as_secs_f64() * 1000.0;
+    let count = |outcome| s.state.metrics.task_outcome(queue, &h.task, outcome);
     match outcome {
         Outcome::Aborted => {
             info!(event = "task_requeued", task = %h.task, id = %h.id, "abandoned at shutdown; requeued");
@@ -536,6 +553,7 @@ async fn record(
         }
         Outcome::Success(value) => {
             debug!(event = "task_succeeded", task = %h.task, id = %h.id, runtime_ms);
+            count(TaskOutcome::Succeeded);
             let recorded = reply(s, queue, msg, TaskState::Success, &value, None).await;
             settle_after(match recorded {
                 Ok(()) => canvas::on_success(s, msg, &value).await,
@@ -544,6 +562,7 @@ async fn record(
         }
         Outcome::Failure { exc, traceback } => {
             warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
+            count(TaskOutcome::Failed);
             let tb = traceback.unwrap_or_else(|| traceback_text(&s.hostname, msg, &exc));
             settle_after(record_failure(s, queue, msg, &exc, &tb).await)
         }
@@ -552,6 +571,7 @@ async fn record(
             reason,
         } => {
             info!(event = "task_rejected", task = %h.task, id = %h.id, requeue = true, reason = %reason);
+            count(TaskOutcome::Rejected);
             Settle::Requeue
         }
         Outcome::Reject {
@@ -559,6 +579,7 @@ async fn record(
             reason,
         } => {
             info!(event = "task_rejected", task = %h.task, id = %h.id, requeue = false, reason = %reason);
+            count(TaskOutcome::Rejected);
             Settle::DeadLetter(reason)
         }
         Outcome::Retry {
@@ -581,9 +602,11 @@ async fn record(
                     ),
                 );
                 warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
+                count(TaskOutcome::Failed);
                 let tb = traceback_text(&s.hostname, msg, &exc);
                 return settle_after(record_failure(s, queue, msg, &exc, &tb).await);
             }
+            count(TaskOutcome::Retried);
             let wait = countdown.unwrap_or_else(|| retry_delay(&s.cfg, h.retries));
             let published = publish_retry(s, queue, msg, wait).await;
             if let Err(e) = published {
@@ -815,6 +838,7 @@ async fn dead_letter(
         .await
     {
         Ok(()) => {
+            s.state.metrics.dead_lettered(queue, reason);
             warn!(
                 event = "dead_lettered",
                 reason = reason.as_str(),

@@ -1,12 +1,15 @@
 //! What the worker knows about itself, for remote control and events: tasks running now,
-//! totals per task name, revoked ids, and the Lamport clock Celery's events and replies carry.
+//! totals per task name, revoked ids, and the Lamport clock Celery's events and replies carry;
+//! and the Prometheus metrics (`metrics`), shared the same way.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::{Value, json};
+
+use crate::metrics::Metrics;
 
 /// Revoked ids kept, oldest forgotten first (Celery keeps 50,000 too).
 pub const REVOKED_MAX: usize = 50_000;
@@ -31,10 +34,12 @@ pub struct WorkerState {
     active: Mutex<HashMap<String, ActiveTask>>,
     totals: Mutex<HashMap<String, u64>>,
     revoked: Mutex<(HashSet<String>, VecDeque<String>)>,
+    /// Counters, the run time histogram and readiness, served on `--metrics-addr`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl WorkerState {
-    pub fn new(hostname: impl Into<String>) -> Self {
+    pub fn new(hostname: impl Into<String>, metrics: Arc<Metrics>) -> Self {
         Self {
             hostname: hostname.into(),
             started: Instant::now(),
@@ -43,6 +48,7 @@ impl WorkerState {
             active: Mutex::default(),
             totals: Mutex::default(),
             revoked: Mutex::default(),
+            metrics,
         }
     }
 
@@ -56,12 +62,14 @@ impl WorkerState {
 
     pub fn started(&self, task: ActiveTask) {
         lock(&self.active).insert(task.id.clone(), task);
+        self.metrics.task_running(true);
     }
 
     pub fn finished(&self, id: &str, name: &str) {
         lock(&self.active).remove(id);
         *lock(&self.totals).entry(name.to_owned()).or_default() += 1;
         self.processed.fetch_add(1, Ordering::Relaxed);
+        self.metrics.task_running(false);
     }
 
     pub fn active_count(&self) -> usize {
@@ -126,7 +134,7 @@ mod tests {
 
     #[test]
     fn revoked_ids_are_bounded_oldest_first() {
-        let s = WorkerState::new("w");
+        let s = WorkerState::new("w", Arc::new(Metrics::new([], [])));
         let ids: Vec<String> = (0..REVOKED_MAX + 2).map(|i| i.to_string()).collect();
         s.revoke(&ids);
         assert!(!s.is_revoked("0") && !s.is_revoked("1"));
@@ -135,7 +143,7 @@ mod tests {
 
     #[test]
     fn the_clock_moves_past_what_it_sees() {
-        let s = WorkerState::new("w");
+        let s = WorkerState::new("w", Arc::new(Metrics::new([], [])));
         assert_eq!(s.tick(None), 1);
         assert_eq!(s.tick(Some(10)), 11);
     }

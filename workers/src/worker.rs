@@ -1,5 +1,6 @@
 //! The worker's lifecycle: connect (retrying with backoff), declare Celery's topology, consume
-//! until shutdown; when the broker goes away, reconnect and carry on.
+//! until shutdown; when the broker goes away, reconnect and carry on. The health and metrics
+//! endpoint (`--metrics-addr`) is served from before the first connection until `run` returns.
 
 use std::sync::Arc;
 
@@ -9,19 +10,31 @@ use maestro_broker::connection::{connect, reconnect_backoff};
 use maestro_broker::store::{ResultStore, StoreError};
 use maestro_broker::{BrokerError, topology};
 use maestro_tasks::Registry;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{ResultBackend, WorkerConfig};
 use crate::consumer::{self, SessionEnd};
+use crate::metrics::{self, Metrics};
+use crate::processor::CHORD_UNLOCK;
 use crate::shutdown::Shutdown;
 use crate::stats::WorkerState;
+
+/// Why the worker stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("metrics endpoint (--metrics-addr): {0}")]
+    Metrics(#[from] std::io::Error),
+}
 
 /// Runs the worker until shutdown. Returns an error only for what retrying cannot fix.
 pub async fn run(
     cfg: WorkerConfig,
     registry: Registry,
     shutdown: Shutdown,
-) -> Result<(), BrokerError> {
+) -> Result<(), WorkerError> {
     let cfg = Arc::new(cfg);
     let registry = Arc::new(registry);
     let hostname: Arc<str> = Arc::from(cfg.hostname.as_str());
@@ -34,7 +47,18 @@ pub async fn run(
         broker = %cfg.broker_display,
         tasks = registry.len(),
     );
-    let state = Arc::new(WorkerState::new(cfg.hostname.as_str()));
+    let metrics = Arc::new(Metrics::new(
+        cfg.queues.iter().map(|q| q.name.as_str()),
+        registry.names().into_iter().chain([CHORD_UNLOCK]),
+    ));
+    // The endpoint stops when `run` returns, whichever way.
+    let serving = CancellationToken::new();
+    let _stop_serving = serving.clone().drop_guard();
+    if let Some(addr) = cfg.metrics_addr {
+        let bound = metrics::serve(addr, metrics.clone(), serving).await?;
+        info!(event = "metrics_listening", addr = %bound);
+    }
+    let state = Arc::new(WorkerState::new(cfg.hostname.as_str(), metrics));
     let store = match &cfg.result_backend {
         ResultBackend::Mongo { url } => match open_store_until_stopped(url, &cfg, &shutdown).await?
         {
@@ -51,9 +75,10 @@ pub async fn run(
         if let Err(e) = declare(&conn, &cfg).await {
             if !e.is_retryable() {
                 let _ = conn.close(200, "topology refused".into()).await;
-                return Err(e);
+                return Err(e.into());
             }
             warn!(event = "declare_failed", error = %e, "reconnecting");
+            state.metrics.reconnecting();
             let _ = conn.close(200, "reconnecting".into()).await;
             continue;
         }
@@ -79,6 +104,7 @@ pub async fn run(
                 if shutdown.stop.is_cancelled() {
                     return Ok(());
                 }
+                state.metrics.reconnecting();
             }
         }
     }
