@@ -14,21 +14,7 @@ import pika
 import pytest
 
 from conftest import AMQP_URL, MONGODB_URI, wait_for
-from test_api import AUTH, Api
-
-
-@pytest.fixture
-def api_proc(tmp_path):
-    started = []
-
-    def start(args):
-        a = Api(tmp_path, args, index=len(started))
-        started.append(a)
-        return a
-
-    yield start
-    for a in started:
-        a.stop()
+from test_api import AUTH, apis  # noqa: F401  (the fixture)
 
 
 @pytest.fixture
@@ -73,7 +59,7 @@ def seed(mongo, n_mine=2000, n_other=50):
     return sum(1 for i in range(n_mine) if i % 4)
 
 
-def start_stack(names, mongo, reports_db, workers, api_proc, qtd=300):
+def start_stack(names, mongo, reports_db, workers, apis, qtd=300):
     q = names.queue("report")
     notify = names.queue("notify")
     routes = ",".join(f"{t}={q}" for t in ["maestro.report.general", "maestro.report.pivot",
@@ -84,7 +70,7 @@ def start_stack(names, mongo, reports_db, workers, api_proc, qtd=300):
                                 "--mongo-database", mongo.name,
                                 "--reports-database", reports_db.name,
                                 "--insert-qtd", str(qtd), "--routes", routes])
-    api = api_proc(["--routes", routes, "--result-backend", backend,
+    api = apis(["--routes", routes, "--result-backend", backend,
                     "--mongo-uri", MONGODB_URI, "--mongo-database", mongo.name,
                     "--reports-database", reports_db.name])
     # The notify queue exists before anything is sent to it.
@@ -95,9 +81,9 @@ def start_stack(names, mongo, reports_db, workers, api_proc, qtd=300):
 
 
 def test_general_report_finishes_after_every_chunk(names, amqp, mongo, reports_db, workers,
-                                                  api_proc):
+                                                  apis):
     expected = seed(mongo)
-    q, notify, worker, api = start_stack(names, mongo, reports_db, workers, api_proc)
+    q, notify, worker, api = start_stack(names, mongo, reports_db, workers, apis)
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     status, body = api.request("POST", "/reports/general", {
         "report_id": "r1", "filters": json.dumps({"status": "active"}),
@@ -167,9 +153,9 @@ def test_general_report_finishes_after_every_chunk(names, amqp, mongo, reports_d
     assert reports_db["r1_general"].count_documents({}) == expected
 
 
-def test_empty_report_warns_and_pivot_joins(names, amqp, mongo, reports_db, workers, api_proc):
+def test_empty_report_warns_and_pivot_joins(names, amqp, mongo, reports_db, workers, apis):
     seed(mongo, n_mine=40, n_other=0)
-    q, notify, worker, api = start_stack(names, mongo, reports_db, workers, api_proc, qtd=7)
+    q, notify, worker, api = start_stack(names, mongo, reports_db, workers, apis, qtd=7)
     status, _ = api.request("POST", "/reports/general", {
         "report_id": "empty", "filters": {"status": "gone"},
         "component": "servers", "owner_user": "u1"})
