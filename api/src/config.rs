@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Parser;
-use maestro_broker::connection::{DEFAULT_BROKER_URL, parse_broker_url, redact};
+use maestro_broker::connection::{BrokerUrls, DEFAULT_BROKER_URL, parse_broker_urls, redact};
 use maestro_broker::topology::QueueType;
 
 use crate::routes::RoutingTable;
@@ -126,9 +126,9 @@ pub struct Cli {
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub listen: SocketAddr,
-    /// Broker URL in the spelling lapin parses.
-    pub broker_url: String,
-    /// Broker URL with its password hidden, for logs.
+    /// One broker URL, or several nodes of one cluster (`;`-separated, tried round robin).
+    pub broker: BrokerUrls,
+    /// Broker URLs with passwords hidden, for logs.
     pub broker_display: String,
     pub result_backend: Option<String>,
     pub mongo_uri: String,
@@ -180,13 +180,6 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 }
 
 /// The URL with kombu's transport aliases (`pyamqp://`, `librabbitmq://`) spelled `amqp://`.
-fn lapin_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some(("pyamqp" | "librabbitmq", rest)) => format!("amqp://{rest}"),
-        _ => url.to_owned(),
-    }
-}
-
 impl Cli {
     /// Checks every value.
     pub fn into_config(self) -> Result<ApiConfig, ConfigError> {
@@ -197,7 +190,7 @@ impl Cli {
                 format!("{:?} is not an IP address", self.host),
             )
         })?;
-        parse_broker_url(&self.broker)
+        let broker = parse_broker_urls(&self.broker)
             .map_err(|e| err("--broker", "CELERY_BROKER_URL", e.to_string()))?;
         let result_backend = match self.result_backend.as_deref().map(str::trim) {
             None | Some("") | Some("disabled") => None,
@@ -275,8 +268,8 @@ impl Cli {
         }
         Ok(ApiConfig {
             listen: SocketAddr::new(ip, self.port),
-            broker_url: lapin_url(&self.broker),
-            broker_display: redact(&self.broker),
+            broker_display: broker.display(),
+            broker,
             result_backend,
             mongo_uri: self.mongo_uri,
             mongo_database: self.mongo_database,
@@ -386,6 +379,9 @@ mod tests {
     #[test]
     fn kombu_aliases_become_amqp() {
         let c = parse(&["--broker", "pyamqp://u:p@h:5672//"]).expect("valid");
-        assert_eq!(c.broker_url, "amqp://u:p@h:5672//");
+        assert_eq!(c.broker.lapin_urls(), ["amqp://u:p@h:5672//"]);
+        let c = parse(&["--broker", "amqp://u:p@a//;pyamqp://u:p@b//"]).expect("valid");
+        assert_eq!(c.broker.lapin_urls(), ["amqp://u:p@a//", "amqp://u:p@b//"]);
+        assert_eq!(c.broker_display, "amqp://u:***@a//;amqp://u:***@b//");
     }
 }

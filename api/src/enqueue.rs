@@ -27,6 +27,7 @@ use deadpool::managed::{self, Metrics as PoolMetrics, RecycleError, RecycleResul
 use deadpool::{Runtime, managed::Timeouts};
 use lapin::ConnectionProperties;
 use lapin::types::LongString;
+use maestro_broker::connection::{BrokerUrls, redact};
 use maestro_broker::topology::{QueueType, TaskQueue, declare_task_queue};
 use maestro_broker::{BrokerError, Publisher, TaskMessage};
 use serde_json::Value;
@@ -72,10 +73,13 @@ pub struct Link {
     publisher: Publisher,
 }
 
-/// deadpool manager of links: borrows a connection from the `deadpool-lapin` pool and opens a
-/// confirm channel on it; a link is reused while both are open.
+/// deadpool manager of links: borrows a connection from a `deadpool-lapin` pool (one pool per
+/// broker URL, tried round robin from the next node on, so links spread over a cluster's nodes
+/// and a dead node is skipped) and opens a confirm channel on it; a link is reused while both
+/// are open.
 pub struct LinkManager {
-    connections: deadpool_lapin::Pool,
+    connections: Vec<deadpool_lapin::Pool>,
+    urls: BrokerUrls,
 }
 
 impl managed::Manager for LinkManager {
@@ -83,14 +87,21 @@ impl managed::Manager for LinkManager {
     type Error = EnqueueError;
 
     async fn create(&self) -> Result<Link, EnqueueError> {
-        let conn = self
-            .connections
-            .get()
-            .await
-            .map_err(|e| EnqueueError::Connect(pool_error(&e)))?;
-        let publisher = Publisher::open(&conn).await?;
-        info!(event = "broker_link_opened");
-        Ok(Link { conn, publisher })
+        let n = self.connections.len();
+        let start = self.urls.take_start();
+        let mut last = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            match self.connections[i].get().await {
+                Ok(conn) => {
+                    let publisher = Publisher::open(&conn).await?;
+                    info!(event = "broker_link_opened", node = %redact(&self.urls.lapin_urls()[i]));
+                    return Ok(Link { conn, publisher });
+                }
+                Err(e) => last = Some(EnqueueError::Connect(pool_error(&e))),
+            }
+        }
+        Err(last.unwrap_or_else(|| EnqueueError::Connect("no broker URL".into())))
     }
 
     async fn recycle(&self, link: &mut Link, _: &PoolMetrics) -> RecycleResult<EnqueueError> {
@@ -138,10 +149,10 @@ pub struct Enqueuer {
 }
 
 impl Enqueuer {
-    /// A publisher for `broker_url` (lapin's spelling) with up to `connections` connections;
-    /// one enqueue takes at most `deadline`. Connects on first use.
+    /// A publisher for `urls` with up to `connections` connections (per node); one enqueue
+    /// takes at most `deadline`. Connects on first use.
     pub fn new(
-        broker_url: &str,
+        urls: &BrokerUrls,
         connections: usize,
         queue_type: QueueType,
         deadline: Duration,
@@ -152,18 +163,31 @@ impl Enqueuer {
             create: Some(deadline),
             recycle: Some(deadline),
         };
-        let connections_pool = deadpool_lapin::Config {
-            url: Some(broker_url.to_owned()),
-            pool: Some(deadpool_lapin::PoolConfig {
-                max_size: connections,
-                timeouts,
-                queue_mode: Default::default(),
-            }),
-        }
-        .create_pool(connection_properties, deadpool_lapin::Runtime::Tokio1)
-        .map_err(|e| e.to_string())?;
+        // With several nodes, one that does not answer must leave time for the others.
+        let per_node = Timeouts {
+            wait: Some(deadline / urls.len() as u32),
+            create: Some(deadline / urls.len() as u32),
+            recycle: Some(deadline),
+        };
+        let connections_pools = urls
+            .lapin_urls()
+            .iter()
+            .map(|url| {
+                deadpool_lapin::Config {
+                    url: Some(url.clone()),
+                    pool: Some(deadpool_lapin::PoolConfig {
+                        max_size: connections,
+                        timeouts: per_node,
+                        queue_mode: Default::default(),
+                    }),
+                }
+                .create_pool(connection_properties, deadpool_lapin::Runtime::Tokio1)
+                .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let links = managed::Pool::builder(LinkManager {
-            connections: connections_pool,
+            connections: connections_pools,
+            urls: urls.clone(),
         })
         .max_size(connections)
         .timeouts(timeouts)

@@ -63,7 +63,7 @@ impl AppState {
     pub async fn new(config: ApiConfig) -> Result<Self, String> {
         let metrics = Arc::new(Metrics::default());
         let enqueuer = Enqueuer::new(
-            &config.broker_url,
+            &config.broker,
             config.amqp_connections,
             config.queue_type,
             config.publish_timeout,

@@ -143,7 +143,7 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 impl Cli {
     /// Checks every value.
     pub fn into_config(self) -> Result<BeatConfig, ConfigError> {
-        maestro_broker::connection::parse_broker_url(&self.broker)
+        let broker = maestro_broker::connection::parse_broker_urls(&self.broker)
             .map_err(|e| err("--broker", "CELERY_BROKER_URL", e.to_string()))?;
         if !self.mongo_uri.starts_with("mongodb://")
             && !self.mongo_uri.starts_with("mongodb+srv://")
@@ -236,7 +236,7 @@ impl Cli {
             lease_name: self.lease_name,
             lease,
             fire: FireConfig {
-                broker_url: self.broker,
+                broker,
                 default_queue: self.default_queue,
                 queue_type: self.queue_type,
                 grace: self.catch_up_grace,

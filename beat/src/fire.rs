@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use lapin::Connection;
-use maestro_broker::connection::{connect, redact};
+use maestro_broker::connection::{BrokerUrls, redact};
 use maestro_broker::store::json_to_bson;
 use maestro_broker::{Publisher, QueueType, TaskMessage, TaskQueue, topology};
 use mongodb::Collection;
@@ -56,7 +56,8 @@ pub enum FireError {
 /// Firing settings.
 #[derive(Debug, Clone)]
 pub struct FireConfig {
-    pub broker_url: String,
+    /// One URL, or several nodes of one cluster (`;`-separated, tried round robin).
+    pub broker: BrokerUrls,
     /// Queue for schedules that name none.
     pub default_queue: String,
     pub queue_type: QueueType,
@@ -393,9 +394,8 @@ impl<C: Clock> Firer<C> {
         let broker = match self.broker.take() {
             Some(b) if b.conn.status().connected() => b,
             _ => {
-                let uri = maestro_broker::connection::parse_broker_url(&self.cfg.broker_url)?;
-                let conn = connect(&uri, &self.cfg.origin).await?;
-                tracing::info!(event = "broker_connected", broker = %redact(&self.cfg.broker_url));
+                let (conn, i) = self.cfg.broker.connect(&self.cfg.origin).await?;
+                tracing::info!(event = "broker_connected", broker = %redact(&self.cfg.broker.lapin_urls()[i]));
                 Broker {
                     conn,
                     publisher: None,

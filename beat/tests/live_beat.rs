@@ -42,7 +42,7 @@ fn firer(db: &mongodb::Database, run: &Run, name: &str) -> Firer<SystemClock> {
     Firer::new(
         db.collection("schedulers"),
         FireConfig {
-            broker_url: broker_url(),
+            broker: maestro_broker::connection::parse_broker_urls(&broker_url()).expect("url"),
             default_queue: format!("t{}.default", run.id),
             queue_type: QueueType::Classic,
             grace: Duration::from_secs(5),

@@ -1,6 +1,8 @@
 //! Connecting to RabbitMQ: broker URLs as Celery users write them, connection names the
 //! management UI shows, and reconnecting with exponential backoff and jitter.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backon::ExponentialBuilder;
@@ -16,6 +18,10 @@ pub const DEFAULT_BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672//";
 pub const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(200);
 /// Longest wait between two connection attempts.
 pub const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(10);
+/// Longest one connection attempt may take (TCP, TLS, AMQP handshake) before the next URL is
+/// tried: a node that is down answers at once, one that is cut off would otherwise hang for
+/// the kernel's SYN timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A broker URL checked and rewritten into what lapin parses. Accepts Celery's spellings:
 /// `amqp://`, `amqps://`, and kombu's `pyamqp://` and `librabbitmq://` transport aliases. The
@@ -35,6 +41,140 @@ pub fn parse_broker_url(url: &str) -> Result<AMQPUri, BrokerError> {
     };
     let normalized = format!("{scheme}://{rest}");
     normalized.parse::<AMQPUri>().map_err(|e| err(&e))
+}
+
+/// The broker URLs of one RabbitMQ cluster, in order. Celery's `broker_url` may list several
+/// nodes separated by `;` (kombu's failover syntax:
+/// `amqp://u:p@rabbit-0//;amqp://u:p@rabbit-1//`). [`BrokerUrls::connect`] tries them in
+/// turn, round robin: each connection starts at the node after the one the previous connection
+/// of this process used, so a process's reconnects (and the API's pooled connections) spread
+/// over the nodes, and a node that just failed is tried last.
+#[derive(Debug, Clone)]
+pub struct BrokerUrls {
+    uris: Vec<AMQPUri>,
+    /// Each URL in lapin's spelling (`amqp://` or `amqps://`), passwords included.
+    lapin: Vec<String>,
+    next: Arc<AtomicUsize>,
+}
+
+/// Most URLs in one `broker_url`.
+pub const BROKER_URLS_MAX: usize = 32;
+
+/// Parses `;`-separated broker URLs (one URL is the common case); see [`BrokerUrls`]. Empty
+/// entries (a trailing `;`) are ignored; an invalid entry is an error naming it (redacted).
+pub fn parse_broker_urls(spec: &str) -> Result<BrokerUrls, BrokerError> {
+    let parts: Vec<&str> = spec
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.is_empty() {
+        return Err(BrokerError::Url {
+            url: redact(spec),
+            reason: "no URL given".into(),
+        });
+    }
+    if parts.len() > BROKER_URLS_MAX {
+        return Err(BrokerError::Url {
+            url: format!("{} URLs", parts.len()),
+            reason: format!("at most {BROKER_URLS_MAX} URLs may be listed"),
+        });
+    }
+    let mut uris = Vec::with_capacity(parts.len());
+    let mut lapin = Vec::with_capacity(parts.len());
+    for part in parts {
+        uris.push(parse_broker_url(part)?);
+        lapin.push(lapin_spelling(part));
+    }
+    Ok(BrokerUrls {
+        uris,
+        lapin,
+        next: Arc::new(AtomicUsize::new(0)),
+    })
+}
+
+/// `pyamqp://` and `librabbitmq://` as `amqp://`; other URLs unchanged.
+fn lapin_spelling(url: &str) -> String {
+    match url.split_once("://") {
+        Some(("pyamqp" | "librabbitmq", rest)) => format!("amqp://{rest}"),
+        _ => url.to_owned(),
+    }
+}
+
+impl BrokerUrls {
+    /// The parsed URLs, in the order given.
+    pub fn uris(&self) -> &[AMQPUri] {
+        &self.uris
+    }
+
+    /// The first URL (what `celery inspect stats` reports as the broker).
+    pub fn primary(&self) -> &AMQPUri {
+        &self.uris[0]
+    }
+
+    /// The URLs in lapin's spelling, passwords included (for connection pools).
+    pub fn lapin_urls(&self) -> &[String] {
+        &self.lapin
+    }
+
+    /// How many URLs are listed.
+    pub fn len(&self) -> usize {
+        self.uris.len()
+    }
+
+    /// Always false: parsing refuses an empty list.
+    pub fn is_empty(&self) -> bool {
+        self.uris.is_empty()
+    }
+
+    /// The URLs with passwords replaced, `;`-separated, for logs.
+    pub fn display(&self) -> String {
+        self.lapin
+            .iter()
+            .map(|u| redact(u))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    /// The index the next connection starts at; advances it past the returned one. Shared
+    /// by clones.
+    pub fn take_start(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) % self.uris.len()
+    }
+
+    /// Connects to the first node that answers, trying each once from the round-robin start
+    /// (each attempt bounded by [`CONNECT_TIMEOUT`]). Returns the connection and the index of
+    /// its URL; when every node fails, the last error (an authentication failure first, since
+    /// retrying will not cure it).
+    pub async fn connect(&self, connection_name: &str) -> Result<(Connection, usize), BrokerError> {
+        let n = self.uris.len();
+        let start = self.take_start();
+        let mut last = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            let attempt =
+                tokio::time::timeout(CONNECT_TIMEOUT, connect(&self.uris[i], connection_name));
+            match attempt.await {
+                Ok(Ok(conn)) => {
+                    // The next connection starts after this node.
+                    self.next.store(i + 1, Ordering::Relaxed);
+                    return Ok((conn, i));
+                }
+                Ok(Err(e)) if !e.is_retryable() => return Err(e),
+                Ok(Err(e)) => last = Some(e),
+                Err(_) => {
+                    last = Some(BrokerError::ConnectTimeout {
+                        url: redact(&self.lapin[i]),
+                        secs: CONNECT_TIMEOUT.as_secs(),
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| BrokerError::Url {
+            url: String::new(),
+            reason: "no URL given".into(),
+        }))
+    }
 }
 
 /// The URL with its password replaced, for logs.
@@ -88,6 +228,53 @@ mod tests {
         assert_eq!(u.authority.userinfo.username, "u");
         assert!(parse_broker_url("redis://localhost:6379/0").is_err());
         assert!(parse_broker_url("not a url").is_err());
+    }
+
+    #[test]
+    fn failover_lists_parse_in_order() {
+        let urls = parse_broker_urls("amqp://u:p@a:5672//; pyamqp://u:q@b:5673/v ;").expect("ok");
+        assert_eq!(urls.len(), 2);
+        assert_eq!(urls.uris()[0].authority.host, "a");
+        assert_eq!(urls.uris()[1].authority.port, 5673);
+        assert_eq!(urls.lapin_urls()[1], "amqp://u:q@b:5673/v");
+        assert_eq!(
+            urls.display(),
+            "amqp://u:***@a:5672//;amqp://u:***@b:5673/v"
+        );
+        assert_eq!(parse_broker_urls("amqp://a//").expect("ok").len(), 1);
+        for bad in ["", " ; ", "amqp://a//;redis://b", "amqp://a//;not a url"] {
+            assert!(parse_broker_urls(bad).is_err(), "{bad:?}");
+        }
+        let e = parse_broker_urls("amqp://u:secret@a//;redis://u:secret@b/0").expect_err("bad");
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn connections_start_round_robin() {
+        let urls = parse_broker_urls("amqp://a//;amqp://b//;amqp://c//").expect("ok");
+        let clone = urls.clone();
+        assert_eq!(urls.take_start(), 0);
+        assert_eq!(clone.take_start(), 1);
+        assert_eq!(urls.take_start(), 2);
+        assert_eq!(urls.take_start(), 0);
+    }
+
+    #[tokio::test]
+    async fn connect_skips_nodes_that_are_down() {
+        // Two closed ports, then nothing: every node fails, the error is the last one.
+        let closed = |_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let ports: Vec<u16> = (0..2).map(closed).collect();
+        let spec = ports
+            .iter()
+            .map(|p| format!("amqp://guest:guest@127.0.0.1:{p}//"))
+            .collect::<Vec<_>>()
+            .join(";");
+        let urls = parse_broker_urls(&spec).expect("ok");
+        let e = urls.connect("test").await.expect_err("both down");
+        assert!(e.is_retryable(), "{e}");
     }
 
     #[test]

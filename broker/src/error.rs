@@ -25,6 +25,8 @@ pub enum BrokerError {
     ConfirmsOff,
     #[error("topology of {name:?} conflicts with what exists on the broker: {reason}")]
     Topology { name: String, reason: String },
+    #[error("connecting to {url} took longer than {secs} s")]
+    ConnectTimeout { url: String, secs: u64 },
 }
 
 impl BrokerError {
@@ -33,7 +35,7 @@ impl BrokerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             BrokerError::Amqp(e) => !matches!(e.kind(), lapin::ErrorKind::AuthProviderError(_)),
-            BrokerError::Nacked { .. } => true,
+            BrokerError::Nacked { .. } | BrokerError::ConnectTimeout { .. } => true,
             BrokerError::Url { .. }
             | BrokerError::Unroutable { .. }
             | BrokerError::ConfirmsOff

@@ -140,3 +140,32 @@ async fn a_queue_declared_with_other_arguments_is_used_as_it_is() {
         .await
         .expect("bound and routable");
 }
+
+#[tokio::test]
+async fn a_failover_list_skips_a_node_that_is_down() {
+    // A port nothing listens on, then the real broker: the connection lands on the second
+    // URL, and the next connection starts after it (round robin), on the dead node first.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let spec = format!(
+        "amqp://guest:guest@127.0.0.1:{dead}//;{}",
+        maestro_testsupport::broker_url()
+    );
+    let urls = maestro_broker::connection::parse_broker_urls(&spec).expect("valid urls");
+    let (conn, i) = urls
+        .connect("maestro-broker failover test")
+        .await
+        .expect("connects");
+    assert_eq!(i, 1);
+    assert!(conn.status().connected());
+    let (again, j) = urls
+        .connect("maestro-broker failover test")
+        .await
+        .expect("connects");
+    assert_eq!(j, 1, "the dead node was tried and skipped");
+    let _ = again.close(200, "done".into()).await;
+    let _ = conn.close(200, "done".into()).await;
+}

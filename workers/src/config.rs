@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use lapin::uri::AMQPUri;
-use maestro_broker::connection::{DEFAULT_BROKER_URL, parse_broker_url};
+use maestro_broker::connection::{BrokerUrls, DEFAULT_BROKER_URL, parse_broker_urls};
 use maestro_broker::delay::DelayTopology;
 use maestro_broker::topology::{QueueType, TaskQueue, validate_queue_name};
 
@@ -170,7 +169,8 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     pub prefetch_count: u16,
     pub hostname: String,
-    pub broker: AMQPUri,
+    /// One URL, or several nodes of one cluster (`;`-separated, tried round robin).
+    pub broker: BrokerUrls,
     pub broker_display: String,
     pub result_backend: ResultBackend,
     pub result_expires: Option<Duration>,
@@ -266,7 +266,7 @@ impl Cli {
                 ),
             ));
         }
-        let broker = parse_broker_url(&self.broker)
+        let broker = parse_broker_urls(&self.broker)
             .map_err(|e| err("--broker", "CELERY_BROKER_URL", e.to_string()))?;
         let result_backend = match self.result_backend.as_deref().map(str::trim) {
             None | Some("") | Some("disabled") => ResultBackend::None,
@@ -351,8 +351,8 @@ impl Cli {
             concurrency: self.concurrency as usize,
             prefetch_count: prefetch as u16,
             hostname,
+            broker_display: broker.display(),
             broker,
-            broker_display: maestro_broker::connection::redact(&self.broker),
             result_backend,
             result_expires: Some(self.result_expires).filter(|d| !d.is_zero()),
             track_started: self.track_started,

@@ -137,7 +137,7 @@ async fn handle(
             "uptime": state.started.elapsed().as_secs(),
             "pool": {"implementation": "maestro-worker (tokio)", "max-concurrency": cfg.concurrency, "processes": [std::process::id()]},
             "prefetch_count": cfg.prefetch_count,
-            "broker": {"hostname": cfg.broker.authority.host, "port": cfg.broker.authority.port, "virtual_host": cfg.broker.vhost, "transport": "amqp"},
+            "broker": {"hostname": cfg.broker.primary().authority.host, "port": cfg.broker.primary().authority.port, "virtual_host": cfg.broker.primary().vhost, "transport": "amqp"},
             "sw_ident": "maestro-worker",
             "sw_ver": env!("CARGO_PKG_VERSION"),
         }),

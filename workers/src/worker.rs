@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use backon::Retryable;
 use lapin::Connection;
-use maestro_broker::connection::{connect, reconnect_backoff};
+use maestro_broker::connection::reconnect_backoff;
 use maestro_broker::store::{ResultStore, StoreError};
 use maestro_broker::{BrokerError, topology};
 use maestro_tasks::Registry;
@@ -116,7 +116,13 @@ async fn connect_until_stopped(
     shutdown: &Shutdown,
 ) -> Result<Option<Connection>, BrokerError> {
     let name = format!("maestro-worker {}", cfg.hostname);
-    let attempt = || connect(&cfg.broker, &name);
+    let attempt = || async {
+        let (conn, i) = cfg.broker.connect(&name).await?;
+        if cfg.broker.len() > 1 {
+            info!(event = "broker_connected", node = %maestro_broker::connection::redact(&cfg.broker.lapin_urls()[i]));
+        }
+        Ok::<_, BrokerError>(conn)
+    };
     let retrying = attempt
         .retry(reconnect_backoff())
         .when(BrokerError::is_retryable)
