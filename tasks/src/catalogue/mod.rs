@@ -19,6 +19,7 @@ pub mod aws;
 pub mod delivery;
 pub mod discovery;
 pub mod notify;
+pub mod record;
 pub mod report;
 pub mod webhook;
 
@@ -214,6 +215,7 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Stri
     registry.register(Arc::new(webhook::Webhook::new(svc.clone())))?;
     registry.register(Arc::new(notify::Notify::new(svc.clone())))?;
     registry.register(Arc::new(aggregation::Aggregation::new(svc.clone())))?;
+    registry.register(Arc::new(record::Record::new(svc.clone())))?;
     for task in discovery::all(svc)? {
         registry.register(task)?;
     }
