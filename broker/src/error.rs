@@ -51,6 +51,18 @@ impl BrokerError {
             _ => false,
         }
     }
+
+    /// Whether the broker answered 404 NOT_FOUND, which it also does for a durable classic
+    /// queue whose home node is down.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            BrokerError::Amqp(e) => match e.kind() {
+                lapin::ErrorKind::ProtocolError(amqp) => amqp.get_id() == 404,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 pub(crate) fn is_precondition_failed(e: &lapin::Error) -> bool {

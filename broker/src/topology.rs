@@ -294,6 +294,7 @@ pub async fn declare_dead_letter(
     conn: &Connection,
     exchange: &str,
     queue: &str,
+    queue_type: QueueType,
 ) -> Result<(), BrokerError> {
     let ch = conn.create_channel().await?;
     ch.exchange_declare(
@@ -303,8 +304,10 @@ pub async fn declare_dead_letter(
         FieldTable::default(),
     )
     .await?;
+    // Quorum on a cluster: a classic dead-letter queue lives on one node, and while that node
+    // is down every worker's topology declaration would fail on it.
     let ch =
-        declare_queue_tolerant(conn, ch, queue, durable_queue(), FieldTable::default()).await?;
+        declare_queue_tolerant(conn, ch, queue, durable_queue(), queue_args(queue_type)).await?;
     ch.queue_bind(
         queue.into(),
         exchange.into(),

@@ -160,7 +160,23 @@ async fn open_store_until_stopped(
 /// Celery's topology for every queue, the delay levels, and the dead-letter exchange.
 async fn declare(conn: &Connection, cfg: &WorkerConfig) -> Result<(), BrokerError> {
     topology::declare_delay_topology(conn, &cfg.delay, cfg.queue_type).await?;
-    topology::declare_dead_letter(conn, &cfg.dead_letter_exchange, &cfg.dead_letter_queue).await?;
+    let dead = topology::declare_dead_letter(
+        conn,
+        &cfg.dead_letter_exchange,
+        &cfg.dead_letter_queue,
+        cfg.queue_type,
+    )
+    .await;
+    match dead {
+        Ok(()) => {}
+        // A classic dead-letter queue whose node is down (clusters): tasks still run; a dead
+        // letter published meanwhile is refused and its delivery requeued, not lost.
+        Err(e) if e.is_not_found() => {
+            warn!(event = "dead_letter_queue_unavailable", queue = %cfg.dead_letter_queue, error = %e,
+                "consuming anyway; declare the dead-letter queue as quorum (--queue-type quorum) to avoid this");
+        }
+        Err(e) => return Err(e),
+    }
     for q in &cfg.queues {
         topology::declare_task_queue(conn, q).await?;
         topology::bind_delayed_delivery(conn, &cfg.delay, q).await?;
