@@ -281,6 +281,15 @@ impl Enqueuer {
                 self.forget(queue);
                 Err(e.into())
             }
+            Err(e @ BrokerError::Nacked { .. }) => {
+                // Seen on a RabbitMQ cluster: a channel that published to a quorum queue while
+                // its leader's node died keeps being refused after a new leader took over. The
+                // next attempt opens a fresh channel (the link is recycled once this one is
+                // closed); requests publishing on it meanwhile retry too.
+                warn!(event = "publisher_reset", queue, error = %e, "closing the channel after a nack");
+                publisher.close().await;
+                Err(e.into())
+            }
             other => other.map_err(Into::into),
         }
     }

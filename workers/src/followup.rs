@@ -24,7 +24,7 @@ impl FollowUp for SessionFollowUp {
             propagate_trace(parent, &mut msg);
             let queue = sig.queue(&s.cfg.default_queue).to_owned();
             publish_to_queue(s, &queue, &msg).await.map_err(|e| {
-                s.publish_failed();
+                s.publish_failed(&e);
                 e.to_string()
             })?;
             info!(event = "follow_up_sent", parent = %parent.id, task = %msg.headers.task,

@@ -62,8 +62,12 @@ pub struct Session {
 
 impl Session {
     /// Notes a failed publish; a closed publishing channel ends the session.
-    pub(crate) fn publish_failed(&self) {
-        if !self.publisher.is_open() {
+    /// After a failed publish: when the channel is gone, or the broker refused the message
+    /// (nack), the session ends and the worker reconnects. A channel that published to a
+    /// quorum queue while its leader's node died can keep being refused after a new leader
+    /// took over (seen with RabbitMQ 3.10); a fresh connection and channel are not.
+    pub(crate) fn publish_failed(&self, e: &maestro_broker::BrokerError) {
+        if !self.publisher.is_open() || matches!(e, maestro_broker::BrokerError::Nacked { .. }) {
             self.publisher_lost.cancel();
         }
     }
@@ -199,7 +203,7 @@ pub async fn process(
             }
             Err(e) => {
                 warn!(event = "delay_failed", task = %msg.headers.task, id = %msg.headers.id, error = %e, "requeued");
-                s.publish_failed();
+                s.publish_failed(&e);
                 token.requeue()
             }
         };
@@ -611,7 +615,7 @@ async fn record(
             let published = publish_retry(s, queue, msg, wait).await;
             if let Err(e) = published {
                 warn!(event = "retry_publish_failed", task = %h.task, id = %h.id, error = %e, "requeued instead");
-                s.publish_failed();
+                s.publish_failed(&e);
                 return Settle::Requeue;
             }
             info!(event = "task_retry", task = %h.task, id = %h.id, retries = h.retries + 1,
@@ -680,7 +684,7 @@ async fn chord_unlock(s: &Session, queue: &str, msg: &TaskMessage) -> Settle {
                 Ok(()) => Settle::Ack,
                 Err(e) => {
                     warn!(event = "retry_publish_failed", task = %msg.headers.task, id = %msg.headers.id, error = %e);
-                    s.publish_failed();
+                    s.publish_failed(&e);
                     Settle::Requeue
                 }
             }
@@ -793,7 +797,7 @@ async fn reply(
             // Not mandatory: a caller that stopped waiting has deleted its reply queue.
             Box::pin(s.publisher.publish("", reply_to, props, &body, false)).await.map_err(|e| {
                 warn!(event = "result_not_recorded", id = %msg.headers.id, state = state.as_str(), error = %e);
-                s.publish_failed();
+                s.publish_failed(&e);
             })
         }
     }
@@ -853,7 +857,7 @@ async fn dead_letter(
         }
         Err(e) => {
             warn!(event = "dead_letter_failed", reason = reason.as_str(), queue, error = %e, "requeued");
-            s.publish_failed();
+            s.publish_failed(&e);
             token.requeue();
         }
     }
