@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh Debian machine.
 #
+#   scripts/test.sh                  everything (what .ci/run calls)
+#   scripts/test.sh PYTEST_ARGS...   only the binaries' build and the given pytest selection,
+#                                    e.g. scripts/test.sh tests/test_chaos.py -s
+#
 # Installs and starts what is absent: RabbitMQ (Debian's rabbitmq-server) on 127.0.0.1:5672,
 # and the MongoDB wire-protocol server SecantusDB 0.7.0b3 (unless MONGODB_URI points at a real
 # MongoDB). Makes a Python venv with Celery 5.7 for the interop tests. Then: format and lint
@@ -65,13 +69,24 @@ ensure_rabbitmq
 ensure_venv
 ensure_mongodb
 
-log "cargo fmt --check"
-cargo fmt --all -- --check
-log "cargo clippy"
-cargo clippy --workspace --all-targets -q -- -D warnings
+if [ "$#" -eq 0 ]; then
+  log "cargo fmt --check"
+  cargo fmt --all -- --check
+  log "cargo clippy"
+  cargo clippy --workspace --all-targets -q -- -D warnings
+fi
 log "cargo build"
 cargo build --workspace --bins -q
-log "cargo test (unit and integration, against RabbitMQ)"
-MAESTRO_TEST_PYTHON="$venv/bin/python" cargo test --workspace -q
-log "end-to-end and Python Celery interop (pytest)"
-MAESTRO_TEST_PYTHON="$venv/bin/python" MAESTRO_WORKER_BIN="$root/target/debug/maestro-worker" MAESTRO_API_BIN="$root/target/debug/maestro-api" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/
+if [ "$#" -eq 0 ]; then
+  log "cargo test (unit and integration, against RabbitMQ)"
+  MAESTRO_TEST_PYTHON="$venv/bin/python" cargo test --workspace -q
+  set -- tests/
+  log "end-to-end, Python Celery interop and the fault suite (pytest)"
+else
+  log "pytest $*"
+fi
+export MAESTRO_TEST_PYTHON="$venv/bin/python"
+export MAESTRO_WORKER_BIN="$root/target/debug/maestro-worker"
+export MAESTRO_API_BIN="$root/target/debug/maestro-api"
+export MAESTRO_BEAT_BIN="$root/target/debug/maestro-beat"
+"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

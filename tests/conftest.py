@@ -42,17 +42,34 @@ class Names:
         return [f"{self.delay_prefix}_{level}" for level in range(DELAY_LEVELS)]
 
 
+def amqp_params():
+    """No heartbeats: a blocking connection left idle through a long test would otherwise be
+    dropped by the broker."""
+    params = pika.URLParameters(AMQP_URL)
+    params.heartbeat = 0
+    return params
+
+
 class Amqp:
     """A pika connection for inspecting and cleaning up the broker."""
 
     def __init__(self):
-        self.conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        self.conn = pika.BlockingConnection(amqp_params())
         self.ch = self.conn.channel()
 
     def _fresh(self):
-        if self.ch.is_closed:
+        if self.conn.is_closed:
+            self.conn = pika.BlockingConnection(amqp_params())
+            self.ch = self.conn.channel()
+        elif self.ch.is_closed:
             self.ch = self.conn.channel()
         return self.ch
+
+    def _reconnect(self):
+        """A new connection: a long test leaves this one idle past the broker's heartbeat."""
+        self.close()
+        self.conn = pika.BlockingConnection(amqp_params())
+        self.ch = self.conn.channel()
 
     def ready(self, queue):
         """Messages ready in `queue`, or None when it does not exist."""
@@ -88,6 +105,10 @@ class Amqp:
         self._fresh().basic_publish("", queue, body, props)
 
     def delete(self, names):
+        try:
+            self._fresh().connection.process_data_events(0)
+        except pika.exceptions.AMQPError:
+            self._reconnect()
         for q in names.queues + names.delay_queues() + [names.dead_queue]:
             self._fresh().queue_delete(q)
         exchanges = names.queues + names.delay_queues() + [
