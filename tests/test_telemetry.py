@@ -13,6 +13,7 @@ the API and the worker are stopped by their fixtures.
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import threading
 import uuid
@@ -180,6 +181,45 @@ def test_a_chain_is_one_trace_each_step_the_child_of_the_one_before(names, mongo
     first = next(r for r in runs if r["parentSpanId"] == caller_span)
     second = next(r for r in runs if r is not first)
     assert second["parentSpanId"] == first["spanId"]
+
+
+def test_a_beat_fire_is_the_root_of_the_runs_trace(names, amqp, mongo, workers, collector,
+                                                   tmp_path):
+    q = names.queue("otelbeat")
+    env = otlp_env(collector)
+    w = workers([q], args=["--result-backend", backend_url(mongo)], env=env)
+    mongo["schedulers"].insert_one({
+        "_id": "otel-every-second", "name": "otel", "enabled": True, "period_type": "interval",
+        "interval": {"every": 1, "period": "seconds"}, "task": "maestro.echo",
+        "args": ["beat"], "queue": q, "run_immediately": True})
+    log = open(tmp_path / "beat.log", "w")
+    beat = subprocess.Popen(
+        [BEAT_BIN, "--mongo-uri", MONGODB_URI, "--mongo-database", mongo.name,
+         "--lease-name", f"t{names.run}", "--default-queue", q, "--metrics-addr", "127.0.0.1:0",
+         "-n", f"beat-{names.run}"],
+        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: mongo["celery_taskmeta"].find_one({"status": "SUCCESS"}), 30,
+                 interval=0.2, what="a fired task's SUCCESS")
+    finally:
+        beat.send_signal(signal.SIGTERM)
+        try:
+            beat.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(beat.pid, signal.SIGKILL)
+            beat.wait()
+        log.close()
+    assert w.stop() == 0, w.log()[-3000:]
+    wait_for(lambda: collector.find(service="maestro-beat")
+             and collector.find(service="maestro-worker"), 15, interval=0.1,
+             what=f"beat and worker spans; posts: {collector.posts}")
+    fires = collector.find(service="maestro-beat", name="apply_async/maestro.echo")
+    runs = {r["parentSpanId"]: r for r in collector.find(service="maestro-worker")}
+    linked = [f for f in fires if f["spanId"] in runs]
+    assert linked, (fires, runs)
+    f = linked[0]
+    assert not f.get("parentSpanId"), f
+    assert runs[f["spanId"]]["traceId"] == f["traceId"]
 
 
 @pytest.mark.parametrize("var,value", [
