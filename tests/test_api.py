@@ -60,10 +60,11 @@ def free_port():
 class Api:
     """One maestro-api process."""
 
-    def __init__(self, tmp_path, args, index=0):
+    def __init__(self, tmp_path, args, index=0, env=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / f"api-{index}.log"
+        extra = env or {}
         env = dict(os.environ)
         env.update({
             "MAESTRO_SECRETJWT_PRIVATE": SECRET,
@@ -71,6 +72,7 @@ class Api:
             "MAESTRO_HOST": "127.0.0.1",
             "MAESTRO_PORT": str(self.port),
         })
+        env.update(extra)
         self.log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen([API_BIN, *args], stdout=self.log_file,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -118,8 +120,8 @@ class Api:
 def apis(tmp_path):
     started = []
 
-    def start(args):
-        a = Api(tmp_path, args, index=len(started))
+    def start(args, env=None):
+        a = Api(tmp_path, args, index=len(started), env=env)
         started.append(a)
         return a
 

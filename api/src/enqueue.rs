@@ -136,6 +136,8 @@ pub struct Job {
     pub eta: Option<DateTime<Utc>>,
     pub expires: Option<DateTime<Utc>>,
     pub trace: TraceHeaders,
+    /// The enqueue's span, whose id `trace` carries when spans are exported (else `none`).
+    pub span: tracing::Span,
 }
 
 /// Publishes task messages with confirms; see the module docs.

@@ -13,6 +13,7 @@ use maestro_broker::message::{format_time, parse_time};
 use maestro_broker::topology::validate_queue_name;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::body::JsonBody;
@@ -120,16 +121,22 @@ fn accepted(id: String, queue: String) -> Response {
 
 /// Publishes a checked job; 202 after the broker's confirm, 503 otherwise.
 async fn enqueue(state: &AppState, job: Job) -> Result<Response, ApiError> {
-    let id = state
+    let sent = state
         .enqueuer
         .enqueue(&job)
-        .await
-        .map_err(|e| ApiError::BrokerUnavailable(e.to_string()))?;
+        .instrument(job.span.clone())
+        .await;
+    match &sent {
+        Ok(id) => job.span.record("task_id", id.as_str()),
+        Err(_) => job.span.record("otel.status_code", "error"),
+    };
+    let id = sent.map_err(|e| ApiError::BrokerUnavailable(e.to_string()))?;
     Ok(accepted(id, job.queue))
 }
 
 /// A job without delay or expiry, in the request's trace.
 fn job(headers: &HeaderMap, task: &str, queue: String, kwargs: Value) -> Job {
+    let (span, trace) = crate::trace::enqueue_span(headers, task, &queue);
     Job {
         task: task.to_owned(),
         queue,
@@ -137,7 +144,8 @@ fn job(headers: &HeaderMap, task: &str, queue: String, kwargs: Value) -> Job {
         kwargs,
         eta: None,
         expires: None,
-        trace: crate::trace::child_of(headers),
+        trace,
+        span,
     }
 }
 

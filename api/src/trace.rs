@@ -4,6 +4,10 @@
 //! when the request carries none or an invalid one. Its `traceparent` (and `tracestate`) go
 //! into the Celery message headers, so the worker's span is a child of the API's and one trace
 //! spans API -> worker -> follow-up tasks.
+//!
+//! When spans are exported (OTLP configured), the enqueue is an exported span of its own
+//! ([`enqueue_span`]) and the message's `traceparent` names exactly that span, so the worker's
+//! exported run span is its child. Otherwise no span is made and [`child_of`] picks the ids.
 
 use std::collections::HashMap;
 
@@ -38,6 +42,32 @@ pub struct TraceHeaders {
     pub tracestate: Option<String>,
     /// The trace id (32 hex digits), for logs.
     pub trace_id: String,
+}
+
+/// The enqueue of `task` to `queue`: its span (exported; `Span::none()` when nothing is
+/// exported) and the trace context its message carries.
+pub fn enqueue_span(headers: &HeaderMap, task: &str, queue: &str) -> (tracing::Span, TraceHeaders) {
+    if maestro_telemetry::exporting() {
+        let span = tracing::info_span!(
+            "enqueue",
+            otel.name = %format_args!("apply_async/{task}"),
+            otel.kind = "producer",
+            otel.status_code = tracing::field::Empty,
+            task = %task,
+            queue = %queue,
+            task_id = tracing::field::Empty,
+        );
+        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        if let Some(p) = maestro_telemetry::start(&span, header(TRACEPARENT), header(TRACESTATE)) {
+            let trace = TraceHeaders {
+                traceparent: p.traceparent,
+                tracestate: p.tracestate,
+                trace_id: p.trace_id,
+            };
+            return (span, trace);
+        }
+    }
+    (tracing::Span::none(), child_of(headers))
 }
 
 /// The API's span in the caller's trace, or in a new one.

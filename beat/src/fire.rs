@@ -23,10 +23,12 @@ use futures_util::TryStreamExt;
 use lapin::Connection;
 use maestro_broker::connection::{BrokerUrls, redact};
 use maestro_broker::store::json_to_bson;
+use maestro_broker::trace::TraceContext;
 use maestro_broker::{Publisher, QueueType, TaskMessage, TaskQueue, topology};
 use mongodb::Collection;
 use mongodb::bson::{Bson, Document, doc};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::lease::{LeaderWatch, Leadership};
@@ -346,6 +348,18 @@ impl<C: Clock> Firer<C> {
             "x-maestro-due".into(),
             Value::String(maestro_broker::message::format_time(p.due)),
         );
+        // When spans are exported, each fire is one (the root of a trace) and the task message
+        // names it as parent, so the worker's run joins the trace.
+        let span = if maestro_telemetry::exporting() {
+            fire_span(s, p, &queue_name)
+        } else {
+            tracing::Span::none()
+        };
+        if let Some(t) = maestro_telemetry::start(&span, None, None)
+            .and_then(|t| TraceContext::parse(&t.traceparent, t.tracestate.as_deref()))
+        {
+            t.write(&mut msg.headers);
+        }
         let attempt = async {
             let broker = self.broker().await?;
             if !broker.declared.contains(&queue.name) {
@@ -368,7 +382,8 @@ impl<C: Clock> Firer<C> {
         let deadline = l
             .valid_until
             .min(tokio::time::Instant::now() + PUBLISH_TIMEOUT);
-        let result = match tokio::time::timeout_at(deadline, attempt).await {
+        let result = match tokio::time::timeout_at(deadline, attempt.instrument(span.clone())).await
+        {
             Ok(r) => r,
             Err(_) => {
                 // A confirm that does not come is treated as a lost connection.
@@ -377,6 +392,7 @@ impl<C: Clock> Firer<C> {
             }
         };
         if let Err(e) = &result {
+            span.record("otel.status_code", "error");
             tracing::warn!(event = "publish_failed", schedule = %s.id_text, task_id = %p.task_id,
                 error = %e, "left pending; retried next tick");
             // Start afresh next time: the channel (or the connection) may be gone.
@@ -405,6 +421,21 @@ impl<C: Clock> Firer<C> {
         };
         Ok(self.broker.insert(broker))
     }
+}
+
+/// The exported span of one fire (or republish) of `p`: a producer span, like the API's.
+fn fire_span(s: &Schedule, p: &Pending, queue: &str) -> tracing::Span {
+    tracing::info_span!(
+        "fire",
+        otel.name = %format_args!("apply_async/{}", p.target.task),
+        otel.kind = "producer",
+        otel.status_code = tracing::field::Empty,
+        schedule = %s.id_text,
+        task = %p.target.task,
+        task_id = %p.task_id,
+        queue = %queue,
+        due = %p.due,
+    )
 }
 
 fn current(lead: &LeaderWatch) -> Option<Leadership> {

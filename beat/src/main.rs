@@ -5,14 +5,18 @@ use std::process::ExitCode;
 use clap::Parser;
 use maestro_beat::config::Cli;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_logging(&cli.log_format, &cli.log_level) {
-        eprintln!("maestro-beat: --log-level (MAESTRO_LOG_LEVEL): {e}");
-        return ExitCode::from(2);
-    }
+    // Kept until main returns, after the runtime: dropping it flushes the spans still queued.
+    let _telemetry = match maestro_telemetry::init("maestro-beat", &cli.log_format, &cli.log_level)
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("maestro-beat: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let cfg = match cli.into_config() {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -59,17 +63,4 @@ fn main() -> ExitCode {
             }
         }
     })
-}
-
-fn init_logging(format: &str, level: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(level).map_err(|e| format!("{level:?}: {e}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.with_ansi(false).init();
-    }
-    Ok(())
 }

@@ -7,14 +7,18 @@ use maestro_tasks::Registry;
 use maestro_tasks::catalogue::Services;
 use maestro_worker::config::Cli;
 use maestro_worker::shutdown::Shutdown;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_logging(&cli.log_format, &cli.log_level) {
-        eprintln!("maestro-worker: --log-level (MAESTRO_LOG_LEVEL): {e}");
-        return ExitCode::from(2);
-    }
+    // Kept until main returns, after the runtime: dropping it flushes the spans still queued.
+    let _telemetry =
+        match maestro_telemetry::init("maestro-worker", &cli.log_format, &cli.log_level) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("maestro-worker: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let threads = cli.threads;
     let catalogue = cli.catalogue.clone();
     let cfg = match cli.into_config() {
@@ -69,17 +73,4 @@ fn main() -> ExitCode {
             }
         }
     })
-}
-
-fn init_logging(format: &str, level: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(level).map_err(|e| format!("{level:?}: {e}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.with_ansi(false).init();
-    }
-    Ok(())
 }

@@ -428,17 +428,25 @@ async fn run(
     ctx.follow_up = Some(Arc::new(crate::followup::SessionFollowUp(s.clone())));
     // This run is a span of the caller's trace; what it sends (follow-ups, callbacks,
     // retries) carries the run's span as parent.
-    ctx.trace = TraceContext::from_headers(&msg.headers).map(|t| t.child());
+    let parent = TraceContext::from_headers(&msg.headers);
+    let (span, exported) = if maestro_telemetry::exporting() {
+        let (span, trace) = exported_run_span(&ctx, parent.as_ref());
+        ctx.trace = trace;
+        (span.clone(), Some(span))
+    } else {
+        ctx.trace = parent.map(|t| t.child());
+        let span = tracing::info_span!(
+            "task",
+            task = %ctx.name,
+            id = %ctx.id,
+            trace_id = ctx.trace.as_ref().map(|t| t.trace_id.as_str()),
+            span_id = ctx.trace.as_ref().map(|t| t.span_id.as_str()),
+        );
+        (span, None)
+    };
     if let Some(t) = &ctx.trace {
         t.write(&mut msg.headers);
     }
-    let span = tracing::info_span!(
-        "task",
-        task = %ctx.name,
-        id = %ctx.id,
-        trace_id = ctx.trace.as_ref().map(|t| t.trace_id.as_str()),
-        span_id = ctx.trace.as_ref().map(|t| t.span_id.as_str()),
-    );
     let empty = || serde_json::value::RawValue::from_string("[]".into()).expect("valid JSON");
     let args = TaskArgs::new(
         std::mem::replace(&mut msg.args, empty()),
@@ -459,10 +467,55 @@ async fn run(
         },
         _ = s.abort.cancelled() => Outcome::Aborted,
     };
+    if let Some(span) = exported {
+        let state = match &outcome {
+            Outcome::Success(_) => "SUCCESS",
+            Outcome::Failure { .. } => "FAILURE",
+            Outcome::Retry { .. } => "RETRY",
+            Outcome::Reject { .. } => "REJECTED",
+            Outcome::Aborted => "ABORTED",
+        };
+        span.record("state", state);
+        if matches!(outcome, Outcome::Failure { .. }) {
+            span.record("otel.status_code", "error");
+        }
+    }
     let (args, kwargs) = args.into_parts();
     msg.args = args;
     msg.kwargs = kwargs;
     (outcome, msg)
+}
+
+/// The run's span when spans are exported: a consumer span, child of the message's trace
+/// context (or the root of a new trace), whose own id the run's messages carry as parent.
+fn exported_run_span(
+    ctx: &TaskContext,
+    parent: Option<&TraceContext>,
+) -> (tracing::Span, Option<TraceContext>) {
+    let span = tracing::info_span!(
+        "task",
+        otel.name = %format_args!("run/{}", ctx.name),
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        task = %ctx.name,
+        id = %ctx.id,
+        queue = %ctx.queue,
+        retries = ctx.retries,
+        state = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    let parent_tp = parent.map(TraceContext::traceparent);
+    let parent_ts = parent.and_then(|p| p.tracestate.as_deref());
+    let trace = maestro_telemetry::start(&span, parent_tp.as_deref(), parent_ts)
+        .and_then(|p| TraceContext::parse(&p.traceparent, p.tracestate.as_deref()))
+        // Not sampled into a span of its own (the span is disabled): a child id as before.
+        .or_else(|| parent.map(TraceContext::child));
+    if let Some(t) = &trace {
+        span.record("trace_id", t.trace_id.as_str());
+        span.record("span_id", t.span_id.as_str());
+    }
+    (span, trace)
 }
 
 async fn run_limited(
