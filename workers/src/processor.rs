@@ -642,7 +642,7 @@ async fn record(
 /// The next try of `msg`: retries + 1, `eta` = `now` + `wait`, its parent the try before.
 pub fn next_try(msg: &TaskMessage, wait: Duration, now: chrono::DateTime<Utc>) -> TaskMessage {
     let mut next = msg.clone();
-    next.headers.retries = msg.headers.retries + 1;
+    next.headers.retries = msg.headers.retries.saturating_add(1);
     next.headers.eta = Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
     next.headers.parent_id = Some(msg.headers.id.clone());
     next
@@ -749,7 +749,9 @@ pub fn retry_delay(cfg: &WorkerConfig, retries: u32) -> Duration {
         .with_jitter()
         .without_max_times()
         .build()
-        .nth(retries as usize)
+        // Past 64 doublings every delay is the maximum; a message claiming billions of
+        // retries must not make the worker step through them one by one.
+        .nth(retries.min(64) as usize)
         .unwrap_or(cfg.retry_backoff_max)
         .min(cfg.retry_backoff_max * 2)
 }
@@ -918,6 +920,25 @@ mod tests {
             .expect("flags")
             .into_config()
             .expect("config")
+    }
+
+    /// A message claiming u32::MAX retries: its next try overflowed the count (a panic in
+    /// debug builds, back to 0 in release), and its retry delay stepped through four billion
+    /// backoff values first.
+    #[test]
+    fn a_message_at_the_retry_count_limit_retries_without_overflow_or_hanging() {
+        let cfg = cfg();
+        let started = Instant::now();
+        let wait = retry_delay(&cfg, u32::MAX);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(wait <= cfg.retry_backoff_max * 2 && wait >= cfg.retry_backoff_min);
+        let mut msg =
+            TaskMessage::with_id("maestro.echo", "r-1", &json!([]), &json!({})).expect("message");
+        msg.headers.retries = u32::MAX;
+        let next = next_try(&msg, wait, Utc::now());
+        assert_eq!(next.headers.retries, u32::MAX);
+        let again = TaskMessage::decode(&next.encode_properties(), &next.encode_body());
+        assert_eq!(again.expect("decodes").headers.retries, u32::MAX);
     }
 
     #[test]
