@@ -182,10 +182,14 @@ pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
+    // The userinfo ends at the last '@' before the path, query or fragment (RFC 3986), so a
+    // password holding '@' is hidden whole; with no '@' there (a URL that does not parse, its
+    // password holding '/'), at the last '@' anywhere, hiding too much rather than too little.
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@').or_else(|| rest.rfind('@')) {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
         }
         None => url.to_owned(),
     }
@@ -284,5 +288,14 @@ mod tests {
             "amqp://guest:***@host:5672//"
         );
         assert_eq!(redact("amqp://host//"), "amqp://host//");
+        // Found by fuzzing (broker_url): a password holding '@' showed its end as the host.
+        let url = "amqp://user:pa@ss@host:5672//";
+        assert_eq!(
+            parse_broker_url(url).expect("parses").authority.host,
+            "host"
+        );
+        assert_eq!(redact(url), "amqp://user:***@host:5672//");
+        assert_eq!(redact("amqp://u:pa/ss@host//"), "amqp://u:***@host//");
+        assert_eq!(redact("amqp://u:p@host/v@x"), "amqp://u:***@host/v@x");
     }
 }

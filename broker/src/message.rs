@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use serde_json::Value;
@@ -200,6 +200,13 @@ impl TaskMessage {
             }
         }
         let table = props.headers().as_ref().ok_or(DecodeError::NoHeaders)?;
+        // Celery's `compression=` keeps content type json and says so in this header.
+        if let Some(c) = table.inner().get("compression")
+            && !matches!(c, AMQPValue::Void)
+        {
+            let name = field::as_str(c).map_or_else(|| format!("{c:?}"), |s| s.into_owned());
+            return Err(DecodeError::Compression(name));
+        }
         let headers = decode_headers(table)?;
         let (args, kwargs, embed) = decode_body(body)?;
         Ok(Self {
@@ -493,23 +500,35 @@ fn optional_time(
         v => {
             if let Some(text) = field::as_str(v) {
                 return parse_time(&text)
+                    .filter(in_python_range)
                     .map(Some)
                     .ok_or_else(|| bad(name, format!("{text:?} is not an ISO 8601 time")));
             }
             let secs = field::as_f64(v).ok_or_else(|| bad(name, "expected an ISO 8601 time"))?;
-            DateTime::from_timestamp_millis((secs * 1000.0) as i64)
+            // NaN would cast to 0 (1970) and infinities to the ends of time: neither is a time.
+            Some(secs * 1000.0)
+                .filter(|ms| ms.is_finite())
+                .and_then(|ms| DateTime::from_timestamp_millis(ms as i64))
+                .filter(in_python_range)
                 .map(Some)
                 .ok_or_else(|| bad(name, format!("{secs} is out of range")))
         }
     }
 }
 
+/// Whether a time is one Python's `datetime` can hold (years 1 to 9999): what Celery can send
+/// and read back, so a retry re-encoding it stays decodable.
+fn in_python_range(t: &DateTime<Utc>) -> bool {
+    (1..=9999).contains(&t.year())
+}
+
 fn decode_timelimit(value: &AMQPValue) -> Result<TimeLimit, DecodeError> {
     let limit = |v: &AMQPValue| -> Result<Option<f64>, DecodeError> {
         match v {
             AMQPValue::Void => Ok(None),
+            // The worker runs tasks under `Duration::from_secs_f64(limit)`: it must hold it.
             v => match field::as_f64(v) {
-                Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+                Some(x) if std::time::Duration::try_from_secs_f64(x).is_ok() => Ok(Some(x)),
                 _ => Err(bad(
                     "timelimit",
                     format!("{:?} is not a number of seconds", field::to_json(v)),
@@ -723,6 +742,68 @@ mod tests {
         h.insert("expires".into(), AMQPValue::Double(1_893_553_445.0));
         let msg = TaskMessage::decode(&props_with(h), b"[[], {}, {}]").expect("decodes");
         assert_eq!(msg.headers.expires, want);
+    }
+
+    /// Found by the poison corpus: header values that decoded into messages the worker could
+    /// not run (a time limit no `Duration` holds panicked the run), mis-timed (NaN eta read as
+    /// 1970) or could not re-encode for a retry (a time past Python's year 9999).
+    #[test]
+    fn headers_that_cannot_be_run_or_retried_are_refused() {
+        let cases: Vec<(&str, AMQPValue)> = vec![
+            ("eta", AMQPValue::Double(f64::NAN)),
+            ("eta", AMQPValue::Double(1e12)),
+            ("eta", AMQPValue::Double(-1e12)),
+            ("expires", AMQPValue::Double(f64::INFINITY)),
+            ("expires", AMQPValue::Float(f32::NAN)),
+            ("eta", AMQPValue::LongLongInt(i64::MAX)),
+            (
+                "timelimit",
+                AMQPValue::FieldArray(vec![AMQPValue::Double(1e300)].into()),
+            ),
+            (
+                "timelimit",
+                AMQPValue::FieldArray(vec![AMQPValue::Void, AMQPValue::Double(1e20)].into()),
+            ),
+            (
+                "timelimit",
+                AMQPValue::FieldArray(vec![AMQPValue::Double(f64::NAN)].into()),
+            ),
+        ];
+        for (name, value) in cases {
+            let mut h = minimal_headers();
+            h.insert(name.into(), value.clone());
+            let err = TaskMessage::decode(&props_with(h), b"[[], {}, {}]")
+                .expect_err("must fail")
+                .to_string();
+            assert!(err.contains(&format!("{name:?}")), "{value:?}: {err}");
+        }
+        // The largest time Python can write still decodes, and re-encodes decodably.
+        let mut h = minimal_headers();
+        h.insert(
+            "eta".into(),
+            AMQPValue::LongString("9999-12-31T23:59:59.999999+00:00".into()),
+        );
+        let msg = TaskMessage::decode(&props_with(h), b"[[], {}, {}]").expect("decodes");
+        TaskMessage::decode(&msg.encode_properties(), &msg.encode_body()).expect("round trip");
+    }
+
+    /// Found by the poison corpus: Celery's `compression=` keeps content type json and names
+    /// the compression in a header; such a body is unsupported, not undecodable.
+    #[test]
+    fn compressed_bodies_are_named_as_such() {
+        let mut h = minimal_headers();
+        h.insert(
+            "compression".into(),
+            AMQPValue::LongString("application/x-gzip".into()),
+        );
+        let err = TaskMessage::decode(&props_with(h), &[0x1f, 0x8b, 0x08, 0x00]);
+        assert_eq!(
+            err.expect_err("must fail"),
+            DecodeError::Compression("application/x-gzip".into())
+        );
+        let mut h = minimal_headers();
+        h.insert("compression".into(), AMQPValue::Void);
+        TaskMessage::decode(&props_with(h), b"[[], {}, {}]").expect("no compression");
     }
 
     #[test]

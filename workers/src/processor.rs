@@ -116,67 +116,27 @@ pub async fn process(
 
     let mut slot = Some(slot);
     let mut release = || drop(slot.take());
-    if data.len() > s.cfg.max_body_bytes {
-        release();
-        let detail = format!(
-            "body is {} bytes, more than the limit of {}",
-            data.len(),
-            s.cfg.max_body_bytes
-        );
-        return Box::pin(dead_letter(
-            &s,
-            &queue,
-            &properties,
-            &data,
-            DeadReason::Oversized,
-            &detail,
-            token,
-        ))
-        .await;
-    }
-    let msg = match TaskMessage::decode(&properties, &data) {
+    // Python clients send celery.chord_unlock for chords on the MongoDB backend; it is run
+    // here (after the expiry and ETA checks below) unless a task of that name is registered.
+    let runnable =
+        |name: &str| s.registry.get(name).is_some() || (name == CHORD_UNLOCK && s.store.is_some());
+    let msg = match triage(&properties, &data, s.cfg.max_body_bytes, runnable) {
         Ok(msg) => msg,
-        Err(e) => {
+        Err(Unrunnable { reason, detail }) => {
             release();
-            let reason = match e {
-                DecodeError::ContentType(_)
-                | DecodeError::ContentEncoding(_)
-                | DecodeError::Compression(_) => DeadReason::UnsupportedContentType,
-                _ => DeadReason::Undecodable,
-            };
             return Box::pin(dead_letter(
                 &s,
                 &queue,
                 &properties,
                 &data,
                 reason,
-                &e.to_string(),
+                &detail,
                 token,
             ))
             .await;
         }
     };
-    // Python clients send celery.chord_unlock for chords on the MongoDB backend; it is run
-    // here (after the expiry and ETA checks below) unless a task of that name is registered.
-    let chord_unlock_here = msg.headers.task == CHORD_UNLOCK && s.store.is_some();
     let task = s.registry.get(&msg.headers.task).cloned();
-    if task.is_none() && !chord_unlock_here {
-        release();
-        let detail = format!(
-            "no task named {:?} is registered in this worker",
-            msg.headers.task
-        );
-        return Box::pin(dead_letter(
-            &s,
-            &queue,
-            &properties,
-            &data,
-            DeadReason::UnknownTask,
-            &detail,
-            token,
-        ))
-        .await;
-    }
 
     let now = Utc::now();
     if msg.headers.expires.is_some_and(|exp| exp <= now) {
@@ -344,6 +304,53 @@ pub async fn process(
     }
 }
 
+/// Why a delivery cannot run at all: the dead-letter reason and its detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrunnable {
+    pub reason: DeadReason,
+    pub detail: String,
+}
+
+/// The checks a delivery goes through before any task code is looked at, in order: its size
+/// (more than `max_body_bytes`: oversized), its decoding (content type and encoding:
+/// unsupported-content-type; headers and body: undecodable), and whether `runnable` knows its
+/// task (unknown-task). Pure: no broker, no I/O, so it is fuzzed and corpus-tested as is.
+pub fn triage(
+    properties: &BasicProperties,
+    data: &[u8],
+    max_body_bytes: usize,
+    runnable: impl Fn(&str) -> bool,
+) -> Result<TaskMessage, Unrunnable> {
+    if data.len() > max_body_bytes {
+        return Err(Unrunnable {
+            reason: DeadReason::Oversized,
+            detail: format!(
+                "body is {} bytes, more than the limit of {max_body_bytes}",
+                data.len()
+            ),
+        });
+    }
+    let msg = TaskMessage::decode(properties, data).map_err(|e| Unrunnable {
+        reason: match e {
+            DecodeError::ContentType(_)
+            | DecodeError::ContentEncoding(_)
+            | DecodeError::Compression(_) => DeadReason::UnsupportedContentType,
+            _ => DeadReason::Undecodable,
+        },
+        detail: e.to_string(),
+    })?;
+    if !runnable(&msg.headers.task) {
+        return Err(Unrunnable {
+            reason: DeadReason::UnknownTask,
+            detail: format!(
+                "no task named {:?} is registered in this worker",
+                msg.headers.task
+            ),
+        });
+    }
+    Ok(msg)
+}
+
 /// Settles a delivery as `how` says; a dead letter goes out with `dead_reason`.
 async fn settle(
     s: &Session,
@@ -397,6 +404,27 @@ enum Settle {
     DeadLetter(String),
 }
 
+/// The `(hard, soft)` time limits of a run: the message's own `timelimit`, else the worker's
+/// flags; zero means none.
+pub fn time_limits(
+    h: &maestro_broker::TaskHeaders,
+    cfg: &WorkerConfig,
+) -> (Option<Duration>, Option<Duration>) {
+    let hard = h
+        .timelimit
+        .hard_secs
+        .map(Duration::from_secs_f64)
+        .or(cfg.time_limit)
+        .filter(|d| !d.is_zero());
+    let soft = h
+        .timelimit
+        .soft_secs
+        .map(Duration::from_secs_f64)
+        .or(cfg.soft_time_limit)
+        .filter(|d| !d.is_zero());
+    (hard, soft)
+}
+
 /// Runs the task under its time limits; gives the message back for what follows.
 async fn run(
     s: &Arc<Session>,
@@ -405,18 +433,7 @@ async fn run(
     mut msg: TaskMessage,
 ) -> (Outcome, TaskMessage) {
     let h = &msg.headers;
-    let hard = h
-        .timelimit
-        .hard_secs
-        .map(Duration::from_secs_f64)
-        .or(s.cfg.time_limit)
-        .filter(|d| !d.is_zero());
-    let soft = h
-        .timelimit
-        .soft_secs
-        .map(Duration::from_secs_f64)
-        .or(s.cfg.soft_time_limit)
-        .filter(|d| !d.is_zero());
+    let (hard, soft) = time_limits(h, &s.cfg);
     let mut ctx = TaskContext::new(h.id.clone(), h.task.clone(), queue, s.hostname.clone());
     ctx.retries = h.retries;
     ctx.root_id = h.root_id.clone();
@@ -679,6 +696,15 @@ async fn record(
     }
 }
 
+/// The next try of `msg`: retries + 1, `eta` = `now` + `wait`, its parent the try before.
+pub fn next_try(msg: &TaskMessage, wait: Duration, now: chrono::DateTime<Utc>) -> TaskMessage {
+    let mut next = msg.clone();
+    next.headers.retries = msg.headers.retries.saturating_add(1);
+    next.headers.eta = Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
+    next.headers.parent_id = Some(msg.headers.id.clone());
+    next
+}
+
 /// Publishes the next try of `msg` (retries + 1, `eta` = now + `wait`) through the delay
 /// queues back to `queue`, with confirm.
 async fn publish_retry(
@@ -687,10 +713,7 @@ async fn publish_retry(
     msg: &TaskMessage,
     wait: Duration,
 ) -> Result<(), maestro_broker::BrokerError> {
-    let mut next = msg.clone();
-    next.headers.retries = msg.headers.retries + 1;
-    next.headers.eta = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
-    next.headers.parent_id = Some(msg.headers.id.clone());
+    let next = next_try(msg, wait, Utc::now());
     let wait_secs = wait.as_secs_f64().ceil() as u64;
     if wait_secs == 0 {
         Box::pin(s.publisher.publish_task("", queue, &next)).await
@@ -775,7 +798,7 @@ fn settle_after(recorded: Result<(), ()>) -> Settle {
 }
 
 /// The retry delay after `retries` earlier tries: exponential from the minimum, with jitter.
-fn retry_delay(cfg: &WorkerConfig, retries: u32) -> Duration {
+pub fn retry_delay(cfg: &WorkerConfig, retries: u32) -> Duration {
     ExponentialBuilder::default()
         .with_min_delay(cfg.retry_backoff_min)
         .with_max_delay(cfg.retry_backoff_max)
@@ -783,7 +806,9 @@ fn retry_delay(cfg: &WorkerConfig, retries: u32) -> Duration {
         .with_jitter()
         .without_max_times()
         .build()
-        .nth(retries as usize)
+        // Past 64 doublings every delay is the maximum; a message claiming billions of
+        // retries must not make the worker step through them one by one.
+        .nth(retries.min(64) as usize)
         .unwrap_or(cfg.retry_backoff_max)
         .min(cfg.retry_backoff_max * 2)
 }
@@ -940,4 +965,65 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cfg() -> WorkerConfig {
+        crate::config::Cli::try_parse_from(["maestro-worker", "--metrics-addr", "off"])
+            .expect("flags")
+            .into_config()
+            .expect("config")
+    }
+
+    /// A message claiming u32::MAX retries: its next try overflowed the count (a panic in
+    /// debug builds, back to 0 in release), and its retry delay stepped through four billion
+    /// backoff values first.
+    #[test]
+    fn a_message_at_the_retry_count_limit_retries_without_overflow_or_hanging() {
+        let cfg = cfg();
+        let started = Instant::now();
+        let wait = retry_delay(&cfg, u32::MAX);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(wait <= cfg.retry_backoff_max * 2 && wait >= cfg.retry_backoff_min);
+        let mut msg =
+            TaskMessage::with_id("maestro.echo", "r-1", &json!([]), &json!({})).expect("message");
+        msg.headers.retries = u32::MAX;
+        let next = next_try(&msg, wait, Utc::now());
+        assert_eq!(next.headers.retries, u32::MAX);
+        let again = TaskMessage::decode(&next.encode_properties(), &next.encode_body());
+        assert_eq!(again.expect("decodes").headers.retries, u32::MAX);
+    }
+
+    #[test]
+    fn triage_checks_size_then_decoding_then_the_task() {
+        let ok =
+            TaskMessage::with_id("maestro.echo", "t-1", &json!([1]), &json!({})).expect("message");
+        let (props, body) = (ok.encode_properties(), ok.encode_body());
+        let known = |n: &str| n == "maestro.echo";
+        assert!(triage(&props, &body, 1024, known).is_ok());
+        let reason = |r: Result<TaskMessage, Unrunnable>| r.expect_err("unrunnable").reason;
+        assert_eq!(
+            reason(triage(&props, &body, 4, known)),
+            DeadReason::Oversized
+        );
+        assert_eq!(
+            reason(triage(&props, b"{", 1024, known)),
+            DeadReason::Undecodable
+        );
+        assert_eq!(
+            reason(triage(&props, &body, 1024, |_| false)),
+            DeadReason::UnknownTask
+        );
+        let pickle = props
+            .clone()
+            .with_content_type("application/x-python-serialize".into());
+        assert_eq!(
+            reason(triage(&pickle, &body, 1024, known)),
+            DeadReason::UnsupportedContentType
+        );
+    }
 }

@@ -1,0 +1,17 @@
+//! maestro-worker's flags: `Cli::try_parse_from` with arbitrary arguments, then `into_config`.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use clap::{CommandFactory, Parser};
+use libfuzzer_sys::fuzz_target;
+use maestro_worker::config::Cli;
+
+static CMD: LazyLock<clap::Command> = LazyLock::new(Cli::command);
+
+fuzz_target!(|data: &[u8]| {
+    let args = maestro_fuzz::cli_args("maestro-worker", &CMD, data);
+    if let Ok(cli) = Cli::try_parse_from(&args) {
+        let _ = cli.into_config();
+    }
+});

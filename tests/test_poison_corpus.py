@@ -1,0 +1,124 @@
+"""The poison-message corpus (tests/poison/*.json) against a real maestro-worker: every file,
+published as it describes, lands in the run's dead-letter queue with the reason it records, the
+body unchanged; the worker stays up and still runs a good task. workers/tests/poison_corpus.rs
+checks the same files against the worker's triage in `cargo test`."""
+import datetime
+import decimal
+import json
+import pathlib
+import struct
+
+import pika
+import pika.data
+
+from conftest import wait_for
+
+CORPUS = pathlib.Path(__file__).resolve().parent / "poison"
+MAX_BODY_BYTES = 65536
+
+
+def load_corpus():
+    return {p.stem: json.loads(p.read_text()) for p in sorted(CORPUS.glob("*.json"))}
+
+
+class Double(float):
+    """A header value pika writes as an AMQP double (`d`), as py-amqp does for floats."""
+
+
+def _encode_value(original):
+    def encode_value(pieces, value):
+        if isinstance(value, Double):
+            pieces.append(struct.pack(">cd", b"d", float(value)))
+            return 9
+        return original(pieces, value)
+    return encode_value
+
+
+def header_value(v):
+    """A corpus header value as the Python value pika encodes with the intended AMQP type."""
+    if isinstance(v, dict) and "$amqp" in v:
+        tag, value = v["$amqp"], v["value"]
+        if tag == "d":
+            return Double(value)  # "NaN" and "Infinity" parse too
+        if tag == "x":
+            return bytes.fromhex(value)
+        if tag == "T":
+            return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+        if tag == "D":
+            return decimal.Decimal(value["value"]).scaleb(-value["scale"])
+        raise ValueError(f"unknown $amqp tag {tag!r}")
+    if isinstance(v, dict):
+        return {k: header_value(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [header_value(x) for x in v]
+    return v
+
+
+def body_of(doc):
+    if "body" in doc:
+        return doc["body"].encode()
+    if "body_hex" in doc:
+        return bytes.fromhex(doc["body_hex"])
+    return "".join(text * count for text, count in doc["body_parts"]).encode()
+
+
+def properties_of(label, doc):
+    p = doc["properties"]
+    headers = doc["headers"]
+    kwargs = {}
+    if headers is not None:
+        kwargs["headers"] = header_value(headers)
+        if isinstance(headers.get("id"), str):
+            kwargs["correlation_id"] = headers["id"]
+    return pika.BasicProperties(content_type=p.get("content_type"),
+                                content_encoding=p.get("content_encoding"),
+                                delivery_mode=2, message_id=label, **kwargs)
+
+
+def test_the_corpus_is_large_enough_and_well_formed():
+    corpus = load_corpus()
+    assert len(corpus) >= 40
+    reasons = {d["expect"]["reason"] for d in corpus.values()}
+    assert reasons == {"undecodable", "unsupported-content-type", "unknown-task", "oversized"}
+    for label, doc in corpus.items():
+        assert doc["about"] and doc["expect"]["detail"], label
+        body_of(doc)
+        properties_of(label, doc)
+
+
+def test_every_poison_message_is_dead_lettered_with_its_reason(names, workers, celery_app, amqp,
+                                                               monkeypatch):
+    # pika has no float type: teach it the double py-amqp would send.
+    monkeypatch.setattr(pika.data, "encode_value", _encode_value(pika.data.encode_value))
+    corpus = {k: d for k, d in load_corpus().items() if "broker_refuses" not in d}
+    q = names.queue()
+    w = workers([q], args=["--max-body-bytes", str(MAX_BODY_BYTES)])
+    for label, doc in corpus.items():
+        amqp.publish(q, body_of(doc), properties_of(label, doc))
+    wait_for(lambda: amqp.ready(names.dead_queue) == len(corpus), 60,
+             what=f"{len(corpus)} poison messages dead-lettered")
+    # The worker is still up and runs a good task after all of them.
+    assert w.proc.poll() is None, w.log()
+    assert celery_app.send_task("maestro.echo", args=["alive"], queue=q).get(timeout=30) == [["alive"], {}]
+    dead = amqp.get_all(names.dead_queue)
+    by_label = {props.message_id: (props, body) for _, props, body in dead}
+    assert sorted(by_label) == sorted(corpus)
+    wrong = []
+    for label, doc in corpus.items():
+        props, body = by_label[label]
+        want = doc["expect"]
+        reason = props.headers.get("x-maestro-dead-reason")
+        detail = props.headers.get("x-maestro-dead-detail", "")
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace")
+        if reason != want["reason"] or want["detail"] not in detail:
+            wrong.append(f"{label}: {reason} ({detail!r}), expected {want['reason']} with {want['detail']!r}")
+        if body != body_of(doc):
+            wrong.append(f"{label}: the dead letter's body differs from what was published")
+        if props.headers.get("x-maestro-dead-queue") != q:
+            wrong.append(f"{label}: x-maestro-dead-queue is {props.headers.get('x-maestro-dead-queue')!r}")
+    assert not wrong, "\n".join(wrong)
+    assert amqp.ready(q) == 0
+    assert w.proc.poll() is None
+    assert w.log().count("dead_lettered") == len(corpus)
+    assert "panicked" not in w.log()
