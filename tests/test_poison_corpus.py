@@ -122,3 +122,44 @@ def test_every_poison_message_is_dead_lettered_with_its_reason(names, workers, c
     assert w.proc.poll() is None
     assert w.log().count("dead_lettered") == len(corpus)
     assert "panicked" not in w.log()
+
+
+def test_a_header_nested_thousands_deep_does_not_crash_the_worker(names, workers, celery_app,
+                                                                  amqp):
+    """lapin parses header tables recursively on its own thread before the worker sees the
+    message; 300 levels used to overflow its stack and abort the process (and every worker
+    that took the message after it). 15,000 levels (RabbitMQ's 128 KiB frame holds about
+    19,000) now reach the worker, which settles the message and keeps running."""
+    import sys
+    import threading
+    q = names.queue()
+    w = workers([q])
+    nested = {}
+    for _ in range(15_000):
+        nested = {"a": nested}
+    headers = {"lang": "py", "task": "maestro.echo", "id": "deep-1", "deep": nested}
+    props = pika.BasicProperties(content_type="application/json", content_encoding="utf-8",
+                                 headers=headers, correlation_id="deep-1")
+    errors = []
+
+    def publish():
+        # pika encodes tables recursively too: give it room.
+        sys.setrecursionlimit(100_000)
+        try:
+            amqp.publish(q, json.dumps([["deep"], {}, None]).encode(), props)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    old = threading.stack_size(512 << 20)
+    try:
+        t = threading.Thread(target=publish)
+        t.start()
+        t.join()
+    finally:
+        threading.stack_size(old)
+    assert not errors, errors
+    wait_for(lambda: amqp.ready(q) == 0 or w.proc.poll() is not None, 60,
+             what="the deep message taken")
+    assert w.proc.poll() is None, w.log()[-3000:]
+    assert celery_app.send_task("maestro.echo", args=["alive"], queue=q).get(timeout=30) == [["alive"], {}]
+    assert amqp.ready(q) == 0
+    assert "overflowed" not in w.log()
