@@ -6,6 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Parser;
+pub use maestro_broker::config::ConfigError;
+use maestro_broker::config::config_error as err;
 use maestro_broker::connection::{BrokerUrls, DEFAULT_BROKER_URL, parse_broker_urls, redact};
 use maestro_broker::topology::QueueType;
 
@@ -147,39 +149,11 @@ pub struct ApiConfig {
     pub ready_timeout: Duration,
 }
 
-/// A configuration error: which flag (and variable), and why.
-#[derive(Debug, thiserror::Error)]
-#[error("{flag} ({env}): {reason}")]
-pub struct ConfigError {
-    pub flag: &'static str,
-    pub env: &'static str,
-    pub reason: String,
-}
-
-fn err(flag: &'static str, env: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        flag,
-        env,
-        reason: reason.into(),
-    }
-}
-
 /// Seconds (integer or fraction) as a Duration; rejects negatives, NaN and more than an hour.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!("{s:?} must be more than zero seconds"));
-    }
-    if secs > 3600.0 {
-        return Err(format!("{s:?} is more than an hour"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    maestro_broker::config::parse_secs_up_to(s, false, 3600.0, "an hour")
 }
 
-/// The URL with kombu's transport aliases (`pyamqp://`, `librabbitmq://`) spelled `amqp://`.
 impl Cli {
     /// Checks every value.
     pub fn into_config(self) -> Result<ApiConfig, ConfigError> {

@@ -196,9 +196,7 @@ impl Enqueuer {
         .runtime(Runtime::Tokio1)
         .build()
         .map_err(|e| e.to_string())?;
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "localhost".into());
+        let host = maestro_broker::config::host_name();
         Ok(Self {
             links,
             declared: Mutex::new(HashMap::new()),

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use maestro_broker::QueueType;
+pub use maestro_broker::config::ConfigError;
+use maestro_broker::config::config_error as err;
+use maestro_broker::config::host_name;
 
 use crate::fire::FireConfig;
 use crate::lease::LeaseConfig;
@@ -95,23 +98,6 @@ pub struct Cli {
     pub log_level: String,
 }
 
-/// A configuration error: which flag (and variable), and why.
-#[derive(Debug, thiserror::Error)]
-#[error("{flag} ({env}): {reason}")]
-pub struct ConfigError {
-    pub flag: &'static str,
-    pub env: &'static str,
-    pub reason: String,
-}
-
-fn err(flag: &'static str, env: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        flag,
-        env,
-        reason: reason.into(),
-    }
-}
-
 /// Everything a beat needs, checked.
 #[derive(Debug, Clone)]
 pub struct BeatConfig {
@@ -127,17 +113,7 @@ pub struct BeatConfig {
 
 /// Seconds (integer or fraction) as a Duration; rejects negatives, NaN and more than a day.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("{s:?} must be zero or more seconds"));
-    }
-    if secs > 86_400.0 {
-        return Err(format!("{s:?} is more than a day"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    maestro_broker::config::parse_secs_up_to(s, true, 86_400.0, "a day")
 }
 
 impl Cli {
@@ -245,16 +221,6 @@ impl Cli {
             metrics_addr,
         })
     }
-}
-
-fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! - `error`       `BrokerError`
 
 pub mod client;
+pub mod config;
 pub mod connection;
 pub mod dead_letter;
 pub mod delay;

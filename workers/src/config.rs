@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+pub use maestro_broker::config::ConfigError;
+use maestro_broker::config::config_error as err;
+use maestro_broker::config::host_name;
 use maestro_broker::connection::{BrokerUrls, DEFAULT_BROKER_URL, parse_broker_urls};
 use maestro_broker::delay::DelayTopology;
 use maestro_broker::topology::{QueueType, TaskQueue, validate_queue_name};
@@ -193,36 +196,9 @@ pub struct WorkerConfig {
     pub metrics_addr: Option<SocketAddr>,
 }
 
-/// A configuration error: which flag (and variable), and why.
-#[derive(Debug, thiserror::Error)]
-#[error("{flag} ({env}): {reason}")]
-pub struct ConfigError {
-    pub flag: &'static str,
-    pub env: &'static str,
-    pub reason: String,
-}
-
-fn err(flag: &'static str, env: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        flag,
-        env,
-        reason: reason.into(),
-    }
-}
-
 /// Seconds (integer or fraction) as a Duration; rejects negatives, NaN and more than a year.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("{s:?} must be zero or more seconds"));
-    }
-    if secs > 366.0 * 86_400.0 {
-        return Err(format!("{s:?} is more than a year"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    maestro_broker::config::parse_secs_up_to(s, true, 366.0 * 86_400.0, "a year")
 }
 
 impl Cli {
@@ -373,17 +349,6 @@ impl Cli {
             metrics_addr,
         })
     }
-}
-
-/// This machine's host name.
-fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Celery's node-name expansion: `%h` full host, `%n` host without domain, `%d` domain,
