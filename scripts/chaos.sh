@@ -15,7 +15,8 @@ MAESTRO_CHAOS_FIGURES="$figures" "$root/scripts/test.sh" tests/test_chaos.py -s 
 python3 - "$figures" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-keys = ["test", "tasks", "lost", "failed", "ran_after_success", "ran_twice_or_more",
+keys = ["test", "tasks", "lost", "failed", "ran_after_success", "ran_again_write_in_flight",
+        "ran_twice_or_more",
         "max_runs", "kills", "accepted_202", "refused_503", "seconds_down", "seconds"]
 print("| " + " | ".join(keys) + " |")
 print("|" + "---|" * len(keys))
