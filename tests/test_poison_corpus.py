@@ -11,7 +11,7 @@ import struct
 import pika
 import pika.data
 
-from conftest import wait_for
+from conftest import amqp_params, wait_for
 
 CORPUS = pathlib.Path(__file__).resolve().parent / "poison"
 MAX_BODY_BYTES = 65536
@@ -144,9 +144,15 @@ def test_a_header_nested_thousands_deep_does_not_crash_the_worker(names, workers
 
     def publish():
         # pika encodes tables recursively too: give it room.
+        # A connection of its own: pika's are not to be shared across threads.
         sys.setrecursionlimit(100_000)
         try:
-            amqp.publish(q, json.dumps([["deep"], {}, None]).encode(), props)
+            conn = pika.BlockingConnection(amqp_params())
+            try:
+                conn.channel().basic_publish("", q, json.dumps([["deep"], {}, None]).encode(),
+                                             props)
+            finally:
+                conn.close()
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
     old = threading.stack_size(512 << 20)
