@@ -46,28 +46,31 @@ impl BrokerError {
     /// Whether the broker closed the channel because a declaration's arguments differ from
     /// the existing entity's (AMQP 406 PRECONDITION_FAILED).
     pub fn is_precondition_failed(&self) -> bool {
-        match self {
-            BrokerError::Amqp(e) => is_precondition_failed(e),
-            _ => false,
-        }
+        self.reply_code() == Some(406)
     }
 
     /// Whether the broker answered 404 NOT_FOUND, which it also does for a durable classic
     /// queue whose home node is down.
     pub fn is_not_found(&self) -> bool {
+        self.reply_code() == Some(404)
+    }
+
+    /// The AMQP reply code the broker closed the channel or connection with, if it did.
+    fn reply_code(&self) -> Option<u16> {
         match self {
-            BrokerError::Amqp(e) => match e.kind() {
-                lapin::ErrorKind::ProtocolError(amqp) => amqp.get_id() == 404,
-                _ => false,
-            },
-            _ => false,
+            BrokerError::Amqp(e) => reply_code(e),
+            _ => None,
         }
     }
 }
 
-pub(crate) fn is_precondition_failed(e: &lapin::Error) -> bool {
+fn reply_code(e: &lapin::Error) -> Option<u16> {
     match e.kind() {
-        lapin::ErrorKind::ProtocolError(amqp) => amqp.get_id() == 406,
-        _ => false,
+        lapin::ErrorKind::ProtocolError(amqp) => Some(amqp.get_id()),
+        _ => None,
     }
+}
+
+pub(crate) fn is_precondition_failed(e: &lapin::Error) -> bool {
+    reply_code(e) == Some(406)
 }
