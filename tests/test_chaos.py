@@ -120,17 +120,6 @@ class Fleet:
         self.procs.append(p)
         return p
 
-    def worker(self, names, queues, broker, backend, mongo_uri, db, extra=()):
-        argv = [str(os.environ.get("MAESTRO_WORKER_BIN", ROOT / "target/debug/maestro-worker")),
-                "-Q", ",".join(queues), "-b", broker, "--result-backend", backend,
-                "-n", f"w{self.count['worker'] + 1}-{names.run}@%h",
-                "--delay-prefix", names.delay_prefix,
-                "--dead-letter-exchange", names.dead_exchange,
-                "--dead-letter-queue", names.dead_queue, "--log-format", "json", *extra]
-        return self.add("worker", argv, {"MAESTRO_MONGO_URI": mongo_uri,
-                                         "MAESTRO_MONGO_DATABASE": db,
-                                         "MAESTRO_WORKER_METRICS_ADDR": "127.0.0.1:0"})
-
     def stop(self):
         for p in self.procs:
             p.signal(signal.SIGCONT)
@@ -144,10 +133,17 @@ def fleet(tmp_path):
     f.stop()
 
 
-def ready(worker, count=1, timeout=60):
-    wait_for(lambda: worker.log().count('"worker_ready"') >= count or not worker.alive(), timeout,
-             what="worker_ready")
-    assert worker.alive(), worker.log()[-3000:]
+def start_worker(workers, queue, broker, backend, mongo_uri, db, extra=()):
+    """A maestro-worker (conftest's `workers` fixture) on `queue` at `broker` (one URL or a
+    `;` list), results in `backend`, `maestro.record` writing into `db` at `mongo_uri`."""
+    return workers([queue], args=["-b", broker, "--result-backend", backend,
+                                  "--log-format", "json", *extra],
+                   env={"MAESTRO_MONGO_URI": mongo_uri, "MAESTRO_MONGO_DATABASE": db},
+                   ready=False)
+
+
+def alive(worker):
+    return worker.proc.poll() is None
 
 
 class RabbitNode:
@@ -377,7 +373,7 @@ def utcnow():
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def check_outcome(db, ids, test, faults=()):
+def check_outcome(db, ids, faults=()):
     """Every id succeeded and was recorded; a task ran again after its SUCCESS was dated only
     when that write was in flight at a fault (`faults`: naive UTC times of kills and stops)."""
     ids = set(ids)
@@ -409,17 +405,17 @@ def check_outcome(db, ids, test, faults=()):
 
 # --- 1. workers SIGKILLed -------------------------------------------------------------------
 
-def test_workers_sigkilled_repeatedly_during_a_20000_task_run(names, amqp, mongo, fleet):
+def test_workers_sigkilled_repeatedly_during_a_20000_task_run(names, amqp, mongo, workers):
     q = names.queue("kill")
     backend = f"{MONGODB_URI.rstrip('/')}/{mongo.name}"
     from conftest import AMQP_URL, BROKER_URL
 
     def worker():
-        return fleet.worker(names, [q], BROKER_URL, backend, MONGODB_URI, mongo.name,
+        return start_worker(workers, q, BROKER_URL, backend, MONGODB_URI, mongo.name,
                             ["-c", "16"])
     live = [worker(), worker()]
     for w in live:
-        ready(w)
+        w.wait_ready(timeout=60)
     ids = [str(uuid.uuid4()) for _ in range(TASKS)]
     published = {}
     publisher = threading.Thread(target=lambda: published.update(
@@ -445,15 +441,15 @@ def test_workers_sigkilled_repeatedly_during_a_20000_task_run(names, amqp, mongo
     assert published["ids"] == ids
     wait_for(lambda: amqp.ready(q) == 0, 60, what="the queue to drain")
     assert amqp.ready(names.dead_queue) in (0, None), "dead-lettered messages"
-    outcome = check_outcome(mongo, ids, "sigkill", fault_times)
+    outcome = check_outcome(mongo, ids, fault_times)
     for w in live:
-        assert w.term() == 0, w.log()[-3000:]
+        assert w.stop() == 0, w.log()[-3000:]
     figures("workers SIGKILLed", kills=kills, seconds=round(elapsed, 1), **outcome)
 
 
 # --- 2. MongoDB stopped and restarted --------------------------------------------------------
 
-def test_mongodb_stopped_and_restarted_mid_run(names, amqp, secantus, fleet):
+def test_mongodb_stopped_and_restarted_mid_run(names, amqp, secantus, workers):
     from conftest import AMQP_URL, BROKER_URL
     db_name = f"t{names.run}"
     client = pymongo.MongoClient(secantus.uri, serverSelectionTimeoutMS=1000)
@@ -461,10 +457,10 @@ def test_mongodb_stopped_and_restarted_mid_run(names, amqp, secantus, fleet):
     q = names.queue("mongo")
     backend = f"{secantus.uri}/{db_name}"
     n = min(TASKS, 3000)
-    live = [fleet.worker(names, [q], BROKER_URL, backend, secantus.uri, db_name, ["-c", "8"])
+    live = [start_worker(workers, q, BROKER_URL, backend, secantus.uri, db_name, ["-c", "8"])
             for _ in range(2)]
     for w in live:
-        ready(w)
+        w.wait_ready(timeout=60)
     ids = [str(uuid.uuid4()) for _ in range(n)]
     published = {}
 
@@ -496,12 +492,12 @@ def test_mongodb_stopped_and_restarted_mid_run(names, amqp, secantus, fleet):
     assert published["ids"] == ids
     assert before < n, f"every task was done before MongoDB stopped ({before})"
     wait_for(lambda: amqp.ready(q) == 0, 60, what="the queue to drain")
-    assert all(w.alive() for w in live), "a worker exited while MongoDB was away"
-    outcome = check_outcome(db, ids, "mongodb", [stopped_at, restarted_at])
+    assert all(alive(w) for w in live), "a worker exited while MongoDB was away"
+    outcome = check_outcome(db, ids, [stopped_at, restarted_at])
     retried = sum(w.log().count('"result_store_retry"') + w.log().count('"task_retry"')
                   for w in live)
     for w in live:
-        assert w.term() == 0, w.log()[-3000:]
+        assert w.stop() == 0, w.log()[-3000:]
     client.drop_database(db_name)
     client.close()
     figures("MongoDB stopped and restarted", done_before_stop=before,
@@ -536,6 +532,19 @@ class Enqueuer(threading.Thread):
             if status != 202:
                 time.sleep(0.05)
 
+    def finish(self, db, faults, timeout):
+        """Stops enqueueing, checks the API answered only 202 or 503, waits until every 202'd
+        task succeeded; returns (statuses, accepted ids, check_outcome's figures)."""
+        self.stopping.set()
+        self.join(60)
+        statuses = self.statuses()
+        assert set(statuses) <= {202, 503}, statuses
+        accepted = self.accepted()
+        meta = db["celery_taskmeta"]
+        wait_for(lambda: set(accepted) <= succeeded(meta), timeout, interval=1,
+                 what="every 202'd task to succeed")
+        return statuses, accepted, check_outcome(db, accepted, faults)
+
     def accepted(self):
         return [tid for _, status, tid in self.answers if status == 202]
 
@@ -543,14 +552,15 @@ class Enqueuer(threading.Thread):
         return Counter(status for _, status, _ in self.answers)
 
 
-def test_rabbitmq_stopped_and_restarted_mid_run(names, mongo, rabbit_nodes, fleet, apis):
+def test_rabbitmq_stopped_and_restarted_mid_run(names, mongo, rabbit_nodes, workers, fleet,
+                                                apis):
     (node,) = rabbit_nodes(1)
     q = names.queue("rabbit")
     backend = f"{MONGODB_URI.rstrip('/')}/{mongo.name}"
-    live = [fleet.worker(names, [q], node.url, backend, MONGODB_URI, mongo.name, ["-c", "8"])
+    live = [start_worker(workers, q, node.url, backend, MONGODB_URI, mongo.name, ["-c", "8"])
             for _ in range(2)]
     for w in live:
-        ready(w)
+        w.wait_ready(timeout=60)
     api = apis(["-b", node.url, "--routes", f"{RECORD}={q}", "--result-backend", backend,
                 "--mongo-uri", MONGODB_URI, "--mongo-database", mongo.name,
                 "--publish-timeout", "5"])
@@ -583,21 +593,13 @@ def test_rabbitmq_stopped_and_restarted_mid_run(names, mongo, rabbit_nodes, flee
     wait_for(lambda: mongo["beat_ledger"].count_documents({}) >= beat_runs_at_restart + 3, 60,
              what="beat firing after the restart")
     time.sleep(5)
-    enq.stopping.set()
-    enq.join(60)
-    statuses = enq.statuses()
-    assert set(statuses) <= {202, 503}, statuses
+    statuses, accepted, outcome = enq.finish(mongo, [stopped_at], 180)
     assert statuses[503] > 0, "no 503 while the broker was down"
-    accepted = enq.accepted()
-    meta = mongo["celery_taskmeta"]
-    wait_for(lambda: set(accepted) <= succeeded(meta), 180, interval=1,
-             what="every 202'd task to succeed")
-    outcome = check_outcome(mongo, accepted, "rabbitmq", [stopped_at])
-    assert all(w.alive() for w in live) and beat.alive(), "a process exited instead of reconnecting"
+    assert all(alive(w) for w in live) and beat.alive(), "a process exited instead of reconnecting"
     reconnects = {w.log_path.name: w.log().count('"connection_lost"') for w in live}
     assert all(n >= 1 for n in reconnects.values()), reconnects
     for w in live:
-        assert w.term() == 0, w.log()[-3000:]
+        assert w.stop() == 0, w.log()[-3000:]
     assert beat.term() == 0, beat.log()[-3000:]
     figures("RabbitMQ stopped and restarted", requests=len(enq.answers),
             accepted_202=len(accepted), refused_503=statuses[503],
@@ -608,7 +610,7 @@ def test_rabbitmq_stopped_and_restarted_mid_run(names, mongo, rabbit_nodes, flee
 
 # --- 4. a 3-node cluster, one node killed ----------------------------------------------------
 
-def test_three_node_cluster_loses_a_node_under_load(names, mongo, rabbit_nodes, fleet, apis):
+def test_three_node_cluster_loses_a_node_under_load(names, mongo, rabbit_nodes, workers, apis):
     first, *others = rabbit_nodes(3)
     for node in others:
         node.ctl("stop_app")
@@ -621,10 +623,10 @@ def test_three_node_cluster_loses_a_node_under_load(names, mongo, rabbit_nodes, 
     urls = ";".join(n.url for n in [first, *others])
     q = names.queue("cluster")
     backend = f"{MONGODB_URI.rstrip('/')}/{mongo.name}"
-    live = [fleet.worker(names, [q], urls, backend, MONGODB_URI, mongo.name,
+    live = [start_worker(workers, q, urls, backend, MONGODB_URI, mongo.name,
                          ["-c", "8", "--queue-type", "quorum"]) for _ in range(2)]
     for w in live:
-        ready(w)
+        w.wait_ready(timeout=60)
     api = apis(["-b", urls, "--routes", f"{RECORD}={q}", "--result-backend", backend,
                 "--mongo-uri", MONGODB_URI, "--mongo-database", mongo.name,
                 "--queue-type", "quorum", "--publish-timeout", "10"])
@@ -646,19 +648,11 @@ def test_three_node_cluster_loses_a_node_under_load(names, mongo, rabbit_nodes, 
                                check=False).stdout
         raise AssertionError(f"no 202 after the kill; queues:\n{queues}")
     time.sleep(6)
-    enq.stopping.set()
-    enq.join(60)
-    statuses = enq.statuses()
-    assert set(statuses) <= {202, 503}, statuses
-    accepted = enq.accepted()
-    meta = mongo["celery_taskmeta"]
-    wait_for(lambda: set(accepted) <= succeeded(meta), 240, interval=1,
-             what="every 202'd task to succeed")
-    outcome = check_outcome(mongo, accepted, "cluster", [killed_at])
-    assert all(w.alive() for w in live)
+    statuses, accepted, outcome = enq.finish(mongo, [killed_at], 240)
+    assert all(alive(w) for w in live)
     moved = others[0].ctl("list_queues", "name", "leader", "--formatter", "json").stdout
     for w in live:
-        assert w.term() == 0, w.log()[-3000:]
+        assert w.stop() == 0, w.log()[-3000:]
     for node in others:
         node.ctl("delete_queue", q, check=False)
     figures("3-node cluster, one node SIGKILLed", requests=len(enq.answers),
