@@ -10,7 +10,7 @@ cd "$root"
 peers="${PEERS_DIR:-$root/../shared/peers}"
 n="${N:-20000}"
 rounds="${ROUNDS:-3}"
-cargo build --release -q -p maestro-worker
+cargo build --release -q -p maestro-catalogue --bin maestro-worker
 specs=$("$peers/setup.sh")
 args=()
 while IFS= read -r l; do args+=(--contender "$l"); done <<<"$specs"

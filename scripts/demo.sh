@@ -17,7 +17,7 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'celery==5.7.0' 'kombu==5.7.0' 'pika==1.4.4'
 fi
-cargo build --release -q -p maestro-worker
+cargo build --release -q -p maestro-catalogue --bin maestro-worker
 
 pids=()
 cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }

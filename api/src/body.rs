@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
+use maestro_tasks::field::{JsonError, from_json_slice, message_of};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -57,52 +58,14 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
             Ok(_) => Err(ApiError::invalid("body", "must be a JSON object")),
             Err(e) => Err(ApiError::MalformedJson {
-                reason: message(&e),
+                reason: message_of(&e),
             }),
         };
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        classify(&path, &inner)
-    })?;
-    de.end().map_err(|e| ApiError::MalformedJson {
-        reason: message(&e),
-    })?;
-    Ok(value)
-}
-
-/// serde_json's message without its " at line L column C" suffix.
-fn message(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    }
-}
-
-fn classify(path: &str, e: &serde_json::Error) -> ApiError {
-    use serde_json::error::Category;
-    let reason = message(e);
-    match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => ApiError::MalformedJson { reason },
-        Category::Data => {
-            let parent = if path == "." { "" } else { path };
-            // serde names a missing field only in its message (the path is its parent's);
-            // an unknown field is already the last segment of the path.
-            let named = reason
-                .strip_prefix("missing field `")
-                .and_then(|rest| rest.split('`').next());
-            let field = match named {
-                Some(name) if parent.is_empty() => name.to_owned(),
-                Some(name) => format!("{parent}.{name}"),
-                None if parent.is_empty() => "body".to_owned(),
-                None => parent.to_owned(),
-            };
-            ApiError::Invalid { field, reason }
-        }
-    }
+    from_json_slice(bytes).map_err(|e| match e {
+        JsonError::Malformed(reason) => ApiError::MalformedJson { reason },
+        JsonError::Field(f) => f.into(),
+    })
 }
 
 #[cfg(test)]

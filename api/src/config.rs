@@ -8,15 +8,13 @@ use std::time::Duration;
 use clap::Parser;
 pub use maestro_broker::config::ConfigError;
 use maestro_broker::config::config_error as err;
-use maestro_broker::connection::{BrokerUrls, DEFAULT_BROKER_URL, parse_broker_urls, redact};
+use maestro_broker::connection::{BrokerUrls, redact};
 use maestro_broker::topology::QueueType;
 
-use crate::routes::RoutingTable;
+use maestro_tasks::RoutingTable;
 
 /// Default listening port (Maestro's services listen on 8888 behind their gateway).
 pub const DEFAULT_PORT: u16 = 8888;
-/// Default database of Maestro's own documents (schedules).
-pub const DEFAULT_MONGO_DATABASE: &str = "maestro-client";
 /// Largest request body accepted by default, bytes.
 pub const DEFAULT_BODY_BYTES_MAX: usize = 256 * 1024;
 /// Most AMQP connections the publisher pool may hold.
@@ -34,9 +32,8 @@ pub struct Cli {
     #[arg(short = 'p', long, env = "MAESTRO_PORT", default_value_t = DEFAULT_PORT)]
     pub port: u16,
 
-    /// Broker URL (amqp://, amqps://, pyamqp://).
-    #[arg(short = 'b', long = "broker", env = "CELERY_BROKER_URL", default_value = DEFAULT_BROKER_URL, hide_env_values = true)]
-    pub broker: String,
+    #[command(flatten)]
+    pub broker: maestro_broker::config::BrokerArgs,
 
     /// Result backend read by `GET /tasks/{id}`: `mongodb://host/db` (Celery's MongoDB layout);
     /// unset answers 503 for task states.
@@ -44,25 +41,12 @@ pub struct Cli {
     pub result_backend: Option<String>,
 
     /// MongoDB holding Maestro's documents (the `schedulers` collection).
-    #[arg(
-        long,
-        env = "MAESTRO_MONGO_URI",
-        default_value = "mongodb://127.0.0.1:27017",
-        hide_env_values = true
-    )]
-    pub mongo_uri: String,
-
-    /// Database of Maestro's documents.
-    #[arg(long, env = "MAESTRO_MONGO_DATABASE", default_value = DEFAULT_MONGO_DATABASE)]
-    pub mongo_database: String,
+    #[command(flatten)]
+    pub mongo: maestro_contract::MongoArgs,
 
     /// Database the catalogue writes reports to (read back by `/reports/{id}/{kind}`).
-    #[arg(
-        long,
-        env = "MAESTRO_REPORTS_DATABASE",
-        default_value = "maestro-reports"
-    )]
-    pub reports_database: String,
+    #[command(flatten)]
+    pub reports: maestro_contract::ReportsArgs,
 
     /// Rows per page of `GET /reports/{id}/{kind}` when the client names no limit (also the
     /// largest page).
@@ -115,13 +99,8 @@ pub struct Cli {
     #[arg(long, env = "MAESTRO_READY_TIMEOUT", default_value = "2", value_parser = parse_secs)]
     pub ready_timeout: Duration,
 
-    /// Log format: text or json.
-    #[arg(long, env = "MAESTRO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
-
-    /// Log filter (tracing EnvFilter syntax, e.g. info or maestro_api=debug).
-    #[arg(long, env = "MAESTRO_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
+    #[command(flatten)]
+    pub log: maestro_telemetry::LogArgs,
 }
 
 /// The checked configuration.
@@ -164,8 +143,7 @@ impl Cli {
                 format!("{:?} is not an IP address", self.host),
             )
         })?;
-        let broker = parse_broker_urls(&self.broker)
-            .map_err(|e| err("--broker", "CELERY_BROKER_URL", e.to_string()))?;
+        let broker = self.broker.urls()?;
         let result_backend = match self.result_backend.as_deref().map(str::trim) {
             None | Some("") | Some("disabled") => None,
             Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
@@ -182,8 +160,8 @@ impl Cli {
                 ));
             }
         };
-        if !(self.mongo_uri.starts_with("mongodb://")
-            || self.mongo_uri.starts_with("mongodb+srv://"))
+        if !(self.mongo.mongo_uri.starts_with("mongodb://")
+            || self.mongo.mongo_uri.starts_with("mongodb+srv://"))
         {
             return Err(err(
                 "--mongo-uri",
@@ -191,9 +169,9 @@ impl Cli {
                 "must start with mongodb:// or mongodb+srv://",
             ));
         }
-        check_mongo_name(&self.mongo_database)
+        check_mongo_name(&self.mongo.mongo_database)
             .map_err(|r| err("--mongo-database", "MAESTRO_MONGO_DATABASE", r))?;
-        check_mongo_name(&self.reports_database)
+        check_mongo_name(&self.reports.reports_database)
             .map_err(|r| err("--reports-database", "MAESTRO_REPORTS_DATABASE", r))?;
         if self.report_result_qtd == 0 || self.report_result_qtd > 100_000 {
             return Err(err(
@@ -221,7 +199,7 @@ impl Cli {
                 "is required (the value of the tokens' noauth claim)",
             )
         })?;
-        let routes = RoutingTable::with_overrides(&self.routes)
+        let routes = maestro_contract::routes::maestro_with(&self.routes)
             .map_err(|r| err("--routes", "MAESTRO_ROUTES", r))?;
         if self.body_bytes_max < 1024 || self.body_bytes_max > 64 * 1024 * 1024 {
             return Err(err(
@@ -245,9 +223,9 @@ impl Cli {
             broker_display: broker.display(),
             broker,
             result_backend,
-            mongo_uri: self.mongo_uri,
-            mongo_database: self.mongo_database,
-            reports_database: self.reports_database,
+            mongo_uri: self.mongo.mongo_uri,
+            mongo_database: self.mongo.mongo_database,
+            reports_database: self.reports.reports_database,
             report_result_qtd: self.report_result_qtd,
             schedules_collection: self.schedules_collection,
             jwt_secret,

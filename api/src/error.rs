@@ -100,6 +100,16 @@ impl ApiError {
     }
 }
 
+/// A field a request's check refused: 422 naming it.
+impl From<maestro_tasks::FieldError> for ApiError {
+    fn from(e: maestro_tasks::FieldError) -> Self {
+        ApiError::Invalid {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

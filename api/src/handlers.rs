@@ -17,17 +17,18 @@ use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::body::JsonBody;
-use crate::catalogue::{
-    AggregationRequest, NotifyAuditRequest, NotifyWsRequest, ReportRequest, WebhookRequest,
-    check_catalogue_kwargs, discovery_kwargs,
-};
+use crate::catalogue::{CatalogueBody, check_catalogue_kwargs, discovery_kwargs};
 use crate::enqueue::Job;
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::{
-    TASK_AGGREGATION, TASK_DISCOVERY_SCAN, TASK_NOTIFY, TASK_REPORT_GENERAL, TASK_REPORT_PIVOT,
-    TASK_WEBHOOK, validate_task_name,
-};
 use crate::state::AppState;
+use maestro_contract::names::{
+    TASK_AGGREGATION, TASK_DISCOVERY_SCAN, TASK_NOTIFY, TASK_REPORT_GENERAL, TASK_REPORT_PIVOT,
+    TASK_WEBHOOK,
+};
+use maestro_contract::{
+    AggregationRequest, AuditRecord, NotifyWsRequest, ReportRequest, WebhookRequest,
+};
+use maestro_tasks::validate_task_name;
 
 /// Longest delay accepted for `countdown`/`eta`, seconds (one year; the delay queues reach
 /// 2^28 s, but a job a year out is a mistake more often than a plan).
@@ -337,7 +338,7 @@ macro_rules! catalogue_endpoint {
             headers: HeaderMap,
             JsonBody(req): JsonBody<$body>,
         ) -> Result<Response, ApiError> {
-            let kwargs = req.kwargs("")?;
+            let kwargs = req.into_kwargs()?;
             enqueue_kwargs(&state, &headers, $task, kwargs).await
         }
     };
@@ -387,7 +388,7 @@ catalogue_endpoint!(
     notify_audit,
     "/notify/audit",
     "notify",
-    NotifyAuditRequest,
+    AuditRecord,
     TASK_NOTIFY,
     "Record an audit entry for an entity change."
 );

@@ -3,8 +3,7 @@
 //! - `config`    flags and environment variables, checked once
 //! - `auth`      Maestro's private JWT scheme (HS256, `noauth` claim), as middleware
 //! - `body`      JSON bodies whose errors name the field (400 / 413 / 415 / 422)
-//! - `routes`    the routing table: task name -> queue
-//! - `catalogue` the Maestro tasks' request bodies and checks (discovery permissions, ...)
+//! - `catalogue` the Maestro tasks' requests (from `maestro_contract`) as endpoint bodies
 //! - `enqueue`   confirmed publishing over a pool of confirm channels (deadpool-lapin)
 //! - `trace`     W3C trace context into the task message headers
 //! - `handlers`  enqueue endpoints, task states, health, readiness, metrics
@@ -25,7 +24,6 @@ pub mod handlers;
 pub mod metrics;
 pub mod openapi;
 pub mod reports;
-pub mod routes;
 pub mod schedules;
 pub mod state;
 pub mod trace;

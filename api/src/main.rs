@@ -8,7 +8,7 @@ use maestro_api::{AppState, Cli, app};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Kept until main returns, after the runtime: dropping it flushes the spans still queued.
-    let _telemetry = match maestro_telemetry::init("maestro-api", &cli.log_format, &cli.log_level) {
+    let _telemetry = match cli.log.init("maestro-api") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("maestro-api: {e}");
@@ -49,10 +49,20 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        let mut signals = match maestro_telemetry::Signals::new() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("maestro-api: cannot listen for signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let enqueuer = state.enqueuer.clone();
         tracing::info!(event = "listening", addr = %listen, broker = %broker);
         let served = axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown_signal())
+            // On SIGTERM or SIGINT the server stops accepting and finishes what it answers.
+            .with_graceful_shutdown(async move {
+                signals.recv().await;
+            })
             .await;
         enqueuer.close();
         match served {
@@ -66,27 +76,4 @@ fn main() -> ExitCode {
             }
         }
     })
-}
-
-/// Resolves on SIGTERM or Ctrl-C: the server stops accepting and finishes what it answers.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

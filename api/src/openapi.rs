@@ -4,12 +4,13 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::catalogue::{
-    AggregationRequest, AuditMethod, NotifyAuditRequest, NotifyType, NotifyWsRequest,
-    ReportRequest, WebhookMethod, WebhookRequest,
-};
 use crate::error::ErrorBody;
 use crate::handlers::{Enqueued, Health, SendTaskRequest, TaskErrorInfo, TaskStatus};
+use maestro_contract::notify::{AuditMethod, NotifyType};
+use maestro_contract::webhook::WebhookMethod;
+use maestro_contract::{
+    AggregationRequest, AuditRecord, NotifyWsRequest, ReportRequest, WebhookRequest,
+};
 
 struct JwtScheme;
 
@@ -55,7 +56,7 @@ impl Modify for JwtScheme {
     components(schemas(
         ErrorBody, Enqueued, SendTaskRequest, TaskStatus, TaskErrorInfo, Health,
         ReportRequest, AggregationRequest, WebhookRequest, WebhookMethod,
-        NotifyWsRequest, NotifyType, NotifyAuditRequest, AuditMethod,
+        NotifyWsRequest, NotifyType, AuditRecord, AuditMethod,
         crate::schedules::ScheduleDoc, crate::schedules::SchedulePage,
         crate::reports::ReportPage,
     )),

@@ -20,10 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-/// Report kinds the catalogue writes.
-pub const KINDS: [&str; 3] = ["general", "pivot", "aggregation"];
-/// The summaries' collection (see `maestro_tasks::catalogue::report`).
-pub const SUMMARY_COLLECTION: &str = "reports";
+use maestro_contract::report::{ReportKind, SUMMARY_COLLECTION, rows_collection};
 
 /// One page of a report.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -68,18 +65,20 @@ fn store_err(e: mongodb::error::Error) -> ApiError {
     ApiError::StoreUnavailable(format!("reports: {e}"))
 }
 
+/// The report id and kind of the path, checked, and the report's rows collection.
 fn report_path(
     p: Result<Path<(String, String)>, PathRejection>,
-) -> Result<(String, String), ApiError> {
+) -> Result<(String, String, String), ApiError> {
     let Path((id, kind)) = p.map_err(|e| ApiError::invalid("path", e.body_text()))?;
-    crate::catalogue::check_id("report_id", &id)?;
-    if !KINDS.contains(&kind.as_str()) {
+    maestro_contract::check::check_id("report_id", &id)?;
+    let Some(k) = ReportKind::parse(&kind) else {
         return Err(ApiError::invalid(
             "kind",
-            format!("must be one of {}", KINDS.join(", ")),
+            format!("must be one of {}", ReportKind::NAMES.join(", ")),
         ));
-    }
-    Ok((id, kind))
+    };
+    let collection = rows_collection(&id, k);
+    Ok((id, kind, collection))
 }
 
 async fn summary(state: &AppState, collection: &str) -> Result<Option<Document>, ApiError> {
@@ -130,7 +129,7 @@ pub async fn rows(
     p: Result<Path<(String, String)>, PathRejection>,
     q: Result<Query<RowsQuery>, QueryRejection>,
 ) -> Result<Json<ReportPage>, ApiError> {
-    let (id, kind) = report_path(p)?;
+    let (id, kind, collection) = report_path(p)?;
     let Query(q) = q.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let max = state.config.report_result_qtd;
     let limit = q.limit.unwrap_or(max);
@@ -141,7 +140,6 @@ pub async fn rows(
     if skip > i64::MAX as u64 {
         return Err(ApiError::invalid("skip", "is too large"));
     }
-    let collection = format!("{id}_{kind}");
     let sum = summary(&state, &collection).await?;
     if sum.is_none() && !exists(&state, &collection).await? {
         return Err(not_found(&id, &kind));
@@ -205,14 +203,13 @@ pub async fn export(
     p: Result<Path<(String, String)>, PathRejection>,
     q: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let (id, kind) = report_path(p)?;
+    let (id, kind, collection) = report_path(p)?;
     let Query(q) = q.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let csv = match q.format.as_deref().unwrap_or("json") {
         "csv" => true,
         "json" => false,
         _ => return Err(ApiError::invalid("format", "must be csv or json")),
     };
-    let collection = format!("{id}_{kind}");
     let sum = summary(&state, &collection).await?;
     if sum.is_none() && !exists(&state, &collection).await? {
         return Err(not_found(&id, &kind));

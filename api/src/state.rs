@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use maestro_broker::store::ResultStore;
+use maestro_results::ResultStore;
 use mongodb::bson::Document;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};

@@ -11,8 +11,8 @@ use common::{auth, call, router};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use maestro_broker::connection::{connect, parse_broker_url};
-use maestro_broker::store::{ResultStore, TaskRecord};
 use maestro_broker::{TaskMessage, TaskState};
+use maestro_results::{ResultStore, TaskRecord};
 use maestro_testsupport::{Run, broker_url};
 use serde_json::{Value, json};
 

@@ -11,7 +11,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::BeatConfig;
 use crate::fire::Firer;
 use crate::lease::{LeaderWatch, Leadership, MongoLease, run_elector};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 
 /// Why a beat could not start.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +27,11 @@ pub enum BeatError {
 /// Runs a beat until `stop` turns true. A leader stops firing, then releases the lease.
 pub async fn run(cfg: BeatConfig, stop: watch::Receiver<bool>) -> Result<(), BeatError> {
     let metrics = Arc::new(Metrics::default());
+    // The endpoint stops when `run` returns, whichever way.
+    let serving = tokio_util::sync::CancellationToken::new();
+    let _stop_serving = serving.clone().drop_guard();
     if let Some(addr) = cfg.metrics_addr {
-        let bound = metrics::serve(addr, metrics.clone()).await?;
+        let bound = maestro_telemetry::serve(addr, metrics.clone(), serving).await?;
         tracing::info!(event = "metrics_listening", addr = %bound);
     }
     let mut opts = ClientOptions::parse(&cfg.mongo_uri).await?;

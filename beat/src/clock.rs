@@ -42,12 +42,4 @@ impl Clock for TokioClock {
     }
 }
 
-/// A chrono time as a BSON date (millisecond precision).
-pub fn to_bson(t: DateTime<Utc>) -> mongodb::bson::DateTime {
-    mongodb::bson::DateTime::from_millis(t.timestamp_millis())
-}
-
-/// A BSON date as a chrono time.
-pub fn from_bson(d: mongodb::bson::DateTime) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(d.timestamp_millis()).unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
+pub use maestro_contract::schedule::{from_bson_date as from_bson, to_bson_date as to_bson};

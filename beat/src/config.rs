@@ -12,31 +12,19 @@ use maestro_broker::config::host_name;
 use crate::fire::FireConfig;
 use crate::lease::LeaseConfig;
 
-const DEFAULT_BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672//";
-
 /// maestro-beat: fires periodic tasks from MongoDB schedules; run two or more for failover.
 #[derive(Debug, Parser)]
 #[command(name = "maestro-beat", version)]
 pub struct Cli {
-    /// Broker URL (amqp://, amqps://, pyamqp://).
-    #[arg(short = 'b', long = "broker", env = "CELERY_BROKER_URL", default_value = DEFAULT_BROKER_URL, hide_env_values = true)]
-    pub broker: String,
+    #[command(flatten)]
+    pub broker: maestro_broker::config::BrokerArgs,
 
     /// MongoDB holding the schedules and the lease.
-    #[arg(
-        long,
-        env = "MAESTRO_MONGO_URI",
-        default_value = "mongodb://127.0.0.1:27017",
-        hide_env_values = true
-    )]
-    pub mongo_uri: String,
-
-    /// Database of the schedules and the lease.
-    #[arg(long, env = "MAESTRO_MONGO_DATABASE", default_value = "maestro-client")]
-    pub mongo_database: String,
+    #[command(flatten)]
+    pub mongo: maestro_contract::MongoArgs,
 
     /// Collection of schedules (Maestro's `schedulers` shape).
-    #[arg(long, env = "MAESTRO_BEAT_SCHEDULES", default_value = crate::schedule::DEFAULT_COLLECTION)]
+    #[arg(long, env = "MAESTRO_BEAT_SCHEDULES", default_value = maestro_contract::schedule::DEFAULT_COLLECTION)]
     pub schedules_collection: String,
 
     /// Collection of the lease document.
@@ -89,13 +77,8 @@ pub struct Cli {
     )]
     pub metrics_addr: String,
 
-    /// Log format: text or json.
-    #[arg(long, env = "MAESTRO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
-
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `maestro_beat=debug`.
-    #[arg(long, env = "MAESTRO_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
+    #[command(flatten)]
+    pub log: maestro_telemetry::LogArgs,
 }
 
 /// Everything a beat needs, checked.
@@ -119,10 +102,9 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 impl Cli {
     /// Checks every value.
     pub fn into_config(self) -> Result<BeatConfig, ConfigError> {
-        let broker = maestro_broker::connection::parse_broker_urls(&self.broker)
-            .map_err(|e| err("--broker", "CELERY_BROKER_URL", e.to_string()))?;
-        if !self.mongo_uri.starts_with("mongodb://")
-            && !self.mongo_uri.starts_with("mongodb+srv://")
+        let broker = self.broker.urls()?;
+        if !self.mongo.mongo_uri.starts_with("mongodb://")
+            && !self.mongo.mongo_uri.starts_with("mongodb+srv://")
         {
             return Err(err(
                 "--mongo-uri",
@@ -131,7 +113,7 @@ impl Cli {
             ));
         }
         let name_ok = |s: &str| !s.is_empty() && !s.contains(['$', '\0', '/', '\\', ' ', '.', '"']);
-        if !name_ok(&self.mongo_database) {
+        if !name_ok(&self.mongo.mongo_database) {
             return Err(err(
                 "--mongo-database",
                 "MAESTRO_MONGO_DATABASE",
@@ -205,8 +187,8 @@ impl Cli {
             })?),
         };
         Ok(BeatConfig {
-            mongo_uri: self.mongo_uri,
-            mongo_database: self.mongo_database,
+            mongo_uri: self.mongo.mongo_uri,
+            mongo_database: self.mongo.mongo_database,
             schedules_collection: self.schedules_collection,
             lease_collection: self.lease_collection,
             lease_name: self.lease_name,

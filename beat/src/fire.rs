@@ -22,9 +22,9 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use lapin::Connection;
 use maestro_broker::connection::{BrokerUrls, redact};
-use maestro_broker::store::json_to_bson;
 use maestro_broker::trace::TraceContext;
 use maestro_broker::{Publisher, QueueType, TaskMessage, TaskQueue, topology};
+use maestro_results::json_to_bson;
 use mongodb::Collection;
 use mongodb::bson::{Bson, Document, doc};
 use serde_json::Value;
@@ -33,7 +33,7 @@ use tracing::Instrument;
 use crate::clock::Clock;
 use crate::lease::{LeaderWatch, Leadership};
 use crate::metrics::Metrics;
-use crate::schedule::{Pending, Plan, Schedule, task_id};
+use maestro_contract::schedule::{Pending, Plan, Schedule, task_id};
 
 /// Most slots one schedule may fire in one pass (within the grace, a short interval can have
 /// several due).

@@ -4,13 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use maestro_beat::config::Cli;
-use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Kept until main returns, after the runtime: dropping it flushes the spans still queued.
-    let _telemetry = match maestro_telemetry::init("maestro-beat", &cli.log_format, &cli.log_level)
-    {
+    let _telemetry = match cli.log.init("maestro-beat") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("maestro-beat: {e}");
@@ -36,22 +34,16 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let (mut term, mut int) = match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(t), Ok(i)) => (t, i),
-            (Err(e), _) | (_, Err(e)) => {
+        let mut signals = match maestro_telemetry::Signals::new() {
+            Ok(s) => s,
+            Err(e) => {
                 eprintln!("maestro-beat: cannot listen for signals: {e}");
                 return ExitCode::FAILURE;
             }
         };
         tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            tracing::info!(event = "stopping", "signal received");
+            let signal = signals.recv().await;
+            tracing::info!(event = "stopping", signal, "signal received");
             stop_tx.send_replace(true);
         });
         match maestro_beat::beat::run(cfg, stop_rx).await {

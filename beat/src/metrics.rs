@@ -1,13 +1,6 @@
-//! Prometheus metrics of one beat, served on `--metrics-addr` at `/metrics` with `/healthz`.
+//! Prometheus metrics of one beat, served on `--metrics-addr` at `/metrics` with `/healthz`
+//! and `/readyz` (`maestro_telemetry::serve`).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -112,28 +105,8 @@ impl Metrics {
     }
 }
 
-async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        m.render(),
-    )
-}
-
-/// Serves `/metrics` and `/healthz` on `addr` until the process ends.
-pub async fn serve(addr: SocketAddr, m: Arc<Metrics>) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { StatusCode::OK }))
-        .with_state(m);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(event = "metrics_server_failed", error = %e);
-        }
-    });
-    Ok(bound)
+impl maestro_telemetry::Health for Metrics {
+    fn render_metrics(&self) -> String {
+        self.render()
+    }
 }

@@ -21,8 +21,7 @@ use crate::connection::{connect, parse_broker_url};
 use crate::error::BrokerError;
 use crate::message::TaskMessage;
 use crate::publisher::Publisher;
-use crate::signature::{Signature, chain_message};
-use crate::store::ResultStore;
+use crate::signature::Signature;
 
 /// One state a task reported.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +48,18 @@ pub enum ClientError {
     Closed { id: String },
     #[error("result store: {0}")]
     Store(String),
+}
+
+/// Where a chord's group is recorded before its members are sent, as Celery saves the group
+/// first so the member completing it can find every sibling: the MongoDB result store
+/// (`maestro_results::ResultStore`) is one.
+pub trait GroupStore {
+    /// Records `member_ids` as the group `group_id`.
+    fn save_group(
+        &self,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
 }
 
 fn invalid(what: &str, e: crate::message::DecodeError) -> BrokerError {
@@ -207,8 +218,7 @@ impl Client {
         sig: &Signature,
         default_queue: &str,
     ) -> Result<AsyncResult, BrokerError> {
-        let msg = sig
-            .to_message(None, None, None)
+        let msg = TaskMessage::from_signature(sig, None, None, None)
             .map_err(|e| invalid(&sig.task, e))?;
         let queue = sig.queue(default_queue).to_owned();
         self.send(msg, "", &queue).await
@@ -227,7 +237,7 @@ impl Client {
             .and_then(|s| s.option_str("task_id"))
             .unwrap_or_default()
             .to_owned();
-        let first = chain_message(&steps).map_err(|e| invalid("chain", e))?;
+        let first = TaskMessage::chain(&steps).map_err(|e| invalid("chain", e))?;
         let queue = steps[0].queue(default_queue).to_owned();
         let (tx, rx) = mpsc::unbounded_channel();
         self.waiters
@@ -270,7 +280,7 @@ impl Client {
         header: Vec<Signature>,
         body: Signature,
         default_queue: &str,
-        store: &ResultStore,
+        store: &impl GroupStore,
     ) -> Result<String, ClientError> {
         let group_id = uuid::Uuid::new_v4().to_string();
         let callback_id = uuid::Uuid::new_v4().to_string();
@@ -294,10 +304,9 @@ impl Client {
         store
             .save_group(&group_id, &ids)
             .await
-            .map_err(|e| ClientError::Store(e.to_string()))?;
+            .map_err(ClientError::Store)?;
         for m in &members {
-            let msg = m
-                .to_message(None, None, None)
+            let msg = TaskMessage::from_signature(m, None, None, None)
                 .map_err(|e| invalid(&m.task, e))?;
             self.publisher
                 .publish_task("", m.queue(default_queue), &msg)

@@ -1,5 +1,44 @@
-//! What the three binaries' configurations share: the error that names a flag, its
-//! environment variable and the problem, and this machine's host name.
+//! What every configuration shares: the error that names a flag, its environment variable
+//! and the problem; seconds as a flag value; this machine's host name; and the broker flag.
+//! They live in the crate every component depends on, so each is written once.
+
+use clap::Args;
+
+use crate::connection::{BrokerUrls, DEFAULT_BROKER_URL, parse_broker_urls};
+
+/// The broker flag, the same in every binary.
+#[derive(Clone, Args)]
+pub struct BrokerArgs {
+    /// Broker URL (amqp://, amqps://, pyamqp://), or several nodes of one cluster separated
+    /// by `;`.
+    #[arg(short = 'b', long = "broker", env = "CELERY_BROKER_URL", default_value = DEFAULT_BROKER_URL, hide_env_values = true)]
+    pub broker: String,
+}
+
+/// The URL may hold a password: it is shown redacted.
+impl std::fmt::Debug for BrokerArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerArgs")
+            .field("broker", &crate::connection::redact(&self.broker))
+            .finish()
+    }
+}
+
+impl Default for BrokerArgs {
+    fn default() -> Self {
+        Self {
+            broker: DEFAULT_BROKER_URL.to_owned(),
+        }
+    }
+}
+
+impl BrokerArgs {
+    /// The checked URLs.
+    pub fn urls(&self) -> Result<BrokerUrls, ConfigError> {
+        parse_broker_urls(&self.broker)
+            .map_err(|e| config_error("--broker", "CELERY_BROKER_URL", e.to_string()))
+    }
+}
 
 /// A configuration error: which flag (and variable), and why.
 #[derive(Debug, thiserror::Error)]

@@ -177,7 +177,9 @@ impl BrokerUrls {
     }
 }
 
-/// The URL with its password replaced, for logs.
+/// A URL as logs and error messages may show it, whatever it points at (broker, result store,
+/// webhook receiver, OTLP collector): the password becomes `***`, a user name alone (often a
+/// token) becomes `***`, and the query and fragment (which may carry tokens) are dropped.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
@@ -186,13 +188,18 @@ pub fn redact(url: &str) -> String {
     // password holding '@' is hidden whole; with no '@' there (a URL that does not parse, its
     // password holding '/'), at the last '@' anywhere, hiding too much rather than too little.
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@').or_else(|| rest.rfind('@')) {
+    let (userinfo, after) = match rest[..end].rfind('@').or_else(|| rest.rfind('@')) {
         Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+            let shown = match rest[..at].split_once(':') {
+                Some((user, _)) => format!("{user}:***@"),
+                None => "***@".to_owned(),
+            };
+            (shown, &rest[at + 1..])
         }
-        None => url.to_owned(),
-    }
+        None => (String::new(), rest),
+    };
+    let after = after.find(['?', '#']).map_or(after, |i| &after[..i]);
+    format!("{scheme}://{userinfo}{after}")
 }
 
 /// Opens one connection, named `connection_name` in the broker's connection list.
@@ -297,5 +304,16 @@ mod tests {
         assert_eq!(redact(url), "amqp://user:***@host:5672//");
         assert_eq!(redact("amqp://u:pa/ss@host//"), "amqp://u:***@host//");
         assert_eq!(redact("amqp://u:p@host/v@x"), "amqp://u:***@host/v@x");
+        // Webhook receivers and collectors: a lone user name may be a token; queries and
+        // fragments may carry tokens.
+        assert_eq!(
+            redact("https://user:pw@h.example:8443/a/b?token=s3cret#f"),
+            "https://user:***@h.example:8443/a/b"
+        );
+        assert_eq!(redact("https://ghp_token@h/x"), "https://***@h/x");
+        assert_eq!(
+            redact("http://h:4318/v1/traces?k=v"),
+            "http://h:4318/v1/traces"
+        );
     }
 }

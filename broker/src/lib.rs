@@ -9,7 +9,6 @@
 //! - `delay`       kombu-compatible native delayed delivery routing
 //! - `publisher`   publishing with pipelined publisher confirms
 //! - `dead_letter` why a message could not be run, as headers on its dead-letter copy
-//! - `store`       the MongoDB result store in Celery's layout, batched; chord counters
 //! - `client`      send a task and await its result over rpc://
 //! - `error`       `BrokerError`
 
@@ -24,7 +23,6 @@ pub mod message;
 pub mod publisher;
 pub mod signature;
 pub mod state;
-pub mod store;
 pub mod topology;
 pub mod trace;
 
@@ -32,6 +30,6 @@ pub use error::BrokerError;
 pub use lapin;
 pub use message::{DecodeError, TaskHeaders, TaskMessage, TimeLimit};
 pub use publisher::Publisher;
-pub use signature::{Embed, Signature, chain_message};
+pub use signature::{Embed, Signature};
 pub use state::{ExceptionInfo, TaskState};
 pub use topology::{QueueType, TaskQueue};

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use serde_json::Value;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use crate::field;
-use crate::signature::Embed;
+use crate::signature::{Embed, Signature};
 
 /// The only content type this runtime speaks (Celery's `json` serializer).
 pub const CONTENT_TYPE_JSON: &str = "application/json";
@@ -148,6 +148,80 @@ pub fn peek_task_and_id(props: &BasicProperties) -> (Option<String>, Option<Stri
 }
 
 impl TaskMessage {
+    /// The task message `sig` describes: `first_arg` (a parent's result, or a failed task's id
+    /// for an errback) goes first unless the signature is immutable; `parent` gives root and
+    /// parent ids; `chain` is the rest of a chain, last step first. Options honoured: task_id,
+    /// group_id, group_index, reply_to, time_limit, soft_time_limit, countdown, link,
+    /// link_error, chord.
+    pub fn from_signature(
+        sig: &Signature,
+        first_arg: Option<Value>,
+        parent: Option<&TaskHeaders>,
+        chain: Option<Vec<Signature>>,
+    ) -> Result<Self, DecodeError> {
+        let mut args = match &sig.args {
+            Value::Array(a) => a.clone(),
+            Value::Null => Vec::new(),
+            other => {
+                return Err(DecodeError::Body(format!(
+                    "signature {} has args {other} (not a list)",
+                    sig.task
+                )));
+            }
+        };
+        if let (Some(first), false) = (first_arg, sig.immutable) {
+            args.insert(0, first);
+        }
+        let kwargs = if sig.kwargs.is_null() {
+            Value::Object(Map::new())
+        } else {
+            sig.kwargs.clone()
+        };
+        let id = sig
+            .option_str("task_id")
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        let mut msg = Self::with_id(&sig.task, id, &Value::Array(args), &kwargs)?;
+        if let Some(p) = parent {
+            msg.headers.root_id = Some(p.root_id.clone().unwrap_or_else(|| p.id.clone()));
+            msg.headers.parent_id = Some(p.id.clone());
+        }
+        msg.headers.group = sig.option_str("group_id").map(str::to_owned);
+        msg.headers.group_index = sig.options.get("group_index").and_then(Value::as_i64);
+        msg.properties.reply_to = sig.option_str("reply_to").map(str::to_owned);
+        let secs = |k: &str| sig.options.get(k).and_then(Value::as_f64);
+        msg.headers.timelimit.hard_secs = secs("time_limit");
+        msg.headers.timelimit.soft_secs = secs("soft_time_limit");
+        if let Some(countdown) = secs("countdown") {
+            msg.headers.eta = Some(
+                chrono::Utc::now() + chrono::Duration::milliseconds((countdown * 1000.0) as i64),
+            );
+        }
+        let list = |k: &str| {
+            sig.options
+                .get(k)
+                .and_then(|v| serde_json::from_value::<Vec<Signature>>(v.clone()).ok())
+        };
+        msg.embed.callbacks = list("link");
+        msg.embed.errbacks = list("link_error");
+        msg.embed.chain = chain.filter(|c| !c.is_empty());
+        msg.embed.chord = sig
+            .options
+            .get("chord")
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        Ok(msg)
+    }
+
+    /// The first message of a chain of `steps` (run in order, each getting the previous
+    /// result): the first step, carrying the rest reversed as Celery sends it.
+    pub fn chain(steps: &[Signature]) -> Result<Self, DecodeError> {
+        let (first, rest) = steps
+            .split_first()
+            .ok_or_else(|| DecodeError::Body("a chain needs a step".into()))?;
+        let mut reversed: Vec<Signature> = rest.to_vec();
+        reversed.reverse();
+        Self::from_signature(first, None, None, Some(reversed))
+    }
+
     /// A new message for `task` with the given arguments (`args` a JSON array, `kwargs` an
     /// object) and a fresh random id.
     pub fn new(task: impl Into<String>, args: &Value, kwargs: &Value) -> Result<Self, DecodeError> {

@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = msg.args_vec();
             let _ = msg.embed.next_in_chain();
             for sig in msg.embed.callbacks.iter().flatten().take(4) {
-                let _ = sig.to_message(Some(serde_json::Value::Null), Some(&msg.headers), None);
+                let _ = TaskMessage::from_signature(&sig, Some(serde_json::Value::Null), Some(&msg.headers), None);
             }
             // The worker re-encodes a message to publish its retry: it must decode again.
             let wait = retry_delay(cfg, msg.headers.retries);

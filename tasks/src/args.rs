@@ -7,6 +7,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::TaskError;
+use crate::field::from_json_value;
 
 /// Positional and keyword arguments of one call.
 #[derive(Debug, Clone)]
@@ -77,6 +78,38 @@ impl TaskArgs {
             .map_err(|e| TaskError::type_error(format!("argument '{name}': {e}")))
     }
 
+    /// The call as one keyword object for a function of `params` (in order): positional
+    /// arguments take the names of the parameters they stand for, as Python binds a call.
+    /// More positional arguments than parameters, or one given both ways, is a TypeError.
+    pub fn bind(&self, params: &[&str]) -> Result<Map<String, Value>, TaskError> {
+        let positional = self.positional()?;
+        let mut keyword = self.keyword()?;
+        if positional.len() > params.len() {
+            return Err(TaskError::type_error(format!(
+                "takes {} positional arguments but {} were given",
+                params.len(),
+                positional.len()
+            )));
+        }
+        for (name, value) in params.iter().zip(positional) {
+            if keyword.contains_key(*name) {
+                return Err(TaskError::type_error(format!(
+                    "got multiple values for argument '{name}'"
+                )));
+            }
+            keyword.insert((*name).to_owned(), value);
+        }
+        Ok(keyword)
+    }
+
+    /// Binds the call to `params` (see [`bind`](Self::bind)) and deserializes it into `T`,
+    /// whose fields are the parameters: a missing, unexpected or wrongly typed argument is a
+    /// TypeError naming it.
+    pub fn parse<T: DeserializeOwned>(&self, params: &[&str]) -> Result<T, TaskError> {
+        let bound = self.bind(params)?;
+        from_json_value(&Value::Object(bound)).map_err(TaskError::from)
+    }
+
     /// Like `get`, but a missing parameter is a TypeError.
     pub fn require<T: DeserializeOwned>(&self, index: usize, name: &str) -> Result<T, TaskError> {
         self.get(index, name)?.ok_or_else(|| {
@@ -96,6 +129,40 @@ mod tests {
         assert_eq!(a.require::<f64>(0, "seconds").expect("present"), 1.5);
         assert_eq!(a.require::<String>(1, "message").expect("present"), "m");
         assert_eq!(a.get::<String>(2, "other").expect("absent"), None);
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Call {
+        url: String,
+        #[serde(default)]
+        method: Option<String>,
+    }
+
+    #[test]
+    fn a_call_binds_like_python() {
+        let a = TaskArgs::from_values(&json!(["u"]), &json!({"method": "PUT"})).expect("valid");
+        let call: Call = a.parse(&["url", "method"]).expect("binds");
+        assert_eq!(
+            call,
+            Call {
+                url: "u".into(),
+                method: Some("PUT".into())
+            }
+        );
+        let err = |args: Value, kwargs: Value| {
+            let a = TaskArgs::from_values(&args, &kwargs).expect("valid");
+            a.parse::<Call>(&["url", "method"])
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(err(json!([1, 2, 3]), json!({})).contains("takes 2 positional arguments but 3"));
+        assert!(
+            err(json!(["u"]), json!({"url": "v"})).contains("multiple values for argument 'url'")
+        );
+        assert!(err(json!([]), json!({})).contains("missing 1 required argument: 'url'"));
+        assert!(err(json!(["u"]), json!({"x": 1})).contains("unexpected keyword argument 'x'"));
+        assert!(err(json!([5]), json!({})).contains("argument 'url': invalid type"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::TaskError;
-use crate::followup::{ChordHandle, FollowUp};
+use crate::followup::{ChordHandle, FollowUp, Parent};
 use maestro_broker::Signature;
 
 /// The context of one task run.
@@ -78,7 +78,7 @@ impl TaskContext {
     /// Sends a follow-up task (see [`FollowUp::send`]); its id when the broker confirmed it.
     pub async fn send(&self, sig: Signature) -> Result<String, TaskError> {
         let f = self.follow_up()?;
-        f.send(self, sig)
+        f.send(self.parent(), sig)
             .await
             .map_err(|e| TaskError::retry("OperationalError", format!("follow-up not sent: {e}")))
     }
@@ -90,9 +90,19 @@ impl TaskContext {
         callback: Signature,
     ) -> Result<ChordHandle, TaskError> {
         let f = self.follow_up()?;
-        f.start_chord(self, size, callback)
+        f.start_chord(self.parent(), size, callback)
             .await
             .map_err(|e| TaskError::retry("OperationalError", format!("chord not started: {e}")))
+    }
+
+    /// This run as the parent of what it sends.
+    pub fn parent(&self) -> Parent<'_> {
+        Parent {
+            id: &self.id,
+            name: &self.name,
+            root_id: self.root_id.as_deref(),
+            trace: self.trace.as_ref(),
+        }
     }
 
     fn follow_up(&self) -> Result<&Arc<dyn FollowUp>, TaskError> {

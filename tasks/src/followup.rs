@@ -4,27 +4,36 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use maestro_broker::{Signature, TaskHeaders};
+use maestro_broker::trace::TraceContext;
+use maestro_broker::{Signature, TaskHeaders, TaskMessage};
 use serde_json::Value;
-
-use crate::context::TaskContext;
 
 /// A boxed future of a follow-up publish.
 pub type SendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+
+/// The run a follow-up is sent from: what its message needs of the parent (ids and trace).
+#[derive(Debug, Clone, Copy)]
+pub struct Parent<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub root_id: Option<&'a str>,
+    /// The parent run's span, which becomes the follow-up's parent span.
+    pub trace: Option<&'a TraceContext>,
+}
 
 /// What the worker offers a task for sending more tasks.
 pub trait FollowUp: Send + Sync + 'static {
     /// Publishes the task `sig` describes, as a child of `parent`, to its `queue` option (else
     /// the worker's default queue), declaring the queue when it does not exist yet. Done when
     /// the broker confirmed it; returns the task id.
-    fn send<'a>(&'a self, parent: &'a TaskContext, sig: Signature) -> SendFuture<'a, String>;
+    fn send<'a>(&'a self, parent: Parent<'a>, sig: Signature) -> SendFuture<'a, String>;
 
     /// Records a chord of `size` members whose results are handed, in order, to `callback`
     /// once every member has finished (needs the MongoDB result store). Members are sent
     /// afterwards, one by one, with [`ChordHandle::member`].
     fn start_chord<'a>(
         &'a self,
-        parent: &'a TaskContext,
+        parent: Parent<'a>,
         size: usize,
         callback: Signature,
     ) -> SendFuture<'a, ChordHandle>;
@@ -78,16 +87,18 @@ impl ChordHandle {
     }
 }
 
-/// Headers naming `ctx` as the parent of a follow-up (root and parent ids).
-pub fn parent_headers(ctx: &TaskContext) -> TaskHeaders {
-    let mut h = TaskHeaders::new(ctx.name.clone(), ctx.id.clone());
-    h.root_id = Some(ctx.root_id.clone().unwrap_or_else(|| ctx.id.clone()));
-    h
-}
+impl Parent<'_> {
+    /// Headers naming this run as the parent of a follow-up (root and parent ids).
+    pub fn headers(&self) -> TaskHeaders {
+        let mut h = TaskHeaders::new(self.name, self.id);
+        h.root_id = Some(self.root_id.unwrap_or(self.id).to_owned());
+        h
+    }
 
-/// Makes `msg`, sent by the run `ctx`, a child of that run's span.
-pub fn propagate_trace(ctx: &TaskContext, msg: &mut maestro_broker::TaskMessage) {
-    if let Some(t) = &ctx.trace {
-        t.write(&mut msg.headers);
+    /// Makes `msg`, sent by this run, a child of the run's span.
+    pub fn propagate_trace(&self, msg: &mut TaskMessage) {
+        if let Some(t) = self.trace {
+            t.write(&mut msg.headers);
+        }
     }
 }

@@ -5,6 +5,11 @@ use std::sync::Arc;
 
 use crate::task::Task;
 
+/// A task name registered twice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("task {0:?} is registered twice")]
+pub struct DuplicateTask(pub String);
+
 /// Tasks by name. A name registered twice is an error at start-up, never a silent override.
 #[derive(Default, Clone)]
 pub struct Registry {
@@ -26,10 +31,11 @@ impl Registry {
         r
     }
 
-    pub fn register(&mut self, task: Arc<dyn Task>) -> Result<(), String> {
+    /// Adds `task`; a name taken already is an error, never a silent override.
+    pub fn register(&mut self, task: Arc<dyn Task>) -> Result<(), DuplicateTask> {
         let name = task.name().to_owned();
         if self.tasks.contains_key(&name) {
-            return Err(format!("task {name:?} is registered twice"));
+            return Err(DuplicateTask(name));
         }
         self.tasks.insert(name, task);
         Ok(())

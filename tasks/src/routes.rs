@@ -1,66 +1,20 @@
-//! The routing table: which queue each task goes to, shared by the API (which enqueues) and
-//! the catalogue (whose tasks send follow-ups). Maestro sent every task of a service to that
-//! service's queue, and task names clash across services, so the queue is part of a task's
-//! identity; `MAESTRO_ROUTES=task=queue,...` adds tasks or moves them.
+//! The routing table: which queue each task goes to, shared by whatever enqueues (an API, a
+//! scheduler) and the tasks that send follow-ups. Overrides in `task=queue,...` form (Maestro's
+//! `MAESTRO_ROUTES`) add tasks or move them.
 
 use std::collections::BTreeMap;
 
 use maestro_broker::topology::validate_queue_name;
 
-/// Maestro's default queues.
-pub const QUEUE_DISCOVERY: &str = "discovery";
-/// Reports (Maestro's code said `reports`, its docs `report`; this project uses `report`).
-pub const QUEUE_REPORT: &str = "report";
-pub const QUEUE_ANALYTICS: &str = "analytics";
-pub const QUEUE_WEBHOOK: &str = "webhook";
-pub const QUEUE_NOTIFY: &str = "notify";
-/// Celery's default queue, where the diagnostic tasks go.
-pub const QUEUE_CELERY: &str = "celery";
-
-/// Task names of the catalogue.
-pub const TASK_DISCOVERY_SCAN: &str = "maestro.discovery.scan";
-pub const TASK_REPORT_GENERAL: &str = "maestro.report.general";
-pub const TASK_REPORT_PIVOT: &str = "maestro.report.pivot";
-pub const TASK_AGGREGATION: &str = "maestro.aggregation";
-pub const TASK_WEBHOOK: &str = "maestro.webhook";
-pub const TASK_NOTIFY: &str = "maestro.notify";
-pub const TASK_REPORT_UPLOAD: &str = "maestro.report.upload";
-pub const TASK_REPORT_FINISH: &str = "maestro.report.finish";
-
 /// Longest task name accepted (Celery has no limit; AMQP short strings end at 255 bytes and
 /// the name also travels in a long-string header, so this is generous).
 pub const TASK_NAME_BYTES_MAX: usize = 255;
 
-const DEFAULT_ROUTES: [(&str, &str); 12] = [
-    (TASK_DISCOVERY_SCAN, QUEUE_DISCOVERY),
-    (TASK_REPORT_GENERAL, QUEUE_REPORT),
-    (TASK_REPORT_PIVOT, QUEUE_REPORT),
-    (TASK_REPORT_UPLOAD, QUEUE_REPORT),
-    (TASK_REPORT_FINISH, QUEUE_REPORT),
-    (TASK_AGGREGATION, QUEUE_ANALYTICS),
-    (TASK_WEBHOOK, QUEUE_WEBHOOK),
-    (TASK_NOTIFY, QUEUE_NOTIFY),
-    ("maestro.noop", QUEUE_CELERY),
-    ("maestro.echo", QUEUE_CELERY),
-    ("maestro.sleep", QUEUE_CELERY),
-    ("maestro.fail", QUEUE_CELERY),
-];
-
-/// Task name -> queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Task name -> queue. Empty by default: an application fills it with its own routes
+/// (Maestro's are `maestro_contract::routes::maestro()`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoutingTable {
     routes: BTreeMap<String, String>,
-}
-
-impl Default for RoutingTable {
-    fn default() -> Self {
-        Self {
-            routes: DEFAULT_ROUTES
-                .iter()
-                .map(|(t, q)| ((*t).to_owned(), (*q).to_owned()))
-                .collect(),
-        }
-    }
 }
 
 /// Checks a task name: non-empty, at most `TASK_NAME_BYTES_MAX` bytes, no control characters
@@ -83,9 +37,19 @@ pub fn validate_task_name(name: &str) -> Result<(), String> {
 }
 
 impl RoutingTable {
-    /// The defaults with `spec` (`task=queue,...`; blanks ignored) added over them.
-    pub fn with_overrides(spec: &str) -> Result<Self, String> {
-        let mut table = Self::default();
+    /// A table of `(task, queue)` pairs (names are not checked: these are the program's own).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            routes: pairs
+                .into_iter()
+                .map(|(t, q)| (t.to_owned(), q.to_owned()))
+                .collect(),
+        }
+    }
+
+    /// This table with `spec` (`task=queue,...`; blanks ignored) added over it.
+    pub fn with_overrides(self, spec: &str) -> Result<Self, String> {
+        let mut table = self;
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (task, queue) = item
                 .split_once('=')
@@ -119,27 +83,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_follow_maestro_services() {
-        let t = RoutingTable::default();
-        assert_eq!(t.queue_for(TASK_DISCOVERY_SCAN), Some("discovery"));
-        assert_eq!(t.queue_for(TASK_REPORT_GENERAL), Some("report"));
-        assert_eq!(t.queue_for(TASK_AGGREGATION), Some("analytics"));
-        assert_eq!(t.queue_for(TASK_WEBHOOK), Some("webhook"));
-        assert_eq!(t.queue_for(TASK_NOTIFY), Some("notify"));
-        assert_eq!(t.queue_for("maestro.echo"), Some("celery"));
-        assert_eq!(t.queue_for("nope"), None);
-        assert!(t.has_queue("report"));
-        assert!(!t.has_queue("reports"));
-    }
-
-    #[test]
     fn overrides_add_and_move() {
-        let t = RoutingTable::with_overrides(" maestro.echo = q1 , app.task=q2,").expect("valid");
+        let t = RoutingTable::from_pairs([("maestro.echo", "celery")])
+            .with_overrides(" maestro.echo = q1 , app.task=q2,")
+            .expect("valid");
         assert_eq!(t.queue_for("maestro.echo"), Some("q1"));
         assert_eq!(t.queue_for("app.task"), Some("q2"));
-        assert!(RoutingTable::with_overrides("noequals").is_err());
-        assert!(RoutingTable::with_overrides("a=").is_err());
-        assert!(RoutingTable::with_overrides("=q").is_err());
-        assert!(RoutingTable::with_overrides("a b=q").is_err());
+        assert!(RoutingTable::default().with_overrides("noequals").is_err());
+        assert!(RoutingTable::default().with_overrides("a=").is_err());
+        assert!(RoutingTable::default().with_overrides("=q").is_err());
+        assert!(RoutingTable::default().with_overrides("a b=q").is_err());
     }
 }

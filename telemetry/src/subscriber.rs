@@ -94,7 +94,7 @@ pub fn init_with(
     crate::span::EXPORTING.store(true, Ordering::Relaxed);
     tracing::info!(
         event = "otlp_export",
-        url = %redacted(&cfg.traces_url),
+        url = %maestro_broker::connection::redact(&cfg.traces_url),
         protocol = ?cfg.protocol,
         sampler = ?cfg.sampler,
     );
@@ -173,18 +173,6 @@ fn resource(
     .build()
 }
 
-/// The URL without user and password, for the log.
-fn redacted(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => String::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,8 +225,8 @@ mod tests {
     #[test]
     fn the_log_shows_no_credentials() {
         assert_eq!(
-            redacted("https://u:p@c:4318/v1/traces"),
-            "https://c:4318/v1/traces"
+            maestro_broker::connection::redact("https://u:p@c:4318/v1/traces?key=k"),
+            "https://u:***@c:4318/v1/traces"
         );
     }
 }

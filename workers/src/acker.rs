@@ -23,13 +23,13 @@ use tracing::{debug, warn};
 use crate::metrics::SettleCounters;
 
 /// Longest an ack waits before it is sent, when fewer than `flush_every` are waiting.
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
 /// Most settlements taken from the queue in one pass.
 const SETTLE_BATCH_MAX: usize = 1024;
 
 /// How a delivery is settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settle {
+pub(crate) enum Settle {
     /// Done (whatever the task's outcome): remove it from the queue.
     Ack,
     /// Not done: put it back on the queue for any worker.
@@ -88,7 +88,7 @@ impl AckerHandle {
 
 /// Starts the acker for `channel`, counting settlements into `counters`; the join handle
 /// completes after the final flush.
-pub fn spawn(
+pub(crate) fn spawn(
     channel: Channel,
     flush_every: usize,
     counters: SettleCounters,

@@ -10,11 +10,11 @@
 //! Celery 5.7 publishes, with confirms; a queue that does not exist yet is declared in Celery's
 //! layout first. If a follow-up cannot be published the caller requeues the delivery.
 
-use maestro_broker::store::{TaskRecord, member_ids};
 use maestro_broker::trace::TraceContext;
 use maestro_broker::{
     BrokerError, ExceptionInfo, QueueType, Signature, TaskMessage, TaskQueue, TaskState, topology,
 };
+use maestro_results::{TaskRecord, member_ids};
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -101,8 +101,7 @@ async fn send(
     parent: &TaskMessage,
     chain: Option<Vec<Signature>>,
 ) -> Result<(), ()> {
-    let mut msg = sig
-        .to_message(first_arg, Some(&parent.headers), chain)
+    let mut msg = TaskMessage::from_signature(sig, first_arg, Some(&parent.headers), chain)
         .map_err(|e| {
             warn!(event = "follow_up_invalid", parent = %parent.headers.id, error = %e);
         })?;
@@ -145,7 +144,8 @@ async fn chord_member_done(s: &Session, msg: &TaskMessage) -> Result<(), ()> {
         warn!(event = "chord_needs_store", id = %msg.headers.id, "chords need --result-backend mongodb://...");
         return Ok(());
     };
-    let fail = |e: maestro_broker::store::StoreError| warn!(event = "chord_count_failed", group, error = %e);
+    let fail =
+        |e: maestro_results::StoreError| warn!(event = "chord_count_failed", group, error = %e);
     let done = store
         .chord_member_done(&group, &msg.headers.id)
         .await
@@ -178,7 +178,8 @@ pub(crate) async fn try_fire_chord(
     let Some(store) = &s.store else {
         return Ok(true);
     };
-    let fail = |e: maestro_broker::store::StoreError| warn!(event = "chord_check_failed", group, error = %e);
+    let fail =
+        |e: maestro_results::StoreError| warn!(event = "chord_check_failed", group, error = %e);
     let mut metas = Vec::with_capacity(members.len());
     for id in members {
         match store.get(id).await.map_err(fail)? {
@@ -263,16 +264,14 @@ mod tests {
         let mut sig = Signature::new("tasks.add", vec![json!(10)]);
         sig.options.insert("task_id".into(), json!("c-1"));
         sig.options.insert("queue".into(), json!("report"));
-        let m = sig
-            .to_message(Some(json!(3)), Some(&parent().headers), None)
+        let m = TaskMessage::from_signature(&sig, Some(json!(3)), Some(&parent().headers), None)
             .expect("valid");
         assert_eq!(m.args.get(), "[3,10]");
         assert_eq!(m.headers.id, "c-1");
         assert_eq!(m.headers.parent_id.as_deref(), Some("p-1"));
         assert_eq!(m.headers.root_id.as_deref(), Some("p-1"));
         sig.immutable = true;
-        let m = sig
-            .to_message(Some(json!(3)), Some(&parent().headers), None)
+        let m = TaskMessage::from_signature(&sig, Some(json!(3)), Some(&parent().headers), None)
             .expect("valid");
         assert_eq!(m.args.get(), "[10]");
     }
@@ -285,15 +284,13 @@ mod tests {
         p.embed.chain = Some(vec![b.clone(), a.clone()]);
         let (next, rest) = p.embed.next_in_chain().expect("next");
         assert_eq!(next.task, "a");
-        let m = next
-            .to_message(Some(json!(1)), Some(&p.headers), Some(rest))
+        let m = TaskMessage::from_signature(&next, Some(json!(1)), Some(&p.headers), Some(rest))
             .expect("valid");
         assert_eq!(
             m.embed.chain.as_ref().map(|c| c[0].task.as_str()),
             Some("b")
         );
-        let last = b
-            .to_message(Some(json!(1)), Some(&m.headers), Some(vec![]))
+        let last = TaskMessage::from_signature(&b, Some(json!(1)), Some(&m.headers), Some(vec![]))
             .expect("valid");
         assert_eq!(last.embed.chain, None);
     }

@@ -1,25 +1,41 @@
-//! The worker's configuration: every flag also read from an environment variable (Celery's
-//! and Maestro's names where they exist). Checked once at start-up; a bad value is a one-line
-//! error naming the flag, its variable and the reason.
+//! The worker's configuration.
+//!
+//! - [`WorkerArgs`]: the runtime's flags, each also read from an environment variable
+//!   (Celery's names where they exist), as a clap group an application flattens beside its
+//!   own flags; [`WorkerCli`] is that group alone as a whole command line.
+//! - [`WorkerConfig`]: the checked configuration the runtime uses. Made from flags
+//!   ([`WorkerArgs::into_config`]) or in code ([`WorkerConfig::builder`]); both go through the
+//!   same checks, and a bad value is a one-line error naming the flag, its variable and why.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser};
+use maestro_broker::config::BrokerArgs;
 pub use maestro_broker::config::ConfigError;
 use maestro_broker::config::config_error as err;
 use maestro_broker::config::host_name;
-use maestro_broker::connection::{BrokerUrls, DEFAULT_BROKER_URL, parse_broker_urls};
+use maestro_broker::connection::BrokerUrls;
 use maestro_broker::delay::DelayTopology;
 use maestro_broker::topology::{QueueType, TaskQueue, validate_queue_name};
 
 /// Largest prefetch AMQP allows per channel (a 16-bit count).
 pub const PREFETCH_COUNT_MAX: u32 = u16::MAX as u32;
 
-/// maestro-worker: runs Celery protocol-v2 tasks from RabbitMQ queues.
+/// A worker's flags and nothing else: for a worker binary with no flags of its own.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "maestro-worker", version, about, long_about = None)]
-pub struct Cli {
+#[command(version, about = "Runs Celery protocol-v2 tasks from RabbitMQ queues.", long_about = None)]
+pub struct WorkerCli {
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+
+    #[command(flatten)]
+    pub log: maestro_telemetry::LogArgs,
+}
+
+/// The runtime's flags (see each field), to flatten into an application's own `clap` command.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
     /// Queues to consume, comma separated.
     #[arg(
         short = 'Q',
@@ -47,9 +63,8 @@ pub struct Cli {
     )]
     pub hostname: String,
 
-    /// Broker URL (amqp://, amqps://, pyamqp://).
-    #[arg(short = 'b', long = "broker", env = "CELERY_BROKER_URL", default_value = DEFAULT_BROKER_URL, hide_env_values = true)]
-    pub broker: String,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
 
     /// Result backend: `mongodb://host/db` (Celery's MongoDB layout) or `rpc://` (replies to
     /// the caller's `reply_to`); unset stores no results.
@@ -141,17 +156,6 @@ pub struct Cli {
         default_value = "0.0.0.0:9809"
     )]
     pub metrics_addr: String,
-
-    /// Log format: text or json.
-    #[arg(long, env = "MAESTRO_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
-
-    /// Log filter (tracing EnvFilter syntax, e.g. info or maestro_worker=debug).
-    #[arg(long, env = "MAESTRO_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-
-    #[command(flatten)]
-    pub catalogue: maestro_tasks::catalogue::CatalogueArgs,
 }
 
 /// Where results go.
@@ -196,12 +200,182 @@ pub struct WorkerConfig {
     pub metrics_addr: Option<SocketAddr>,
 }
 
+impl Default for WorkerArgs {
+    /// The flags' own defaults, whatever the environment holds: a worker configured in code
+    /// takes its settings from code.
+    fn default() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let cmd = WorkerCli::command().mut_args(|a| a.env(None::<&str>));
+        let matches = cmd
+            .try_get_matches_from(["worker"])
+            .expect("the flags' defaults parse");
+        WorkerArgs::from_arg_matches(&matches).expect("the flags' defaults are valid")
+    }
+}
+
+/// Builds a [`WorkerConfig`] in code, from the flags' defaults; [`build`](Self::build) runs
+/// the same checks as the flags.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerBuilder {
+    args: WorkerArgs,
+}
+
+impl From<WorkerArgs> for WorkerBuilder {
+    fn from(args: WorkerArgs) -> Self {
+        Self { args }
+    }
+}
+
+impl WorkerBuilder {
+    /// Queues to consume (`-Q`).
+    pub fn queues<I, S>(mut self, queues: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.queues = queues.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Broker URL, or several nodes of one cluster separated by `;` (`-b`).
+    pub fn broker(mut self, url: impl Into<String>) -> Self {
+        self.args.broker.broker = url.into();
+        self
+    }
+
+    /// Tasks run at once (`-c`).
+    pub fn concurrency(mut self, tasks: u32) -> Self {
+        self.args.concurrency = tasks;
+        self
+    }
+
+    /// Messages prefetched per running slot.
+    pub fn prefetch_multiplier(mut self, multiplier: u32) -> Self {
+        self.args.prefetch_multiplier = multiplier;
+        self
+    }
+
+    /// Node name pattern (`%h`, `%n`, `%d`, `%p` expand as Celery's `-n`).
+    pub fn hostname(mut self, pattern: impl Into<String>) -> Self {
+        self.args.hostname = pattern.into();
+        self
+    }
+
+    /// Result backend: `mongodb://host/db` or `rpc://`.
+    pub fn result_backend(mut self, url: impl Into<String>) -> Self {
+        self.args.result_backend = Some(url.into());
+        self
+    }
+
+    /// Queue of follow-up tasks whose signature names none.
+    pub fn default_queue(mut self, queue: impl Into<String>) -> Self {
+        self.args.default_queue = queue.into();
+        self
+    }
+
+    /// Type of the queues the worker declares.
+    pub fn queue_type(mut self, queue_type: QueueType) -> Self {
+        self.args.queue_type = queue_type;
+        self
+    }
+
+    /// Hard and soft time limits per task (a message's own `timelimit` wins).
+    pub fn time_limits(mut self, hard: Option<Duration>, soft: Option<Duration>) -> Self {
+        self.args.time_limit = hard;
+        self.args.soft_time_limit = soft;
+        self
+    }
+
+    /// Acknowledge after the task ran (true) or before it runs (false).
+    pub fn acks_late(mut self, late: bool) -> Self {
+        self.args.acks_late = late;
+        self
+    }
+
+    /// Store STARTED before a task runs.
+    pub fn track_started(mut self, track: bool) -> Self {
+        self.args.track_started = track;
+        self
+    }
+
+    /// Send Celery events (`-E`).
+    pub fn events(mut self, events: bool) -> Self {
+        self.args.events = events;
+        self
+    }
+
+    /// Answer remote control on `celery.pidbox`.
+    pub fn remote_control(mut self, enabled: bool) -> Self {
+        self.args.remote_control = enabled;
+        self
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; `None` serves nothing.
+    pub fn metrics_addr(mut self, addr: Option<SocketAddr>) -> Self {
+        self.args.metrics_addr = addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
+        self
+    }
+
+    /// How long running tasks get to finish after SIGTERM.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.args.shutdown_grace = grace;
+        self
+    }
+
+    /// Largest message body accepted; larger ones are dead-lettered.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.args.max_body_bytes = bytes;
+        self
+    }
+
+    /// First and longest retry delay of a retry without a countdown.
+    pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.args.retry_backoff_min = min;
+        self.args.retry_backoff_max = max;
+        self
+    }
+
+    /// The dead-letter exchange and the queue that keeps what it takes.
+    pub fn dead_letter(mut self, exchange: impl Into<String>, queue: impl Into<String>) -> Self {
+        self.args.dead_letter_exchange = exchange.into();
+        self.args.dead_letter_queue = queue.into();
+        self
+    }
+
+    /// Prefix of the delay exchanges and queues (kombu's is `celery_delayed`).
+    pub fn delay_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.args.delay_prefix = prefix.into();
+        self
+    }
+
+    /// Checks everything, as the flags are checked.
+    pub fn build(self) -> Result<WorkerConfig, ConfigError> {
+        self.args.into_config()
+    }
+}
+
+impl WorkerConfig {
+    /// A builder starting from the flags' defaults.
+    pub fn builder() -> WorkerBuilder {
+        WorkerBuilder::default()
+    }
+}
+
+impl Default for WorkerConfig {
+    /// The flags' defaults: queue `celery` on `amqp://guest:guest@localhost:5672//`.
+    fn default() -> Self {
+        WorkerArgs::default()
+            .into_config()
+            .expect("the flags' defaults are a valid configuration")
+    }
+}
+
 /// Seconds (integer or fraction) as a Duration; rejects negatives, NaN and more than a year.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
     maestro_broker::config::parse_secs_up_to(s, true, 366.0 * 86_400.0, "a year")
 }
 
-impl Cli {
+impl WorkerArgs {
     /// Checks every value and computes what derives from them.
     pub fn into_config(self) -> Result<WorkerConfig, ConfigError> {
         let mut names: Vec<String> = Vec::new();
@@ -242,8 +416,7 @@ impl Cli {
                 ),
             ));
         }
-        let broker = parse_broker_urls(&self.broker)
-            .map_err(|e| err("--broker", "CELERY_BROKER_URL", e.to_string()))?;
+        let broker = self.broker.urls()?;
         let result_backend = match self.result_backend.as_deref().map(str::trim) {
             None | Some("") | Some("disabled") => ResultBackend::None,
             Some(url) if url.starts_with("rpc://") => ResultBackend::Rpc,
@@ -385,8 +558,9 @@ mod tests {
     fn parse(args: &[&str]) -> Result<WorkerConfig, String> {
         let mut argv = vec!["maestro-worker"];
         argv.extend_from_slice(args);
-        Cli::try_parse_from(argv)
+        WorkerCli::try_parse_from(argv)
             .map_err(|e| e.to_string())?
+            .worker
             .into_config()
             .map_err(|e| e.to_string())
     }
@@ -453,6 +627,27 @@ mod tests {
             let e = parse(args).expect_err("must be refused");
             assert!(e.contains(want), "{args:?}: {e:?} should mention {want:?}");
         }
+    }
+
+    #[test]
+    fn code_and_flags_make_the_same_configuration() {
+        let from_flags = parse(&["-Q", "a,b", "-c", "3", "--metrics-addr", "off"]).expect("flags");
+        let from_code = WorkerConfig::builder()
+            .queues(["a", "b"])
+            .concurrency(3)
+            .metrics_addr(None)
+            .build()
+            .expect("code");
+        let names = |c: &WorkerConfig| c.queues.iter().map(|q| q.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&from_flags), names(&from_code));
+        assert_eq!(from_flags.prefetch_count, from_code.prefetch_count);
+        assert_eq!(from_flags.metrics_addr, from_code.metrics_addr);
+        let bad = WorkerConfig::builder()
+            .concurrency(0)
+            .build()
+            .expect_err("checked");
+        assert!(bad.to_string().contains("--concurrency"), "{bad}");
+        assert_eq!(WorkerConfig::default().queues[0].name, "celery");
     }
 
     #[test]

@@ -15,8 +15,8 @@ use futures_util::stream::SelectAll;
 use lapin::Connection;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use maestro_broker::store::ResultStore;
 use maestro_broker::{BrokerError, Publisher, QueueType};
+use maestro_results::ResultStore;
 use maestro_tasks::Registry;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -32,7 +32,7 @@ use crate::stats::WorkerState;
 
 /// Why a session ended.
 #[derive(Debug)]
-pub enum SessionEnd {
+pub(crate) enum SessionEnd {
     /// Shutdown was asked for and the session drained.
     Stopped,
     /// The connection or channel failed; reconnect.
@@ -40,7 +40,7 @@ pub enum SessionEnd {
 }
 
 /// Consumes until shutdown or connection loss.
-pub async fn consume(
+pub(crate) async fn consume(
     conn: &Arc<Connection>,
     cfg: Arc<WorkerConfig>,
     registry: Arc<Registry>,

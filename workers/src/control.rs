@@ -24,11 +24,11 @@ use crate::config::WorkerConfig;
 use crate::stats::WorkerState;
 
 /// Celery's control exchange and its reply exchange.
-pub const EXCHANGE: &str = "celery.pidbox";
-pub const REPLY_EXCHANGE: &str = "reply.celery.pidbox";
+pub(crate) const EXCHANGE: &str = "celery.pidbox";
+pub(crate) const REPLY_EXCHANGE: &str = "reply.celery.pidbox";
 
 /// Starts answering control requests for this session; the task ends with the connection.
-pub async fn spawn(
+pub(crate) async fn spawn(
     conn: &Connection,
     cfg: Arc<WorkerConfig>,
     registry: Arc<Registry>,

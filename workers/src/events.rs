@@ -16,9 +16,9 @@ use serde_json::{Map, Value, json};
 use crate::stats::WorkerState;
 
 /// Celery's event exchange.
-pub const EXCHANGE: &str = "celeryev";
+pub(crate) const EXCHANGE: &str = "celeryev";
 /// Seconds between worker heartbeats, as Celery's default.
-pub const HEARTBEAT: Duration = Duration::from_secs(2);
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// Publishes events for one session.
 #[derive(Clone)]

@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use maestro_broker::Signature;
-use maestro_tasks::TaskContext;
-use maestro_tasks::followup::{ChordHandle, FollowUp, SendFuture, parent_headers, propagate_trace};
+use maestro_broker::{Signature, TaskMessage};
+use maestro_tasks::followup::{ChordHandle, FollowUp, Parent, SendFuture};
 use tracing::info;
 
 use crate::canvas::publish_to_queue;
@@ -15,13 +14,12 @@ use crate::processor::Session;
 pub(crate) struct SessionFollowUp(pub(crate) Arc<Session>);
 
 impl FollowUp for SessionFollowUp {
-    fn send<'a>(&'a self, parent: &'a TaskContext, sig: Signature) -> SendFuture<'a, String> {
+    fn send<'a>(&'a self, parent: Parent<'a>, sig: Signature) -> SendFuture<'a, String> {
         Box::pin(async move {
             let s = &self.0;
-            let mut msg = sig
-                .to_message(None, Some(&parent_headers(parent)), None)
+            let mut msg = TaskMessage::from_signature(&sig, None, Some(&parent.headers()), None)
                 .map_err(|e| e.to_string())?;
-            propagate_trace(parent, &mut msg);
+            parent.propagate_trace(&mut msg);
             let queue = sig.queue(&s.cfg.default_queue).to_owned();
             publish_to_queue(s, &queue, &msg).await.map_err(|e| {
                 s.publish_failed(&e);
@@ -35,7 +33,7 @@ impl FollowUp for SessionFollowUp {
 
     fn start_chord<'a>(
         &'a self,
-        _parent: &'a TaskContext,
+        _parent: Parent<'a>,
         size: usize,
         callback: Signature,
     ) -> SendFuture<'a, ChordHandle> {

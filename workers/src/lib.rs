@@ -1,6 +1,7 @@
-//! The worker runtime.
+//! The worker runtime: Celery protocol-v2 tasks from RabbitMQ queues, run by Rust code.
 //!
-//! - `config`    flags and environment, checked once
+//! - `config`    [`WorkerArgs`] (flags), [`WorkerConfig`] (checked; also built in code)
+//! - `launch`    a worker process from `main`: stack guard, logging, runtime, signals
 //! - `worker`    lifecycle: connect, declare, consume, reconnect
 //! - `consumer`  one session: channels, prefetch, deliveries to runs, drain on shutdown
 //! - `processor` one delivery into one task run and one settlement
@@ -10,17 +11,23 @@
 //! - `stats`     running tasks, totals, revoked ids, the Lamport clock
 //! - `events`    Celery events (-E) on celeryev
 //! - `control`   remote control on celery.pidbox (inspect, revoke)
-//! - `metrics`   /healthz, /readyz and Prometheus /metrics on --metrics-addr
+//! - `metrics`   Prometheus metrics and readiness, served on --metrics-addr
 
-pub mod acker;
-pub mod canvas;
+mod acker;
+mod canvas;
 pub mod config;
-pub mod consumer;
-pub mod control;
-pub mod events;
+mod consumer;
+mod control;
+mod events;
 mod followup;
-pub mod metrics;
+pub mod launch;
+mod metrics;
 pub mod processor;
-pub mod shutdown;
-pub mod stats;
-pub mod worker;
+mod shutdown;
+mod stats;
+mod worker;
+
+pub use config::{ResultBackend, WorkerArgs, WorkerBuilder, WorkerCli, WorkerConfig};
+pub use maestro_broker::config::ConfigError;
+pub use shutdown::Shutdown;
+pub use worker::{WorkerError, run};

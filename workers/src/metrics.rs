@@ -10,16 +10,10 @@
 //! and allocates nothing; a name outside those sets is counted as `other`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use maestro_broker::dead_letter::DeadReason;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -28,7 +22,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
 
 /// Upper bounds of the run time histogram, seconds: from a no-op to a 15-minute report.
 const RUNTIME_BUCKETS_SECONDS: [f64; 15] = [
@@ -296,50 +289,14 @@ impl Drop for ConsumingGuard<'_> {
     }
 }
 
-async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        m.render(),
-    )
-}
-
-async fn readyz(State(m): State<Arc<Metrics>>) -> StatusCode {
-    if m.is_consuming() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+impl maestro_telemetry::Health for Metrics {
+    fn render_metrics(&self) -> String {
+        self.render()
     }
-}
 
-/// The endpoint's routes.
-pub fn app(m: Arc<Metrics>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/readyz", get(readyz))
-        .route("/healthz", get(|| async { StatusCode::OK }))
-        .with_state(m)
-}
-
-/// Binds `addr` and serves `app` until `stop` is cancelled; returns the bound address.
-pub async fn serve(
-    addr: SocketAddr,
-    m: Arc<Metrics>,
-    stop: CancellationToken,
-) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app(m))
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(event = "metrics_server_failed", error = %e);
-        }
-    });
-    Ok(bound)
+    fn is_ready(&self) -> bool {
+        self.is_consuming()
+    }
 }
 
 #[cfg(test)]

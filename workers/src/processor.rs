@@ -9,16 +9,16 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::ExponentialBuilder;
 use chrono::Utc;
 use futures_util::FutureExt;
 use lapin::BasicProperties;
 use lapin::message::Delivery;
 use maestro_broker::dead_letter::{self, DeadReason};
 use maestro_broker::message::{DecodeError, republish_properties};
-use maestro_broker::store::{ResultStore, StoreError, Stored, TaskRecord};
 use maestro_broker::trace::TraceContext;
 use maestro_broker::{ExceptionInfo, Publisher, TaskMessage, TaskState, delay, state};
+use maestro_results::{ResultStore, StoreError, Stored, TaskRecord};
 use maestro_tasks::{Registry, Task, TaskArgs, TaskContext, TaskError};
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
@@ -799,18 +799,7 @@ fn settle_after(recorded: Result<(), ()>) -> Settle {
 
 /// The retry delay after `retries` earlier tries: exponential from the minimum, with jitter.
 pub fn retry_delay(cfg: &WorkerConfig, retries: u32) -> Duration {
-    ExponentialBuilder::default()
-        .with_min_delay(cfg.retry_backoff_min)
-        .with_max_delay(cfg.retry_backoff_max)
-        .with_factor(2.0)
-        .with_jitter()
-        .without_max_times()
-        .build()
-        // Past 64 doublings every delay is the maximum; a message claiming billions of
-        // retries must not make the worker step through them one by one.
-        .nth(retries.min(64) as usize)
-        .unwrap_or(cfg.retry_backoff_max)
-        .min(cfg.retry_backoff_max * 2)
+    maestro_tasks::retry_delay(cfg.retry_backoff_min, cfg.retry_backoff_max, retries)
 }
 
 /// Records the task's state in the result backend. `Err` when it could not be recorded (the
@@ -973,8 +962,9 @@ mod tests {
     use clap::Parser;
 
     fn cfg() -> WorkerConfig {
-        crate::config::Cli::try_parse_from(["maestro-worker", "--metrics-addr", "off"])
+        crate::config::WorkerCli::try_parse_from(["maestro-worker", "--metrics-addr", "off"])
             .expect("flags")
+            .worker
             .into_config()
             .expect("config")
     }

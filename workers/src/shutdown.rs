@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,16 +37,12 @@ impl Default for Shutdown {
 impl Shutdown {
     /// Listens for SIGTERM and SIGINT: the first stops consuming, the second aborts.
     pub fn listen_for_signals(&self) -> std::io::Result<()> {
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
+        let mut signals = maestro_telemetry::Signals::new()?;
         let me = self.clone();
         tokio::spawn(async move {
             let mut seen = 0u32;
             loop {
-                let name = tokio::select! {
-                    _ = term.recv() => "SIGTERM",
-                    _ = int.recv() => "SIGINT",
-                };
+                let name = signals.recv().await;
                 seen += 1;
                 if seen == 1 {
                     info!(

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::metrics::Metrics;
 
 /// Revoked ids kept, oldest forgotten first (Celery keeps 50,000 too).
-pub const REVOKED_MAX: usize = 50_000;
+pub(crate) const REVOKED_MAX: usize = 50_000;
 
 /// One running task, as `inspect active` shows it.
 #[derive(Debug, Clone)]

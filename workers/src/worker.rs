@@ -7,15 +7,15 @@ use std::sync::Arc;
 use backon::Retryable;
 use lapin::Connection;
 use maestro_broker::connection::reconnect_backoff;
-use maestro_broker::store::{ResultStore, StoreError};
 use maestro_broker::{BrokerError, topology};
+use maestro_results::{ResultStore, StoreError};
 use maestro_tasks::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{ResultBackend, WorkerConfig};
 use crate::consumer::{self, SessionEnd};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::processor::CHORD_UNLOCK;
 use crate::shutdown::Shutdown;
 use crate::stats::WorkerState;
@@ -55,7 +55,7 @@ pub async fn run(
     let serving = CancellationToken::new();
     let _stop_serving = serving.clone().drop_guard();
     if let Some(addr) = cfg.metrics_addr {
-        let bound = metrics::serve(addr, metrics.clone(), serving).await?;
+        let bound = maestro_telemetry::serve(addr, metrics.clone(), serving).await?;
         info!(event = "metrics_listening", addr = %bound);
     }
     let state = Arc::new(WorkerState::new(cfg.hostname.as_str(), metrics));

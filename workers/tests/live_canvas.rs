@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use maestro_broker::client::Client;
-use maestro_broker::store::ResultStore;
 use maestro_broker::{Signature, topology};
+use maestro_results::ResultStore;
 use maestro_tasks::Registry;
 use maestro_testsupport::{Run, broker_url};
-use maestro_worker::config::Cli;
-use maestro_worker::shutdown::Shutdown;
+use maestro_worker::Shutdown;
+use maestro_worker::WorkerCli;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,15 +24,16 @@ async fn chains_groups_and_chords_built_in_rust() {
     let backend = format!("{}/t{}", mongo.trim_end_matches('/'), run.id);
     let mut args = run.worker_args(&queue);
     args.extend(["--result-backend", &backend, "--default-queue", &queue.name].map(str::to_owned));
-    let cfg = Cli::try_parse_from(args)
+    let cfg = WorkerCli::try_parse_from(args)
         .expect("flags")
+        .worker
         .into_config()
         .expect("config");
     let shutdown = Shutdown::default();
     // Dropped before `run` (declared later): even if the test panics, the worker stops before
     // the teardown deletes its topology, so it cannot reconnect and declare it again.
     let _stop_worker = shutdown.stop.clone().drop_guard();
-    let worker = tokio::spawn(maestro_worker::worker::run(
+    let worker = tokio::spawn(maestro_worker::run(
         cfg,
         Registry::with_diagnostics(),
         shutdown.clone(),

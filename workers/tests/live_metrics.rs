@@ -10,8 +10,8 @@ use maestro_broker::client::Client;
 use maestro_broker::{TaskMessage, topology};
 use maestro_tasks::Registry;
 use maestro_testsupport::{Run, broker_url};
-use maestro_worker::config::Cli;
-use maestro_worker::shutdown::Shutdown;
+use maestro_worker::Shutdown;
+use maestro_worker::WorkerCli;
 use serde_json::{Value, json};
 
 /// A port nothing listens on now (the listener is closed again before the worker binds it).
@@ -69,15 +69,16 @@ async fn health_readiness_and_task_metrics() {
         .expect("worker_args sets --metrics-addr");
     args[at + 1] = format!("127.0.0.1:{port}");
     args.extend(["--result-backend", "rpc://"].map(str::to_owned));
-    let cfg = Cli::try_parse_from(args)
+    let cfg = WorkerCli::try_parse_from(args)
         .expect("flags")
+        .worker
         .into_config()
         .expect("config");
     let shutdown = Shutdown::default();
     // Dropped before `run` (declared later): the worker stops before the teardown deletes
     // its topology, even if the test panics.
     let _stop_worker = shutdown.stop.clone().drop_guard();
-    let worker = tokio::spawn(maestro_worker::worker::run(
+    let worker = tokio::spawn(maestro_worker::run(
         cfg,
         Registry::with_diagnostics(),
         shutdown.clone(),

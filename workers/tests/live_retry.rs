@@ -11,8 +11,8 @@ use maestro_broker::client::{Client, StateReport};
 use maestro_broker::{TaskMessage, topology};
 use maestro_tasks::{Registry, Task, TaskArgs, TaskContext, TaskError, TaskFuture};
 use maestro_testsupport::{Run, broker_url};
-use maestro_worker::config::Cli;
-use maestro_worker::shutdown::Shutdown;
+use maestro_worker::Shutdown;
+use maestro_worker::WorkerCli;
 use serde_json::{Value, json};
 
 /// Retries with a 1 s countdown until it has been retried `times` times.
@@ -76,8 +76,9 @@ async fn retries_go_through_the_broker_and_end_in_success_or_failure() {
         ]
         .map(str::to_owned),
     );
-    let cfg = Cli::try_parse_from(args)
+    let cfg = WorkerCli::try_parse_from(args)
         .expect("flags")
+        .worker
         .into_config()
         .expect("config");
     let mut registry = Registry::with_diagnostics();
@@ -88,7 +89,7 @@ async fn retries_go_through_the_broker_and_end_in_success_or_failure() {
     // Dropped before `run` (declared later): even if the test panics, the worker stops before
     // the teardown deletes its topology, so it cannot reconnect and declare it again.
     let _stop_worker = shutdown.stop.clone().drop_guard();
-    let worker = tokio::spawn(maestro_worker::worker::run(cfg, registry, shutdown.clone()));
+    let worker = tokio::spawn(maestro_worker::run(cfg, registry, shutdown.clone()));
 
     let client = Client::connect(&broker_url(), "maestro-worker tests")
         .await

@@ -1,23 +1,37 @@
 //! The Maestro task catalogue: the jobs the fleet exists for, ported from the original Maestro
-//! services (see `../shared/reference/maestro-originals.md`) and fixed where they were wrong.
+//! services and fixed where they were wrong (docs/catalogue/ says where), on the
+//! `maestro-worker` runtime. The `maestro-worker` binary is this crate's: the runtime's flags
+//! plus [`CatalogueArgs`].
+//!
+//! - `discovery`   `maestro.discovery.scan`: the scan lifecycle, inventory writes, providers
+//! - `aws`         the AWS provider (SigV4, EC2, S3)
+//! - `report`      `maestro.report.general|pivot|upload|finish`: reports as chords of chunks
+//! - `aggregation` `maestro.aggregation`: a pipeline's output as a report
+//! - `webhook`     `maestro.webhook`: signed JSON deliveries
+//! - `notify`      `maestro.notify`: websocket messages and audit records
+//! - `delivery`    one outgoing HTTP delivery and its retry policy (webhook, notify)
+//! - `record`      `maestro.record`: how often each task id really ran
 //!
 //! Every task holds an `Arc<Services>`: the MongoDB databases, one HTTP client and the
-//! configuration, made once per worker from [`CatalogueArgs`].
+//! configuration, made once per worker from [`CatalogueArgs`]. Each task reads its arguments
+//! into its `maestro_contract` request, the type the API checks the same request with.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use maestro_broker::config::{ConfigError, config_error as err};
+use maestro_contract::{MongoArgs, ReportsArgs};
 use mongodb::Database;
 use mongodb::options::ClientOptions;
 
-use crate::registry::Registry;
-use crate::routes::RoutingTable;
+use maestro_tasks::{DuplicateTask, Registry, RoutingTable};
 
 pub mod aggregation;
 pub mod aws;
 pub mod delivery;
 pub mod discovery;
+mod mongo;
 pub mod notify;
 pub mod record;
 pub mod report;
@@ -27,30 +41,11 @@ pub mod webhook;
 /// names are Maestro's where it had them).
 #[derive(Clone, Args)]
 pub struct CatalogueArgs {
-    /// MongoDB of Maestro's inventory, connections and schedules.
-    #[arg(
-        long = "mongo-uri",
-        env = "MAESTRO_MONGO_URI",
-        default_value = "mongodb://127.0.0.1:27017",
-        hide_env_values = true
-    )]
-    pub mongo_uri: String,
+    #[command(flatten)]
+    pub mongo: MongoArgs,
 
-    /// Database of the inventory and connections.
-    #[arg(
-        long = "mongo-database",
-        env = "MAESTRO_MONGO_DATABASE",
-        default_value = "maestro-client"
-    )]
-    pub mongo_database: String,
-
-    /// Database the reports are written to.
-    #[arg(
-        long = "reports-database",
-        env = "MAESTRO_REPORTS_DATABASE",
-        default_value = "maestro-reports"
-    )]
-    pub reports_database: String,
+    #[command(flatten)]
+    pub reports: ReportsArgs,
 
     /// Rows per report chunk written at once.
     #[arg(long = "insert-qtd", env = "MAESTRO_INSERT_QTD", default_value_t = 500)]
@@ -109,8 +104,8 @@ pub struct CatalogueArgs {
     #[arg(long = "scan-qtd", env = "MAESTRO_SCAN_QTD", default_value_t = 200)]
     pub scan_qtd: usize,
 
-    /// Task routes `task=queue,...` over the defaults (`maestro_tasks::routes`); follow-up
-    /// tasks go where these say.
+    /// Task routes `task=queue,...` over Maestro's defaults (`maestro_contract::routes`);
+    /// follow-up tasks go where these say.
     #[arg(long = "routes", env = "MAESTRO_ROUTES", default_value = "")]
     pub routes: String,
 
@@ -128,9 +123,8 @@ impl std::fmt::Debug for CatalogueArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let set = |v: &Option<String>| if v.is_some() { "<set>" } else { "<unset>" };
         f.debug_struct("CatalogueArgs")
-            .field("mongo_uri", &"<redacted>")
-            .field("mongo_database", &self.mongo_database)
-            .field("reports_database", &self.reports_database)
+            .field("mongo", &self.mongo)
+            .field("reports", &self.reports)
             .field("insert_qtd", &self.insert_qtd)
             .field("report_result_qtd", &self.report_result_qtd)
             .field("translate_qtd", &self.translate_qtd)
@@ -164,42 +158,66 @@ impl Services {
     pub fn queue_for(&self, task: &str) -> &str {
         self.routes
             .queue_for(task)
-            .unwrap_or(crate::routes::QUEUE_CELERY)
+            .unwrap_or(maestro_contract::names::QUEUE_CELERY)
     }
 }
 
 impl Services {
     /// Checks the settings and makes the clients (nothing connects until first used, so a
     /// worker starts while MongoDB is away; tasks needing it retry).
-    pub async fn new(cfg: CatalogueArgs) -> Result<Arc<Self>, String> {
+    pub async fn new(cfg: CatalogueArgs) -> Result<Arc<Self>, ConfigError> {
         if cfg.insert_qtd == 0 {
-            return Err("--insert-qtd (MAESTRO_INSERT_QTD): must be at least 1".into());
+            return Err(err(
+                "--insert-qtd",
+                "MAESTRO_INSERT_QTD",
+                "must be at least 1",
+            ));
         }
         if cfg.report_result_qtd == 0 {
-            return Err(
-                "--report-result-qtd (MAESTRO_REPORT_RESULT_QTD): must be at least 1".into(),
-            );
+            return Err(err(
+                "--report-result-qtd",
+                "MAESTRO_REPORT_RESULT_QTD",
+                "must be at least 1",
+            ));
         }
         if cfg.translate_qtd == 0 {
-            return Err("--translate-qtd (MAESTRO_TRANSLATE_QTD): must be at least 1".into());
+            return Err(err(
+                "--translate-qtd",
+                "MAESTRO_TRANSLATE_QTD",
+                "must be at least 1",
+            ));
         }
-        let routes = RoutingTable::with_overrides(&cfg.routes)
-            .map_err(|e| format!("--routes (MAESTRO_ROUTES): {e}"))?;
-        let mut opts = ClientOptions::parse(&cfg.mongo_uri)
+        if let Some(e) = &cfg.aws_endpoint {
+            let bad = |why: String| err("--aws-endpoint", "MAESTRO_AWS_ENDPOINT", why);
+            let url = reqwest::Url::parse(e).map_err(|e| bad(e.to_string()))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(bad(format!("{e:?} is not an http(s) URL with a host")));
+            }
+        }
+        let routes = maestro_contract::routes::maestro_with(&cfg.routes)
+            .map_err(|e| err("--routes", "MAESTRO_ROUTES", e))?;
+        let bad_uri =
+            |e: mongodb::error::Error| err("--mongo-uri", "MAESTRO_MONGO_URI", e.to_string());
+        let mut opts = ClientOptions::parse(&cfg.mongo.mongo_uri)
             .await
-            .map_err(|e| format!("--mongo-uri (MAESTRO_MONGO_URI): {e}"))?;
+            .map_err(bad_uri)?;
         opts.app_name.get_or_insert_with(|| "maestro-worker".into());
         opts.server_selection_timeout = Some(Duration::from_secs(5));
-        let client = mongodb::Client::with_options(opts)
-            .map_err(|e| format!("--mongo-uri (MAESTRO_MONGO_URI): {e}"))?;
+        let client = mongodb::Client::with_options(opts).map_err(bad_uri)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.http_timeout_secs.max(1)))
             .user_agent(concat!("maestro-worker/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(|e| {
+                err(
+                    "--http-timeout",
+                    "MAESTRO_HTTP_TIMEOUT",
+                    format!("HTTP client: {e}"),
+                )
+            })?;
         Ok(Arc::new(Self {
-            inventory: client.database(&cfg.mongo_database),
-            reports: client.database(&cfg.reports_database),
+            inventory: client.database(&cfg.mongo.mongo_database),
+            reports: client.database(&cfg.reports.reports_database),
             cfg,
             http,
             routes,
@@ -208,7 +226,7 @@ impl Services {
 }
 
 /// Registers every catalogue task.
-pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), String> {
+pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), DuplicateTask> {
     for task in report::all(svc) {
         registry.register(task)?;
     }
@@ -216,7 +234,7 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Stri
     registry.register(Arc::new(notify::Notify::new(svc.clone())))?;
     registry.register(Arc::new(aggregation::Aggregation::new(svc.clone())))?;
     registry.register(Arc::new(record::Record::new(svc.clone())))?;
-    for task in discovery::all(svc)? {
+    for task in discovery::all(svc) {
         registry.register(task)?;
     }
     Ok(())

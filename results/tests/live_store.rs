@@ -2,7 +2,7 @@
 //! chord counting under concurrency, and a SUCCESS that later writes cannot overwrite.
 
 use maestro_broker::TaskState;
-use maestro_broker::store::{ResultStore, Stored, TaskRecord};
+use maestro_results::{ResultStore, Stored, TaskRecord};
 use serde_json::json;
 
 async fn store(db: &str) -> ResultStore {

@@ -1,6 +1,6 @@
 //! `maestro.notify(channel, ...)` (queue `notify`): Maestro's notifications, each its own task
-//! so that other tasks send it as a follow-up ([`ws_notification`], [`audit_record`]) and its
-//! failures never touch their results.
+//! so that other tasks send it as a follow-up (`Notification::signature`, see
+//! `maestro_contract::notify`) and its failures never touch their results.
 //!
 //! - `channel="ws"`, `owner_id`, `notify={title, msg, type}`, `event={caller: [...]}`: a
 //!   Centrifugo HTTP API publish, as Maestro's websocket-app took it:
@@ -17,215 +17,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use maestro_broker::Signature;
+use maestro_contract::Notification;
+use maestro_contract::notify::{AuditRecord, WsNotification};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, Url};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::Services;
-use super::delivery::{self, Class, DELIVERY_MAX_RETRIES};
-use crate::args::TaskArgs;
-use crate::context::TaskContext;
-use crate::error::TaskError;
-use crate::task::{Task, TaskFuture};
+use crate::Services;
+use crate::delivery::{self, Class, DELIVERY_MAX_RETRIES};
+use maestro_tasks::TaskArgs;
+use maestro_tasks::TaskContext;
+use maestro_tasks::TaskError;
+use maestro_tasks::{Task, TaskFuture};
 
 /// The task's name.
-pub const TASK_NAME: &str = crate::routes::TASK_NOTIFY;
+pub const TASK_NAME: &str = maestro_contract::names::TASK_NOTIFY;
 /// The queue it goes to by default.
-pub const QUEUE: &str = crate::routes::QUEUE_NOTIFY;
-/// Longest identifier (owner, entity, entity id, user), bytes, as the API.
-pub const ID_BYTES_MAX: usize = 128;
-/// Longest title, message or caller name, bytes, as the API.
-pub const TEXT_BYTES_MAX: usize = 4096;
-/// Maestro's notification kinds.
-pub const NOTIFY_TYPES: [&str; 5] = ["info", "success", "warning", "danger", "error"];
+pub const QUEUE: &str = maestro_contract::names::QUEUE_NOTIFY;
 /// Centrifugo's error code for its own internal errors (worth a retry); other codes are not.
 const CENTRIFUGO_INTERNAL_ERROR: u64 = 100;
-
-/// The signature of a websocket notification to `owner_id` (Maestro's shape), for
-/// `ctx.send(...)` from other tasks. `kind` is one of [`NOTIFY_TYPES`]; `caller` names what
-/// raised it. It goes to queue `notify`; `.with_option("queue", ...)` moves it.
-pub fn ws_notification(
-    owner_id: &str,
-    title: &str,
-    msg: &str,
-    kind: &str,
-    caller: &[&str],
-) -> Signature {
-    let mut sig = Signature::new(TASK_NAME, vec![]).with_option("queue", QUEUE.into());
-    sig.kwargs = json!({
-        "channel": "ws",
-        "owner_id": owner_id,
-        "notify": {"title": title, "msg": msg, "type": kind},
-        "event": {"caller": caller},
-    });
-    sig
-}
-
-/// The signature of an audit record of `entity`/`entity_id` after `method` (POST, PUT, PATCH
-/// or DELETE) by `user`, carrying the whole entity as `body`; queue `notify`.
-pub fn audit_record(
-    entity: &str,
-    entity_id: &str,
-    method: &str,
-    user: Option<&str>,
-    body: Map<String, Value>,
-) -> Signature {
-    let mut sig = Signature::new(TASK_NAME, vec![]).with_option("queue", QUEUE.into());
-    sig.kwargs = json!({
-        "channel": "audit",
-        "entity": entity,
-        "entity_id": entity_id,
-        "method": method,
-        "user": user,
-        "body": body,
-    });
-    sig
-}
-
-/// A checked notification.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Notification {
-    /// A websocket message to user `owner_id`.
-    Ws {
-        owner_id: String,
-        /// `{title, msg, type}`.
-        notify: Value,
-        /// `{caller: [...]}`.
-        event: Value,
-    },
-    /// An audit record.
-    Audit {
-        entity: String,
-        entity_id: String,
-        method: Method,
-        user: Option<String>,
-        body: Map<String, Value>,
-    },
-}
-
-/// Checks an identifier that becomes part of a channel name or URL path: 1..=`ID_BYTES_MAX`
-/// bytes of ASCII letters, digits, `_`, `-`, `.`, and not `.` or `..`.
-pub(crate) fn check_id(name: &str, v: &str) -> Result<(), TaskError> {
-    let ok_chars = v
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if v.is_empty() || v.len() > ID_BYTES_MAX || !ok_chars || v == "." || v == ".." {
-        return Err(TaskError::value_error(format!(
-            "argument '{name}' must be 1 to {ID_BYTES_MAX} ASCII letters, digits, '_', '-' or '.'"
-        )));
-    }
-    Ok(())
-}
-
-fn check_text(name: &str, v: &str) -> Result<(), TaskError> {
-    if v.trim().is_empty() || v.len() > TEXT_BYTES_MAX {
-        return Err(TaskError::value_error(format!(
-            "argument '{name}' must be non-blank and at most {TEXT_BYTES_MAX} bytes"
-        )));
-    }
-    Ok(())
-}
-
-fn text_field(obj: &Map<String, Value>, parent: &str, key: &str) -> Result<String, TaskError> {
-    let name = format!("{parent}.{key}");
-    let v = obj
-        .get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| TaskError::type_error(format!("argument '{name}' must be a string")))?;
-    check_text(&name, v)?;
-    Ok(v.to_owned())
-}
-
-impl Notification {
-    /// Reads and checks the kwargs (keywords only: the two channels take different ones).
-    pub fn from_args(args: &TaskArgs) -> Result<Self, TaskError> {
-        let channel: String = args.require(0, "channel")?;
-        match channel.as_str() {
-            "ws" => Self::ws(args),
-            "audit" => Self::audit(args),
-            other => Err(TaskError::value_error(format!(
-                "argument 'channel' must be \"ws\" or \"audit\", got {other:?}"
-            ))),
-        }
-    }
-
-    fn ws(args: &TaskArgs) -> Result<Self, TaskError> {
-        let owner_id: String = args.require(1, "owner_id")?;
-        check_id("owner_id", &owner_id)?;
-        let notify: Map<String, Value> = args.require(2, "notify")?;
-        let title = text_field(&notify, "notify", "title")?;
-        let msg = text_field(&notify, "notify", "msg")?;
-        let kind = notify
-            .get("type")
-            .and_then(Value::as_str)
-            .ok_or_else(|| TaskError::type_error("argument 'notify.type' must be a string"))?;
-        if !NOTIFY_TYPES.contains(&kind) {
-            return Err(TaskError::value_error(format!(
-                "argument 'notify.type' must be one of {}, got {kind:?}",
-                NOTIFY_TYPES.join(", ")
-            )));
-        }
-        let event: Option<Map<String, Value>> = args.get(3, "event")?;
-        let caller = match event.as_ref().and_then(|e| e.get("caller")) {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => {
-                let mut names = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let name = format!("event.caller[{i}]");
-                    let s = item.as_str().ok_or_else(|| {
-                        TaskError::type_error(format!("argument '{name}' must be a string"))
-                    })?;
-                    check_text(&name, s)?;
-                    names.push(Value::String(s.to_owned()));
-                }
-                names
-            }
-            Some(_) => {
-                return Err(TaskError::type_error(
-                    "argument 'event.caller' must be a list of strings",
-                ));
-            }
-        };
-        Ok(Notification::Ws {
-            owner_id,
-            notify: json!({"title": title, "msg": msg, "type": kind}),
-            event: json!({"caller": caller}),
-        })
-    }
-
-    fn audit(args: &TaskArgs) -> Result<Self, TaskError> {
-        let entity: String = args.require(1, "entity")?;
-        check_id("entity", &entity)?;
-        let entity_id: String = args.require(2, "entity_id")?;
-        check_id("entity_id", &entity_id)?;
-        let method: String = args.require(3, "method")?;
-        let method = match method.as_str() {
-            "POST" => Method::POST,
-            "PUT" => Method::PUT,
-            "PATCH" => Method::PATCH,
-            "DELETE" => Method::DELETE,
-            other => {
-                return Err(TaskError::value_error(format!(
-                    "argument 'method' must be POST, PUT, PATCH or DELETE, got {other:?}"
-                )));
-            }
-        };
-        let user: Option<String> = args.get::<Option<String>>(4, "user")?.flatten();
-        if let Some(u) = &user {
-            check_id("user", u)?;
-        }
-        let body: Map<String, Value> = args.require(5, "body")?;
-        Ok(Notification::Audit {
-            entity,
-            entity_id,
-            method,
-            user,
-            body,
-        })
-    }
-}
 
 /// The `maestro.notify` task.
 pub struct Notify {
@@ -256,11 +67,11 @@ impl Notify {
     async fn publish(&self, ctx: &TaskContext, n: Notification) -> Result<Value, TaskError> {
         let timeout = Duration::from_secs(self.svc.cfg.http_timeout_secs.max(1));
         let (what, request, channel) = match n {
-            Notification::Ws {
+            Notification::Ws(WsNotification {
                 owner_id,
                 notify,
                 event,
-            } => {
+            }) => {
                 let Some(base) = self.svc.cfg.websocket_uri.as_deref() else {
                     return Ok(self.skipped(&self.ws_skip_logged, "MAESTRO_WEBSOCKET_URI", "ws"));
                 };
@@ -283,13 +94,13 @@ impl Notify {
                 let what = format!("websocket publish to {}", delivery::redacted(&url));
                 (what, req, channel)
             }
-            Notification::Audit {
+            Notification::Audit(AuditRecord {
                 entity,
                 entity_id,
                 method,
                 user,
                 body,
-            } => {
+            }) => {
                 let Some(base) = self.svc.cfg.audit_uri.as_deref() else {
                     return Ok(self.skipped(&self.audit_skip_logged, "MAESTRO_AUDIT_URI", "audit"));
                 };
@@ -298,7 +109,8 @@ impl Notify {
                     path.push(u);
                 }
                 let url = endpoint(base, "MAESTRO_AUDIT_URI", &path)?;
-                let what = format!("audit {method} {}", delivery::redacted(&url));
+                let what = format!("audit {} {}", method.as_str(), delivery::redacted(&url));
+                let method = Method::from_bytes(method.as_str().as_bytes()).unwrap_or(Method::POST);
                 let req = self.svc.http.request(method, url).json(&body);
                 (what, req, format!("audit/{entity}"))
             }
@@ -322,7 +134,7 @@ impl Notify {
                 )
             } else {
                 TaskError::retry_in(
-                    delivery::backoff(ctx.retries, fastrand::f64()),
+                    delivery::backoff(ctx.retries),
                     "RuntimeError",
                     format!("{what}: {cause}"),
                 )
@@ -390,6 +202,10 @@ impl Task for Notify {
 mod tests {
     use super::*;
 
+    use maestro_broker::Signature;
+    use maestro_contract::notify::{AuditMethod, NotifyType, ws_notification};
+    use serde_json::Map;
+
     fn parse(sig: &Signature) -> Result<Notification, TaskError> {
         Notification::from_args(&TaskArgs::from_values(&json!([]), &sig.kwargs).expect("json"))
     }
@@ -400,40 +216,38 @@ mod tests {
 
     #[test]
     fn helpers_make_what_the_task_reads() {
-        let sig = ws_notification("u1", "Report", "ready", "success", &["reports"]);
+        let n = ws_notification("u1", "Report", "ready", NotifyType::Success, &["reports"]);
+        let sig = n.signature();
         assert_eq!(sig.task, "maestro.notify");
         assert_eq!(sig.option_str("queue"), Some("notify"));
+        assert_eq!(parse(&sig).expect("valid"), n);
         assert_eq!(
-            parse(&sig).expect("valid"),
-            Notification::Ws {
-                owner_id: "u1".into(),
-                notify: json!({"title": "Report", "msg": "ready", "type": "success"}),
-                event: json!({"caller": ["reports"]}),
-            }
+            sig.kwargs,
+            json!({"channel": "ws", "owner_id": "u1",
+                "notify": {"title": "Report", "msg": "ready", "type": "success"},
+                "event": {"caller": ["reports"]}})
         );
         let body: Map<String, Value> = [("hostname".to_owned(), json!("web-1"))]
             .into_iter()
             .collect();
-        let sig = audit_record("servers", "5f1c", "PATCH", Some("u1"), body.clone());
-        match parse(&sig).expect("valid") {
-            Notification::Audit {
-                entity,
-                entity_id,
-                method,
-                user,
-                body: b,
-            } => {
-                assert_eq!((entity.as_str(), entity_id.as_str()), ("servers", "5f1c"));
-                assert_eq!(method, Method::PATCH);
-                assert_eq!(user.as_deref(), Some("u1"));
-                assert_eq!(b, body);
-            }
-            other => panic!("{other:?}"),
-        }
-        let sig = audit_record("servers", "5f1c", "DELETE", None, Map::new());
+        let audit = Notification::Audit(AuditRecord {
+            entity: "servers".into(),
+            entity_id: "5f1c".into(),
+            method: AuditMethod::PATCH,
+            user: Some("u1".into()),
+            body: body.clone(),
+        });
+        assert_eq!(parse(&audit.signature()).expect("valid"), audit);
+        let anonymous = Notification::Audit(AuditRecord {
+            entity: "servers".into(),
+            entity_id: "5f1c".into(),
+            method: AuditMethod::DELETE,
+            user: None,
+            body: Map::new(),
+        });
         assert!(matches!(
-            parse(&sig),
-            Ok(Notification::Audit { user: None, .. })
+            parse(&anonymous.signature()),
+            Ok(Notification::Audit(AuditRecord { user: None, .. }))
         ));
     }
 

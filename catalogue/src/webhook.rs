@@ -7,52 +7,36 @@
 //! be written is logged and does not change the delivery's outcome. Header values, the
 //! secret and the URL's query string are never logged or recorded.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mongodb::bson::{self, Document, doc};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::Services;
-use super::delivery::{
-    self, ATTEMPT_HEADER, Answer, Class, DELIVERY_HEADER, DELIVERY_MAX_RETRIES, SIGNATURE_HEADER,
-};
-use crate::args::TaskArgs;
-use crate::context::TaskContext;
-use crate::error::TaskError;
-use crate::task::{Task, TaskFuture};
+use crate::Services;
+use crate::delivery::{self, Answer, Class, DELIVERY_MAX_RETRIES};
+use maestro_contract::WebhookRequest;
+use maestro_contract::webhook::{ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, WebhookMethod};
+use maestro_tasks::TaskArgs;
+use maestro_tasks::TaskContext;
+use maestro_tasks::TaskError;
+use maestro_tasks::{Task, TaskFuture};
 
 /// The task's name.
-pub const TASK_NAME: &str = crate::routes::TASK_WEBHOOK;
+pub const TASK_NAME: &str = maestro_contract::names::TASK_WEBHOOK;
 /// The queue the API sends it to.
-pub const QUEUE: &str = crate::routes::QUEUE_WEBHOOK;
+pub const QUEUE: &str = maestro_contract::names::QUEUE_WEBHOOK;
 /// Collection (in the inventory database) of delivery attempts.
 pub const ATTEMPTS_COLLECTION: &str = "webhook_attempts";
-/// Longest URL accepted, bytes (as the API).
-pub const URL_BYTES_MAX: usize = 2048;
-/// Most extra headers accepted (as the API).
-pub const HEADERS_MAX: usize = 32;
 /// Longest wait for an attempt's record to be written; past it the record is given up.
 pub const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Headers a caller may not set: the delivery's own, and those that frame the request.
-pub const RESERVED_HEADERS: [&str; 7] = [
-    SIGNATURE_HEADER,
-    DELIVERY_HEADER,
-    ATTEMPT_HEADER,
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-];
-
-/// One delivery's checked kwargs.
+/// One delivery, checked and ready to send.
 #[derive(Debug, Clone)]
-pub struct WebhookRequest {
+pub struct Delivery {
     pub url: Url,
     pub method: Method,
     pub payload: Value,
@@ -60,64 +44,20 @@ pub struct WebhookRequest {
     pub headers: HeaderMap,
 }
 
-impl WebhookRequest {
-    /// Reads and checks `url`, `method`, `payload`, `headers` (by position or keyword). A wrong
-    /// type is a TypeError, a wrong value a ValueError; both name the argument.
+impl Delivery {
+    /// Reads and checks the call (see `maestro_contract::webhook`).
     pub fn from_args(args: &TaskArgs) -> Result<Self, TaskError> {
-        let url: String = args.require(0, "url")?;
-        let method: Option<String> = args.get::<Option<String>>(1, "method")?.flatten();
-        let payload: Option<Value> = args.get(2, "payload")?;
-        let headers: Option<BTreeMap<String, String>> =
-            args.get::<Option<_>>(3, "headers")?.flatten();
-
-        if url.len() > URL_BYTES_MAX {
-            return Err(TaskError::value_error(format!(
-                "argument 'url' is longer than {URL_BYTES_MAX} bytes"
-            )));
-        }
-        let url = Url::parse(&url)
-            .map_err(|e| TaskError::value_error(format!("argument 'url' is not a URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-            return Err(TaskError::value_error(
-                "argument 'url' must be an absolute http:// or https:// URL with a host",
-            ));
-        }
-        let method = match method.as_deref() {
-            None | Some("POST") => Method::POST,
-            Some("PUT") => Method::PUT,
-            Some(other) => {
-                return Err(TaskError::value_error(format!(
-                    "argument 'method' must be \"POST\" or \"PUT\", got {other:?}"
-                )));
-            }
-        };
-        let headers = headers.unwrap_or_default();
-        if headers.len() > HEADERS_MAX {
-            return Err(TaskError::value_error(format!(
-                "argument 'headers' holds more than {HEADERS_MAX} headers"
-            )));
-        }
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                TaskError::value_error(format!("headers: {name:?} is not a valid header name"))
-            })?;
-            if RESERVED_HEADERS.contains(&header.as_str()) {
-                return Err(TaskError::value_error(format!(
-                    "headers: {name:?} is set by the delivery and cannot be given"
-                )));
-            }
-            // The value is never echoed: it may be a credential.
-            let value = HeaderValue::from_str(&value).map_err(|_| {
-                TaskError::value_error(format!("headers: the value of {name:?} is not valid"))
-            })?;
-            map.insert(header, value);
-        }
+        let req: WebhookRequest = args.parse(&WebhookRequest::PARAMS)?;
+        let url = req.parsed_url()?;
+        let headers = req.parsed_headers()?.into_iter().collect();
         Ok(Self {
             url,
-            method,
-            payload: payload.unwrap_or(Value::Null),
-            headers: map,
+            method: match req.method {
+                WebhookMethod::POST => Method::POST,
+                WebhookMethod::PUT => Method::PUT,
+            },
+            payload: req.payload,
+            headers,
         })
     }
 }
@@ -133,7 +73,7 @@ impl Webhook {
         Self { svc }
     }
 
-    async fn deliver(&self, ctx: &TaskContext, req: WebhookRequest) -> Result<Value, TaskError> {
+    async fn deliver(&self, ctx: &TaskContext, req: Delivery) -> Result<Value, TaskError> {
         let body = serde_json::to_vec(&req.payload)
             .map_err(|e| TaskError::value_error(format!("argument 'payload': {e}")))?;
         let attempt = ctx.retries + 1;
@@ -244,7 +184,7 @@ impl Task for Webhook {
 
     fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
         Box::pin(async move {
-            let req = WebhookRequest::from_args(args)?;
+            let req = Delivery::from_args(args)?;
             self.deliver(ctx, req).await
         })
     }
@@ -254,8 +194,10 @@ impl Task for Webhook {
 mod tests {
     use super::*;
 
-    fn parse(kwargs: Value) -> Result<WebhookRequest, TaskError> {
-        WebhookRequest::from_args(&TaskArgs::from_values(&json!([]), &kwargs).expect("json"))
+    use maestro_contract::webhook::{HEADERS_MAX, URL_BYTES_MAX};
+
+    fn parse(kwargs: Value) -> Result<Delivery, TaskError> {
+        Delivery::from_args(&TaskArgs::from_values(&json!([]), &kwargs).expect("json"))
     }
 
     #[test]

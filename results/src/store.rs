@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use maestro_broker::TaskState;
 use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
@@ -25,7 +26,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use crate::state::TaskState;
+use crate::convert::json_to_bson;
 
 /// Celery's collection names.
 pub const TASKMETA: &str = "celery_taskmeta";
@@ -324,6 +325,14 @@ impl ResultStore {
     }
 }
 
+impl maestro_broker::client::GroupStore for ResultStore {
+    async fn save_group(&self, group_id: &str, member_ids: &[String]) -> Result<(), String> {
+        ResultStore::save_group(self, group_id, member_ids)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Member ids from a saved group result, or from `celery.chord_unlock`'s `result` argument:
 /// `["id", ...]` or Celery's tuples `[[["id", null], null], ...]`.
 pub fn member_ids(v: &Value) -> Vec<String> {
@@ -341,32 +350,6 @@ pub fn member_ids(v: &Value) -> Vec<String> {
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     e.to_string().contains("E11000")
-}
-
-/// JSON as BSON the way pymongo writes Python values: integers as int32 when they fit, int64
-/// otherwise; integers beyond 64 bits (which BSON cannot hold) as their decimal text.
-pub fn json_to_bson(v: &Value) -> Bson {
-    match v {
-        Value::Null => Bson::Null,
-        Value::Bool(b) => Bson::Boolean(*b),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i32::try_from(i).map_or(Bson::Int64(i), Bson::Int32)
-            } else if n.as_u64().is_some() || !n.to_string().contains(['.', 'e', 'E']) {
-                Bson::String(n.to_string())
-            } else {
-                n.as_f64()
-                    .map_or_else(|| Bson::String(n.to_string()), Bson::Double)
-            }
-        }
-        Value::String(s) => Bson::String(s.clone()),
-        Value::Array(a) => Bson::Array(a.iter().map(json_to_bson).collect()),
-        Value::Object(o) => Bson::Document(
-            o.iter()
-                .map(|(k, v)| (k.clone(), json_to_bson(v)))
-                .collect(),
-        ),
-    }
 }
 
 fn update_statement(r: &TaskRecord, expires: Option<Duration>) -> Document {

@@ -10,13 +10,13 @@
 //! write, the fence), `beat_pending` (a fire written but not yet confirmed by the broker) and
 //! `beat_anchor` (where a schedule without `run_immediately` starts counting).
 
-use std::fmt;
 use std::time::Duration;
 
+use bson::{Bson, Document};
 use chrono::{DateTime, TimeDelta, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
-use mongodb::bson::{Bson, Document};
+use maestro_tasks::FieldError;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -38,30 +38,6 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Namespace of the deterministic task ids (a fixed random UUID; changing it would let a slot
 /// fired by an older beat run again after an upgrade).
 const TASK_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d61_6573_7472_6f2d_6265_6174_2d69_6473);
-
-/// A schedule document that cannot be used, naming the field and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScheduleError {
-    pub field: String,
-    pub reason: String,
-}
-
-impl ScheduleError {
-    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for ScheduleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.reason)
-    }
-}
-
-impl std::error::Error for ScheduleError {}
 
 /// When a schedule is due.
 #[derive(Debug, Clone)]
@@ -176,18 +152,18 @@ pub enum Plan {
 
 impl Schedule {
     /// Parses a stored document. Errors name the field.
-    pub fn from_document(doc: &Document) -> Result<Self, ScheduleError> {
+    pub fn from_document(doc: &Document) -> Result<Self, FieldError> {
         let id = doc
             .get("_id")
             .cloned()
-            .ok_or_else(|| ScheduleError::new("_id", "missing"))?;
+            .ok_or_else(|| FieldError::value("_id", "missing"))?;
         let id_text = match &id {
             Bson::ObjectId(o) => o.to_hex(),
             Bson::String(s) => s.clone(),
             Bson::Int32(i) => i.to_string(),
             Bson::Int64(i) => i.to_string(),
             other => {
-                return Err(ScheduleError::new(
+                return Err(FieldError::value(
                     "_id",
                     format!(
                         "must be an ObjectId, string or integer, not {:?}",
@@ -205,12 +181,12 @@ impl Schedule {
             None | Some(Bson::Null) => None,
             Some(Bson::Int32(i)) => Some(i64::from(*i)),
             Some(Bson::Int64(i)) => Some(*i),
-            Some(_) => return Err(ScheduleError::new("beat_epoch", "must be an integer")),
+            Some(_) => return Err(FieldError::value("beat_epoch", "must be an integer")),
         };
         let pending = match doc.get("beat_pending") {
             None | Some(Bson::Null) => None,
             Some(Bson::Document(p)) => Some(parse_pending(p)?),
-            Some(_) => return Err(ScheduleError::new("beat_pending", "must be a document")),
+            Some(_) => return Err(FieldError::value("beat_pending", "must be a document")),
         };
         Ok(Self {
             id,
@@ -263,6 +239,16 @@ impl Schedule {
     }
 }
 
+/// A chrono time as a BSON date (millisecond precision).
+pub fn to_bson_date(t: DateTime<Utc>) -> bson::DateTime {
+    bson::DateTime::from_millis(t.timestamp_millis())
+}
+
+/// A BSON date as a chrono time.
+pub fn from_bson_date(d: bson::DateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(d.timestamp_millis()).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// The task id of the run of `schedule_id` due at `due`: a UUIDv5 of both, so every beat
 /// derives the same id for the same slot and a worker runs it once.
 pub fn task_id(schedule_id: &str, due: DateTime<Utc>) -> String {
@@ -272,12 +258,12 @@ pub fn task_id(schedule_id: &str, due: DateTime<Utc>) -> String {
 
 /// Checks a schedule as a client submits it (JSON), before it is stored: the same rules beat
 /// applies when it reads one, and no beat-owned field.
-pub fn validate_document(doc: &Value) -> Result<(), ScheduleError> {
+pub fn validate_document(doc: &Value) -> Result<(), FieldError> {
     let obj = doc
         .as_object()
-        .ok_or_else(|| ScheduleError::new("$", "must be a JSON object"))?;
+        .ok_or_else(|| FieldError::value("$", "must be a JSON object"))?;
     if let Some(f) = BEAT_OWNED_FIELDS.iter().find(|f| obj.contains_key(**f)) {
-        return Err(ScheduleError::new(*f, "is written by maestro-beat only"));
+        return Err(FieldError::value(*f, "is written by maestro-beat only"));
     }
     parse_body(doc).map(|_| ())
 }
@@ -290,14 +276,14 @@ struct Body {
     run_immediately: bool,
 }
 
-fn parse_body(doc: &Value) -> Result<Body, ScheduleError> {
+fn parse_body(doc: &Value) -> Result<Body, FieldError> {
     let obj = doc
         .as_object()
-        .ok_or_else(|| ScheduleError::new("$", "must be a JSON object"))?;
+        .ok_or_else(|| FieldError::value("$", "must be a JSON object"))?;
     let name = match obj.get("name") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(ScheduleError::new("name", "must be a string")),
+        Some(_) => return Err(FieldError::value("name", "must be a string")),
     };
     let enabled = opt_bool(obj, "enabled", true)? && opt_bool(obj, "active", true)?;
     let run_immediately = opt_bool(obj, "run_immediately", false)?;
@@ -305,13 +291,13 @@ fn parse_body(doc: &Value) -> Result<Body, ScheduleError> {
         Some(Value::String(s)) => s.as_str(),
         None | Some(Value::Null) if obj.contains_key("cron") => "cron",
         None | Some(Value::Null) => "interval",
-        Some(_) => return Err(ScheduleError::new("period_type", "must be a string")),
+        Some(_) => return Err(FieldError::value("period_type", "must be a string")),
     };
     let cadence = match period_type {
         "interval" => Cadence::Interval(parse_interval(obj.get("interval"))?),
         "cron" => Cadence::Cron(Box::new(parse_cron(obj.get("cron"))?)),
         other => {
-            return Err(ScheduleError::new(
+            return Err(FieldError::value(
                 "period_type",
                 format!("must be \"interval\" or \"cron\", not {other:?}"),
             ));
@@ -326,27 +312,27 @@ fn parse_body(doc: &Value) -> Result<Body, ScheduleError> {
     })
 }
 
-fn parse_target(obj: &Map<String, Value>, prefix: &str) -> Result<Target, ScheduleError> {
+fn parse_target(obj: &Map<String, Value>, prefix: &str) -> Result<Target, FieldError> {
     let field = |f: &str| format!("{prefix}{f}");
     let task = match obj.get("task") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(Value::String(_)) => return Err(ScheduleError::new(field("task"), "is empty")),
+        Some(Value::String(_)) => return Err(FieldError::value(field("task"), "is empty")),
         None | Some(Value::Null) => {
-            return Err(ScheduleError::new(
+            return Err(FieldError::value(
                 field("task"),
                 "missing: the name of the task to send",
             ));
         }
-        Some(_) => return Err(ScheduleError::new(field("task"), "must be a string")),
+        Some(_) => return Err(FieldError::value(field("task"), "must be a string")),
     };
     let queue = match obj.get("queue") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
             maestro_broker::topology::validate_queue_name(s)
-                .map_err(|e| ScheduleError::new(field("queue"), e))?;
+                .map_err(|e| FieldError::value(field("queue"), e))?;
             Some(s.clone())
         }
-        Some(_) => return Err(ScheduleError::new(field("queue"), "must be a string")),
+        Some(_) => return Err(FieldError::value(field("queue"), "must be a string")),
     };
     let mut kwargs = match obj.get("kwargs") {
         None | Some(Value::Null) => Map::new(),
@@ -356,13 +342,13 @@ fn parse_target(obj: &Map<String, Value>, prefix: &str) -> Result<Target, Schedu
         Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
             Ok(Value::Object(m)) => m,
             _ => {
-                return Err(ScheduleError::new(
+                return Err(FieldError::value(
                     field("kwargs"),
                     "must be an object (or a JSON string holding one)",
                 ));
             }
         },
-        Some(_) => return Err(ScheduleError::new(field("kwargs"), "must be an object")),
+        Some(_) => return Err(FieldError::value(field("kwargs"), "must be an object")),
     };
     let args = match obj.get("args") {
         None | Some(Value::Null) => Vec::new(),
@@ -376,7 +362,7 @@ fn parse_target(obj: &Map<String, Value>, prefix: &str) -> Result<Target, Schedu
             Vec::new()
         }
         Some(Value::Array(items)) => items.clone(),
-        Some(_) => return Err(ScheduleError::new(field("args"), "must be a list")),
+        Some(_) => return Err(FieldError::value(field("args"), "must be a list")),
     };
     Ok(Target {
         task,
@@ -397,25 +383,25 @@ fn is_key_value_list(items: &[Value]) -> bool {
         })
 }
 
-fn opt_bool(obj: &Map<String, Value>, field: &str, default: bool) -> Result<bool, ScheduleError> {
+fn opt_bool(obj: &Map<String, Value>, field: &str, default: bool) -> Result<bool, FieldError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(ScheduleError::new(field, "must be true or false")),
+        Some(_) => Err(FieldError::value(field, "must be true or false")),
     }
 }
 
-fn parse_interval(v: Option<&Value>) -> Result<TimeDelta, ScheduleError> {
+fn parse_interval(v: Option<&Value>) -> Result<TimeDelta, FieldError> {
     let obj = match v {
         Some(Value::Object(o)) => o,
         None | Some(Value::Null) => {
-            return Err(ScheduleError::new(
+            return Err(FieldError::value(
                 "interval",
                 "missing: {every, period} is required when period_type is \"interval\"",
             ));
         }
         Some(_) => {
-            return Err(ScheduleError::new(
+            return Err(FieldError::value(
                 "interval",
                 "must be an object {every, period}",
             ));
@@ -430,7 +416,7 @@ fn parse_interval(v: Option<&Value>) -> Result<TimeDelta, ScheduleError> {
             .filter(|f| f.is_finite() && *f > 0.0),
         _ => None,
     }
-    .ok_or_else(|| ScheduleError::new("interval.every", "must be a positive number"))?;
+    .ok_or_else(|| FieldError::value("interval.every", "must be a positive number"))?;
     let unit_secs = match obj.get("period").and_then(Value::as_str) {
         Some("days") => 86_400.0,
         Some("hours") => 3_600.0,
@@ -438,7 +424,7 @@ fn parse_interval(v: Option<&Value>) -> Result<TimeDelta, ScheduleError> {
         Some("seconds") | None => 1.0,
         Some("microseconds") => 1e-6,
         Some(other) => {
-            return Err(ScheduleError::new(
+            return Err(FieldError::value(
                 "interval.period",
                 format!("must be days, hours, minutes, seconds or microseconds, not {other:?}"),
             ));
@@ -446,39 +432,39 @@ fn parse_interval(v: Option<&Value>) -> Result<TimeDelta, ScheduleError> {
     };
     let secs = every * unit_secs;
     if secs < MIN_INTERVAL.as_secs_f64() {
-        return Err(ScheduleError::new(
+        return Err(FieldError::value(
             "interval",
             "must be at least 1 second (beat looks at schedules once per tick)",
         ));
     }
     if secs > 3_650.0 * 86_400.0 {
-        return Err(ScheduleError::new("interval", "must be at most 3650 days"));
+        return Err(FieldError::value("interval", "must be at most 3650 days"));
     }
     Ok(TimeDelta::milliseconds((secs * 1000.0).round() as i64))
 }
 
-fn parse_cron(v: Option<&Value>) -> Result<Cron, ScheduleError> {
+fn parse_cron(v: Option<&Value>) -> Result<Cron, FieldError> {
     let obj = match v {
         Some(Value::Object(o)) => o,
         // A plain "m h dom mon dow" string is accepted too.
         Some(Value::String(s)) => return cron_pattern(s, "cron"),
         None | Some(Value::Null) => {
-            return Err(ScheduleError::new(
+            return Err(FieldError::value(
                 "cron",
                 "missing: {minute, hour, day_of_month, month_of_year, day_of_week} is required \
                  when period_type is \"cron\"",
             ));
         }
-        Some(_) => return Err(ScheduleError::new("cron", "must be an object")),
+        Some(_) => return Err(FieldError::value("cron", "must be an object")),
     };
-    let part = |names: &[&str]| -> Result<String, ScheduleError> {
+    let part = |names: &[&str]| -> Result<String, FieldError> {
         for name in names {
             match obj.get(*name) {
                 None | Some(Value::Null) => continue,
                 Some(Value::String(s)) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
                 Some(Value::Number(n)) => return Ok(n.to_string()),
                 Some(_) => {
-                    return Err(ScheduleError::new(
+                    return Err(FieldError::value(
                         format!("cron.{name}"),
                         "must be a cron field (a string such as \"*/5\" or a number)",
                     ));
@@ -498,21 +484,21 @@ fn parse_cron(v: Option<&Value>) -> Result<Cron, ScheduleError> {
     cron_pattern(&pattern, "cron")
 }
 
-fn cron_pattern(pattern: &str, field: &str) -> Result<Cron, ScheduleError> {
+fn cron_pattern(pattern: &str, field: &str) -> Result<Cron, FieldError> {
     CronParser::builder()
         .seconds(Seconds::Disallowed)
         .build()
         .parse(pattern)
-        .map_err(|e| ScheduleError::new(field, format!("invalid cron pattern {pattern:?}: {e}")))
+        .map_err(|e| FieldError::value(field, format!("invalid cron pattern {pattern:?}: {e}")))
 }
 
-fn parse_pending(p: &Document) -> Result<Pending, ScheduleError> {
+fn parse_pending(p: &Document) -> Result<Pending, FieldError> {
     let task_id = p
         .get_str("task_id")
-        .map_err(|_| ScheduleError::new("beat_pending.task_id", "must be a string"))?
+        .map_err(|_| FieldError::value("beat_pending.task_id", "must be a string"))?
         .to_owned();
     let due = bson_time(p.get("due").unwrap_or(&Bson::Null), "beat_pending.due")?
-        .ok_or_else(|| ScheduleError::new("beat_pending.due", "missing"))?;
+        .ok_or_else(|| FieldError::value("beat_pending.due", "missing"))?;
     let json = Bson::Document(p.clone()).into_relaxed_extjson();
     let obj = json.as_object().cloned().unwrap_or_default();
     let epoch = match p.get("epoch") {
@@ -532,14 +518,14 @@ fn parse_pending(p: &Document) -> Result<Pending, ScheduleError> {
     })
 }
 
-fn bson_time(v: &Bson, field: &str) -> Result<Option<DateTime<Utc>>, ScheduleError> {
+fn bson_time(v: &Bson, field: &str) -> Result<Option<DateTime<Utc>>, FieldError> {
     match v {
         Bson::Null => Ok(None),
-        Bson::DateTime(d) => Ok(Some(crate::clock::from_bson(*d))),
+        Bson::DateTime(d) => Ok(Some(from_bson_date(*d))),
         Bson::String(s) => maestro_broker::message::parse_time(s)
             .map(Some)
-            .ok_or_else(|| ScheduleError::new(field, "must be a date")),
-        _ => Err(ScheduleError::new(field, "must be a date")),
+            .ok_or_else(|| FieldError::value(field, "must be a date")),
+        _ => Err(FieldError::value(field, "must be a date")),
     }
 }
 
@@ -550,7 +536,7 @@ fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mongodb::bson::doc;
+    use bson::doc;
     use serde_json::json;
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -563,7 +549,7 @@ mod tests {
         let mut d = doc! {"_id": "s1", "name": "n", "period_type": "interval",
         "interval": {"every": 10, "period": "seconds"}, "task": "maestro.noop"};
         if let Some(l) = last {
-            d.insert("last_run_at", crate::clock::to_bson(l));
+            d.insert("last_run_at", to_bson_date(l));
         }
         d
     }
@@ -608,10 +594,7 @@ mod tests {
             Plan::Fire { skipped: 0, .. }
         ));
         let mut d = interval_doc(None);
-        d.insert(
-            "beat_anchor",
-            crate::clock::to_bson(t("2026-01-01T00:00:00Z")),
-        );
+        d.insert("beat_anchor", to_bson_date(t("2026-01-01T00:00:00Z")));
         let s = Schedule::from_document(&d).expect("valid");
         assert_eq!(
             s.plan(t("2026-01-01T00:00:10Z"), Duration::from_secs(5)),
@@ -626,7 +609,7 @@ mod tests {
     fn cron_in_utc() {
         let d = doc! {"_id": "c", "period_type": "cron", "task": "x",
         "cron": {"minute": "*/15", "hour": "3", "day_of_week": "*"},
-        "last_run_at": crate::clock::to_bson(t("2026-03-01T03:00:00Z"))};
+        "last_run_at": to_bson_date(t("2026-03-01T03:00:00Z"))};
         let s = Schedule::from_document(&d).expect("valid");
         let grace = Duration::from_secs(5);
         assert_eq!(s.plan(t("2026-03-01T03:14:59Z"), grace), Plan::Wait);

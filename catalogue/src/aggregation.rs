@@ -16,138 +16,62 @@
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
+use maestro_contract::AggregationRequest;
+use maestro_tasks::FieldError;
 use mongodb::bson::Document;
-use mongodb::error::{Error as MongoError, ErrorKind};
 use serde_json::{Value, json};
 use tracing::info;
 
-use super::Services;
-use super::notify::check_id;
-use crate::args::TaskArgs;
-use crate::context::TaskContext;
-use crate::error::TaskError;
-use crate::task::{Task, TaskFuture};
+use crate::Services;
+use crate::mongo::mongo_error;
+use maestro_tasks::TaskArgs;
+use maestro_tasks::TaskContext;
+use maestro_tasks::TaskError;
+use maestro_tasks::{Task, TaskFuture};
 
 /// The task's name.
-pub const TASK_NAME: &str = crate::routes::TASK_AGGREGATION;
-/// Most stages in a pipeline, as the API.
-pub const PIPELINE_STAGES_MAX: usize = 64;
-/// Suffix of the output collection: `<report_id>_aggregation`.
-pub const COLLECTION_SUFFIX: &str = "_aggregation";
+pub const TASK_NAME: &str = maestro_contract::names::TASK_AGGREGATION;
 
-/// Server error codes MongoDB's drivers treat as transient (retryable reads/writes).
-const TRANSIENT_CODES: [i32; 15] = [
-    6,     // HostUnreachable
-    7,     // HostNotFound
-    89,    // NetworkTimeout
-    91,    // ShutdownInProgress
-    134,   // ReadConcernMajorityNotAvailableYet
-    189,   // PrimarySteppedDown
-    262,   // ExceededTimeLimit
-    9001,  // SocketException
-    10107, // NotWritablePrimary
-    11600, // InterruptedAtShutdown
-    11602, // InterruptedDueToReplStateChange
-    13435, // NotPrimaryNoSecondaryOk
-    13436, // NotPrimaryOrSecondary
-    63,    // StaleShardVersion
-    150,   // StaleEpoch
-];
-
-/// A checked aggregation request.
+/// A checked aggregation, ready to run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AggregationRequest {
+pub struct Aggregate {
     pub collection: String,
     pub pipeline: Vec<Document>,
     pub report_id: String,
+    /// The output collection (`<report_id>_aggregation`).
+    pub target: String,
 }
 
-impl AggregationRequest {
-    /// Reads and checks `collection`, `pipeline`, `report_id` (by position or keyword);
-    /// `report_id` defaults to `task_id`.
+impl Aggregate {
+    /// Reads and checks the call (`report_id` defaults to the task's id), and converts the
+    /// stages from extended JSON.
     pub fn from_args(args: &TaskArgs, task_id: &str) -> Result<Self, TaskError> {
-        let collection: String = args.require(0, "collection")?;
-        let pipeline: Vec<Value> = args.require(1, "pipeline")?;
-        let report_id: Option<String> = args.get::<Option<String>>(2, "report_id")?.flatten();
-        check_id("collection", &collection)?;
-        if collection.starts_with("system.") {
-            return Err(TaskError::value_error(
-                "argument 'collection': system collections cannot be aggregated",
-            ));
-        }
-        let report_id = report_id.unwrap_or_else(|| task_id.to_owned());
-        check_id("report_id", &report_id)?;
-        Ok(Self {
-            collection,
-            pipeline: pipeline_documents(pipeline)?,
-            report_id,
-        })
-    }
-
-    /// The output collection's name.
-    pub fn target(&self) -> String {
-        format!("{}{COLLECTION_SUFFIX}", self.report_id)
-    }
-}
-
-/// The stages as BSON, read as extended JSON v2; each must be an object with one `$` operator,
-/// and neither `$out` nor `$merge`.
-pub fn pipeline_documents(pipeline: Vec<Value>) -> Result<Vec<Document>, TaskError> {
-    if pipeline.is_empty() || pipeline.len() > PIPELINE_STAGES_MAX {
-        return Err(TaskError::value_error(format!(
-            "argument 'pipeline' must hold 1 to {PIPELINE_STAGES_MAX} stages"
-        )));
-    }
-    pipeline
-        .into_iter()
-        .enumerate()
-        .map(|(i, stage)| {
-            let name = format!("pipeline[{i}]");
-            let Value::Object(map) = stage else {
-                return Err(TaskError::value_error(format!(
-                    "argument '{name}': a stage must be an object"
-                )));
-            };
-            let op = match (map.len(), map.keys().next()) {
-                (1, Some(op)) => op.clone(),
-                _ => {
-                    return Err(TaskError::value_error(format!(
-                        "argument '{name}': a stage must have exactly one key"
-                    )));
-                }
-            };
-            if !op.starts_with('$') {
-                return Err(TaskError::value_error(format!(
-                    "argument '{name}': {op:?} is not a stage operator ($...)"
-                )));
-            }
-            if op == "$out" || op == "$merge" {
-                return Err(TaskError::value_error(format!(
-                    "argument '{name}': {op} is not allowed: the task stores the result itself"
-                )));
-            }
-            Document::try_from(map).map_err(|e| {
-                TaskError::value_error(format!("argument '{name}': not extended JSON: {e}"))
+        let req: AggregationRequest = args.parse(&AggregationRequest::PARAMS)?;
+        req.validate()?;
+        let target = req.target(task_id);
+        let pipeline = req
+            .pipeline
+            .into_iter()
+            .enumerate()
+            .map(|(i, stage)| match stage {
+                Value::Object(map) => Document::try_from(map).map_err(|e| {
+                    FieldError::value(
+                        format!("pipeline[{i}]"),
+                        format!("is not extended JSON: {e}"),
+                    )
+                }),
+                _ => Err(FieldError::value(
+                    format!("pipeline[{i}]"),
+                    "must be an object",
+                )),
             })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            collection: req.collection,
+            pipeline,
+            report_id: req.report_id.unwrap_or_else(|| task_id.to_owned()),
+            target,
         })
-        .collect()
-}
-
-/// Transient errors retry after the worker's backoff; the rest fail with the server's words.
-fn mongo_error(doing: &str, e: &MongoError) -> TaskError {
-    let transient = match e.kind.as_ref() {
-        ErrorKind::Io(_)
-        | ErrorKind::ConnectionPoolCleared { .. }
-        | ErrorKind::ServerSelection { .. }
-        | ErrorKind::DnsResolve { .. } => true,
-        ErrorKind::Command(c) => TRANSIENT_CODES.contains(&c.code),
-        _ => false,
-    } || e.contains_label("RetryableWriteError")
-        || e.contains_label("TransientTransactionError");
-    if transient {
-        TaskError::retry("OperationalError", format!("{doing}: {e}"))
-    } else {
-        TaskError::fail("RuntimeError", format!("{doing}: {e}"))
     }
 }
 
@@ -162,13 +86,9 @@ impl Aggregation {
         Self { svc }
     }
 
-    async fn aggregate(
-        &self,
-        ctx: &TaskContext,
-        req: AggregationRequest,
-    ) -> Result<Value, TaskError> {
+    async fn aggregate(&self, ctx: &TaskContext, req: Aggregate) -> Result<Value, TaskError> {
         let batch_rows = self.svc.cfg.insert_qtd.max(1);
-        let target_name = req.target();
+        let target_name = req.target.clone();
         let source = self.svc.inventory.collection::<Document>(&req.collection);
         let target = self.svc.reports.collection::<Document>(&target_name);
         let mut cursor = source
@@ -220,7 +140,7 @@ impl Task for Aggregation {
 
     fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
         Box::pin(async move {
-            let req = AggregationRequest::from_args(args, &ctx.id)?;
+            let req = Aggregate::from_args(args, &ctx.id)?;
             self.aggregate(ctx, req).await
         })
     }
@@ -231,8 +151,8 @@ mod tests {
     use super::*;
     use mongodb::bson::{Bson, doc};
 
-    fn parse(kwargs: Value) -> Result<AggregationRequest, TaskError> {
-        AggregationRequest::from_args(
+    fn parse(kwargs: Value) -> Result<Aggregate, TaskError> {
+        Aggregate::from_args(
             &TaskArgs::from_values(&json!([]), &kwargs).expect("json"),
             "task-1",
         )
@@ -246,7 +166,7 @@ mod tests {
         ], "report_id": null}))
         .expect("valid");
         assert_eq!(r.report_id, "task-1");
-        assert_eq!(r.target(), "task-1_aggregation");
+        assert_eq!(r.target, "task-1_aggregation");
         let m = r.pipeline[0].get_document("$match").expect("match");
         let gte = m
             .get_document("created_at")

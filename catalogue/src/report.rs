@@ -15,203 +15,77 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures_util::TryStreamExt;
 use maestro_broker::Signature;
+use maestro_contract::notify::{NotifyType, ws_notification};
+use maestro_contract::report::{FinishRequest, SUMMARY_COLLECTION, UploadRequest};
+use maestro_contract::{ReportKind, ReportRequest};
+use maestro_tasks::FieldError;
+use maestro_tasks::followup::ChordHandle;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::InsertManyOptions;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::Services;
-use crate::args::TaskArgs;
-use crate::context::TaskContext;
-use crate::error::TaskError;
-use crate::routes::{TASK_NOTIFY, TASK_REPORT_FINISH, TASK_REPORT_UPLOAD};
-use crate::task::{Task, TaskFuture};
+use crate::Services;
+use maestro_contract::names::{
+    TASK_NOTIFY, TASK_REPORT_FINISH, TASK_REPORT_GENERAL, TASK_REPORT_PIVOT, TASK_REPORT_UPLOAD,
+};
+use maestro_tasks::TaskArgs;
+use maestro_tasks::TaskContext;
+use maestro_tasks::TaskError;
 
-/// Where report summaries are kept (in the reports database).
-pub const SUMMARY_COLLECTION: &str = "reports";
-
-/// Operators that run code on the server; never accepted in report filters.
-const FORBIDDEN_OPERATORS: [&str; 3] = ["$where", "$function", "$accumulator"];
-
-/// A report's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    General,
-    Pivot,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::General => "general",
-            Kind::Pivot => "pivot",
-        }
-    }
-}
+use crate::mongo::mongo_error;
+use maestro_tasks::{Task, TaskFuture};
 
 pub(crate) fn all(svc: &Arc<Services>) -> Vec<Arc<dyn Task>> {
     vec![
         Arc::new(Report {
             svc: svc.clone(),
-            kind: Kind::General,
+            kind: ReportKind::General,
         }),
         Arc::new(Report {
             svc: svc.clone(),
-            kind: Kind::Pivot,
+            kind: ReportKind::Pivot,
         }),
         Arc::new(Upload { svc: svc.clone() }),
         Arc::new(Finish { svc: svc.clone() }),
     ]
 }
 
-/// A MongoDB error as a task outcome: the server or network being away is retried, anything
-/// else (a bad query) fails with the server's message.
-pub(crate) fn mongo_error(what: &str, e: &mongodb::error::Error) -> TaskError {
-    let transient = matches!(
-        *e.kind,
-        ErrorKind::Io(_)
-            | ErrorKind::ServerSelection { .. }
-            | ErrorKind::ConnectionPoolCleared { .. }
-    ) || e.contains_label("RetryableWriteError")
-        || e.contains_label("TransientTransactionError");
-    if transient {
-        TaskError::retry("OperationalError", format!("{what}: {e}"))
-    } else {
-        TaskError::fail("OperationFailure", format!("{what}: {e}"))
-    }
+/// Reads and checks a report call.
+fn request(args: &TaskArgs) -> Result<ReportRequest, TaskError> {
+    let req: ReportRequest = args.parse(&ReportRequest::PARAMS)?;
+    req.validate()?;
+    Ok(req)
 }
 
-/// The parameters of a report run.
-#[derive(Debug, Clone)]
-pub struct ReportRequest {
-    pub report_id: String,
-    pub filters: Map<String, Value>,
-    pub component: String,
-    pub owner_user: String,
+/// The inventory filter: the owner's items matching the request's query.
+fn match_filter(req: &ReportRequest) -> Result<Document, TaskError> {
+    let mut m = req.query();
+    m.insert("roles._id".into(), Value::String(req.owner_user.clone()));
+    to_document("filters", Value::Object(m))
 }
 
-impl ReportRequest {
-    fn from_args(args: &TaskArgs) -> Result<Self, TaskError> {
-        let report_id: String = args.require(0, "report_id")?;
-        let filters = match args.get::<Value>(1, "filters")? {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(m)) => m,
-            // Maestro's report-app sent filters as a JSON string.
-            Some(Value::String(s)) if s.trim().is_empty() => Map::new(),
-            Some(Value::String(s)) => match serde_json::from_str(&s) {
-                Ok(Value::Object(m)) => m,
-                _ => {
-                    return Err(TaskError::value_error(
-                        "filters: must be an object or a JSON string holding one",
-                    ));
-                }
-            },
-            Some(_) => return Err(TaskError::type_error("filters: must be an object")),
-        };
-        let component: String = args.require(2, "component")?;
-        let owner_user: String = args.require(3, "owner_user")?;
-        check_name("report_id", &report_id)?;
-        check_name("component", &component)?;
-        if owner_user.is_empty() {
-            return Err(TaskError::value_error("owner_user: must not be empty"));
-        }
-        check_operators("filters", &Value::Object(filters.clone()))?;
-        Ok(Self {
-            report_id,
-            filters,
-            component,
-            owner_user,
-        })
+/// A pivot's pipeline: `$match` on the owner's items, then for each join a `$lookup` and an
+/// `$unwind` that keeps rows without a match.
+fn pivot_pipeline(req: &ReportRequest) -> Result<Vec<Document>, TaskError> {
+    let mut pipeline = vec![doc! {"$match": match_filter(req)?}];
+    for join in req.joins()? {
+        pipeline.push(doc! {"$lookup": {
+            "from": join.from, "localField": join.local_field,
+            "foreignField": join.foreign_field, "as": &join.as_,
+        }});
+        pipeline.push(doc! {"$unwind": {
+            "path": format!("${}", join.as_), "preserveNullAndEmptyArrays": true,
+        }});
     }
-
-    /// The report's collection: `<report_id>_<kind>`.
-    pub fn collection(&self, kind: Kind) -> String {
-        format!("{}_{}", self.report_id, kind.as_str())
-    }
-
-    /// The inventory filter: the owner's items matching `filters` (except `pivot`).
-    fn match_filter(&self) -> Result<Document, TaskError> {
-        let mut m = self.filters.clone();
-        m.remove("pivot");
-        m.insert("roles._id".into(), Value::String(self.owner_user.clone()));
-        to_document("filters", Value::Object(m))
-    }
-
-    /// A pivot's pipeline: `$match` on the owner's items, then for each `filters.pivot` entry
-    /// `{from, local_field, foreign_field, as}` a `$lookup` and an `$unwind` that keeps rows
-    /// without a match.
-    fn pivot_pipeline(&self) -> Result<Vec<Document>, TaskError> {
-        let mut pipeline = vec![doc! {"$match": self.match_filter()?}];
-        let joins = match self.filters.get("pivot") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(a)) => a.clone(),
-            Some(_) => {
-                return Err(TaskError::value_error(
-                    "filters.pivot: must be a list of {from, local_field, foreign_field, as}",
-                ));
-            }
-        };
-        for (i, join) in joins.iter().enumerate() {
-            let field = |name: &str| -> Result<String, TaskError> {
-                match join.get(name).and_then(Value::as_str) {
-                    Some(s) if !s.is_empty() && !s.starts_with('$') => Ok(s.to_owned()),
-                    _ => Err(TaskError::value_error(format!(
-                        "filters.pivot[{i}].{name}: must be a non-empty field or collection name"
-                    ))),
-                }
-            };
-            let from = field("from")?;
-            check_name(&format!("filters.pivot[{i}].from"), &from)?;
-            let as_ = field("as")?;
-            pipeline.push(doc! {"$lookup": {
-                "from": from, "localField": field("local_field")?,
-                "foreignField": field("foreign_field")?, "as": &as_,
-            }});
-            pipeline.push(doc! {"$unwind": {
-                "path": format!("${as_}"), "preserveNullAndEmptyArrays": true,
-            }});
-        }
-        Ok(pipeline)
-    }
-}
-
-fn check_name(field: &str, v: &str) -> Result<(), TaskError> {
-    if v.is_empty() || v.len() > 120 || v.starts_with("system.") || v.contains(['$', '\0']) {
-        return Err(TaskError::value_error(format!(
-            "{field}: must be 1-120 characters without $ (and not system.*)"
-        )));
-    }
-    Ok(())
-}
-
-fn check_operators(path: &str, v: &Value) -> Result<(), TaskError> {
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                if FORBIDDEN_OPERATORS.contains(&k.as_str()) {
-                    return Err(TaskError::value_error(format!(
-                        "{path}.{k}: operators that run code on the server are not accepted"
-                    )));
-                }
-                check_operators(&format!("{path}.{k}"), v)?;
-            }
-            Ok(())
-        }
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, v)| check_operators(&format!("{path}[{i}]"), v)),
-        _ => Ok(()),
-    }
+    Ok(pipeline)
 }
 
 fn to_document(field: &str, v: Value) -> Result<Document, TaskError> {
     match Bson::try_from(v) {
         Ok(Bson::Document(d)) => Ok(d),
-        Ok(_) => Err(TaskError::value_error(format!(
-            "{field}: must be an object"
-        ))),
-        Err(e) => Err(TaskError::value_error(format!("{field}: {e}"))),
+        Ok(_) => Err(FieldError::value(field, "must be an object").into()),
+        Err(e) => Err(FieldError::value(field, format!("is not extended JSON: {e}")).into()),
     }
 }
 
@@ -219,20 +93,20 @@ fn to_document(field: &str, v: Value) -> Result<Document, TaskError> {
 /// `maestro.report.pivot(...)`: see the module documentation.
 pub struct Report {
     svc: Arc<Services>,
-    kind: Kind,
+    kind: ReportKind,
 }
 
 impl Task for Report {
     fn name(&self) -> &str {
         match self.kind {
-            Kind::General => "maestro.report.general",
-            Kind::Pivot => "maestro.report.pivot",
+            ReportKind::Pivot => TASK_REPORT_PIVOT,
+            _ => TASK_REPORT_GENERAL,
         }
     }
 
     fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
         Box::pin(async move {
-            let req = ReportRequest::from_args(args)?;
+            let req = request(args)?;
             let collection = req.collection(self.kind);
             let reports = &self.svc.reports;
             let inventory = self.svc.inventory.collection::<Document>(&req.component);
@@ -246,8 +120,8 @@ impl Task for Report {
                 .map_err(|e| mongo_error("dropping the old report", &e))?;
 
             let (count, cursor) = match self.kind {
-                Kind::General => {
-                    let filter = req.match_filter()?;
+                ReportKind::General | ReportKind::Aggregation => {
+                    let filter = match_filter(&req)?;
                     let count = inventory
                         .count_documents(filter.clone())
                         .await
@@ -260,8 +134,8 @@ impl Task for Report {
                         .map_err(|e| mongo_error("querying the inventory", &e))?;
                     (count, cursor)
                 }
-                Kind::Pivot => {
-                    let pipeline = req.pivot_pipeline()?;
+                ReportKind::Pivot => {
+                    let pipeline = pivot_pipeline(&req)?;
                     let mut counting = pipeline.clone();
                     counting.push(doc! {"$count": "n"});
                     let counted: Vec<Document> = inventory
@@ -307,7 +181,7 @@ impl Task for Report {
                     &req.owner_user,
                     "Report",
                     "This report is empty",
-                    "warning",
+                    NotifyType::Warning,
                 ))
                 .await?;
                 return Ok(json!({"report_id": req.report_id, "collection": collection,
@@ -360,7 +234,7 @@ impl Report {
     async fn send_chunk(
         &self,
         ctx: &TaskContext,
-        chord: &crate::followup::ChordHandle,
+        chord: &ChordHandle,
         index: usize,
         collection: &str,
         rows: Vec<Value>,
@@ -384,15 +258,18 @@ pub struct Upload {
 
 impl Task for Upload {
     fn name(&self) -> &str {
-        "maestro.report.upload"
+        TASK_REPORT_UPLOAD
     }
 
     fn run<'a>(&'a self, _ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
         Box::pin(async move {
-            let collection: String = args.require(0, "collection")?;
-            let chunk: u64 = args.require(1, "chunk")?;
-            let rows: Vec<Value> = args.require(2, "rows")?;
-            check_name("collection", &collection)?;
+            let req: UploadRequest = args.parse(&UploadRequest::PARAMS)?;
+            req.validate()?;
+            let UploadRequest {
+                collection,
+                chunk,
+                rows,
+            } = req;
             let mut columns: BTreeMap<String, u64> = BTreeMap::new();
             let mut docs = Vec::with_capacity(rows.len());
             for (i, row) in rows.into_iter().enumerate() {
@@ -447,20 +324,20 @@ pub struct Finish {
 
 impl Task for Finish {
     fn name(&self) -> &str {
-        "maestro.report.finish"
+        TASK_REPORT_FINISH
     }
 
     fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
         Box::pin(async move {
-            let results: Vec<Value> = args.require(0, "chunk_results")?;
-            let report_id: String = args.require(1, "report_id")?;
-            let kind = match args.require::<String>(2, "kind")?.as_str() {
-                "general" => Kind::General,
-                "pivot" => Kind::Pivot,
-                other => return Err(TaskError::value_error(format!("kind: {other:?}"))),
-            };
-            let collection: String = args.require(3, "collection")?;
-            let owner_user: String = args.require(4, "owner_user")?;
+            let req: FinishRequest = args.parse(&FinishRequest::PARAMS)?;
+            req.validate()?;
+            let FinishRequest {
+                chunk_results: results,
+                report_id,
+                kind,
+                collection,
+                owner_user,
+            } = req;
             let mut rows = 0u64;
             let mut columns: BTreeMap<String, u64> = BTreeMap::new();
             for r in &results {
@@ -487,7 +364,7 @@ impl Task for Finish {
                 &owner_user,
                 "Report",
                 &format!("Report {report_id} is ready ({rows} rows)"),
-                "success",
+                NotifyType::Success,
             ))
             .await?;
             Ok(
@@ -502,7 +379,7 @@ impl Task for Finish {
 async fn record_summary(
     svc: &Services,
     report_id: &str,
-    kind: Kind,
+    kind: ReportKind,
     collection: &str,
     rows: u64,
     columns: &[(String, u64)],
@@ -529,14 +406,16 @@ async fn record_summary(
 
 /// A websocket notification to `owner` (Maestro's shape), sent as its own `maestro.notify`
 /// task so its failures cannot touch the report's result.
-fn notification(svc: &Services, owner: &str, title: &str, msg: &str, kind: &str) -> Signature {
-    Signature::new(TASK_NOTIFY, vec![])
+fn notification(
+    svc: &Services,
+    owner: &str,
+    title: &str,
+    msg: &str,
+    kind: NotifyType,
+) -> Signature {
+    ws_notification(owner, title, msg, kind, &["reports"])
+        .signature()
         .with_option("queue", svc.queue_for(TASK_NOTIFY).into())
-        .with_kwargs(json!({
-            "channel": "ws", "owner_id": owner,
-            "notify": {"title": title, "msg": msg, "type": kind},
-            "event": {"caller": ["reports"]},
-        }))
 }
 
 #[cfg(test)]
@@ -550,16 +429,16 @@ mod tests {
                     "owner_user": "u1"}),
         )
         .expect("args");
-        ReportRequest::from_args(&args)
+        request(&args)
     }
 
     #[test]
     fn filters_are_scoped_to_the_owner() {
         let r = req(json!({"status": "active", "roles._id": "someone-else"})).expect("valid");
-        let f = r.match_filter().expect("filter");
+        let f = match_filter(&r).expect("filter");
         assert_eq!(f.get_str("roles._id").ok(), Some("u1"));
         assert_eq!(f.get_str("status").ok(), Some("active"));
-        assert_eq!(r.collection(Kind::Pivot), "r1_pivot");
+        assert_eq!(r.collection(ReportKind::Pivot), "r1_pivot");
     }
 
     #[test]
@@ -579,10 +458,9 @@ mod tests {
                                       "foreign_field": "servers", "as": "app"}]}),
         )
         .expect("valid");
-        let p = r.pivot_pipeline().expect("pipeline");
+        let p = pivot_pipeline(&r).expect("pipeline");
         assert_eq!(p.len(), 3);
         assert!(p[1].contains_key("$lookup") && p[2].contains_key("$unwind"));
-        let bad = req(json!({"pivot": [{"from": "$x"}]})).expect("parsed");
-        assert!(bad.pivot_pipeline().is_err());
+        assert!(req(json!({"pivot": [{"from": "$x"}]})).is_err());
     }
 }

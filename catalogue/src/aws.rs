@@ -20,7 +20,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use roxmltree::{Document, Node};
 use serde_json::{Map, Value, json};
 
-use super::discovery::{
+use crate::discovery::{
     Credentials, Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture,
 };
 
@@ -66,16 +66,6 @@ const KINDS: [Kind; 4] = [
         family: Some("ObjectStorage"),
         global: true,
     },
-];
-
-/// Tasks Maestro's AWS provider had that this one does not scan yet: a clear
-/// `NotImplementedError` instead of a silent success.
-const NOT_YET: [&str; 5] = [
-    "network-list",
-    "loadbalance-list",
-    "dbs-list",
-    "snapshot-list",
-    "image-list",
 ];
 
 /// AWS over its HTTP APIs.
@@ -152,16 +142,15 @@ fn ec2_form(action: &str, page_size: usize, token: Option<&str>) -> String {
     form.finish()
 }
 
-impl Provider for AwsProvider {
-    fn name(&self) -> &'static str {
-        "aws"
-    }
-
-    fn kind(&self, task: &str) -> Result<Kind, ProviderError> {
+impl AwsProvider {
+    /// The kind `task` scans: implemented, allowed but not implemented, or unknown.
+    fn kind_of(task: &str) -> Result<Kind, ProviderError> {
         if let Some(k) = KINDS.iter().find(|k| k.task == task) {
             return Ok(k.clone());
         }
-        if NOT_YET.contains(&task) {
+        // The rest of what the permission table allows is Maestro's, not scanned here yet.
+        let allowed = maestro_contract::discovery::provider_tasks("aws").unwrap_or_default();
+        if allowed.contains(&task) {
             return Err(ProviderError::NotImplemented {
                 provider: "aws".into(),
                 task: task.into(),
@@ -171,6 +160,16 @@ impl Provider for AwsProvider {
             provider: "aws".into(),
             task: task.into(),
         })
+    }
+}
+
+impl Provider for AwsProvider {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    fn kind(&self, task: &str) -> Result<Kind, ProviderError> {
+        Self::kind_of(task)
     }
 
     fn page<'a>(&'a self, req: PageRequest<'a>) -> ProviderFuture<'a, Page> {
@@ -811,6 +810,25 @@ pub fn parse_buckets(xml: &str) -> Result<Page, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_scanned_task_is_in_the_permission_table() {
+        let allowed = maestro_contract::discovery::provider_tasks("aws").expect("aws");
+        for k in &KINDS {
+            assert!(
+                allowed.contains(&k.task),
+                "{} is scanned but not allowed",
+                k.task
+            );
+        }
+        for task in allowed {
+            let known = AwsProvider::kind_of(task);
+            assert!(
+                matches!(known, Ok(_) | Err(ProviderError::NotImplemented { .. })),
+                "{task}: {known:?}"
+            );
+        }
+    }
 
     const INSTANCES: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
-use maestro_tasks::catalogue::{CatalogueArgs, Services, register};
+use maestro_catalogue::{CatalogueArgs, Services, register};
 use maestro_tasks::{Registry, TaskArgs, TaskContext, TaskError, TaskResult};
 use mongodb::bson::{DateTime, Document, doc};
 use serde_json::{Value, json};
@@ -198,7 +198,7 @@ async fn a_pipeline_the_server_rejects_fails_with_its_message_and_keeps_the_old_
 #[tokio::test]
 async fn an_unreachable_server_is_retried() {
     let mut cfg = settings("unused", 10);
-    cfg.mongo_uri = "mongodb://127.0.0.1:9".into();
+    cfg.mongo.mongo_uri = "mongodb://127.0.0.1:9".into();
     let svc = Services::new(cfg).await.expect("services");
     let mut registry = Registry::new();
     register(&mut registry, &svc).expect("registered");

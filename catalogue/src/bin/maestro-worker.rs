@@ -1,0 +1,37 @@
+//! `maestro-worker -Q <queues>`: the worker runtime's flags (`maestro_worker::WorkerArgs`)
+//! plus the catalogue's (`maestro_catalogue::CatalogueArgs`), running the diagnostic tasks
+//! and every Maestro task.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use maestro_catalogue::{CatalogueArgs, Services, register};
+use maestro_tasks::Registry;
+use maestro_telemetry::LogArgs;
+use maestro_worker::{WorkerArgs, launch};
+
+/// maestro-worker: runs Celery protocol-v2 tasks, Maestro's among them, from RabbitMQ queues.
+#[derive(Debug, Parser)]
+#[command(name = "maestro-worker", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    worker: WorkerArgs,
+
+    #[command(flatten)]
+    catalogue: CatalogueArgs,
+
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+fn main() -> ExitCode {
+    launch::guard_stack();
+    let cli = Cli::parse();
+    let catalogue = cli.catalogue;
+    launch::run("maestro-worker", &cli.log, cli.worker, || async move {
+        let mut registry = Registry::with_diagnostics();
+        let svc = Services::new(catalogue).await?;
+        register(&mut registry, &svc)?;
+        Ok(registry)
+    })
+}
