@@ -6,6 +6,8 @@
 
 use std::collections::HashSet;
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
@@ -14,12 +16,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Clock skew tolerated on `exp` and `nbf`, seconds.
-pub const LEEWAY_SECS: u64 = 30;
+pub(crate) const LEEWAY_SECS: u64 = 30;
 /// Longest `Authorization` header looked at, bytes.
-pub const AUTHORIZATION_BYTES_MAX: usize = 8 * 1024;
+pub(crate) const AUTHORIZATION_BYTES_MAX: usize = 8 * 1024;
 
 /// Checks service tokens.
 #[derive(Clone)]
@@ -100,8 +101,8 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
 }
 
 /// Middleware: lets a request through only with a valid token; 401 with the reason otherwise.
-pub async fn require_token(
-    State(state): State<AppState>,
+pub(crate) async fn require_token(
+    State(auth): State<Arc<Authenticator>>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -111,7 +112,7 @@ pub async fn require_token(
         .map(|v| v.to_str().map_err(|_| "Authorization header is not ASCII"))
         .transpose()
         .map_err(|r| ApiError::Unauthorized(r.into()))?;
-    state.auth.check(header).map_err(ApiError::Unauthorized)?;
+    auth.check(header).map_err(ApiError::Unauthorized)?;
     Ok(next.run(req).await)
 }
 

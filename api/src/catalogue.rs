@@ -18,12 +18,12 @@ use serde_json::Value;
 use crate::error::ApiError;
 
 /// The keyword arguments of a checked request, named as the task takes them.
-pub fn kwargs_of<T: Serialize>(req: &T) -> Result<Value, ApiError> {
+pub(crate) fn kwargs_of<T: Serialize>(req: &T) -> Result<Value, ApiError> {
     serde_json::to_value(req).map_err(|e| ApiError::invalid("body", e.to_string()))
 }
 
 /// An endpoint's body: checked, then the task's keyword arguments.
-pub trait CatalogueBody {
+pub(crate) trait CatalogueBody {
     fn into_kwargs(self) -> Result<Value, ApiError>;
 }
 
@@ -58,7 +58,11 @@ impl CatalogueBody for AuditRecord {
 }
 
 /// Kwargs of `maestro.discovery.scan` after checking the provider allows the task.
-pub fn discovery_kwargs(provider: &str, conn_id: &str, task: &str) -> Result<Value, ApiError> {
+pub(crate) fn discovery_kwargs(
+    provider: &str,
+    conn_id: &str,
+    task: &str,
+) -> Result<Value, ApiError> {
     let req = ScanRequest {
         provider: provider.to_owned(),
         conn_id: conn_id.to_owned(),
@@ -88,7 +92,10 @@ where
 
 /// For a catalogue task sent through `POST /tasks/{name}`: the checked (and normalised)
 /// kwargs, as its own endpoint would make them; `None` for other tasks.
-pub fn check_catalogue_kwargs(task: &str, kwargs: &Value) -> Result<Option<Value>, ApiError> {
+pub(crate) fn check_catalogue_kwargs(
+    task: &str,
+    kwargs: &Value,
+) -> Result<Option<Value>, ApiError> {
     let checked = match task {
         TASK_DISCOVERY_SCAN => checked(kwargs, ScanRequest::validate)?,
         TASK_REPORT_GENERAL | TASK_REPORT_PIVOT => checked(kwargs, ReportRequest::validate)?,

@@ -38,9 +38,9 @@ use crate::metrics::Metrics;
 use crate::trace::TraceHeaders;
 
 /// Attempts of one publish (the first and the retries) within the publish deadline.
-pub const PUBLISH_ATTEMPTS_MAX: usize = 3;
+pub(crate) const PUBLISH_ATTEMPTS_MAX: usize = 3;
 /// First pause before a retry; doubles.
-pub const PUBLISH_RETRY_DELAY_MIN: Duration = Duration::from_millis(50);
+pub(crate) const PUBLISH_RETRY_DELAY_MIN: Duration = Duration::from_millis(50);
 
 /// Why a task was not enqueued. Nothing was confirmed by the broker.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +68,7 @@ impl EnqueueError {
 }
 
 /// One connection and its confirm channel.
-pub struct Link {
+pub(crate) struct Link {
     conn: deadpool_lapin::Connection,
     publisher: Publisher,
 }
@@ -77,7 +77,7 @@ pub struct Link {
 /// broker URL, tried round robin from the next node on, so links spread over a cluster's nodes
 /// and a dead node is skipped) and opens a confirm channel on it; a link is reused while both
 /// are open.
-pub struct LinkManager {
+pub(crate) struct LinkManager {
     connections: Vec<deadpool_lapin::Pool>,
     urls: BrokerUrls,
 }

@@ -6,40 +6,37 @@
 //! - `catalogue` the Maestro tasks' requests (from `maestro_contract`) as endpoint bodies
 //! - `enqueue`   confirmed publishing over a pool of confirm channels (deadpool-lapin)
 //! - `trace`     W3C trace context into the task message headers
-//! - `handlers`  enqueue endpoints, task states, health, readiness, metrics
-//! - `reports`   report pages and streamed CSV/JSON exports
-//! - `schedules` CRUD of beat's schedules in MongoDB
+//! - `routes`    the endpoints, one file per area: tasks, catalogue, reports, schedules, health
 //! - `openapi`   the OpenAPI document
 //! - `metrics`   Prometheus metrics
 //! - `state`     what the handlers share
 //! - `error`     `ApiError` and the one place errors become responses
 
-pub mod auth;
-pub mod body;
-pub mod catalogue;
+mod auth;
+mod body;
+mod catalogue;
 pub mod config;
-pub mod enqueue;
-pub mod error;
-pub mod handlers;
-pub mod metrics;
-pub mod openapi;
-pub mod reports;
-pub mod schedules;
-pub mod state;
-pub mod trace;
+mod enqueue;
+mod error;
+mod metrics;
+mod openapi;
+mod routes;
+mod state;
+mod trace;
 
 #[cfg(test)]
 mod testing;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router, middleware};
 use utoipa::OpenApi;
 
+pub use auth::Authenticator;
 pub use config::{ApiConfig, Cli};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
+pub use openapi::ApiDoc;
 pub use state::AppState;
 
 /// The API's router: authenticated routes behind the token check, health and the document
@@ -48,36 +45,42 @@ pub fn app(state: AppState) -> Router {
     let authenticated = Router::new()
         .route(
             "/tasks/{task}",
-            post(handlers::send_task).get(handlers::task_status),
+            post(routes::tasks::send_task).get(routes::tasks::task_status),
         )
         .route(
             "/crawler/{provider}/{conn_id}/{task}",
-            put(handlers::crawler),
+            put(routes::catalogue::crawler),
         )
-        .route("/reports/general", post(handlers::report_general))
-        .route("/reports/pivot", post(handlers::report_pivot))
-        .route("/reports/{report_id}/{kind}", get(reports::rows))
-        .route("/reports/{report_id}/{kind}/export", get(reports::export))
-        .route("/aggregation", post(handlers::aggregation))
-        .route("/webhooks", post(handlers::webhook))
-        .route("/notify/ws", post(handlers::notify_ws))
-        .route("/notify/audit", post(handlers::notify_audit))
-        .route("/schedules", post(schedules::create).get(schedules::list))
+        .route("/reports/general", post(routes::catalogue::report_general))
+        .route("/reports/pivot", post(routes::catalogue::report_pivot))
+        .route("/reports/{report_id}/{kind}", get(routes::reports::rows))
+        .route(
+            "/reports/{report_id}/{kind}/export",
+            get(routes::reports::export),
+        )
+        .route("/aggregation", post(routes::catalogue::aggregation))
+        .route("/webhooks", post(routes::catalogue::webhook))
+        .route("/notify/ws", post(routes::catalogue::notify_ws))
+        .route("/notify/audit", post(routes::catalogue::notify_audit))
+        .route(
+            "/schedules",
+            post(routes::schedules::create).get(routes::schedules::list),
+        )
         .route(
             "/schedules/{id}",
-            get(schedules::get_one)
-                .put(schedules::replace)
-                .patch(schedules::patch)
-                .delete(schedules::delete),
+            get(routes::schedules::get_one)
+                .put(routes::schedules::replace)
+                .patch(routes::schedules::patch)
+                .delete(routes::schedules::delete),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ));
     let open = Router::new()
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(handlers::metrics))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
         .route("/openapi.json", get(openapi_json));
     authenticated
         .merge(open)
@@ -94,13 +97,9 @@ async fn openapi_json() -> impl IntoResponse {
     Json(openapi::ApiDoc::openapi())
 }
 
-async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Json(error::ErrorBody {
-            error: "not_found".into(),
-            field: None,
-            reason: "no such route".into(),
-        }),
-    )
+async fn not_found() -> ApiError {
+    ApiError::NotFound {
+        field: None,
+        reason: "no such route".into(),
+    }
 }

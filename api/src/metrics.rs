@@ -4,6 +4,7 @@
 //! - `maestro_api_enqueued_total{queue,outcome}` enqueues (`confirmed` or `failed`)
 //! - `maestro_api_publish_duration_seconds` publish until the broker's confirm (or failure)
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -14,8 +15,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::state::AppState;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -132,7 +131,11 @@ impl Metrics {
 
 /// Middleware: counts and times every request by its route template (never the raw path, so
 /// ids in paths do not make new series).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn track(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -141,8 +144,6 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
     let resp = next.run(req).await;
-    state
-        .metrics
-        .observe_request(&route, &method, resp.status().as_u16(), started.elapsed());
+    metrics.observe_request(&route, &method, resp.status().as_u16(), started.elapsed());
     resp
 }

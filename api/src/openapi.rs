@@ -5,7 +5,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::handlers::{Enqueued, Health, SendTaskRequest, TaskErrorInfo, TaskStatus};
+use crate::routes::Enqueued;
+use crate::routes::health::Health;
+use crate::routes::tasks::{SendTaskRequest, TaskErrorInfo, TaskStatus};
 use maestro_contract::notify::{AuditMethod, NotifyType};
 use maestro_contract::webhook::WebhookMethod;
 use maestro_contract::{
@@ -32,33 +34,33 @@ impl Modify for JwtScheme {
 #[openapi(
     info(title = "maestro-api", description = "Authenticated REST API that enqueues Maestro jobs onto RabbitMQ (Celery protocol v2)."),
     paths(
-        crate::handlers::send_task,
-        crate::handlers::task_status,
-        crate::handlers::crawler,
-        crate::handlers::report_general,
-        crate::handlers::report_pivot,
-        crate::handlers::aggregation,
-        crate::handlers::webhook,
-        crate::handlers::notify_ws,
-        crate::handlers::notify_audit,
-        crate::reports::rows,
-        crate::reports::export,
-        crate::schedules::create,
-        crate::schedules::list,
-        crate::schedules::get_one,
-        crate::schedules::replace,
-        crate::schedules::patch,
-        crate::schedules::delete,
-        crate::handlers::healthz,
-        crate::handlers::readyz,
-        crate::handlers::metrics,
+        crate::routes::tasks::send_task,
+        crate::routes::tasks::task_status,
+        crate::routes::catalogue::crawler,
+        crate::routes::catalogue::report_general,
+        crate::routes::catalogue::report_pivot,
+        crate::routes::catalogue::aggregation,
+        crate::routes::catalogue::webhook,
+        crate::routes::catalogue::notify_ws,
+        crate::routes::catalogue::notify_audit,
+        crate::routes::reports::rows,
+        crate::routes::reports::export,
+        crate::routes::schedules::create,
+        crate::routes::schedules::list,
+        crate::routes::schedules::get_one,
+        crate::routes::schedules::replace,
+        crate::routes::schedules::patch,
+        crate::routes::schedules::delete,
+        crate::routes::health::healthz,
+        crate::routes::health::readyz,
+        crate::routes::health::metrics,
     ),
     components(schemas(
         ErrorBody, Enqueued, SendTaskRequest, TaskStatus, TaskErrorInfo, Health,
         ReportRequest, AggregationRequest, WebhookRequest, WebhookMethod,
         NotifyWsRequest, NotifyType, AuditRecord, AuditMethod,
-        crate::schedules::ScheduleDoc, crate::schedules::SchedulePage,
-        crate::reports::ReportPage,
+        crate::routes::schedules::ScheduleDoc, crate::routes::schedules::SchedulePage,
+        crate::routes::reports::ReportPage,
     )),
     modifiers(&JwtScheme)
 )]

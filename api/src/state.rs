@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use maestro_results::ResultStore;
 use mongodb::bson::Document;
 use mongodb::options::ClientOptions;
@@ -19,7 +20,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 /// How long MongoDB server selection may take before a request gets 503.
-pub const MONGO_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const MONGO_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The result store, connected on first use.
 pub struct Results {
@@ -102,5 +103,19 @@ impl AppState {
     pub fn schedules(&self) -> Collection<Document> {
         self.maestro_db
             .collection(&self.config.schedules_collection)
+    }
+}
+
+/// The token checker, for the auth middleware (which needs nothing else of the state).
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+/// The metrics, for the request-counting middleware.
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
     }
 }

@@ -19,8 +19,8 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
 /// Header names of the W3C trace context.
-pub const TRACEPARENT: &str = "traceparent";
-pub const TRACESTATE: &str = "tracestate";
+pub(crate) const TRACEPARENT: &str = "traceparent";
+pub(crate) const TRACESTATE: &str = "tracestate";
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
@@ -46,7 +46,11 @@ pub struct TraceHeaders {
 
 /// The enqueue of `task` to `queue`: its span (exported; `Span::none()` when nothing is
 /// exported) and the trace context its message carries.
-pub fn enqueue_span(headers: &HeaderMap, task: &str, queue: &str) -> (tracing::Span, TraceHeaders) {
+pub(crate) fn enqueue_span(
+    headers: &HeaderMap,
+    task: &str,
+    queue: &str,
+) -> (tracing::Span, TraceHeaders) {
     if maestro_telemetry::exporting() {
         let span = tracing::info_span!(
             "enqueue",
@@ -71,7 +75,7 @@ pub fn enqueue_span(headers: &HeaderMap, task: &str, queue: &str) -> (tracing::S
 }
 
 /// The API's span in the caller's trace, or in a new one.
-pub fn child_of(headers: &HeaderMap) -> TraceHeaders {
+pub(crate) fn child_of(headers: &HeaderMap) -> TraceHeaders {
     let propagator = TraceContextPropagator::new();
     let parent = propagator.extract(&HeaderExtractor(headers));
     let parent_span = parent.span();

@@ -19,3 +19,6 @@ pub mod config;
 pub mod fire;
 pub mod lease;
 pub mod metrics;
+
+pub use beat::{BeatError, run};
+pub use config::{BeatConfig, Cli};

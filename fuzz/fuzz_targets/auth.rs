@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use maestro_api::auth::Authenticator;
+use maestro_api::Authenticator;
 
 static AUTH: LazyLock<Authenticator> = LazyLock::new(|| Authenticator::new("s3cret", "na"));
 

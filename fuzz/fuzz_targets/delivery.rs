@@ -1,5 +1,5 @@
 //! The worker's whole decode path for one raw delivery: size check, properties and header
-//! field table, body, task lookup (`maestro_worker::processor::triage`), then what the worker
+//! field table, body, task lookup (`maestro_worker::triage::triage`), then what the worker
 //! computes from a decoded message before and after a run: time limits, trace context, the
 //! dead-letter copy's properties, retry delay and the next try, which must decode again.
 #![no_main]
@@ -13,12 +13,14 @@ use maestro_broker::TaskMessage;
 use maestro_broker::dead_letter::{self, DeadReason};
 use maestro_broker::message::{peek_task_and_id, republish_properties};
 use maestro_broker::trace::TraceContext;
-use maestro_worker::config::{Cli, WorkerConfig};
-use maestro_worker::processor::{Unrunnable, next_try, retry_delay, time_limits, triage};
+use maestro_worker::retry::{next_try, retry_delay};
+use maestro_worker::triage::{Unrunnable, triage};
+use maestro_worker::{WorkerCli, WorkerConfig, time_limits};
 
 static CFG: LazyLock<WorkerConfig> = LazyLock::new(|| {
-    Cli::try_parse_from(["maestro-worker", "--metrics-addr", "off"])
+    WorkerCli::try_parse_from(["maestro-worker", "--metrics-addr", "off"])
         .expect("default flags parse")
+        .worker
         .into_config()
         .expect("default flags are valid")
 });

@@ -2,13 +2,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use maestro_tasks::routes::RoutingTable;
+
 
 fuzz_target!(|data: &[u8]| {
     let Ok(spec) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(table) = RoutingTable::with_overrides(spec) {
+    if let Ok(table) = maestro_contract::routes::maestro_with(spec) {
         let mut last = std::collections::BTreeMap::new();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (t, q) = item.split_once('=').expect("accepted items are task=queue");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
-use maestro_beat::schedule::{Schedule, validate_document};
+use maestro_contract::schedule::{Schedule, validate_document};
 use mongodb::bson::Bson;
 
 fuzz_target!(|data: &[u8]| {

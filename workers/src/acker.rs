@@ -1,6 +1,7 @@
-//! The one place that settles deliveries: ack or requeue, once per delivery.
+//! Acks and requeues on the wire, once per delivery, batched. What a delivery's fate is, is
+//! decided by the pipeline and carried out by `settle`; this module only sends it.
 //!
-//! Lifecycle: one `Acker` per consuming channel. Every delivery gets an `AckToken`; the token
+//! Lifecycle: one acker per consuming channel. Every delivery gets an `AckToken`; the token
 //! is consumed by `ack()` or `requeue()` after the outcome is recorded, and a token
 //! dropped unsettled (a task aborted at shutdown, a panic unwinding) requeues its message.
 //!
@@ -27,9 +28,9 @@ pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
 /// Most settlements taken from the queue in one pass.
 const SETTLE_BATCH_MAX: usize = 1024;
 
-/// How a delivery is settled.
+/// The frame a settled delivery needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Settle {
+enum Frame {
     /// Done (whatever the task's outcome): remove it from the queue.
     Ack,
     /// Not done: put it back on the queue for any worker.
@@ -38,25 +39,21 @@ pub(crate) enum Settle {
 
 /// Settles one delivery exactly once.
 #[derive(Debug)]
-pub struct AckToken {
+pub(crate) struct AckToken {
     tag: u64,
-    tx: Option<mpsc::UnboundedSender<(u64, Settle)>>,
+    tx: Option<mpsc::UnboundedSender<(u64, Frame)>>,
 }
 
 impl AckToken {
-    pub fn delivery_tag(&self) -> u64 {
-        self.tag
+    pub(crate) fn ack(mut self) {
+        self.send(Frame::Ack);
     }
 
-    pub fn ack(mut self) {
-        self.send(Settle::Ack);
+    pub(crate) fn requeue(mut self) {
+        self.send(Frame::Requeue);
     }
 
-    pub fn requeue(mut self) {
-        self.send(Settle::Requeue);
-    }
-
-    fn send(&mut self, how: Settle) {
+    fn send(&mut self, how: Frame) {
         if let Some(tx) = self.tx.take() {
             // The acker is gone only when the channel is: the broker requeues the message then.
             let _ = tx.send((self.tag, how));
@@ -66,19 +63,19 @@ impl AckToken {
 
 impl Drop for AckToken {
     fn drop(&mut self) {
-        self.send(Settle::Requeue);
+        self.send(Frame::Requeue);
     }
 }
 
 /// The handle a consumer holds to make tokens; dropping every handle and token stops the
 /// acker after a final flush.
 #[derive(Clone)]
-pub struct AckerHandle {
-    tx: mpsc::UnboundedSender<(u64, Settle)>,
+pub(crate) struct AckerHandle {
+    tx: mpsc::UnboundedSender<(u64, Frame)>,
 }
 
 impl AckerHandle {
-    pub fn token(&self, delivery_tag: u64) -> AckToken {
+    pub(crate) fn token(&self, delivery_tag: u64) -> AckToken {
         AckToken {
             tag: delivery_tag,
             tx: Some(self.tx.clone()),
@@ -165,7 +162,7 @@ impl Window {
 
 async fn run(
     channel: Channel,
-    mut rx: mpsc::UnboundedReceiver<(u64, Settle)>,
+    mut rx: mpsc::UnboundedReceiver<(u64, Frame)>,
     flush_every: usize,
     counters: SettleCounters,
 ) {
@@ -187,8 +184,8 @@ async fn run(
                 let received = batch.len() as u64;
                 for (tag, how) in batch.drain(..) {
                     let on_wire = match how {
-                        Settle::Ack => false,
-                        Settle::Requeue => {
+                        Frame::Ack => false,
+                        Frame::Requeue => {
                             requeue(&channel, tag).await;
                             requeued += 1;
                             true
@@ -338,7 +335,7 @@ mod tests {
         let handle = AckerHandle { tx };
         drop(handle.token(7));
         handle.token(8).ack();
-        assert_eq!(rx.try_recv().ok(), Some((7, Settle::Requeue)));
-        assert_eq!(rx.try_recv().ok(), Some((8, Settle::Ack)));
+        assert_eq!(rx.try_recv().ok(), Some((7, Frame::Requeue)));
+        assert_eq!(rx.try_recv().ok(), Some((8, Frame::Ack)));
     }
 }

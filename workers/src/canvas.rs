@@ -18,10 +18,24 @@ use maestro_results::{TaskRecord, member_ids};
 use serde_json::Value;
 use tracing::{info, warn};
 
-use crate::processor::Session;
+use std::time::Duration;
+
+use maestro_broker::dead_letter::DeadReason;
+use serde_json::json;
+
+use crate::retry::publish_retry;
+use crate::session::{Session, Unfinished};
+use crate::settle::Disposition;
+
+/// Celery's chord synchronisation task for backends without native chord support.
+pub(crate) const CHORD_UNLOCK: &str = "celery.chord_unlock";
 
 /// After a SUCCESS is recorded: links, the next step of a chain, the chord count.
-pub(crate) async fn on_success(s: &Session, msg: &TaskMessage, result: &Value) -> Result<(), ()> {
+pub(crate) async fn on_success(
+    s: &Session,
+    msg: &TaskMessage,
+    result: &Value,
+) -> Result<(), Unfinished> {
     for link in msg.embed.callbacks.iter().flatten() {
         send(s, link, Some(result.clone()), msg, None).await?;
     }
@@ -38,7 +52,7 @@ pub(crate) async fn on_failure(
     msg: &TaskMessage,
     exc: &ExceptionInfo,
     traceback: &str,
-) -> Result<(), ()> {
+) -> Result<(), Unfinished> {
     if let Some(store) = &s.store {
         for step in msg.embed.chain.iter().flatten() {
             let Some(id) = step.option_str("task_id") else {
@@ -55,10 +69,10 @@ pub(crate) async fn on_failure(
                 parent_id: Some(msg.headers.id.clone()),
                 ..TaskRecord::new(id, TaskState::Failure, exc.to_value())
             };
-            store
-                .store(&record)
-                .await
-                .map_err(|e| warn!(event = "chain_failure_not_recorded", id, error = %e))?;
+            store.store(&record).await.map_err(|e| {
+                warn!(event = "chain_failure_not_recorded", id, error = %e);
+                Unfinished
+            })?;
         }
     }
     for errback in msg.embed.errbacks.iter().flatten() {
@@ -100,10 +114,11 @@ async fn send(
     first_arg: Option<Value>,
     parent: &TaskMessage,
     chain: Option<Vec<Signature>>,
-) -> Result<(), ()> {
+) -> Result<(), Unfinished> {
     let mut msg = TaskMessage::from_signature(sig, first_arg, Some(&parent.headers), chain)
         .map_err(|e| {
             warn!(event = "follow_up_invalid", parent = %parent.headers.id, error = %e);
+            Unfinished
         })?;
     // The parent's run span (written into its headers when it ran) is the follow-up's parent.
     if let Some(t) = TraceContext::from_headers(&parent.headers) {
@@ -121,13 +136,13 @@ async fn send(
         }
         Err(e) => {
             warn!(event = "follow_up_failed", parent = %parent.headers.id, task = %msg.headers.task, queue, error = %e);
-            Err(())
+            Err(Unfinished)
         }
     }
 }
 
 /// Counts this chord member done; the member that completes the count fires the callback.
-async fn chord_member_done(s: &Session, msg: &TaskMessage) -> Result<(), ()> {
+async fn chord_member_done(s: &Session, msg: &TaskMessage) -> Result<(), Unfinished> {
     let Some(body) = &msg.embed.chord else {
         return Ok(());
     };
@@ -144,8 +159,10 @@ async fn chord_member_done(s: &Session, msg: &TaskMessage) -> Result<(), ()> {
         warn!(event = "chord_needs_store", id = %msg.headers.id, "chords need --result-backend mongodb://...");
         return Ok(());
     };
-    let fail =
-        |e: maestro_results::StoreError| warn!(event = "chord_count_failed", group, error = %e);
+    let fail = |e: maestro_results::StoreError| {
+        warn!(event = "chord_count_failed", group, error = %e);
+        Unfinished
+    };
     let done = store
         .chord_member_done(&group, &msg.headers.id)
         .await
@@ -174,12 +191,14 @@ pub(crate) async fn try_fire_chord(
     body: &Signature,
     members: &[String],
     parent: &TaskMessage,
-) -> Result<bool, ()> {
+) -> Result<bool, Unfinished> {
     let Some(store) = &s.store else {
         return Ok(true);
     };
-    let fail =
-        |e: maestro_results::StoreError| warn!(event = "chord_check_failed", group, error = %e);
+    let fail = |e: maestro_results::StoreError| {
+        warn!(event = "chord_check_failed", group, error = %e);
+        Unfinished
+    };
     let mut metas = Vec::with_capacity(members.len());
     for id in members {
         match store.get(id).await.map_err(fail)? {
@@ -234,7 +253,7 @@ pub(crate) async fn chord_unlock_members(
     s: &Session,
     group: &str,
     kwargs: &Value,
-) -> Result<Option<Vec<String>>, ()> {
+) -> Result<Option<Vec<String>>, Unfinished> {
     if let Some(result) = kwargs.get("result") {
         let ids = member_ids(result);
         if !ids.is_empty() {
@@ -244,10 +263,58 @@ pub(crate) async fn chord_unlock_members(
     let Some(store) = &s.store else {
         return Ok(None);
     };
-    store
-        .group_members(group)
-        .await
-        .map_err(|e| warn!(event = "chord_check_failed", group, error = %e))
+    store.group_members(group).await.map_err(|e| {
+        warn!(event = "chord_check_failed", group, error = %e);
+        Unfinished
+    })
+}
+
+/// Celery's `celery.chord_unlock`, which Python clients send for chords when the result
+/// backend is MongoDB: fires the callback once every member is ready (through the same claim
+/// as the member count, so it fires once however both paths race), else comes back after
+/// `interval` seconds.
+pub(crate) async fn chord_unlock(s: &Session, queue: &str, msg: &TaskMessage) -> Disposition {
+    let args = msg.args_vec();
+    let kwargs: Value = serde_json::from_str(msg.kwargs.get()).unwrap_or_else(|_| json!({}));
+    let group = args.first().and_then(Value::as_str);
+    let body = args
+        .get(1)
+        .and_then(|v| serde_json::from_value::<maestro_broker::Signature>(v.clone()).ok());
+    let (Some(group), Some(body)) = (group, body) else {
+        return Disposition::DeadLetter {
+            reason: DeadReason::Undecodable,
+            detail: "celery.chord_unlock without (group_id, callback) arguments".into(),
+        };
+    };
+    let members = match chord_unlock_members(s, group, &kwargs).await {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            return Disposition::DeadLetter {
+                reason: DeadReason::Undecodable,
+                detail: format!("chord group {group} is unknown"),
+            };
+        }
+        Err(Unfinished) => return Disposition::Requeue,
+    };
+    match try_fire_chord(s, group, &body, &members, msg).await {
+        Ok(true) => Disposition::Ack,
+        Ok(false) => {
+            let interval = kwargs
+                .get("interval")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0)
+                .clamp(0.0, 3600.0);
+            match publish_retry(s, queue, msg, Duration::from_secs_f64(interval)).await {
+                Ok(()) => Disposition::Ack,
+                Err(e) => {
+                    warn!(event = "retry_publish_failed", task = %msg.headers.task, id = %msg.headers.id, error = %e);
+                    s.publish_failed(&e);
+                    Disposition::Requeue
+                }
+            }
+        }
+        Err(Unfinished) => Disposition::Requeue,
+    }
 }
 
 #[cfg(test)]

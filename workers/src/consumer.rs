@@ -26,7 +26,8 @@ use crate::config::WorkerConfig;
 use crate::control;
 use crate::events::Events;
 use crate::metrics::ConsumingGuard;
-use crate::processor::{self, Session};
+use crate::processor;
+use crate::session::Session;
 use crate::shutdown::Shutdown;
 use crate::stats::WorkerState;
 

@@ -22,7 +22,7 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// Publishes events for one session.
 #[derive(Clone)]
-pub struct Events {
+pub(crate) struct Events {
     channel: Channel,
     state: Arc<WorkerState>,
 }
@@ -35,7 +35,10 @@ pub(crate) fn now_unix() -> f64 {
 }
 
 impl Events {
-    pub async fn open(conn: &Connection, state: Arc<WorkerState>) -> Result<Self, BrokerError> {
+    pub(crate) async fn open(
+        conn: &Connection,
+        state: Arc<WorkerState>,
+    ) -> Result<Self, BrokerError> {
         let channel = conn.create_channel().await?;
         channel
             .exchange_declare(
@@ -89,7 +92,7 @@ impl Events {
     }
 
     /// A task event (`task-received`, `task-started`, ...) with its own fields.
-    pub async fn task(&self, kind: &str, uuid: &str, fields: Value) {
+    pub(crate) async fn task(&self, kind: &str, uuid: &str, fields: Value) {
         let mut m = self.base(kind);
         m.insert("uuid".into(), json!(uuid));
         if let Value::Object(extra) = fields {
@@ -100,7 +103,7 @@ impl Events {
     }
 
     /// A worker event: `worker-online`, `worker-heartbeat`, `worker-offline`.
-    pub async fn worker(&self, kind: &str) {
+    pub(crate) async fn worker(&self, kind: &str) {
         let mut m = self.base(kind);
         m.insert("freq".into(), json!(HEARTBEAT.as_secs_f64()));
         m.insert("active".into(), json!(self.state.active_count()));
@@ -114,7 +117,7 @@ impl Events {
     }
 
     /// Sends heartbeats every `HEARTBEAT` until dropped.
-    pub fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(HEARTBEAT);

@@ -8,7 +8,7 @@ use maestro_tasks::followup::{ChordHandle, FollowUp, Parent, SendFuture};
 use tracing::info;
 
 use crate::canvas::publish_to_queue;
-use crate::processor::Session;
+use crate::session::Session;
 
 /// Follow-ups of the tasks of one session.
 pub(crate) struct SessionFollowUp(pub(crate) Arc<Session>);

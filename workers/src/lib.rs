@@ -1,12 +1,21 @@
 //! The worker runtime: Celery protocol-v2 tasks from RabbitMQ queues, run by Rust code.
 //!
-//! - `config`    [`WorkerArgs`] (flags), [`WorkerConfig`] (checked; also built in code)
+//! - `config`    [`WorkerArgs`] (flags), [`WorkerConfig`] (the checked configuration)
+//! - `builder`   [`WorkerBuilder`]: a configuration made in code, checked as the flags are
 //! - `launch`    a worker process from `main`: stack guard, logging, runtime, signals
 //! - `worker`    lifecycle: connect, declare, consume, reconnect
 //! - `consumer`  one session: channels, prefetch, deliveries to runs, drain on shutdown
-//! - `processor` one delivery into one task run and one settlement
-//! - `canvas`    links, errbacks, chain steps and chord callbacks after an outcome
-//! - `acker`     the one place that acks or requeues, with batched acks
+//! - `session`   what every run of one connection shares; the delivery as received
+//! - `processor` the pipeline: one delivery into one task run and one disposition
+//! - `triage`    the pure checks before a run (size, decoding, known task); fuzzed
+//! - `run`       one run: context, trace span, time limits, panic capture -> `Outcome`
+//! - `outcome`   an outcome into its recorded state and the delivery's disposition
+//! - `retry`     the next try: its message, its delay, its delayed publish
+//! - `results`   states into the result backend (MongoDB, rpc, none)
+//! - `canvas`    links, errbacks, chain steps, chord callbacks, `celery.chord_unlock`
+//! - `followup`  what running tasks send (`TaskContext::send`, chords)
+//! - `settle`    a disposition carried out: ack, requeue, or dead-letter then ack
+//! - `acker`     acks and requeues on the wire, batched
 //! - `shutdown`  cancellation: stop taking, drain to one deadline, requeue the rest
 //! - `stats`     running tasks, totals, revoked ids, the Lamport clock
 //! - `events`    Celery events (-E) on celeryev
@@ -14,6 +23,7 @@
 //! - `metrics`   Prometheus metrics and readiness, served on --metrics-addr
 
 mod acker;
+mod builder;
 mod canvas;
 pub mod config;
 mod consumer;
@@ -22,12 +32,21 @@ mod events;
 mod followup;
 pub mod launch;
 mod metrics;
-pub mod processor;
+mod outcome;
+mod processor;
+mod results;
+pub mod retry;
+mod run;
+mod session;
+mod settle;
 mod shutdown;
 mod stats;
+pub mod triage;
 mod worker;
 
-pub use config::{ResultBackend, WorkerArgs, WorkerBuilder, WorkerCli, WorkerConfig};
+pub use builder::WorkerBuilder;
+pub use config::{ResultBackend, WorkerArgs, WorkerCli, WorkerConfig};
 pub use maestro_broker::config::ConfigError;
+pub use run::time_limits;
 pub use shutdown::Shutdown;
 pub use worker::{WorkerError, run};

@@ -32,7 +32,7 @@ const OTHER: &str = "other";
 
 /// How a task message ended, as counted in `maestro_worker_tasks_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskOutcome {
+pub(crate) enum TaskOutcome {
     /// Ran and returned a value.
     Succeeded,
     /// Ran and failed (also past its `max_retries`, or past its hard time limit).
@@ -48,7 +48,7 @@ pub enum TaskOutcome {
 }
 
 impl TaskOutcome {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TaskOutcome::Succeeded => "succeeded",
             TaskOutcome::Failed => "failed",
@@ -92,7 +92,7 @@ struct DeadLabels {
 
 /// Counters of settled deliveries, handed to the acker (it counts once per batch).
 #[derive(Debug, Clone, Default)]
-pub struct SettleCounters {
+pub(crate) struct SettleCounters {
     /// Deliveries acknowledged.
     pub acks: Counter,
     /// Deliveries given back to the queue (`basic.nack requeue=true`).
@@ -100,7 +100,7 @@ pub struct SettleCounters {
 }
 
 /// The worker's metrics and readiness.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     queues: HashMap<Box<str>, Arc<str>>,
     tasks: HashMap<Box<str>, Arc<str>>,
@@ -129,7 +129,7 @@ fn intern<'a>(names: impl IntoIterator<Item = &'a str>) -> HashMap<Box<str>, Arc
 
 impl Metrics {
     /// Metrics labelled with these queue and task names (others count as `other`).
-    pub fn new<'a>(
+    pub(crate) fn new<'a>(
         queues: impl IntoIterator<Item = &'a str>,
         tasks: impl IntoIterator<Item = &'a str>,
     ) -> Self {
@@ -198,7 +198,7 @@ impl Metrics {
     }
 
     /// Counts one task message that ended `outcome`.
-    pub fn task_outcome(&self, queue: &str, task: &str, outcome: TaskOutcome) {
+    pub(crate) fn task_outcome(&self, queue: &str, task: &str, outcome: TaskOutcome) {
         let labels = TaskLabels {
             queue: self.queue(queue),
             task: self.task(task),
@@ -208,7 +208,7 @@ impl Metrics {
     }
 
     /// Records how long task code ran.
-    pub fn task_runtime(&self, queue: &str, task: &str, runtime: Duration) {
+    pub(crate) fn task_runtime(&self, queue: &str, task: &str, runtime: Duration) {
         let labels = RunLabels {
             queue: self.queue(queue),
             task: self.task(task),
@@ -219,7 +219,7 @@ impl Metrics {
     }
 
     /// Task code started (`true`) or ended (`false`).
-    pub fn task_running(&self, running: bool) {
+    pub(crate) fn task_running(&self, running: bool) {
         if running {
             self.in_flight.inc();
         } else {
@@ -228,7 +228,7 @@ impl Metrics {
     }
 
     /// Counts a delivery with the redelivered flag set.
-    pub fn redelivered(&self, queue: &str) {
+    pub(crate) fn redelivered(&self, queue: &str) {
         let labels = QueueLabels {
             queue: self.queue(queue),
         };
@@ -236,7 +236,7 @@ impl Metrics {
     }
 
     /// Counts a message copied to the dead-letter exchange.
-    pub fn dead_lettered(&self, queue: &str, reason: DeadReason) {
+    pub(crate) fn dead_lettered(&self, queue: &str, reason: DeadReason) {
         let labels = DeadLabels {
             queue: self.queue(queue),
             reason: reason.as_str(),
@@ -245,27 +245,27 @@ impl Metrics {
     }
 
     /// Counts a broker session lost.
-    pub fn reconnecting(&self) {
+    pub(crate) fn reconnecting(&self) {
         self.reconnects.inc();
     }
 
     /// The counters the acker adds to.
-    pub fn settle_counters(&self) -> SettleCounters {
+    pub(crate) fn settle_counters(&self) -> SettleCounters {
         self.settled.clone()
     }
 
     /// Readiness: whether a broker session consumes now.
-    pub fn set_consuming(&self, consuming: bool) {
+    pub(crate) fn set_consuming(&self, consuming: bool) {
         self.consuming.store(consuming, Ordering::Relaxed);
         self.consuming_gauge.set(i64::from(consuming));
     }
 
-    pub fn is_consuming(&self) -> bool {
+    pub(crate) fn is_consuming(&self) -> bool {
         self.consuming.load(Ordering::Relaxed)
     }
 
     /// The metrics in the Prometheus text format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

@@ -16,7 +16,7 @@ pub(crate) const REVOKED_MAX: usize = 50_000;
 
 /// One running task, as `inspect active` shows it.
 #[derive(Debug, Clone)]
-pub struct ActiveTask {
+pub(crate) struct ActiveTask {
     pub id: String,
     pub name: String,
     pub args: String,
@@ -26,7 +26,7 @@ pub struct ActiveTask {
 }
 
 /// The worker's own state, shared by every session.
-pub struct WorkerState {
+pub(crate) struct WorkerState {
     pub hostname: String,
     pub started: Instant,
     clock: AtomicU64,
@@ -39,7 +39,7 @@ pub struct WorkerState {
 }
 
 impl WorkerState {
-    pub fn new(hostname: impl Into<String>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(hostname: impl Into<String>, metrics: Arc<Metrics>) -> Self {
         Self {
             hostname: hostname.into(),
             started: Instant::now(),
@@ -53,35 +53,35 @@ impl WorkerState {
     }
 
     /// Advances the Lamport clock; with `seen`, first moves it past a clock value received.
-    pub fn tick(&self, seen: Option<u64>) -> u64 {
+    pub(crate) fn tick(&self, seen: Option<u64>) -> u64 {
         if let Some(seen) = seen {
             self.clock.fetch_max(seen, Ordering::Relaxed);
         }
         self.clock.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub fn started(&self, task: ActiveTask) {
+    pub(crate) fn started(&self, task: ActiveTask) {
         lock(&self.active).insert(task.id.clone(), task);
         self.metrics.task_running(true);
     }
 
-    pub fn finished(&self, id: &str, name: &str) {
+    pub(crate) fn finished(&self, id: &str, name: &str) {
         lock(&self.active).remove(id);
         *lock(&self.totals).entry(name.to_owned()).or_default() += 1;
         self.processed.fetch_add(1, Ordering::Relaxed);
         self.metrics.task_running(false);
     }
 
-    pub fn active_count(&self) -> usize {
+    pub(crate) fn active_count(&self) -> usize {
         lock(&self.active).len()
     }
 
-    pub fn processed(&self) -> u64 {
+    pub(crate) fn processed(&self) -> u64 {
         self.processed.load(Ordering::Relaxed)
     }
 
     /// `inspect active`'s list.
-    pub fn active_json(&self) -> Value {
+    pub(crate) fn active_json(&self) -> Value {
         let active = lock(&self.active);
         Value::Array(
             active
@@ -98,12 +98,12 @@ impl WorkerState {
         )
     }
 
-    pub fn totals_json(&self) -> Value {
+    pub(crate) fn totals_json(&self) -> Value {
         json!(*lock(&self.totals))
     }
 
     /// Marks ids revoked: they are not run if they arrive later.
-    pub fn revoke(&self, ids: &[String]) {
+    pub(crate) fn revoke(&self, ids: &[String]) {
         let mut guard = lock(&self.revoked);
         let (set, order) = &mut *guard;
         for id in ids {
@@ -118,7 +118,7 @@ impl WorkerState {
         }
     }
 
-    pub fn is_revoked(&self, id: &str) -> bool {
+    pub(crate) fn is_revoked(&self, id: &str) -> bool {
         let guard = lock(&self.revoked);
         !guard.0.is_empty() && guard.0.contains(id)
     }

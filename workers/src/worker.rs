@@ -13,10 +13,10 @@ use maestro_tasks::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::canvas::CHORD_UNLOCK;
 use crate::config::{ResultBackend, WorkerConfig};
 use crate::consumer::{self, SessionEnd};
 use crate::metrics::Metrics;
-use crate::processor::CHORD_UNLOCK;
 use crate::shutdown::Shutdown;
 use crate::stats::WorkerState;
 

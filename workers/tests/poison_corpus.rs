@@ -9,7 +9,7 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, DecimalValue, FieldTable, ShortString};
 use maestro_broker::field;
 use maestro_tasks::Registry;
-use maestro_worker::processor::{Unrunnable, triage};
+use maestro_worker::triage::{Unrunnable, triage};
 use serde_json::Value;
 
 /// The body limit the corpus assumes (its `oversized` entry is just over it); the end-to-end

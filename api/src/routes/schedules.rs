@@ -26,20 +26,20 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// Most schedules one list page returns.
-pub const PAGE_LIMIT_MAX: u64 = 500;
+pub(crate) const PAGE_LIMIT_MAX: u64 = 500;
 /// Schedules per page when the client names no limit.
-pub const PAGE_LIMIT_DEFAULT: u64 = 50;
+pub(crate) const PAGE_LIMIT_DEFAULT: u64 = 50;
 
 /// A schedule document (Maestro's `schedulers` shape); see maestro-beat for every field.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(value_type = Object, example = json!({"name": "nightly servers", "enabled": true, "period_type": "cron",
     "cron": {"minute": "0", "hour": "3", "day_of_month": "*", "month_of_year": "*", "day_of_week": "*"},
     "task": "maestro.discovery.scan", "kwargs": {"provider": "aws", "conn_id": "5f1c0a", "task": "server-list"}}))]
-pub struct ScheduleDoc(pub Map<String, Value>);
+pub(crate) struct ScheduleDoc(pub Map<String, Value>);
 
 /// One page of schedules.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SchedulePage {
+pub(crate) struct SchedulePage {
     #[schema(value_type = Vec<Object>)]
     pub items: Vec<Value>,
     pub skip: u64,
@@ -50,7 +50,7 @@ pub struct SchedulePage {
 /// Paging of `GET /schedules`.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct PageQuery {
+pub(crate) struct PageQuery {
     /// Schedules to skip.
     #[serde(default)]
     pub skip: Option<u64>,
@@ -157,7 +157,7 @@ async fn load(state: &AppState, id: &ObjectId) -> Result<Document, ApiError> {
         (status = 503, description = "MongoDB unavailable", body = ErrorBody),
     ),
     security(("jwt" = [])))]
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(doc): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
@@ -183,7 +183,7 @@ pub async fn create(
         (status = 503, description = "MongoDB unavailable", body = ErrorBody),
     ),
     security(("jwt" = [])))]
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<SchedulePage>, ApiError> {
@@ -230,7 +230,7 @@ pub async fn list(
         (status = 503, description = "MongoDB unavailable", body = ErrorBody),
     ),
     security(("jwt" = [])))]
-pub async fn get_one(
+pub(crate) async fn get_one(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -281,7 +281,7 @@ async fn update(
         (status = 503, description = "MongoDB unavailable", body = ErrorBody),
     ),
     security(("jwt" = [])))]
-pub async fn replace(
+pub(crate) async fn replace(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(doc): JsonBody<Map<String, Value>>,
@@ -310,7 +310,7 @@ pub async fn replace(
         (status = 503, description = "MongoDB unavailable", body = ErrorBody),
     ),
     security(("jwt" = [])))]
-pub async fn patch(
+pub(crate) async fn patch(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(patch): JsonBody<Map<String, Value>>,
@@ -345,7 +345,7 @@ pub async fn patch(
         (status = 503, description = "MongoDB unavailable", body = ErrorBody),
     ),
     security(("jwt" = [])))]
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {

@@ -24,7 +24,7 @@ use maestro_contract::report::{ReportKind, SUMMARY_COLLECTION, rows_collection};
 
 /// One page of a report.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ReportPage {
+pub(crate) struct ReportPage {
     pub report_id: String,
     pub kind: String,
     /// `finished`, `warning` (empty) or `pending` (no summary yet).
@@ -43,7 +43,7 @@ pub struct ReportPage {
 /// Paging of `GET /reports/{report_id}/{kind}`.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct RowsQuery {
+pub(crate) struct RowsQuery {
     /// Rows to skip.
     #[serde(default)]
     pub skip: Option<u64>,
@@ -55,7 +55,7 @@ pub struct RowsQuery {
 /// `GET /reports/{report_id}/{kind}/export?format=`.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct ExportQuery {
+pub(crate) struct ExportQuery {
     /// `csv` or `json` (default json).
     #[serde(default)]
     pub format: Option<String>,
@@ -124,7 +124,7 @@ fn row_json(d: Document) -> Value {
         (status = 503, description = "MongoDB unavailable", body = ErrorBody),
     ),
     security(("jwt" = [])))]
-pub async fn rows(
+pub(crate) async fn rows(
     State(state): State<AppState>,
     p: Result<Path<(String, String)>, PathRejection>,
     q: Result<Query<RowsQuery>, QueryRejection>,
@@ -198,7 +198,7 @@ pub async fn rows(
         (status = 503, description = "MongoDB unavailable", body = ErrorBody),
     ),
     security(("jwt" = [])))]
-pub async fn export(
+pub(crate) async fn export(
     State(state): State<AppState>,
     p: Result<Path<(String, String)>, PathRejection>,
     q: Result<Query<ExportQuery>, QueryRejection>,

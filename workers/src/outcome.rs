@@ -1,0 +1,165 @@
+//! An outcome into what is recorded and what becomes of the delivery: a SUCCESS or FAILURE
+//! stored (then its links, chain step, errbacks and chord count), a RETRY stored after the
+//! next try was published, a rejection requeued or dead-lettered, an abandoned run requeued.
+//! Each path returns the delivery's [`Disposition`]: acknowledged only when everything it
+//! needed was recorded.
+
+use std::time::Duration;
+
+use maestro_broker::dead_letter::DeadReason;
+use maestro_broker::{ExceptionInfo, TaskMessage, TaskState};
+use maestro_tasks::Task;
+use serde_json::{Value, json};
+use tracing::{debug, info, warn};
+
+use crate::canvas;
+use crate::metrics::TaskOutcome;
+use crate::results::record_state;
+use crate::retry::{publish_retry, retry_delay};
+use crate::run::Outcome;
+use crate::session::{Session, Unfinished};
+use crate::settle::Disposition;
+
+/// Records REVOKED for a task that will not run (`expired`, or revoked by remote control),
+/// sends its event, and settles the delivery.
+pub(crate) async fn revoked(
+    s: &Session,
+    queue: &str,
+    msg: &TaskMessage,
+    expired: bool,
+) -> Disposition {
+    let m = &s.state.metrics;
+    m.task_outcome(queue, &msg.headers.task, TaskOutcome::Revoked);
+    if let Some(ev) = &s.events {
+        let fields = json!({"terminated": false, "signum": null, "expired": expired});
+        ev.task("task-revoked", &msg.headers.id, fields).await;
+    }
+    let exc = ExceptionInfo::celery(
+        "TaskRevokedError",
+        if expired { "expired" } else { "revoked" },
+    );
+    Disposition::after(record_state(s, queue, msg, TaskState::Revoked, &exc.to_value(), None).await)
+}
+
+/// Records the outcome (result reply, retry message) and says how to settle the delivery.
+pub(crate) async fn record(
+    s: &Session,
+    queue: &str,
+    task: &dyn Task,
+    msg: &TaskMessage,
+    outcome: Outcome,
+    runtime: Duration,
+) -> Disposition {
+    let h = &msg.headers;
+    let runtime_ms = runtime.as_secs_f64() * 1000.0;
+    let count = |outcome| s.state.metrics.task_outcome(queue, &h.task, outcome);
+    match outcome {
+        Outcome::Aborted => {
+            info!(event = "task_requeued", task = %h.task, id = %h.id, "abandoned at shutdown; requeued");
+            Disposition::Requeue
+        }
+        Outcome::Success(value) => {
+            debug!(event = "task_succeeded", task = %h.task, id = %h.id, runtime_ms);
+            count(TaskOutcome::Succeeded);
+            let recorded = record_state(s, queue, msg, TaskState::Success, &value, None).await;
+            Disposition::after(match recorded {
+                Ok(()) => canvas::on_success(s, msg, &value).await,
+                Err(Unfinished) => Err(Unfinished),
+            })
+        }
+        Outcome::Failure { exc, traceback } => {
+            warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
+            count(TaskOutcome::Failed);
+            let tb = traceback.unwrap_or_else(|| traceback_text(&s.hostname, msg, &exc));
+            Disposition::after(record_failure(s, queue, msg, &exc, &tb).await)
+        }
+        Outcome::Reject {
+            requeue: true,
+            reason,
+        } => {
+            info!(event = "task_rejected", task = %h.task, id = %h.id, requeue = true, reason = %reason);
+            count(TaskOutcome::Rejected);
+            Disposition::Requeue
+        }
+        Outcome::Reject {
+            requeue: false,
+            reason,
+        } => {
+            info!(event = "task_rejected", task = %h.task, id = %h.id, requeue = false, reason = %reason);
+            count(TaskOutcome::Rejected);
+            Disposition::DeadLetter {
+                reason: DeadReason::Rejected,
+                detail: reason,
+            }
+        }
+        Outcome::Retry {
+            countdown,
+            max_retries,
+            exc,
+        } => {
+            let limit = max_retries.or(task.max_retries());
+            if limit.is_some_and(|max| h.retries >= max) {
+                let exc = ExceptionInfo::celery(
+                    "MaxRetriesExceededError",
+                    format!(
+                        "Can't retry {}[{}] args:{} kwargs:{} (after {} retries, last: {})",
+                        h.task,
+                        h.id,
+                        msg.args.get(),
+                        msg.kwargs.get(),
+                        h.retries,
+                        exc.repr()
+                    ),
+                );
+                warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
+                count(TaskOutcome::Failed);
+                let tb = traceback_text(&s.hostname, msg, &exc);
+                return Disposition::after(record_failure(s, queue, msg, &exc, &tb).await);
+            }
+            count(TaskOutcome::Retried);
+            let wait = countdown.unwrap_or_else(|| retry_delay(&s.cfg, h.retries));
+            let published = publish_retry(s, queue, msg, wait).await;
+            if let Err(e) = published {
+                warn!(event = "retry_publish_failed", task = %h.task, id = %h.id, error = %e, "requeued instead");
+                s.publish_failed(&e);
+                return Disposition::Requeue;
+            }
+            info!(event = "task_retry", task = %h.task, id = %h.id, retries = h.retries + 1,
+                delay_secs = wait.as_secs_f64(), exception = %exc.repr());
+            let tb = traceback_text(&s.hostname, msg, &exc);
+            Disposition::after(
+                record_state(s, queue, msg, TaskState::Retry, &exc.to_value(), Some(&tb)).await,
+            )
+        }
+    }
+}
+
+/// Records a FAILURE, then what follows it (chain failure, errbacks, chord count).
+async fn record_failure(
+    s: &Session,
+    queue: &str,
+    msg: &TaskMessage,
+    exc: &ExceptionInfo,
+    tb: &str,
+) -> Result<(), Unfinished> {
+    record_state(s, queue, msg, TaskState::Failure, &exc.to_value(), Some(tb)).await?;
+    canvas::on_failure(s, msg, exc, tb).await
+}
+
+/// A traceback text for Python readers: where and what, since there is no Python stack.
+fn traceback_text(hostname: &str, msg: &TaskMessage, exc: &ExceptionInfo) -> String {
+    let qualified = if exc.exc_module == "builtins" {
+        exc.exc_type.clone()
+    } else {
+        format!("{}.{}", exc.exc_module, exc.exc_type)
+    };
+    let message = match exc.exc_message.first() {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    format!(
+        "Traceback (most recent call last):\n  maestro-worker {hostname}, task {}[{}]\n{qualified}: {message}\n",
+        msg.headers.task, msg.headers.id,
+    )
+}
