@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# maestro-api enqueue benchmark (README, maestro-api "Benchmark"): wrk POSTs
+# maestro-api enqueue benchmark (docs/api.md, "Benchmark"): wrk POSTs
 # /tasks/maestro.noop with a valid JWT through the release maestro-api to the local RabbitMQ,
 # 64 connections, 2 threads, 20 s, and prints requests/s and the latency distribution (p99).
 # Each 202 is a message the broker confirmed; afterwards the queue depth is compared with the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The worker benchmarks, side by side in one run (see README "Performance"):
+# The worker benchmarks, side by side in one run (see docs/performance.md):
 #  1. drain: 20,000 no-op Celery messages drained by maestro-worker, Python Celery 5.7,
 #     rusty-celery 0.5.5 and the raw lapin ceiling, 3 rounds, medians (../shared/peers).
 #  2. memory: idle RSS, and RSS with 100,000 countdown tasks pending.
