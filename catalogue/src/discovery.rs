@@ -29,7 +29,6 @@ use maestro_contract::ScanRequest;
 use maestro_results::{bson_to_json, json_to_bson};
 
 use crate::Services;
-use crate::aws::AwsProvider;
 use maestro_tasks::TaskArgs;
 use maestro_tasks::TaskContext;
 use maestro_tasks::TaskError;
@@ -481,16 +480,11 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// The scan task with every provider this worker knows (AWS).
-    pub fn new(svc: &Arc<Services>) -> Self {
-        let aws = AwsProvider::new(
-            svc.http.clone(),
-            svc.cfg.aws_endpoint.clone(),
-            svc.cfg.scan_qtd,
-        );
+    /// The scan task over `providers`.
+    pub fn new(svc: &Arc<Services>, providers: Vec<Arc<dyn Provider>>) -> Self {
         Self {
             svc: svc.clone(),
-            providers: vec![Arc::new(aws)],
+            providers,
         }
     }
 
@@ -765,9 +759,9 @@ impl Task for Scan {
     }
 }
 
-/// The discovery tasks, for [`crate::register`].
-pub fn all(svc: &Arc<Services>) -> Vec<Arc<dyn Task>> {
-    vec![Arc::new(Scan::new(svc))]
+/// The discovery tasks over `providers`, for [`crate::register`].
+pub fn all(svc: &Arc<Services>, providers: Vec<Arc<dyn Provider>>) -> Vec<Arc<dyn Task>> {
+    vec![Arc::new(Scan::new(svc, providers))]
 }
 
 #[cfg(test)]

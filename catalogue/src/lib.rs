@@ -234,7 +234,12 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Dupl
     registry.register(Arc::new(notify::Notify::new(svc.clone())))?;
     registry.register(Arc::new(aggregation::Aggregation::new(svc.clone())))?;
     registry.register(Arc::new(record::Record::new(svc.clone())))?;
-    for task in discovery::all(svc) {
+    let aws = aws::AwsProvider::new(
+        svc.http.clone(),
+        svc.cfg.aws_endpoint.clone(),
+        svc.cfg.scan_qtd,
+    );
+    for task in discovery::all(svc, vec![Arc::new(aws)]) {
         registry.register(task)?;
     }
     Ok(())
