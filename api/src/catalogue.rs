@@ -8,8 +8,8 @@ use maestro_contract::names::{
     TASK_WEBHOOK,
 };
 use maestro_contract::{
-    AggregationRequest, AuditRecord, FieldError, Notification, NotifyWsRequest, ReportRequest,
-    ScanRequest, WebhookRequest,
+    AggregationRequest, AuditRecord, FieldError, Notification, NotifyWsRequest, ReportKind,
+    ReportRequest, ScanRequest, WebhookRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -38,12 +38,7 @@ macro_rules! checked_body {
     )*};
 }
 
-checked_body!(
-    ReportRequest,
-    AggregationRequest,
-    WebhookRequest,
-    Notification
-);
+checked_body!(AggregationRequest, WebhookRequest, Notification);
 
 impl CatalogueBody for NotifyWsRequest {
     fn into_kwargs(self) -> Result<Value, ApiError> {
@@ -57,18 +52,21 @@ impl CatalogueBody for AuditRecord {
     }
 }
 
-/// Kwargs of `maestro.discovery.scan` after checking the provider allows the task.
+/// Kwargs of `maestro.discovery.scan` after checking the provider runs the task; the provider
+/// is named by its key.
 pub(crate) fn discovery_kwargs(
     provider: &str,
     conn_id: &str,
     task: &str,
 ) -> Result<Value, ApiError> {
-    let req = ScanRequest {
+    let mut req = ScanRequest {
         provider: provider.to_owned(),
         conn_id: conn_id.to_owned(),
         task: task.to_owned(),
     };
-    req.validate()?;
+    let (p, _) = req.check()?;
+    // Maestro names providers by label (`AWS`, `Digital Ocean`); the task gets the key.
+    req.provider = p.key.to_owned();
     kwargs_of(&req)
 }
 
@@ -98,7 +96,12 @@ pub(crate) fn check_catalogue_kwargs(
 ) -> Result<Option<Value>, ApiError> {
     let checked = match task {
         TASK_DISCOVERY_SCAN => checked(kwargs, ScanRequest::validate)?,
-        TASK_REPORT_GENERAL | TASK_REPORT_PIVOT => checked(kwargs, ReportRequest::validate)?,
+        TASK_REPORT_GENERAL => checked(kwargs, |r: &ReportRequest| {
+            r.validate_for(ReportKind::General)
+        })?,
+        TASK_REPORT_PIVOT => checked(kwargs, |r: &ReportRequest| {
+            r.validate_for(ReportKind::Pivot)
+        })?,
         TASK_AGGREGATION => checked(kwargs, AggregationRequest::validate)?,
         TASK_WEBHOOK => checked(kwargs, WebhookRequest::validate)?,
         TASK_NOTIFY => {
@@ -148,7 +151,7 @@ mod tests {
         assert_eq!(field(e), "kwargs.url");
         let e = check_catalogue_kwargs(TASK_REPORT_GENERAL, &json!({"report_id": "r"}))
             .expect_err("missing");
-        assert_eq!(field(e), "kwargs.component");
+        assert_eq!(field(e), "kwargs.filters");
         let e = check_catalogue_kwargs(
             TASK_DISCOVERY_SCAN,
             &json!({"provider": "aws", "conn_id": "c", "task": "x"}),
@@ -166,13 +169,25 @@ mod tests {
         .expect("catalogue");
         assert_eq!(ws["notify"]["type"], "info");
         assert_eq!(ws["event"]["caller"], json!(["reports"]));
-        let filters = check_catalogue_kwargs(
+        let rules =
+            json!([{"field": "active", "filter": "true", "comparer": "equal", "typ": "boolean"}]);
+        let owner = "5f0000000000000000000001";
+        let general = check_catalogue_kwargs(
             TASK_REPORT_GENERAL,
-            &json!({"report_id": "r1", "component": "servers", "owner_user": "u1",
-                "filters": "{\"status\":\"active\"}"}),
+            &json!({"report_id": "r1", "component": "Servers", "owner_user": owner, "filters": rules}),
         )
         .expect("valid")
         .expect("catalogue");
-        assert_eq!(filters["filters"], json!({"status": "active"}));
+        assert_eq!(
+            general["filters"],
+            json!(rules.to_string()),
+            "kept as Maestro's text"
+        );
+        let e = check_catalogue_kwargs(
+            TASK_REPORT_PIVOT,
+            &json!({"report_id": "r1", "owner_user": owner, "filters": rules}),
+        )
+        .expect_err("a pivot's filters are an object");
+        assert_eq!(field(e), "kwargs.filters");
     }
 }

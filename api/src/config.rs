@@ -48,10 +48,14 @@ pub struct Cli {
     #[command(flatten)]
     pub reports: maestro_contract::ReportsArgs,
 
-    /// Rows per page of `GET /reports/{id}/{kind}` when the client names no limit (also the
-    /// largest page).
+    /// Rows per page of `GET /reports/{table}` when the client names no limit.
     #[arg(long, env = "MAESTRO_REPORT_RESULT_QTD", default_value_t = 1500)]
     pub report_result_qtd: u64,
+
+    /// The largest page of `GET /reports/{table}` (report-app had no limit; a page is built in
+    /// memory, so one is set).
+    #[arg(long, env = "MAESTRO_REPORT_PAGE_MAX", default_value_t = 10_000)]
+    pub report_page_max: u64,
 
     /// Collection of the schedules beat fires.
     #[arg(
@@ -116,6 +120,7 @@ pub struct ApiConfig {
     pub mongo_database: String,
     pub reports_database: String,
     pub report_result_qtd: u64,
+    pub report_page_max: u64,
     pub schedules_collection: String,
     pub jwt_secret: String,
     pub noauth: String,
@@ -180,6 +185,13 @@ impl Cli {
                 "must be 1 to 100000 rows",
             ));
         }
+        if self.report_page_max < self.report_result_qtd || self.report_page_max > 100_000 {
+            return Err(err(
+                "--report-page-max",
+                "MAESTRO_REPORT_PAGE_MAX",
+                "must be MAESTRO_REPORT_RESULT_QTD to 100000 rows",
+            ));
+        }
         check_mongo_name(&self.schedules_collection)
             .map_err(|r| err("--schedules-collection", "MAESTRO_SCHEDULES_COLLECTION", r))?;
         let jwt_secret = self
@@ -227,6 +239,7 @@ impl Cli {
             mongo_database: self.mongo.mongo_database,
             reports_database: self.reports.reports_database,
             report_result_qtd: self.report_result_qtd,
+            report_page_max: self.report_page_max,
             schedules_collection: self.schedules_collection,
             jwt_secret,
             noauth,

@@ -1,6 +1,6 @@
 //! Every error the API answers, and the one place they become responses:
-//! 4xx `{"error", "field"?, "reason"}`, 401 `{"error":"unauthorized","reason"}`,
-//! 503 `{"error":"broker_unavailable"|"store_unavailable","reason"}`.
+//! 4xx `{"error", "field"?, "reason", "message"}`, 401 `{"error":"unauthorized", ...}`,
+//! 503 `{"error":"broker_unavailable"|"store_unavailable", ...}`.
 
 use axum::http::StatusCode;
 use axum::http::header::WWW_AUTHENTICATE;
@@ -20,6 +20,9 @@ pub struct ErrorBody {
     pub field: Option<String>,
     /// What is wrong, for a person.
     pub reason: String,
+    /// The field and the reason in one sentence. Maestro's server-app shows an error's
+    /// `message` to its user (and only the code when there is none).
+    pub message: String,
 }
 
 /// What went wrong with a request.
@@ -92,10 +95,15 @@ impl ApiError {
             ApiError::BrokerUnavailable(r) => ("broker_unavailable", None, r.clone()),
             ApiError::StoreUnavailable(r) => ("store_unavailable", None, r.clone()),
         };
+        let message = match &field {
+            Some(f) => format!("{f}: {reason}"),
+            None => reason.clone(),
+        };
         ErrorBody {
             error: error.into(),
             field,
             reason,
+            message,
         }
     }
 }

@@ -6,7 +6,8 @@
 //! - `catalogue` the Maestro tasks' requests (from `maestro_contract`) as endpoint bodies
 //! - `enqueue`   confirmed publishing over a pool of confirm channels (deadpool-lapin)
 //! - `trace`     W3C trace context into the task message headers
-//! - `routes`    the endpoints, one file per area: tasks, catalogue, reports, schedules, health
+//! - `routes`    the endpoints, one file per area: service, tasks, discovery, reports,
+//!   catalogue, schedules, health
 //! - `openapi`   the OpenAPI document
 //! - `metrics`   Prometheus metrics
 //! - `state`     what the handlers share
@@ -47,17 +48,38 @@ pub fn app(state: AppState) -> Router {
             "/tasks/{task}",
             post(routes::tasks::send_task).get(routes::tasks::task_status),
         )
+        .route("/available/info", get(routes::discovery::info_all))
+        .route(
+            "/available/info/{provider}",
+            get(routes::discovery::info_one),
+        )
+        .route("/available/rules", get(routes::discovery::rules_all))
+        .route(
+            "/available/rules/{provider}",
+            get(routes::discovery::rules_one),
+        )
+        .route("/crawler", get(routes::discovery::crawler_index))
+        .route(
+            "/crawler/{provider}",
+            get(routes::discovery::crawler_provider),
+        )
         .route(
             "/crawler/{provider}/{conn_id}/{task}",
-            put(routes::catalogue::crawler),
+            put(routes::discovery::crawl),
         )
-        .route("/reports/general", post(routes::catalogue::report_general))
-        .route("/reports/pivot", post(routes::catalogue::report_pivot))
-        .route("/reports/{report_id}/{kind}", get(routes::reports::rows))
         .route(
-            "/reports/{report_id}/{kind}/export",
-            get(routes::reports::export),
+            "/reports/general",
+            post(routes::reports::general_post).patch(routes::reports::general_patch),
         )
+        .route(
+            "/reports/pivot",
+            post(routes::reports::pivot_post).patch(routes::reports::pivot_patch),
+        )
+        .route(
+            "/reports/{table}",
+            get(routes::reports::read).delete(routes::reports::drop_rows),
+        )
+        .route("/aggregation/{table}", get(routes::reports::aggregation))
         .route("/aggregation", post(routes::catalogue::aggregation))
         .route("/webhooks", post(routes::catalogue::webhook))
         .route("/notify/ws", post(routes::catalogue::notify_ws))
@@ -78,6 +100,7 @@ pub fn app(state: AppState) -> Router {
             auth::require_token,
         ));
     let open = Router::new()
+        .route("/", get(routes::service::info))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))

@@ -105,17 +105,21 @@ async fn enqueue_is_confirmed_and_carries_task_trace_and_times() {
         matches!(headers.inner().get("tracestate"), Some(AMQPValue::LongString(s)) if s.to_string() == "congo=t61rcWkgMzE")
     );
 
-    // Maestro's discovery endpoint: same path, same checks, kwargs as the scanner expects.
+    // Maestro's discovery endpoint (server-app's `PUT /crawler/<label>/<id>/<task>`): 201 with
+    // the answer Maestro's discovery gave, kwargs as the scanner expects.
     let (s, _, b) = call(
         &app,
         "PUT",
-        "/crawler/aws/5f1c0a/server-list",
+        "/crawler/AWS/5f1c0a/server-list",
         Some(&auth()),
         None,
         &[],
     )
     .await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["msg"], "In progress. server-list");
+    assert_eq!(b["status"], "warning");
+    assert_eq!(b["conn_id"], "5f1c0a");
     assert_eq!(b["queue"], disc.name.as_str());
     let (msg, headers) = take(&conn, &disc.name).await;
     assert_eq!(msg.headers.task, "maestro.discovery.scan");

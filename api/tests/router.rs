@@ -240,21 +240,27 @@ async fn bad_bodies_name_the_field_and_enqueue_nothing() {
         ),
         (
             "/reports/general",
-            r#"{"report_id":"r1","component":"servers"}"#,
+            r#"{"report_id":"r1","component":"Servers","filters":"[]"}"#,
             422,
             Some("owner_user"),
         ),
         (
             "/reports/pivot",
-            r#"{"report_id":"r1","component":"servers","owner_user":"u","filters":"{bad"}"#,
+            r#"{"report_id":"r1","owner_user":"5f0000000000000000000001","filters":"{bad"}"#,
             422,
             Some("filters"),
         ),
         (
             "/reports/pivot",
-            r#"{"report_id":"r 1","component":"servers","owner_user":"u"}"#,
+            r#"{"report_id":"r 1","owner_user":"5f0000000000000000000001","filters":"{}"}"#,
             422,
             Some("report_id"),
+        ),
+        (
+            "/reports/general",
+            r#"{"report_id":"r1","component":"Servers","owner_user":"5f0000000000000000000001","filters":"[{\"field\":\"x\",\"typ\":\"nope\",\"filter\":\"1\"}]"}"#,
+            422,
+            Some("filters[0].typ"),
         ),
         (
             "/aggregation",

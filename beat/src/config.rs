@@ -57,7 +57,12 @@ pub struct Cli {
     #[arg(long, env = "MAESTRO_BEAT_CATCH_UP_GRACE", default_value = "5", value_parser = parse_secs)]
     pub catch_up_grace: Duration,
 
-    /// Queue for schedules that name none.
+    /// Task routes `task=queue,...`, added to (and overriding) Maestro's defaults: where a
+    /// schedule that names no queue sends its task (`maestro.scheduler.run` to `scheduler`).
+    #[arg(long, env = "MAESTRO_ROUTES", default_value = "")]
+    pub routes: String,
+
+    /// Queue for schedules that name none and whose task has no route.
     #[arg(long, env = "CELERY_TASK_DEFAULT_QUEUE", default_value = "celery")]
     pub default_queue: String,
 
@@ -149,6 +154,8 @@ impl Cli {
         }
         maestro_broker::topology::validate_queue_name(&self.default_queue)
             .map_err(|e| err("--default-queue", "CELERY_TASK_DEFAULT_QUEUE", e))?;
+        let routes = maestro_contract::routes::maestro_with(&self.routes)
+            .map_err(|r| err("--routes", "MAESTRO_ROUTES", r))?;
         if self.tick < Duration::from_millis(100) {
             return Err(err(
                 "--tick",
@@ -195,6 +202,7 @@ impl Cli {
             lease,
             fire: FireConfig {
                 broker,
+                routes,
                 default_queue: self.default_queue,
                 queue_type: self.queue_type,
                 grace: self.catch_up_grace,

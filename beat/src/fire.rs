@@ -34,6 +34,7 @@ use crate::clock::Clock;
 use crate::lease::{LeaderWatch, Leadership};
 use crate::metrics::Metrics;
 use maestro_contract::schedule::{Pending, Plan, Schedule, task_id};
+use maestro_tasks::RoutingTable;
 
 /// Most slots one schedule may fire in one pass (within the grace, a short interval can have
 /// several due).
@@ -60,7 +61,9 @@ pub enum FireError {
 pub struct FireConfig {
     /// One URL, or several nodes of one cluster (`;`-separated, tried round robin).
     pub broker: BrokerUrls,
-    /// Queue for schedules that name none.
+    /// Where a schedule that names no queue sends its task.
+    pub routes: RoutingTable,
+    /// Queue for schedules that name none and whose task has no route.
     pub default_queue: String,
     pub queue_type: QueueType,
     /// How late a slot may be and still fire on its own (catch-up policy, see
@@ -187,6 +190,7 @@ impl<C: Clock> Firer<C> {
                             s.last_run_at = Some(due);
                             s.last_run_at_raw = Bson::DateTime(crate::clock::to_bson(due));
                             s.beat_epoch = Some(l.epoch);
+                            s.run_immediately = false;
                         }
                         Outcome::Lost => {
                             report.cas_skipped += 1;
@@ -248,7 +252,7 @@ impl<C: Clock> Firer<C> {
         let mut filter = Self::fence(s, l.epoch);
         filter.insert("last_run_at", s.last_run_at_raw.clone());
         filter.insert("beat_pending", doc! {"$exists": false});
-        let update = doc! {
+        let mut update = doc! {
             "$set": {
                 "last_run_at": Bson::DateTime(crate::clock::to_bson(due)),
                 "beat_epoch": l.epoch,
@@ -256,6 +260,10 @@ impl<C: Clock> Firer<C> {
             },
             "$inc": {"total_run_count": 1},
         };
+        if s.run_immediately {
+            // Fired once now, as asked: cleared in the same write, so it cannot fire twice.
+            update.insert("$unset", doc! {"run_immediately": ""});
+        }
         if current(lead).is_none() {
             return Ok(Outcome::Lost);
         }
@@ -329,8 +337,10 @@ impl<C: Clock> Firer<C> {
         let queue_name = p
             .target
             .queue
-            .clone()
-            .unwrap_or_else(|| self.cfg.default_queue.clone());
+            .as_deref()
+            .or_else(|| self.cfg.routes.queue_for(&p.target.task))
+            .unwrap_or(&self.cfg.default_queue)
+            .to_owned();
         let queue = TaskQueue::named(&queue_name, self.cfg.queue_type);
         let mut msg = TaskMessage::with_id(
             &p.target.task,

@@ -43,6 +43,7 @@ fn firer(db: &mongodb::Database, run: &Run, name: &str) -> Firer<SystemClock> {
         db.collection("schedulers"),
         FireConfig {
             broker: maestro_broker::connection::parse_broker_urls(&broker_url()).expect("url"),
+            routes: maestro_contract::routes::maestro(),
             default_queue: format!("t{}.default", run.id),
             queue_type: QueueType::Classic,
             grace: Duration::from_secs(5),

@@ -49,7 +49,7 @@ const KINDS: [Kind; 4] = [
         global: false,
     },
     Kind {
-        task: "volume-list",
+        task: "volumes-list",
         collection: "volumes",
         family: None,
         global: false,
@@ -142,15 +142,30 @@ fn ec2_form(action: &str, page_size: usize, token: Option<&str>) -> String {
     form.finish()
 }
 
+/// Whether `region` has AWS's form: `<area>-<direction>-<n>` in lower case (`us-east-1`,
+/// `ap-southeast-2`, `us-gov-west-1`, `cn-north-1`).
+pub fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    region.len() <= 32
+        && parts.len() >= 3
+        && parts
+            .last()
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+}
+
 impl AwsProvider {
     /// The kind `task` scans: implemented, allowed but not implemented, or unknown.
     fn kind_of(task: &str) -> Result<Kind, ProviderError> {
         if let Some(k) = KINDS.iter().find(|k| k.task == task) {
             return Ok(k.clone());
         }
-        // The rest of what the permission table allows is Maestro's, not scanned here yet.
-        let allowed = maestro_contract::discovery::provider_tasks("aws").unwrap_or_default();
-        if allowed.contains(&task) {
+        // Maestro's other AWS tasks, not scanned here yet (the API does not accept them).
+        let known = maestro_contract::providers::provider("aws")
+            .is_some_and(|p| p.tasks.iter().any(|t| t.name == task));
+        if known {
             return Err(ProviderError::NotImplemented {
                 provider: "aws".into(),
                 task: task.into(),
@@ -176,6 +191,12 @@ impl Provider for AwsProvider {
         Box::pin(async move {
             let keys = AwsKeys::from_credentials(req.credentials)?;
             let region = req.region;
+            // The region becomes part of a host name: only AWS's own form may.
+            if !region.is_empty() && !is_region(region) {
+                return Err(ProviderError::Invalid(format!(
+                    "{region:?} is not an AWS region (like us-east-1)"
+                )));
+            }
             match req.kind.task {
                 "server-list" => {
                     let xml = self
@@ -183,7 +204,7 @@ impl Provider for AwsProvider {
                         .await?;
                     parse_instances(&xml, region)
                 }
-                "volume-list" => {
+                "volumes-list" => {
                     let xml = self
                         .ec2(&keys, region, "DescribeVolumes", req.token)
                         .await?;
@@ -812,20 +833,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_scanned_task_is_in_the_permission_table() {
-        let allowed = maestro_contract::discovery::provider_tasks("aws").expect("aws");
-        for k in &KINDS {
-            assert!(
-                allowed.contains(&k.task),
-                "{} is scanned but not allowed",
-                k.task
-            );
+    fn regions_have_aws_form() {
+        for ok in [
+            "us-east-1",
+            "ap-southeast-2",
+            "us-gov-west-1",
+            "cn-north-1",
+            "eu-central-1",
+        ] {
+            assert!(is_region(ok), "{ok}");
         }
-        for task in allowed {
-            let known = AwsProvider::kind_of(task);
+        for bad in [
+            "",
+            "us-east",
+            "us-east-1 (N. Virginia)",
+            "evil.com/x-1",
+            "US-EAST-1",
+            "a-b-c",
+            "127.0.0.1",
+            "us-east-1.attacker.example",
+        ] {
+            assert!(!is_region(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_contract_runs_exactly_what_is_scanned_here() {
+        let aws = maestro_contract::providers::provider("aws").expect("aws");
+        let mut runs = aws.task_names();
+        runs.sort_unstable();
+        let mut scanned: Vec<&str> = KINDS.iter().map(|k| k.task).collect();
+        scanned.sort_unstable();
+        assert_eq!(
+            runs, scanned,
+            "the contract's runnable AWS tasks are the ones scanned here"
+        );
+        for k in &KINDS {
+            let spec = aws.task(k.task).expect("runs");
+            assert_eq!(spec.commands[0].entity, k.collection, "{}", k.task);
+            assert_eq!(spec.commands[0].family, k.family, "{}", k.task);
+        }
+        for t in aws.tasks.iter().filter(|t| !t.runs) {
+            let known = AwsProvider::kind_of(t.name);
             assert!(
-                matches!(known, Ok(_) | Err(ProviderError::NotImplemented { .. })),
-                "{task}: {known:?}"
+                matches!(known, Err(ProviderError::NotImplemented { .. })),
+                "{}: {known:?}",
+                t.name
             );
         }
     }

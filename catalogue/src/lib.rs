@@ -10,6 +10,7 @@
 //! - `webhook`     `maestro.webhook`: signed JSON deliveries
 //! - `notify`      `maestro.notify`: websocket messages and audit records
 //! - `delivery`    one outgoing HTTP delivery and its retry policy (webhook, notify)
+//! - `scheduler`   `maestro.scheduler.run`: server-app's scheduled HTTP jobs
 //! - `record`      `maestro.record`: how often each task id really ran
 //!
 //! Every task holds an `Arc<Services>`: the MongoDB databases, one HTTP client and the
@@ -35,6 +36,7 @@ mod mongo;
 pub mod notify;
 pub mod record;
 pub mod report;
+pub mod scheduler;
 pub mod webhook;
 
 /// Catalogue settings (flags of `maestro-worker`, each with its environment variable; the
@@ -50,14 +52,6 @@ pub struct CatalogueArgs {
     /// Rows per report chunk written at once.
     #[arg(long = "insert-qtd", env = "MAESTRO_INSERT_QTD", default_value_t = 500)]
     pub insert_qtd: usize,
-
-    /// Rows per page when reports are read back.
-    #[arg(
-        long = "report-result-qtd",
-        env = "MAESTRO_REPORT_RESULT_QTD",
-        default_value_t = 1500
-    )]
-    pub report_result_qtd: usize,
 
     /// Discovery items translated per batch.
     #[arg(
@@ -109,6 +103,40 @@ pub struct CatalogueArgs {
     #[arg(long = "routes", env = "MAESTRO_ROUTES", default_value = "")]
     pub routes: String,
 
+    /// Maestro's discovery service, where scheduled `connections` jobs go (maestro-api, e.g.
+    /// `http://maestro-api:8888`); unset fails those jobs with a clear error.
+    #[arg(long = "discovery-uri", env = "MAESTRO_DISCOVERY_URI")]
+    pub discovery_uri: Option<String>,
+
+    /// Maestro's report service, where scheduled `reports` jobs go (maestro-api).
+    #[arg(long = "report-uri", env = "MAESTRO_REPORT_URI")]
+    pub report_uri: Option<String>,
+
+    /// Maestro's analytics service, for scheduled jobs with `source: analytics`.
+    #[arg(long = "analytics-uri", env = "MAESTRO_ANALYTICS_URI")]
+    pub analytics_uri: Option<String>,
+
+    /// Secret of Maestro's private token (HS256), sent to those services.
+    #[arg(
+        long = "secret-jwt-private",
+        env = "MAESTRO_SECRETJWT_PRIVATE",
+        hide_env_values = true
+    )]
+    pub secret_jwt_private: Option<String>,
+
+    /// The private token's `noauth` claim.
+    #[arg(long = "noauth", env = "MAESTRO_NOAUTH", hide_env_values = true)]
+    pub noauth: Option<String>,
+
+    /// server-app's schedules (in MAESTRO_MONGO_DATABASE): a scheduled job that fails its
+    /// precheck is disabled there, and chained schedules are read from it.
+    #[arg(
+        long = "schedules-collection",
+        env = "MAESTRO_SCHEDULES_COLLECTION",
+        default_value = maestro_contract::schedule::DEFAULT_COLLECTION
+    )]
+    pub schedules_collection: String,
+
     /// Seconds an outgoing HTTP request may take.
     #[arg(
         long = "http-timeout",
@@ -126,7 +154,6 @@ impl std::fmt::Debug for CatalogueArgs {
             .field("mongo", &self.mongo)
             .field("reports", &self.reports)
             .field("insert_qtd", &self.insert_qtd)
-            .field("report_result_qtd", &self.report_result_qtd)
             .field("translate_qtd", &self.translate_qtd)
             .field("websocket_uri", &self.websocket_uri)
             .field("websocket_secret", &set(&self.websocket_secret))
@@ -136,6 +163,12 @@ impl std::fmt::Debug for CatalogueArgs {
             .field("aws_endpoint", &self.aws_endpoint)
             .field("scan_qtd", &self.scan_qtd)
             .field("routes", &self.routes)
+            .field("discovery_uri", &self.discovery_uri)
+            .field("report_uri", &self.report_uri)
+            .field("analytics_uri", &self.analytics_uri)
+            .field("secret_jwt_private", &set(&self.secret_jwt_private))
+            .field("noauth", &set(&self.noauth))
+            .field("schedules_collection", &self.schedules_collection)
             .field("http_timeout_secs", &self.http_timeout_secs)
             .finish()
     }
@@ -151,9 +184,18 @@ pub struct Services {
     pub http: reqwest::Client,
     /// Where follow-up tasks go.
     pub routes: RoutingTable,
+    /// Maestro's services, for scheduled jobs (`MAESTRO_<SOURCE>_URI`).
+    pub discovery_uri: Option<reqwest::Url>,
+    pub report_uri: Option<reqwest::Url>,
+    pub analytics_uri: Option<reqwest::Url>,
 }
 
 impl Services {
+    /// server-app's schedules.
+    pub fn schedules(&self) -> mongodb::Collection<mongodb::bson::Document> {
+        self.inventory.collection(&self.cfg.schedules_collection)
+    }
+
     /// The queue of `task` per the routing table, else Celery's default queue.
     pub fn queue_for(&self, task: &str) -> &str {
         self.routes
@@ -173,13 +215,6 @@ impl Services {
                 "must be at least 1",
             ));
         }
-        if cfg.report_result_qtd == 0 {
-            return Err(err(
-                "--report-result-qtd",
-                "MAESTRO_REPORT_RESULT_QTD",
-                "must be at least 1",
-            ));
-        }
         if cfg.translate_qtd == 0 {
             return Err(err(
                 "--translate-qtd",
@@ -188,12 +223,36 @@ impl Services {
             ));
         }
         if let Some(e) = &cfg.aws_endpoint {
-            let bad = |why: String| err("--aws-endpoint", "MAESTRO_AWS_ENDPOINT", why);
-            let url = reqwest::Url::parse(e).map_err(|e| bad(e.to_string()))?;
-            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                return Err(bad(format!("{e:?} is not an http(s) URL with a host")));
-            }
+            http_url("--aws-endpoint", "MAESTRO_AWS_ENDPOINT", e)?;
         }
+        let service = |flag, var, v: &Option<String>| {
+            v.as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| http_url(flag, var, s))
+                .transpose()
+        };
+        let discovery_uri = service(
+            "--discovery-uri",
+            "MAESTRO_DISCOVERY_URI",
+            &cfg.discovery_uri,
+        )?;
+        let report_uri = service("--report-uri", "MAESTRO_REPORT_URI", &cfg.report_uri)?;
+        let analytics_uri = service(
+            "--analytics-uri",
+            "MAESTRO_ANALYTICS_URI",
+            &cfg.analytics_uri,
+        )?;
+        maestro_contract::check::check_collection(
+            "schedules_collection",
+            &cfg.schedules_collection,
+        )
+        .map_err(|e| {
+            err(
+                "--schedules-collection",
+                "MAESTRO_SCHEDULES_COLLECTION",
+                e.reason,
+            )
+        })?;
         let routes = maestro_contract::routes::maestro_with(&cfg.routes)
             .map_err(|e| err("--routes", "MAESTRO_ROUTES", e))?;
         let bad_uri =
@@ -221,8 +280,25 @@ impl Services {
             cfg,
             http,
             routes,
+            discovery_uri,
+            report_uri,
+            analytics_uri,
         }))
     }
+}
+
+/// `value` as an http(s) URL with a host, or the error naming the flag.
+fn http_url(
+    flag: &'static str,
+    var: &'static str,
+    value: &str,
+) -> Result<reqwest::Url, ConfigError> {
+    let bad = |why: String| err(flag, var, why);
+    let url = reqwest::Url::parse(value).map_err(|e| bad(format!("{value:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad(format!("{value:?} is not an http(s) URL with a host")));
+    }
+    Ok(url)
 }
 
 /// Registers every catalogue task.
@@ -234,6 +310,7 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Dupl
     registry.register(Arc::new(notify::Notify::new(svc.clone())))?;
     registry.register(Arc::new(aggregation::Aggregation::new(svc.clone())))?;
     registry.register(Arc::new(record::Record::new(svc.clone())))?;
+    registry.register(Arc::new(scheduler::SchedulerRun::new(svc.clone())))?;
     let aws = aws::AwsProvider::new(
         svc.http.clone(),
         svc.cfg.aws_endpoint.clone(),

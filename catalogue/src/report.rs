@@ -1,40 +1,51 @@
-//! Reports: `maestro.report.general` and `maestro.report.pivot` query the inventory and write
-//! the rows into `<MAESTRO_REPORTS_DATABASE>.<report_id>_<general|pivot>` in chunks of
-//! `MAESTRO_INSERT_QTD`; when every chunk is stored, `maestro.report.finish` computes the
-//! column summary and notifies `finished`.
+//! Reports as Maestro's report-app made them: `maestro.report.general` and
+//! `maestro.report.pivot` read the owner's inventory (a general report by its rule list, a
+//! pivot along clients -> systems -> applications -> servers) and write the rows into
+//! `<MAESTRO_REPORTS_DATABASE>.<report_id>_<general|pivot>` in chunks of `MAESTRO_INSERT_QTD`;
+//! when every chunk is stored, `maestro.report.finish` computes the columns and charts and
+//! writes the report's completion where server-app reads it.
 //!
 //! The chunks form a chord: the report task streams the inventory cursor (one chunk in memory
 //! at a time) and sends each chunk as a `maestro.report.upload` task; the chord's callback
 //! runs once, after the last chunk's result is stored. (Maestro's report-app had no chord, so
-//! `finished` could arrive before the chunks landed.) An empty report notifies a `warning`
-//! "This report is empty" and writes nothing.
+//! `finished` could arrive before the rows landed.)
+//!
+//! What server-app sees, as it saw it from report-app: its report document
+//! (`maestro-client.reports`) gets `status` (`finished` with `msg: "completed"`, `columns` and
+//! `aggr`; `warning` "This report is empty"; `error` with the reason), and the owner's
+//! websocket channel hears "Finish Sync" on callers `reports-update`, `reports-<id>`. Rows are
+//! stored as report-app stored them: ids and dates as text, each with its own `_id`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
 use futures_util::TryStreamExt;
 use maestro_broker::Signature;
-use maestro_contract::notify::{NotifyType, ws_notification};
-use maestro_contract::report::{FinishRequest, SUMMARY_COLLECTION, UploadRequest};
-use maestro_contract::{ReportKind, ReportRequest};
-use maestro_tasks::FieldError;
-use maestro_tasks::followup::ChordHandle;
-use mongodb::bson::{Bson, Document, doc};
-use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::InsertManyOptions;
-use serde_json::{Value, json};
-
-use crate::Services;
 use maestro_contract::names::{
     TASK_NOTIFY, TASK_REPORT_FINISH, TASK_REPORT_GENERAL, TASK_REPORT_PIVOT, TASK_REPORT_UPLOAD,
 };
-use maestro_tasks::TaskArgs;
-use maestro_tasks::TaskContext;
-use maestro_tasks::TaskError;
+use maestro_contract::notify::{AuditMethod, AuditRecord, NotifyType, ws_notification};
+use maestro_contract::report::render::{Charts, View, columns};
+use maestro_contract::report::{
+    FinishRequest, MAESTRO_REPORTS_COLLECTION, ReportPlan, SUMMARY_COLLECTION, UploadRequest,
+};
+use maestro_contract::stored::from_stored_document;
+use maestro_contract::{Notification, ReportKind, ReportRequest};
+use maestro_tasks::followup::ChordHandle;
+use maestro_tasks::{FieldError, Task, TaskArgs, TaskContext, TaskError, TaskFuture};
+use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::InsertManyOptions;
+use serde_json::{Map, Value, json};
+use sha1::{Digest, Sha1};
 
+use crate::Services;
 use crate::mongo::mongo_error;
-use maestro_tasks::{Task, TaskFuture};
+
+/// Rows whose columns are listed on the finished report, as report-app took them.
+pub const COLUMN_ROWS: usize = 50;
+/// The pivot levels whose ids make a pivot row's own id.
+const PIVOT_LEVELS: [&str; 3] = ["systems", "applications", "servers"];
 
 pub(crate) fn all(svc: &Arc<Services>) -> Vec<Arc<dyn Task>> {
     vec![
@@ -51,42 +62,27 @@ pub(crate) fn all(svc: &Arc<Services>) -> Vec<Arc<dyn Task>> {
     ]
 }
 
-/// Reads and checks a report call.
-fn request(args: &TaskArgs) -> Result<ReportRequest, TaskError> {
-    let req: ReportRequest = args.parse(&ReportRequest::PARAMS)?;
-    req.validate()?;
-    Ok(req)
-}
-
-/// The inventory filter: the owner's items matching the request's query.
-fn match_filter(req: &ReportRequest) -> Result<Document, TaskError> {
-    let mut m = req.query();
-    m.insert("roles._id".into(), Value::String(req.owner_user.clone()));
-    to_document("filters", Value::Object(m))
-}
-
-/// A pivot's pipeline: `$match` on the owner's items, then for each join a `$lookup` and an
-/// `$unwind` that keeps rows without a match.
-fn pivot_pipeline(req: &ReportRequest) -> Result<Vec<Document>, TaskError> {
-    let mut pipeline = vec![doc! {"$match": match_filter(req)?}];
-    for join in req.joins()? {
-        pipeline.push(doc! {"$lookup": {
-            "from": join.from, "localField": join.local_field,
-            "foreignField": join.foreign_field, "as": &join.as_,
-        }});
-        pipeline.push(doc! {"$unwind": {
-            "path": format!("${}", join.as_), "preserveNullAndEmptyArrays": true,
-        }});
-    }
-    Ok(pipeline)
-}
-
-fn to_document(field: &str, v: Value) -> Result<Document, TaskError> {
-    match Bson::try_from(v) {
-        Ok(Bson::Document(d)) => Ok(d),
-        Ok(_) => Err(FieldError::value(field, "must be an object").into()),
-        Err(e) => Err(FieldError::value(field, format!("is not extended JSON: {e}")).into()),
-    }
+/// Writes a report's state onto server-app's report document (`status`, `msg`, and on
+/// completion `columns` and `aggr`), as report-app did through data-app; never creates one.
+pub(crate) async fn write_status(
+    svc: &Services,
+    report_id: &str,
+    status: &str,
+    msg: &str,
+    more: Document,
+) -> Result<(), TaskError> {
+    let Ok(oid) = ObjectId::parse_str(report_id) else {
+        // A report that is not server-app's (an id of this project's own API) has no document.
+        return Ok(());
+    };
+    let mut set = doc! {"status": status, "msg": msg, "updated_at": mongodb::bson::DateTime::now()};
+    set.extend(more);
+    svc.inventory
+        .collection::<Document>(MAESTRO_REPORTS_COLLECTION)
+        .update_one(doc! {"_id": oid}, doc! {"$set": set})
+        .await
+        .map_err(|e| mongo_error("writing the report's state", &e))?;
+    Ok(())
 }
 
 /// `maestro.report.general(report_id, filters, component, owner_user)` and
@@ -96,141 +92,189 @@ pub struct Report {
     kind: ReportKind,
 }
 
-impl Task for Report {
-    fn name(&self) -> &str {
-        match self.kind {
-            ReportKind::Pivot => TASK_REPORT_PIVOT,
-            _ => TASK_REPORT_GENERAL,
+impl Report {
+    async fn build(
+        &self,
+        ctx: &TaskContext,
+        req: &ReportRequest,
+        plan: ReportPlan,
+    ) -> Result<Value, TaskError> {
+        let collection = req.collection(self.kind);
+        let qtd = self.svc.cfg.insert_qtd;
+        let batch = u32::try_from(qtd).unwrap_or(u32::MAX);
+        // As Maestro did: the report's collection is rebuilt from scratch.
+        self.svc
+            .reports
+            .collection::<Document>(&collection)
+            .drop()
+            .await
+            .map_err(|e| mongo_error("dropping the old report", &e))?;
+        let (count, mut cursor, entity) = match plan {
+            ReportPlan::General {
+                collection: source,
+                filter,
+            } => {
+                let inventory = self.svc.inventory.collection::<Document>(&source);
+                let count = inventory
+                    .count_documents(filter.clone())
+                    .await
+                    .map_err(|e| mongo_error("counting the inventory", &e))?;
+                let cursor = inventory
+                    .find(filter)
+                    .batch_size(batch)
+                    .limit(i64::try_from(count).unwrap_or(i64::MAX))
+                    .await
+                    .map_err(|e| mongo_error("querying the inventory", &e))?;
+                (count, cursor, Some(source))
+            }
+            ReportPlan::Pivot { start, pipeline } => {
+                self.index_joins(&pipeline).await;
+                let inventory = self.svc.inventory.collection::<Document>(&start);
+                let mut counting = pipeline.clone();
+                counting.push(doc! {"$count": "n"});
+                let counted: Vec<Document> = inventory
+                    .aggregate(counting)
+                    .await
+                    .map_err(|e| mongo_error("counting the pivot", &e))?
+                    .try_collect()
+                    .await
+                    .map_err(|e| mongo_error("counting the pivot", &e))?;
+                let count = counted
+                    .first()
+                    .and_then(|d| d.get("n"))
+                    .and_then(|n| match n {
+                        Bson::Int32(i) => u64::try_from(*i).ok(),
+                        Bson::Int64(i) => u64::try_from(*i).ok(),
+                        _ => None,
+                    })
+                    .unwrap_or(0);
+                let mut limited = pipeline;
+                limited.push(doc! {"$limit": i64::try_from(count.max(1)).unwrap_or(i64::MAX)});
+                let cursor = inventory
+                    .aggregate(limited)
+                    .batch_size(batch)
+                    .await
+                    .map_err(|e| mongo_error("running the pivot", &e))?;
+                (count, cursor, None)
+            }
+        };
+
+        if count == 0 {
+            record_summary(
+                &self.svc,
+                &req.report_id,
+                self.kind,
+                &collection,
+                0,
+                &[],
+                "warning",
+            )
+            .await?;
+            write_status(
+                &self.svc,
+                &req.report_id,
+                "warning",
+                "This report is empty",
+                doc! {},
+            )
+            .await?;
+            ctx.send(self.finished_notice(req, NotifyType::Info))
+                .await?;
+            return Ok(json!({"report_id": req.report_id, "collection": collection,
+                             "rows": 0, "chunks": 0, "status": "warning"}));
+        }
+
+        let chunks = usize::try_from(count).unwrap_or(usize::MAX).div_ceil(qtd);
+        let callback = Signature::new(TASK_REPORT_FINISH, vec![])
+            .with_option("queue", self.svc.queue_for(TASK_REPORT_FINISH).into())
+            .with_kwargs(json!({
+                "report_id": req.report_id, "kind": self.kind.as_str(),
+                "collection": collection, "owner_user": req.owner_user, "entity": entity,
+            }));
+        let chord = ctx.start_chord(chunks, callback).await?;
+        let mut rows: Vec<Value> = Vec::with_capacity(qtd);
+        let mut sent = 0usize;
+        loop {
+            let next = cursor
+                .try_next()
+                .await
+                .map_err(|e| mongo_error("reading the inventory", &e))?;
+            let done = next.is_none();
+            if let Some(d) = next {
+                rows.push(Value::Object(self.row(d)));
+            }
+            if rows.len() == qtd || (done && !rows.is_empty()) {
+                self.send_chunk(ctx, &chord, sent, &collection, std::mem::take(&mut rows))
+                    .await?;
+                rows.reserve(qtd);
+                sent += 1;
+            }
+            if done || sent == chunks {
+                break;
+            }
+        }
+        // Items removed since the count: the chord still needs every member.
+        while sent < chunks {
+            self.send_chunk(ctx, &chord, sent, &collection, Vec::new())
+                .await?;
+            sent += 1;
+        }
+        Ok(json!({"report_id": req.report_id, "collection": collection,
+                  "rows": count, "chunks": chunks, "finish_task_id": chord.callback_id()}))
+    }
+
+    /// Makes sure each level a pivot joins has an index on the field it is joined by
+    /// (`systems.clients._id`, `applications.system._id`, `servers.applications._id`):
+    /// without one MongoDB scans the level once per row of the level above. Creating an index
+    /// that exists is a no-op; one that cannot be made (no privilege) is logged and the pivot
+    /// runs without it.
+    async fn index_joins(&self, pipeline: &[Document]) {
+        for stage in pipeline {
+            let Ok(lookup) = stage.get_document("$lookup") else {
+                continue;
+            };
+            let (Ok(from), Ok(field)) = (lookup.get_str("from"), lookup.get_str("foreignField"))
+            else {
+                continue;
+            };
+            let index = mongodb::IndexModel::builder().keys(doc! {field: 1}).build();
+            let made = self
+                .svc
+                .inventory
+                .collection::<Document>(from)
+                .create_index(index)
+                .await;
+            if let Err(e) = made {
+                tracing::warn!(collection = from, field, error = %e, "pivot_join_not_indexed");
+            }
         }
     }
 
-    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(async move {
-            let req = request(args)?;
-            let collection = req.collection(self.kind);
-            let reports = &self.svc.reports;
-            let inventory = self.svc.inventory.collection::<Document>(&req.component);
-            let qtd = self.svc.cfg.insert_qtd;
-
-            // As Maestro did: the report's collection is rebuilt from scratch.
-            reports
-                .collection::<Document>(&collection)
-                .drop()
-                .await
-                .map_err(|e| mongo_error("dropping the old report", &e))?;
-
-            let (count, cursor) = match self.kind {
-                ReportKind::General | ReportKind::Aggregation => {
-                    let filter = match_filter(&req)?;
-                    let count = inventory
-                        .count_documents(filter.clone())
-                        .await
-                        .map_err(|e| mongo_error("counting the inventory", &e))?;
-                    let cursor = inventory
-                        .find(filter)
-                        .batch_size(qtd.min(u32::MAX as usize) as u32)
-                        .limit(count as i64)
-                        .await
-                        .map_err(|e| mongo_error("querying the inventory", &e))?;
-                    (count, cursor)
-                }
-                ReportKind::Pivot => {
-                    let pipeline = pivot_pipeline(&req)?;
-                    let mut counting = pipeline.clone();
-                    counting.push(doc! {"$count": "n"});
-                    let counted: Vec<Document> = inventory
-                        .aggregate(counting)
-                        .await
-                        .map_err(|e| mongo_error("counting the pivot", &e))?
-                        .try_collect()
-                        .await
-                        .map_err(|e| mongo_error("counting the pivot", &e))?;
-                    let count = counted
-                        .first()
-                        .and_then(|d| d.get("n"))
-                        .and_then(|n| match n {
-                            Bson::Int32(i) => Some(*i as u64),
-                            Bson::Int64(i) => Some(*i as u64),
-                            _ => None,
-                        })
-                        .unwrap_or(0);
-                    let mut limited = pipeline;
-                    limited.push(doc! {"$limit": count.max(1) as i64});
-                    let cursor = inventory
-                        .aggregate(limited)
-                        .batch_size(qtd.min(u32::MAX as usize) as u32)
-                        .await
-                        .map_err(|e| mongo_error("running the pivot", &e))?;
-                    (count, cursor)
-                }
-            };
-
-            if count == 0 {
-                record_summary(
-                    &self.svc,
-                    &req.report_id,
-                    self.kind,
-                    &collection,
-                    0,
-                    &[],
-                    "warning",
-                )
-                .await?;
-                ctx.send(notification(
-                    &self.svc,
-                    &req.owner_user,
-                    "Report",
-                    "This report is empty",
-                    NotifyType::Warning,
-                ))
-                .await?;
-                return Ok(json!({"report_id": req.report_id, "collection": collection,
-                                 "rows": 0, "chunks": 0, "status": "warning"}));
+    /// One inventory document (or pivot combination) as a stored row: its values as
+    /// report-app stored them (ids and dates as text), and an `_id` of its own that is the
+    /// same on every run (a general row keeps its item's; a pivot row's comes from the ids
+    /// of its levels), so a chunk stored twice is stored once.
+    fn row(&self, d: Document) -> Map<String, Value> {
+        let mut row = from_stored_document(&d);
+        if self.kind == ReportKind::Pivot {
+            let mut h = Sha1::new();
+            h.update(row.get("_id").map(Value::to_string).unwrap_or_default());
+            for level in PIVOT_LEVELS {
+                h.update(b"/");
+                h.update(
+                    row.get(level)
+                        .and_then(|l| l.get("_id"))
+                        .map(Value::to_string)
+                        .unwrap_or_default(),
+                );
             }
-
-            let chunks = (count as usize).div_ceil(qtd);
-            let callback = Signature::new(TASK_REPORT_FINISH, vec![])
-                .with_option("queue", self.svc.queue_for(TASK_REPORT_FINISH).into())
-                .with_kwargs(json!({
-                    "report_id": req.report_id, "kind": self.kind.as_str(),
-                    "collection": collection, "owner_user": req.owner_user,
-                }));
-            let chord = ctx.start_chord(chunks, callback).await?;
-            let mut cursor = cursor;
-            let mut rows: Vec<Value> = Vec::with_capacity(qtd);
-            let mut sent = 0usize;
-            loop {
-                let next = cursor
-                    .try_next()
-                    .await
-                    .map_err(|e| mongo_error("reading the inventory", &e))?;
-                let done = next.is_none();
-                if let Some(d) = next {
-                    rows.push(Bson::Document(d).into_relaxed_extjson());
-                }
-                if rows.len() == qtd || (done && !rows.is_empty()) {
-                    self.send_chunk(ctx, &chord, sent, &collection, std::mem::take(&mut rows))
-                        .await?;
-                    rows.reserve(qtd);
-                    sent += 1;
-                }
-                if done || sent == chunks {
-                    break;
-                }
-            }
-            // Items removed since the count: the chord still needs every member.
-            while sent < chunks {
-                self.send_chunk(ctx, &chord, sent, &collection, Vec::new())
-                    .await?;
-                sent += 1;
-            }
-            Ok(json!({"report_id": req.report_id, "collection": collection,
-                      "rows": count, "chunks": chunks, "finish_task_id": chord.callback_id()}))
-        })
+            let digest = h.finalize();
+            let id: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+            row.insert("_id".into(), Value::String(id));
+        }
+        row
     }
-}
 
-impl Report {
     async fn send_chunk(
         &self,
         ctx: &TaskContext,
@@ -247,11 +291,70 @@ impl Report {
             .ok_or_else(|| TaskError::fail("RuntimeError", "chord member out of range"))?;
         ctx.send(member).await.map(|_| ())
     }
+
+    fn finished_notice(&self, req: &ReportRequest, kind: NotifyType) -> Signature {
+        notice(&self.svc, &req.owner_user, &req.report_id, self.kind, kind)
+    }
+}
+
+/// The websocket message of a finished report, as report-app sent it.
+fn notice(
+    svc: &Services,
+    owner: &str,
+    report_id: &str,
+    kind: ReportKind,
+    status: NotifyType,
+) -> Signature {
+    let callers = ["reports-update".to_owned(), format!("reports-{report_id}")];
+    let callers: Vec<&str> = callers.iter().map(String::as_str).collect();
+    ws_notification(
+        owner,
+        &format!("{} ({report_id})", kind.as_str()),
+        "Finish Sync",
+        status,
+        &callers,
+    )
+    .signature()
+    .with_option("queue", svc.queue_for(TASK_NOTIFY).into())
+}
+
+impl Task for Report {
+    fn name(&self) -> &str {
+        match self.kind {
+            ReportKind::Pivot => TASK_REPORT_PIVOT,
+            _ => TASK_REPORT_GENERAL,
+        }
+    }
+
+    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
+        Box::pin(async move {
+            let req: ReportRequest = args.parse(&ReportRequest::PARAMS)?;
+            let outcome = match req.plan(self.kind) {
+                Ok(plan) => self.build(ctx, &req, plan).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e @ (TaskError::Fail { .. } | TaskError::Reject { .. })) = &outcome {
+                // For good: the report must not stay "process" in server-app.
+                let msg = e.to_string();
+                if let Err(w) =
+                    write_status(&self.svc, &req.report_id, "error", &msg, doc! {}).await
+                {
+                    tracing::warn!(report_id = %req.report_id, error = %w, "report_error_not_recorded");
+                }
+                if let Err(w) = ctx
+                    .send(self.finished_notice(&req, NotifyType::Danger))
+                    .await
+                {
+                    tracing::warn!(report_id = %req.report_id, error = %w, "report_notice_not_sent");
+                }
+            }
+            outcome
+        })
+    }
 }
 
 /// `maestro.report.upload(collection, chunk, rows)`: stores one chunk of report rows.
-/// Redelivered chunks are harmless: rows keep their inventory `_id`, and duplicates are
-/// skipped. Returns `{chunk, rows, columns: {name: filled}}` for the summary.
+/// Redelivered chunks are harmless: rows keep their `_id`, and duplicates are skipped.
 pub struct Upload {
     svc: Arc<Services>,
 }
@@ -270,17 +373,9 @@ impl Task for Upload {
                 chunk,
                 rows,
             } = req;
-            let mut columns: BTreeMap<String, u64> = BTreeMap::new();
             let mut docs = Vec::with_capacity(rows.len());
             for (i, row) in rows.into_iter().enumerate() {
-                if let Value::Object(m) = &row {
-                    for (k, v) in m {
-                        if k != "_id" && !v.is_null() {
-                            *columns.entry(k.clone()).or_default() += 1;
-                        }
-                    }
-                }
-                docs.push(to_document(&format!("rows[{i}]"), row)?);
+                docs.push(row_document(&format!("rows[{i}]"), row)?);
             }
             let n = docs.len();
             if n > 0 {
@@ -297,9 +392,27 @@ impl Task for Upload {
                     return Err(mongo_error("writing report rows", &e));
                 }
             }
-            Ok(json!({"chunk": chunk, "rows": n, "columns": columns}))
+            Ok(json!({"chunk": chunk, "rows": n}))
         })
     }
+}
+
+/// A row as stored: its values as they are (text stays text), its `_id` an ObjectId.
+fn row_document(field: &str, row: Value) -> Result<Document, TaskError> {
+    let Value::Object(m) = row else {
+        return Err(FieldError::value(field, "must be an object").into());
+    };
+    let mut d = Document::new();
+    for (k, v) in m {
+        let b = match (k.as_str(), &v) {
+            ("_id", Value::String(s)) => ObjectId::parse_str(s)
+                .map(Bson::ObjectId)
+                .unwrap_or_else(|_| Bson::String(s.clone())),
+            _ => maestro_results::json_to_bson(&v),
+        };
+        d.insert(k, b);
+    }
+    Ok(d)
 }
 
 fn only_duplicates(e: &mongodb::error::Error) -> bool {
@@ -315,9 +428,10 @@ fn only_duplicates(e: &mongodb::error::Error) -> bool {
     }
 }
 
-/// `maestro.report.finish(chunk_results, report_id, kind, collection, owner_user)`: the
-/// chord callback. Sums the chunks' column counts into the summary, stores it in
-/// `reports.reports`, and notifies the owner `finished`.
+/// `maestro.report.finish(chunk_results, report_id, kind, collection, owner_user, entity)`:
+/// the chord callback. Reads the stored rows back for the columns (of the first
+/// [`COLUMN_ROWS`]) and the charts (of all), writes the completion onto server-app's report,
+/// the summary, and tells the owner.
 pub struct Finish {
     svc: Arc<Services>,
 }
@@ -331,72 +445,99 @@ impl Task for Finish {
         Box::pin(async move {
             let req: FinishRequest = args.parse(&FinishRequest::PARAMS)?;
             req.validate()?;
-            let FinishRequest {
-                chunk_results: results,
-                report_id,
-                kind,
-                collection,
-                owner_user,
-            } = req;
-            let mut rows = 0u64;
-            let mut columns: BTreeMap<String, u64> = BTreeMap::new();
-            for r in &results {
-                rows += r.get("rows").and_then(Value::as_u64).unwrap_or(0);
-                if let Some(Value::Object(c)) = r.get("columns") {
-                    for (k, v) in c {
-                        *columns.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
-                    }
+            let rows: u64 = req
+                .chunk_results
+                .iter()
+                .filter_map(|r| r.get("rows").and_then(Value::as_u64))
+                .sum();
+            let mut cursor = self
+                .svc
+                .reports
+                .collection::<Document>(&req.collection)
+                .find(doc! {})
+                .sort(doc! {"_id": 1})
+                .await
+                .map_err(|e| mongo_error("reading the report back", &e))?;
+            let mut first = Vec::with_capacity(COLUMN_ROWS);
+            let mut charts = Charts::new(req.entity.as_deref());
+            while let Some(d) = cursor
+                .try_next()
+                .await
+                .map_err(|e| mongo_error("reading the report back", &e))?
+            {
+                let row = from_stored_document(&d);
+                charts.add(&row);
+                if first.len() < COLUMN_ROWS {
+                    first.push(row);
                 }
             }
-            let summary: Vec<(String, u64)> = columns.into_iter().collect();
+            let names = columns(&first);
+            let aggr = charts.finish(View::Label);
             record_summary(
                 &self.svc,
-                &report_id,
-                kind,
-                &collection,
+                &req.report_id,
+                req.kind,
+                &req.collection,
                 rows,
-                &summary,
+                &names,
                 "finished",
             )
             .await?;
-            ctx.send(notification(
+            let more = doc! {
+                "columns": names.iter().map(|c| Bson::String(c.clone())).collect::<Vec<_>>(),
+                "aggr": maestro_results::json_to_bson(&Value::Object(aggr.clone())),
+            };
+            write_status(&self.svc, &req.report_id, "finished", "completed", more).await?;
+            let audit = Notification::Audit(AuditRecord {
+                entity: "reports".into(),
+                entity_id: req.report_id.clone(),
+                method: AuditMethod::PUT,
+                user: None,
+                body: [("aggr".to_owned(), Value::Object(aggr))]
+                    .into_iter()
+                    .collect(),
+            });
+            ctx.send(
+                audit
+                    .signature()
+                    .with_option("queue", self.svc.queue_for(TASK_NOTIFY).into()),
+            )
+            .await?;
+            ctx.send(notice(
                 &self.svc,
-                &owner_user,
-                "Report",
-                &format!("Report {report_id} is ready ({rows} rows)"),
+                &req.owner_user,
+                &req.report_id,
+                req.kind,
                 NotifyType::Success,
             ))
             .await?;
             Ok(
-                json!({"report_id": report_id, "collection": collection, "rows": rows,
-                      "columns": summary.iter().map(|(k, v)| json!({"name": k, "filled": v}))
-                          .collect::<Vec<_>>()}),
+                json!({"report_id": req.report_id, "collection": req.collection, "rows": rows,
+                      "columns": names}),
             )
         })
     }
 }
 
+/// This project's summary of a report (in the reports database): its rows, columns, status.
 async fn record_summary(
     svc: &Services,
     report_id: &str,
     kind: ReportKind,
     collection: &str,
     rows: u64,
-    columns: &[(String, u64)],
+    columns: &[String],
     status: &str,
 ) -> Result<(), TaskError> {
-    let cols: Vec<Document> = columns
-        .iter()
-        .map(|(k, v)| doc! {"name": k, "filled": *v as i64})
-        .collect();
+    let cols: Vec<Bson> = columns.iter().map(|c| Bson::String(c.clone())).collect();
     svc.reports
         .collection::<Document>(SUMMARY_COLLECTION)
         .replace_one(
             doc! {"_id": collection},
             doc! {"_id": collection, "report_id": report_id, "kind": kind.as_str(),
-            "collection": collection, "rows": rows as i64, "columns": cols,
-            "status": status, "finished_at": mongodb::bson::DateTime::from_millis(
-                Utc::now().timestamp_millis())},
+            "collection": collection, "rows": i64::try_from(rows).unwrap_or(i64::MAX),
+            "columns": cols, "status": status,
+            "finished_at": mongodb::bson::DateTime::from_millis(Utc::now().timestamp_millis())},
         )
         .upsert(true)
         .await
@@ -404,63 +545,25 @@ async fn record_summary(
     Ok(())
 }
 
-/// A websocket notification to `owner` (Maestro's shape), sent as its own `maestro.notify`
-/// task so its failures cannot touch the report's result.
-fn notification(
-    svc: &Services,
-    owner: &str,
-    title: &str,
-    msg: &str,
-    kind: NotifyType,
-) -> Signature {
-    ws_notification(owner, title, msg, kind, &["reports"])
-        .signature()
-        .with_option("queue", svc.queue_for(TASK_NOTIFY).into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn req(filters: Value) -> Result<ReportRequest, TaskError> {
-        let args = TaskArgs::from_values(
-            &json!([]),
-            &json!({"report_id": "r1", "filters": filters, "component": "servers",
-                    "owner_user": "u1"}),
+    #[test]
+    fn stored_rows_keep_text_and_get_object_ids() {
+        let d = row_document(
+            "rows[0]",
+            json!({"_id": "64b000000000000000000001", "created_at": "2020-05-01T10:00:00",
+                   "roles": [{"_id": "5f0000000000000000000001"}], "n": 2}),
         )
-        .expect("args");
-        request(&args)
-    }
-
-    #[test]
-    fn filters_are_scoped_to_the_owner() {
-        let r = req(json!({"status": "active", "roles._id": "someone-else"})).expect("valid");
-        let f = match_filter(&r).expect("filter");
-        assert_eq!(f.get_str("roles._id").ok(), Some("u1"));
-        assert_eq!(f.get_str("status").ok(), Some("active"));
-        assert_eq!(r.collection(ReportKind::Pivot), "r1_pivot");
-    }
-
-    #[test]
-    fn json_string_filters_and_server_code_operators() {
-        assert!(req(json!("{\"a\": 1}")).is_ok());
-        let e = req(json!({"$where": "sleep(1000)"})).expect_err("code");
-        assert!(e.to_string().contains("$where"), "{e}");
-        let e = req(json!({"a": {"$elemMatch": {"$function": {}}}})).expect_err("nested");
-        assert!(e.to_string().contains("$function"), "{e}");
-        assert!(req(json!([1])).is_err());
-    }
-
-    #[test]
-    fn pivot_joins() {
-        let r = req(
-            json!({"pivot": [{"from": "applications", "local_field": "_id",
-                                      "foreign_field": "servers", "as": "app"}]}),
-        )
-        .expect("valid");
-        let p = pivot_pipeline(&r).expect("pipeline");
-        assert_eq!(p.len(), 3);
-        assert!(p[1].contains_key("$lookup") && p[2].contains_key("$unwind"));
-        assert!(req(json!({"pivot": [{"from": "$x"}]})).is_err());
+        .expect("row");
+        assert!(matches!(d.get("_id"), Some(Bson::ObjectId(_))));
+        assert_eq!(d.get_str("created_at"), Ok("2020-05-01T10:00:00"));
+        let role = d.get_array("roles").expect("roles")[0]
+            .as_document()
+            .cloned()
+            .expect("doc");
+        assert_eq!(role.get_str("_id"), Ok("5f0000000000000000000001"));
+        assert!(row_document("rows[1]", json!([1])).is_err());
     }
 }

@@ -8,6 +8,8 @@ pub const QUEUE_REPORT: &str = "report";
 pub const QUEUE_ANALYTICS: &str = "analytics";
 pub const QUEUE_WEBHOOK: &str = "webhook";
 pub const QUEUE_NOTIFY: &str = "notify";
+/// Maestro's scheduled HTTP jobs (scheduler-app's worker queue).
+pub const QUEUE_SCHEDULER: &str = "scheduler";
 /// Celery's default queue, where the diagnostic tasks go.
 pub const QUEUE_CELERY: &str = "celery";
 
@@ -23,3 +25,5 @@ pub const TASK_WEBHOOK: &str = "maestro.webhook";
 pub const TASK_NOTIFY: &str = "maestro.notify";
 /// A diagnostic task with a side effect: how often each task id really ran.
 pub const TASK_RECORD: &str = "maestro.record";
+/// One run of one of Maestro's scheduled HTTP jobs (`maestro_contract::job`).
+pub const TASK_SCHEDULER_RUN: &str = "maestro.scheduler.run";

@@ -6,7 +6,7 @@ use maestro_tasks::RoutingTable;
 use crate::names::*;
 
 /// Where each task goes unless `MAESTRO_ROUTES` says otherwise.
-pub const DEFAULT_ROUTES: [(&str, &str); 12] = [
+pub const DEFAULT_ROUTES: [(&str, &str); 13] = [
     (TASK_DISCOVERY_SCAN, QUEUE_DISCOVERY),
     (TASK_REPORT_GENERAL, QUEUE_REPORT),
     (TASK_REPORT_PIVOT, QUEUE_REPORT),
@@ -15,6 +15,7 @@ pub const DEFAULT_ROUTES: [(&str, &str); 12] = [
     (TASK_AGGREGATION, QUEUE_ANALYTICS),
     (TASK_WEBHOOK, QUEUE_WEBHOOK),
     (TASK_NOTIFY, QUEUE_NOTIFY),
+    (TASK_SCHEDULER_RUN, QUEUE_SCHEDULER),
     ("maestro.noop", QUEUE_CELERY),
     ("maestro.echo", QUEUE_CELERY),
     ("maestro.sleep", QUEUE_CELERY),

@@ -2,16 +2,20 @@
 //! each enqueue takes (route the task, build the job in the request's trace, publish with
 //! confirm, answer 202 with the task's location).
 //!
+//! - `service`   `GET /`: what this service is (Maestro's health page reads it)
 //! - `tasks`     `POST /tasks/{task}` (any routed task), `GET /tasks/{id}` (its state)
-//! - `catalogue` Maestro's endpoints: crawler, reports, aggregation, webhooks, notify
-//! - `reports`   report pages and streamed exports
+//! - `discovery` Maestro's discovery: `/available/*`, `/crawler/...`
+//! - `catalogue` the other catalogue endpoints: aggregation, webhooks, notify
+//! - `reports`   Maestro's reports: start, read (in five formats), drop, charts
 //! - `schedules` CRUD of beat's schedules
 //! - `health`    `/healthz`, `/readyz`, `/metrics`
 
 pub(crate) mod catalogue;
+pub(crate) mod discovery;
 pub(crate) mod health;
 pub(crate) mod reports;
 pub(crate) mod schedules;
+pub(crate) mod service;
 pub(crate) mod tasks;
 
 use axum::Json;
@@ -47,8 +51,8 @@ pub(crate) fn accepted(id: String, queue: String) -> Response {
     resp
 }
 
-/// Publishes a checked job; 202 after the broker's confirm, 503 otherwise.
-pub(crate) async fn enqueue(state: &AppState, job: Job) -> Result<Response, ApiError> {
+/// Publishes a checked job; its id and queue after the broker's confirm, 503 otherwise.
+pub(crate) async fn enqueue_job(state: &AppState, job: Job) -> Result<Enqueued, ApiError> {
     let sent = state
         .enqueuer
         .enqueue(&job)
@@ -59,7 +63,16 @@ pub(crate) async fn enqueue(state: &AppState, job: Job) -> Result<Response, ApiE
         Err(_) => job.span.record("otel.status_code", "error"),
     };
     let id = sent.map_err(|e| ApiError::BrokerUnavailable(e.to_string()))?;
-    Ok(accepted(id, job.queue))
+    Ok(Enqueued {
+        task_id: id,
+        queue: job.queue,
+    })
+}
+
+/// Publishes a checked job; 202 after the broker's confirm, 503 otherwise.
+pub(crate) async fn enqueue(state: &AppState, job: Job) -> Result<Response, ApiError> {
+    let sent = enqueue_job(state, job).await?;
+    Ok(accepted(sent.task_id, sent.queue))
 }
 
 /// A job without delay or expiry, in the request's trace.

@@ -9,16 +9,28 @@
 //! the compare-and-set key), `total_run_count`, `beat_epoch` (the leader epoch of the last
 //! write, the fence), `beat_pending` (a fire written but not yet confirmed by the broker) and
 //! `beat_anchor` (where a schedule without `run_immediately` starts counting).
+//!
+//! `run_immediately: true` (Maestro's "run once now", set by server-app on every new
+//! connection schedule, or by a client at any time) fires the schedule at the next pass; the
+//! fire's own compare-and-set write clears it, so it fires once per time it is set. The
+//! cadence then counts from that fire.
 
 use std::time::Duration;
 
 use bson::{Bson, Document};
 use chrono::{DateTime, TimeDelta, Utc};
-use croner::Cron;
-use croner::parser::{CronParser, Seconds};
 use maestro_tasks::FieldError;
 use serde_json::{Map, Value};
 use uuid::Uuid;
+
+mod cadence;
+mod target;
+
+pub use cadence::{Cadence, CronSpec, LatestDue, MAX_INTERVAL, MIN_INTERVAL};
+pub use target::Target;
+
+use cadence::{Dialect, parse_cron, parse_interval};
+use target::parse_target;
 
 /// The default collection holding schedules (Maestro's name).
 pub const DEFAULT_COLLECTION: &str = "schedulers";
@@ -32,78 +44,9 @@ pub const BEAT_OWNED_FIELDS: [&str; 5] = [
     "beat_anchor",
 ];
 
-/// The shortest interval beat accepts: it looks at schedules once per tick.
-pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
-
 /// Namespace of the deterministic task ids (a fixed random UUID; changing it would let a slot
 /// fired by an older beat run again after an upgrade).
 const TASK_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d61_6573_7472_6f2d_6265_6174_2d69_6473);
-
-/// When a schedule is due.
-#[derive(Debug, Clone)]
-pub enum Cadence {
-    /// Every fixed period, counted from the last due time.
-    Interval(TimeDelta),
-    /// A five-field cron pattern in UTC.
-    Cron(Box<Cron>),
-}
-
-impl Cadence {
-    /// The first due time strictly after `t`.
-    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match self {
-            Cadence::Interval(every) => t.checked_add_signed(*every),
-            Cadence::Cron(cron) => cron.find_next_occurrence(&t, false).ok(),
-        }
-    }
-
-    /// The latest due time at or before `now`, counting from `base` (exclusive); `None` when
-    /// nothing is due. `skipped` is how many earlier due times in between it stands for.
-    pub fn latest_due(&self, base: DateTime<Utc>, now: DateTime<Utc>) -> Option<LatestDue> {
-        let first = self.next_after(base)?;
-        if first > now {
-            return None;
-        }
-        match self {
-            Cadence::Interval(every) => {
-                let step = every.num_milliseconds().max(1);
-                let n = (now - first).num_milliseconds() / step;
-                let due = first + TimeDelta::milliseconds(n * step);
-                Some(LatestDue {
-                    due,
-                    skipped: n.unsigned_abs(),
-                })
-            }
-            Cadence::Cron(cron) => {
-                let due = cron.find_previous_occurrence(&now, true).ok()?;
-                // Counting every skipped minute of a long outage is not worth the CPU: the
-                // figure is for a metric, so it stops at a day's worth of minutes.
-                let skipped = cron
-                    .iter_after(first)
-                    .take_while(|t| *t <= due)
-                    .take(1440)
-                    .count() as u64;
-                Some(LatestDue { due, skipped })
-            }
-        }
-    }
-}
-
-/// See [`Cadence::latest_due`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LatestDue {
-    pub due: DateTime<Utc>,
-    pub skipped: u64,
-}
-
-/// What to send when a schedule fires.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    pub task: String,
-    pub queue: Option<String>,
-    pub args: Value,
-    pub kwargs: Value,
-}
 
 /// A parsed schedule document.
 #[derive(Debug, Clone)]
@@ -173,7 +116,7 @@ impl Schedule {
             }
         };
         let json = Bson::Document(doc.clone()).into_relaxed_extjson();
-        let body = parse_body(&json)?;
+        let body = parse_body(&json, &id_text)?;
         let last_run_at_raw = doc.get("last_run_at").cloned().unwrap_or(Bson::Null);
         let last_run_at = bson_time(&last_run_at_raw, "last_run_at")?;
         let beat_anchor = bson_time(doc.get("beat_anchor").unwrap_or(&Bson::Null), "beat_anchor")?;
@@ -208,14 +151,15 @@ impl Schedule {
     /// `grace` late; a schedule further behind than that (no leader for a while) runs once,
     /// for its latest due slot, and resumes from there.
     pub fn plan(&self, now: DateTime<Utc>, grace: Duration) -> Plan {
+        if self.run_immediately {
+            // Maestro's "run once now": beat clears the flag in the same write that fires.
+            return Plan::Fire {
+                due: truncate_ms(now),
+                skipped: 0,
+            };
+        }
         let base = match (self.last_run_at, self.beat_anchor) {
             (Some(last), _) => last,
-            (None, _) if self.run_immediately => {
-                return Plan::Fire {
-                    due: truncate_ms(now),
-                    skipped: 0,
-                };
-            }
             (None, Some(anchor)) => anchor,
             (None, None) => return Plan::Anchor,
         };
@@ -265,7 +209,7 @@ pub fn validate_document(doc: &Value) -> Result<(), FieldError> {
     if let Some(f) = BEAT_OWNED_FIELDS.iter().find(|f| obj.contains_key(**f)) {
         return Err(FieldError::value(*f, "is written by maestro-beat only"));
     }
-    parse_body(doc).map(|_| ())
+    parse_body(doc, "").map(|_| ())
 }
 
 struct Body {
@@ -276,7 +220,7 @@ struct Body {
     run_immediately: bool,
 }
 
-fn parse_body(doc: &Value) -> Result<Body, FieldError> {
+fn parse_body(doc: &Value, id: &str) -> Result<Body, FieldError> {
     let obj = doc
         .as_object()
         .ok_or_else(|| FieldError::value("$", "must be a JSON object"))?;
@@ -287,6 +231,12 @@ fn parse_body(doc: &Value) -> Result<Body, FieldError> {
     };
     let enabled = opt_bool(obj, "enabled", true)? && opt_bool(obj, "active", true)?;
     let run_immediately = opt_bool(obj, "run_immediately", false)?;
+    // Maestro's own scheduler documents (an HTTP `endpoint`) count weekdays from Monday.
+    let dialect = if obj.contains_key("endpoint") {
+        Dialect::ApScheduler
+    } else {
+        Dialect::Cron
+    };
     let period_type = match obj.get("period_type") {
         Some(Value::String(s)) => s.as_str(),
         None | Some(Value::Null) if obj.contains_key("cron") => "cron",
@@ -295,7 +245,7 @@ fn parse_body(doc: &Value) -> Result<Body, FieldError> {
     };
     let cadence = match period_type {
         "interval" => Cadence::Interval(parse_interval(obj.get("interval"))?),
-        "cron" => Cadence::Cron(Box::new(parse_cron(obj.get("cron"))?)),
+        "cron" => Cadence::Cron(Box::new(parse_cron(obj.get("cron"), dialect)?)),
         other => {
             return Err(FieldError::value(
                 "period_type",
@@ -307,80 +257,9 @@ fn parse_body(doc: &Value) -> Result<Body, FieldError> {
         name,
         enabled,
         cadence,
-        target: parse_target(obj, "")?,
+        target: parse_target(obj, "", id)?,
         run_immediately,
     })
-}
-
-fn parse_target(obj: &Map<String, Value>, prefix: &str) -> Result<Target, FieldError> {
-    let field = |f: &str| format!("{prefix}{f}");
-    let task = match obj.get("task") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(Value::String(_)) => return Err(FieldError::value(field("task"), "is empty")),
-        None | Some(Value::Null) => {
-            return Err(FieldError::value(
-                field("task"),
-                "missing: the name of the task to send",
-            ));
-        }
-        Some(_) => return Err(FieldError::value(field("task"), "must be a string")),
-    };
-    let queue = match obj.get("queue") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => {
-            maestro_broker::topology::validate_queue_name(s)
-                .map_err(|e| FieldError::value(field("queue"), e))?;
-            Some(s.clone())
-        }
-        Some(_) => return Err(FieldError::value(field("queue"), "must be a string")),
-    };
-    let mut kwargs = match obj.get("kwargs") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        // Maestro's scheduler-app stored kwargs as a JSON string at times.
-        Some(Value::String(s)) if s.trim().is_empty() => Map::new(),
-        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                return Err(FieldError::value(
-                    field("kwargs"),
-                    "must be an object (or a JSON string holding one)",
-                ));
-            }
-        },
-        Some(_) => return Err(FieldError::value(field("kwargs"), "must be an object")),
-    };
-    let args = match obj.get("args") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) if is_key_value_list(items) => {
-            // Maestro's `args: [{key, value}]` are named arguments.
-            for item in items {
-                if let (Some(Value::String(k)), Some(v)) = (item.get("key"), item.get("value")) {
-                    kwargs.insert(k.clone(), v.clone());
-                }
-            }
-            Vec::new()
-        }
-        Some(Value::Array(items)) => items.clone(),
-        Some(_) => return Err(FieldError::value(field("args"), "must be a list")),
-    };
-    Ok(Target {
-        task,
-        queue,
-        args: Value::Array(args),
-        kwargs: Value::Object(kwargs),
-    })
-}
-
-fn is_key_value_list(items: &[Value]) -> bool {
-    !items.is_empty()
-        && items.iter().all(|i| {
-            i.as_object().is_some_and(|o| {
-                o.len() == 2
-                    && o.get("key").is_some_and(Value::is_string)
-                    && o.contains_key("value")
-            })
-        })
 }
 
 fn opt_bool(obj: &Map<String, Value>, field: &str, default: bool) -> Result<bool, FieldError> {
@@ -389,107 +268,6 @@ fn opt_bool(obj: &Map<String, Value>, field: &str, default: bool) -> Result<bool
         Some(Value::Bool(b)) => Ok(*b),
         Some(_) => Err(FieldError::value(field, "must be true or false")),
     }
-}
-
-fn parse_interval(v: Option<&Value>) -> Result<TimeDelta, FieldError> {
-    let obj = match v {
-        Some(Value::Object(o)) => o,
-        None | Some(Value::Null) => {
-            return Err(FieldError::value(
-                "interval",
-                "missing: {every, period} is required when period_type is \"interval\"",
-            ));
-        }
-        Some(_) => {
-            return Err(FieldError::value(
-                "interval",
-                "must be an object {every, period}",
-            ));
-        }
-    };
-    let every = match obj.get("every") {
-        Some(Value::Number(n)) => n.as_f64().filter(|f| f.is_finite() && *f > 0.0),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite() && *f > 0.0),
-        _ => None,
-    }
-    .ok_or_else(|| FieldError::value("interval.every", "must be a positive number"))?;
-    let unit_secs = match obj.get("period").and_then(Value::as_str) {
-        Some("days") => 86_400.0,
-        Some("hours") => 3_600.0,
-        Some("minutes") => 60.0,
-        Some("seconds") | None => 1.0,
-        Some("microseconds") => 1e-6,
-        Some(other) => {
-            return Err(FieldError::value(
-                "interval.period",
-                format!("must be days, hours, minutes, seconds or microseconds, not {other:?}"),
-            ));
-        }
-    };
-    let secs = every * unit_secs;
-    if secs < MIN_INTERVAL.as_secs_f64() {
-        return Err(FieldError::value(
-            "interval",
-            "must be at least 1 second (beat looks at schedules once per tick)",
-        ));
-    }
-    if secs > 3_650.0 * 86_400.0 {
-        return Err(FieldError::value("interval", "must be at most 3650 days"));
-    }
-    Ok(TimeDelta::milliseconds((secs * 1000.0).round() as i64))
-}
-
-fn parse_cron(v: Option<&Value>) -> Result<Cron, FieldError> {
-    let obj = match v {
-        Some(Value::Object(o)) => o,
-        // A plain "m h dom mon dow" string is accepted too.
-        Some(Value::String(s)) => return cron_pattern(s, "cron"),
-        None | Some(Value::Null) => {
-            return Err(FieldError::value(
-                "cron",
-                "missing: {minute, hour, day_of_month, month_of_year, day_of_week} is required \
-                 when period_type is \"cron\"",
-            ));
-        }
-        Some(_) => return Err(FieldError::value("cron", "must be an object")),
-    };
-    let part = |names: &[&str]| -> Result<String, FieldError> {
-        for name in names {
-            match obj.get(*name) {
-                None | Some(Value::Null) => continue,
-                Some(Value::String(s)) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
-                Some(Value::Number(n)) => return Ok(n.to_string()),
-                Some(_) => {
-                    return Err(FieldError::value(
-                        format!("cron.{name}"),
-                        "must be a cron field (a string such as \"*/5\" or a number)",
-                    ));
-                }
-            }
-        }
-        Ok("*".into())
-    };
-    let pattern = [
-        part(&["minute"])?,
-        part(&["hour"])?,
-        part(&["day_of_month", "day"])?,
-        part(&["month_of_year", "month"])?,
-        part(&["day_of_week"])?,
-    ]
-    .join(" ");
-    cron_pattern(&pattern, "cron")
-}
-
-fn cron_pattern(pattern: &str, field: &str) -> Result<Cron, FieldError> {
-    CronParser::builder()
-        .seconds(Seconds::Disallowed)
-        .build()
-        .parse(pattern)
-        .map_err(|e| FieldError::value(field, format!("invalid cron pattern {pattern:?}: {e}")))
 }
 
 fn parse_pending(p: &Document) -> Result<Pending, FieldError> {
@@ -509,7 +287,7 @@ fn parse_pending(p: &Document) -> Result<Pending, FieldError> {
     Ok(Pending {
         task_id,
         due,
-        target: parse_target(&obj, "beat_pending.")?,
+        target: parse_target(&obj, "beat_pending.", "")?,
         epoch,
         written_at: bson_time(
             p.get("written_at").unwrap_or(&Bson::Null),
@@ -593,6 +371,17 @@ mod tests {
             s.plan(Utc::now(), Duration::from_secs(5)),
             Plan::Fire { skipped: 0, .. }
         ));
+        // Set again on a schedule that already ran: fires now, not at its next slot.
+        let mut d = interval_doc(Some(t("2026-01-01T00:00:00Z")));
+        d.insert("run_immediately", true);
+        let s = Schedule::from_document(&d).expect("valid");
+        assert_eq!(
+            s.plan(t("2026-01-01T00:00:03Z"), Duration::from_secs(5)),
+            Plan::Fire {
+                due: t("2026-01-01T00:00:03Z"),
+                skipped: 0
+            }
+        );
         let mut d = interval_doc(None);
         d.insert("beat_anchor", to_bson_date(t("2026-01-01T00:00:00Z")));
         let s = Schedule::from_document(&d).expect("valid");
@@ -661,7 +450,7 @@ mod tests {
                 "interval.every",
             ),
             (
-                json!({"task": "x", "interval": {"every": 1, "period": "weeks"}}),
+                json!({"task": "x", "interval": {"every": 1, "period": "fortnights"}}),
                 "interval.period",
             ),
             (

@@ -1,0 +1,385 @@
+//! Discovered items as Maestro stores them, and the writes that keep the inventory in step.
+//!
+//! Every item gets Maestro's common fields ([`finish_item`]): the connection's `roles`, `owner`
+//! `{refs: "connections", name: <dc>, _id: <connection>}`, `accountant: [<connection id>]`
+//! (server-app lists servers without it as orphans), the datacenter (`name`, `provider`
+//! label, `_id`, the full region label), `active`, and a `checksum` of the rest. Written with
+//! `maestro_contract::stored` rules, ids are ObjectIds and dates are dates, as server-app's
+//! ACL queries (`roles: {$elemMatch: {_id: ObjectId}}`) need.
+//!
+//! [`store_batch`] matches items to the owner's existing ones by the task's key (`ipv4_private`
+//! for servers, `unique_id` otherwise), so a server the user entered by hand with the same
+//! private IP is completed rather than duplicated, and writes only what changed.
+//! [`deactivate_unseen`] marks the connection's items of this kind that a full scan did not see
+//! `active: false`, selected as Maestro's discovery selected them (by `accountant`), so items
+//! the original services wrote are retired too.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::{StreamExt, TryStreamExt};
+use maestro_contract::stored::{to_stored, to_stored_document};
+use mongodb::Collection;
+use mongodb::bson::{Bson, DateTime, Document, doc, oid::ObjectId};
+use serde_json::{Map, Value, json};
+use sha1::{Digest, Sha1};
+
+/// Upserts of one batch in flight at once.
+pub const UPSERTS_IN_FLIGHT_MAX: usize = 8;
+
+/// What a translated item gets from its connection and scan: Maestro's common fields.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Maestro's provider label (`AWS`), stored as `datacenters.provider`.
+    pub provider_label: String,
+    /// The connection's id (hex).
+    pub conn_id: String,
+    pub task: String,
+    /// The task's family, when its collection holds several (`SecurityGroup`).
+    pub family: Option<String>,
+    /// The `provider` string of items in shared collections (`S3 (AWS)`).
+    pub item_provider: Option<String>,
+    /// The connection's `roles` (ids as hex).
+    pub roles: Value,
+    /// The owner the connection belongs to (hex): the scope of lookups and retirement.
+    pub owner_id: Option<String>,
+    /// The datacenter's name and id (hex).
+    pub dc: Option<String>,
+    pub dc_id: Option<String>,
+    /// How items are matched to existing ones: `ipv4_private` or `unique_id`.
+    pub key_comparer: String,
+}
+
+/// Completes a provider's translated item, found in the region labelled `region` (none for
+/// a global kind); `None` when it has no `unique_id`. `updated_at` is set when written.
+pub fn finish_item(
+    item: Value,
+    origin: &Origin,
+    region: Option<&str>,
+) -> Option<Map<String, Value>> {
+    let Value::Object(mut m) = item else {
+        return None;
+    };
+    if !m.get("unique_id").is_some_and(Value::is_string) {
+        return None;
+    }
+    m.insert("roles".into(), origin.roles.clone());
+    let mut owner = Map::new();
+    owner.insert("refs".into(), json!("connections"));
+    if let Some(dc) = &origin.dc {
+        owner.insert("name".into(), json!(dc));
+    }
+    owner.insert("_id".into(), json!(origin.conn_id));
+    m.insert("owner".into(), Value::Object(owner));
+    m.insert("accountant".into(), json!([origin.conn_id]));
+    if let Some(f) = &origin.family {
+        m.entry("family").or_insert_with(|| json!(f));
+    }
+    if let Some(p) = &origin.item_provider {
+        m.entry("provider").or_insert_with(|| json!(p));
+    }
+    if let Some(Value::Object(dc)) = m.get_mut("datacenters") {
+        dc.insert("provider".into(), json!(origin.provider_label));
+        if let Some(name) = &origin.dc {
+            dc.insert("name".into(), json!(name));
+        }
+        if let Some(id) = &origin.dc_id {
+            dc.insert("_id".into(), json!(id));
+        }
+        match region {
+            Some(r) => {
+                dc.insert("region".into(), json!(r));
+            }
+            None => {
+                dc.remove("region");
+            }
+        }
+    }
+    m.entry("active").or_insert(Value::Bool(true));
+    m.remove("updated_at");
+    let sum = checksum(&m);
+    m.insert("checksum".into(), Value::String(sum));
+    Some(m)
+}
+
+/// Canonical JSON text: object keys sorted, no whitespace (what Python's
+/// `json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` writes).
+pub fn canonical_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                if let Some(x) = m.get(k) {
+                    write_canonical(x, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// sha1 hex of the item's canonical JSON, without its `checksum` and `updated_at`.
+pub fn checksum(item: &Map<String, Value>) -> String {
+    let mut m = item.clone();
+    m.remove("checksum");
+    m.remove("updated_at");
+    let digest = Sha1::digest(canonical_json(&Value::Object(m)).as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The owner scope of lookups: items one of whose roles is the connection's owner.
+fn owner_scope(origin: &Origin) -> Document {
+    match origin
+        .owner_id
+        .as_deref()
+        .and_then(|o| ObjectId::parse_str(o).ok())
+    {
+        Some(oid) => doc! {"roles._id": oid},
+        None => doc! {"accountant": &origin.conn_id},
+    }
+}
+
+/// An existing item a discovered one is matched to.
+struct Existing {
+    id: Bson,
+    checksum: String,
+    active: Option<bool>,
+}
+
+/// Upserts the batch's items whose checksum changed or whose stored `active` differs, each
+/// onto the owner's item with the same key (`key_comparer`) when there is one; returns how
+/// many were written.
+pub async fn store_batch(
+    coll: &Collection<Document>,
+    origin: &Origin,
+    batch: Vec<Map<String, Value>>,
+) -> Result<u64, mongodb::error::Error> {
+    let key = origin.key_comparer.as_str();
+    let keys: Vec<Bson> = batch
+        .iter()
+        .filter_map(|m| m.get(key).and_then(Value::as_str))
+        .map(|s| Bson::String(s.to_owned()))
+        .collect();
+    let ids: Vec<Bson> = batch
+        .iter()
+        .filter_map(|m| m.get("unique_id").and_then(Value::as_str))
+        .map(|s| Bson::String(s.to_owned()))
+        .collect();
+    let mut filter = owner_scope(origin);
+    filter.insert(
+        "$or",
+        vec![doc! {key: {"$in": keys}}, doc! {"unique_id": {"$in": ids}}],
+    );
+    let mut by_key: HashMap<String, Existing> = HashMap::new();
+    let mut by_id: HashMap<String, Existing> = HashMap::new();
+    let mut cursor = coll
+        .find(filter)
+        .projection(doc! {"_id": 1, key: 1, "unique_id": 1, "checksum": 1, "active": 1})
+        .await?;
+    while let Some(d) = cursor.try_next().await? {
+        let found = || Existing {
+            id: d.get("_id").cloned().unwrap_or(Bson::Null),
+            checksum: d.get_str("checksum").unwrap_or_default().to_owned(),
+            active: d.get_bool("active").ok(),
+        };
+        if let Ok(u) = d.get_str("unique_id") {
+            by_id.insert(u.to_owned(), found());
+        }
+        if let Ok(k) = d.get_str(key) {
+            by_key.entry(k.to_owned()).or_insert_with(found);
+        }
+    }
+    let now = DateTime::now();
+    let mut writes = Vec::new();
+    for m in batch {
+        let unique = m
+            .get("unique_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let existing = by_id.get(unique).or_else(|| {
+            m.get(key)
+                .and_then(Value::as_str)
+                .and_then(|k| by_key.get(k))
+        });
+        let sum = m
+            .get("checksum")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let active = m.get("active").and_then(Value::as_bool);
+        if existing.is_some_and(|e| e.checksum == sum && e.active == active) {
+            continue;
+        }
+        let mut set = to_stored_document(&m);
+        set.insert("updated_at", now);
+        let (filter, insert_only) = match existing {
+            Some(e) => (doc! {"_id": e.id.clone()}, doc! {}),
+            None => {
+                let mut f = owner_scope(origin);
+                f.insert("unique_id", unique);
+                let mut on_insert = doc! {};
+                if !set.contains_key("created_at") {
+                    on_insert.insert("created_at", now);
+                }
+                (f, on_insert)
+            }
+        };
+        let mut update = doc! {"$set": set};
+        if !insert_only.is_empty() {
+            update.insert("$setOnInsert", insert_only);
+        }
+        writes.push((filter, update));
+    }
+    let written = writes.len() as u64;
+    let results: Vec<Result<(), mongodb::error::Error>> = futures_util::stream::iter(writes)
+        .map(|(filter, update)| async move {
+            coll.update_one(filter, update)
+                .upsert(true)
+                .await
+                .map(|_| ())
+        })
+        .buffer_unordered(UPSERTS_IN_FLIGHT_MAX)
+        .collect()
+        .await;
+    // Unordered, like Maestro's bulk: every upsert is tried, the first error is reported.
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(written)
+}
+
+/// Marks the connection's active items of this kind in `region` (every region for a global
+/// kind) that the scan did not see `active: false`. Selected as Maestro's discovery selected
+/// them: by `accountant`, datacenter, owner, region, family and item provider; compared by
+/// `unique_id`, which every discovered item has (a key such as `ipv4_private` can be absent).
+pub async fn deactivate_unseen(
+    coll: &Collection<Document>,
+    origin: &Origin,
+    region: Option<&str>,
+    seen: &HashSet<String>,
+) -> Result<u64, mongodb::error::Error> {
+    let mut filter = owner_scope(origin);
+    filter.insert("accountant", &origin.conn_id);
+    filter.insert("active", true);
+    if let Some(dc) = origin
+        .dc_id
+        .as_deref()
+        .and_then(|d| ObjectId::parse_str(d).ok())
+    {
+        filter.insert("datacenters._id", dc);
+    }
+    if let Some(r) = region {
+        filter.insert("datacenters.region", r);
+    }
+    if let Some(f) = &origin.family {
+        filter.insert("family", f);
+    }
+    if let Some(p) = &origin.item_provider {
+        filter.insert("provider", p);
+    }
+    let seen: Vec<Bson> = seen.iter().map(|s| to_stored(&json!(s))).collect();
+    filter.insert("unique_id", doc! {"$nin": seen});
+    let r = coll
+        .update_many(
+            filter,
+            doc! {"$set": {"active": false, "updated_at": DateTime::now()}},
+        )
+        .await?;
+    Ok(r.modified_count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn origin() -> Origin {
+        Origin {
+            provider_label: "AWS".into(),
+            conn_id: "5f1b00000000000000000010".into(),
+            task: "server-list".into(),
+            family: None,
+            item_provider: None,
+            roles: json!([{"_id": "5f0000000000000000000001", "refs": "users", "role": 7}]),
+            owner_id: Some("5f0000000000000000000001".into()),
+            dc: Some("aws-dc".into()),
+            dc_id: Some("5f00000000000000000000dc".into()),
+            key_comparer: "ipv4_private".into(),
+        }
+    }
+
+    #[test]
+    fn checksum_is_sha1_of_sorted_json_and_ignores_updated_at() {
+        let a = json!({"b": 1, "a": {"y": [true, null], "x": "é"}});
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"x":"é","y":[true,null]},"b":1}"#
+        );
+        let m = a.as_object().cloned().unwrap_or_default();
+        // sha1 of the canonical text above, computed with Python's hashlib.
+        assert_eq!(checksum(&m), "35839b254a276247b2e4f868e47ceaf4bb4050c0");
+        let mut with_time = m.clone();
+        with_time.insert("updated_at".into(), json!("now"));
+        assert_eq!(checksum(&m), checksum(&with_time));
+        let mut changed = m.clone();
+        changed.insert("b".into(), json!(2));
+        assert_ne!(checksum(&m), checksum(&changed));
+        assert_eq!(checksum(&m).len(), 40);
+    }
+
+    #[test]
+    fn finished_items_carry_maestro_common_fields() {
+        let item = json!({"unique_id": "i-1", "name": "web", "tags": [],
+                          "datacenters": {"provider": "aws", "region": "us-east-1"}});
+        let m =
+            finish_item(item.clone(), &origin(), Some("us-east-1 (N. Virginia)")).expect("item");
+        assert_eq!(m["roles"][0]["_id"], "5f0000000000000000000001");
+        assert_eq!(m["active"], true);
+        assert_eq!(m["accountant"], json!(["5f1b00000000000000000010"]));
+        assert_eq!(
+            m["owner"],
+            json!({"refs": "connections", "name": "aws-dc", "_id": "5f1b00000000000000000010"})
+        );
+        assert_eq!(m["datacenters"]["_id"], "5f00000000000000000000dc");
+        assert_eq!(m["datacenters"]["name"], "aws-dc");
+        assert_eq!(m["datacenters"]["provider"], "AWS");
+        assert_eq!(m["datacenters"]["region"], "us-east-1 (N. Virginia)");
+        assert_eq!(m["checksum"].as_str().map(str::len), Some(40));
+        let again = finish_item(item, &origin(), Some("us-east-1 (N. Virginia)")).expect("item");
+        assert_eq!(m["checksum"], again["checksum"], "stable");
+        let mut other = origin();
+        other.roles = json!([]);
+        let moved = finish_item(json!({"unique_id": "i-1"}), &other, None).expect("item");
+        assert_ne!(m["checksum"], moved["checksum"]);
+        assert!(finish_item(json!({"name": "no id"}), &origin(), None).is_none());
+        let stored = to_stored_document(&m);
+        let role = stored.get_array("roles").expect("roles")[0]
+            .as_document()
+            .cloned()
+            .expect("doc");
+        assert!(matches!(role.get("_id"), Some(Bson::ObjectId(_))));
+        assert!(matches!(
+            stored.get_document("owner").expect("owner").get("_id"),
+            Some(Bson::ObjectId(_))
+        ));
+    }
+}

@@ -1,0 +1,476 @@
+//! `maestro.discovery.scan(provider, conn_id, task)`: scans one connection's cloud account
+//! for one kind of resource and keeps Maestro's inventory in step with it, writing what
+//! Maestro's own discovery wrote (`docs/catalogue/discovery.md` has the shapes).
+//!
+//! Lifecycle of one run: check the request against the provider table (`maestro_contract::
+//! providers`), load the connection document (`connections`), verify its credential JWT
+//! (HS256 under `MAESTRO_SECRETJWT`), mark `process.<task>` `warning` "In progress", then for
+//! each region (the label cut at its first space for the API) ask the provider page by page
+//! (checking the soft time limit between pages), translate, add Maestro's common fields, write
+//! only the items whose checksum changed or that were inactive, and mark the connection's
+//! items of this kind that the region no longer has `active: false`. Finally `process.<task>`
+//! says `success` (or `danger` with the reason) and the owner's websocket channel hears
+//! "Finish Sync". Throttling and network errors retry the task with backoff; refused
+//! credentials fail it.
+//!
+//! - `provider`    the `Provider` trait, kinds, pages, provider errors
+//! - `credentials` the connection's credential JWT
+//! - `connection`  the connection document, region labels
+//! - `inventory`   items as Maestro stores them: common fields, checksum, writes, retirement
+
+mod connection;
+mod credentials;
+mod inventory;
+mod provider;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use maestro_contract::ScanRequest;
+use maestro_contract::notify::{NotifyType, ws_notification};
+use maestro_tasks::{Task, TaskArgs, TaskContext, TaskError, TaskFuture};
+use mongodb::Database;
+use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
+use serde_json::{Value, json};
+
+pub use connection::api_region;
+pub use credentials::{CREDENTIAL_LEEWAY_SECS, Credentials, decode_credentials};
+pub use inventory::{
+    Origin, UPSERTS_IN_FLIGHT_MAX, canonical_json, checksum, deactivate_unseen, finish_item,
+    store_batch,
+};
+pub use provider::{Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture};
+
+use crate::Services;
+use connection::Connection;
+
+/// The task's name, as the API enqueues it on queue `discovery`.
+pub const TASK_NAME: &str = maestro_contract::names::TASK_DISCOVERY_SCAN;
+/// Collection of the connection documents (in `MAESTRO_MONGO_DATABASE`).
+pub const CONNECTIONS: &str = "connections";
+/// First retry delay after a transient error; doubled per retry up to [`RETRY_DELAY_MAX`].
+pub const RETRY_DELAY_FIRST: Duration = Duration::from_secs(5);
+/// Longest retry delay.
+pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(300);
+/// Retries before a scan that keeps meeting transient errors fails.
+pub const SCAN_MAX_RETRIES: u32 = 5;
+
+/// The words of `process.<task>` on the connection, as Maestro's UI colours them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanState {
+    /// Accepted and running, retrying, or finished with nothing found.
+    Warning,
+    /// Finished.
+    Success,
+    /// Failed: credentials refused, the provider refused, a bad region.
+    Danger,
+}
+
+impl ScanState {
+    /// The word stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanState::Warning => "warning",
+            ScanState::Success => "success",
+            ScanState::Danger => "danger",
+        }
+    }
+}
+
+/// Maestro's time suffix of a progress message: ` At 2020-07-13 10:00:00.123456` (UTC).
+pub fn at_now() -> String {
+    format!(" At {}", Utc::now().format("%Y-%m-%d %H:%M:%S%.6f"))
+}
+
+/// Counts of one scan.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    seen: u64,
+    written: u64,
+    deactivated: u64,
+}
+
+/// One scan's fixed inputs.
+struct Job<'a> {
+    provider: &'a dyn Provider,
+    kind: &'a Kind,
+    /// Region labels in scan order; `None` once for a global kind.
+    regions: Vec<Option<String>>,
+    creds: &'a Credentials,
+    origin: &'a Origin,
+}
+
+/// `maestro.discovery.scan`.
+pub struct Scan {
+    svc: Arc<Services>,
+    providers: Vec<Arc<dyn Provider>>,
+}
+
+impl Scan {
+    /// The scan task over `providers`.
+    pub fn new(svc: &Arc<Services>, providers: Vec<Arc<dyn Provider>>) -> Self {
+        Self {
+            svc: svc.clone(),
+            providers,
+        }
+    }
+
+    fn db(&self) -> &Database {
+        &self.svc.inventory
+    }
+
+    /// Writes `process.<task> = {state, msg}` on the connection (a failure is logged only).
+    async fn progress(&self, conn: &Connection, task: &str, state: ScanState, msg: &str) {
+        let field = format!("process.{task}");
+        let set = doc! {field: {"state": state.as_str(), "msg": format!("{msg}{}", at_now())}};
+        let r = self
+            .db()
+            .collection::<Document>(CONNECTIONS)
+            .update_one(doc! {"_id": conn.id.clone()}, doc! {"$set": set})
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(task, error = %e, "discovery_progress_not_recorded");
+        }
+    }
+
+    /// Tells the connection's owner the scan ended ("Finish Sync - [AWS] server-list"), on
+    /// the callers Maestro's UI listens to; a notification that cannot be sent is logged.
+    async fn notify(
+        &self,
+        ctx: &TaskContext,
+        conn: &Connection,
+        label: &str,
+        task: &str,
+        kind: NotifyType,
+    ) {
+        let Some(owner) = conn.owner_id.as_deref() else {
+            return;
+        };
+        let title = conn.dc.as_deref().unwrap_or(label);
+        let callers = [
+            "connections-update".to_owned(),
+            format!("connections-{}", conn.id_text),
+        ];
+        let callers: Vec<&str> = callers.iter().map(String::as_str).collect();
+        let sig = ws_notification(
+            owner,
+            title,
+            &format!("Finish Sync - [{label}] {task}"),
+            kind,
+            &callers,
+        )
+        .signature()
+        .with_option(
+            "queue",
+            self.svc
+                .queue_for(maestro_contract::names::TASK_NOTIFY)
+                .into(),
+        );
+        if let Err(e) = ctx.send(sig).await {
+            tracing::warn!(task, error = %e, "discovery_notification_not_sent");
+        }
+    }
+
+    async fn load_connection(&self, conn_id: &str) -> Result<Option<Connection>, TaskError> {
+        let mut ids = vec![Bson::String(conn_id.to_owned())];
+        if let Ok(oid) = ObjectId::parse_str(conn_id) {
+            ids.insert(0, Bson::ObjectId(oid));
+        }
+        let found = self
+            .db()
+            .collection::<Document>(CONNECTIONS)
+            .find_one(doc! {"_id": {"$in": ids}})
+            .await
+            .map_err(|e| mongo_retry(e, 0))?;
+        Ok(found.as_ref().map(Connection::from_document))
+    }
+
+    async fn scan(
+        &self,
+        ctx: &TaskContext,
+        job: &Job<'_>,
+        tally: &mut Tally,
+    ) -> Result<(), TaskError> {
+        let Job {
+            provider,
+            kind,
+            regions,
+            creds,
+            origin,
+        } = job;
+        let coll = self.db().collection::<Document>(kind.collection);
+        let batch_size = self.svc.cfg.translate_qtd.max(1);
+        for label in regions {
+            let region = label.as_deref().map(api_region).unwrap_or_default();
+            let mut seen: HashSet<String> = HashSet::new();
+            let mut token: Option<String> = None;
+            loop {
+                if ctx.soft_limit_reached() {
+                    return Err(ctx.soft_limit_error());
+                }
+                let page = provider
+                    .page(PageRequest {
+                        credentials: creds,
+                        kind,
+                        region,
+                        token: token.as_deref(),
+                    })
+                    .await
+                    .map_err(|e| provider_error(e, ctx.retries))?;
+                let items: Vec<_> = page
+                    .items
+                    .into_iter()
+                    .filter_map(|i| finish_item(i, origin, label.as_deref()))
+                    .collect();
+                for chunk in items.chunks(batch_size) {
+                    for m in chunk {
+                        if let Some(id) = m.get("unique_id").and_then(Value::as_str) {
+                            seen.insert(id.to_owned());
+                        }
+                    }
+                    tally.written += store_batch(&coll, origin, chunk.to_vec())
+                        .await
+                        .map_err(|e| mongo_retry(e, ctx.retries))?;
+                }
+                tally.seen += items.len() as u64;
+                match page.next {
+                    // A provider repeating its token would loop forever: stop instead.
+                    Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+                    _ => break,
+                }
+            }
+            // Every region the scan read in full retires what it no longer has (Maestro's
+            // discovery did so for the last region only).
+            tally.deactivated += deactivate_unseen(&coll, origin, label.as_deref(), &seen)
+                .await
+                .map_err(|e| mongo_retry(e, ctx.retries))?;
+        }
+        Ok(())
+    }
+
+    async fn run_scan(&self, ctx: &TaskContext, args: &TaskArgs) -> Result<Value, TaskError> {
+        let req: ScanRequest = args.parse(&ScanRequest::PARAMS)?;
+        let (spec, task_spec) = req.check()?;
+        let ScanRequest { conn_id, task, .. } = req;
+        let provider = self
+            .providers
+            .iter()
+            .find(|p| p.name() == spec.key)
+            .ok_or_else(|| {
+                TaskError::value_error(format!(
+                    "provider {} is not scanned by this worker",
+                    spec.label
+                ))
+            })?
+            .clone();
+        let conn = self.load_connection(&conn_id).await?.ok_or_else(|| {
+            TaskError::fail("LookupError", format!("connection {conn_id:?} not found"))
+        })?;
+        let label = conn
+            .provider
+            .clone()
+            .unwrap_or_else(|| spec.label.to_owned());
+        let kind = match provider.kind(&task) {
+            Ok(k) => k,
+            Err(e) => {
+                self.progress(&conn, &task, ScanState::Danger, &e.to_string())
+                    .await;
+                return Err(provider_error(e, ctx.retries));
+            }
+        };
+        let refuse = async |msg: String, exc: &str| {
+            self.progress(&conn, &task, ScanState::Danger, &msg).await;
+            self.notify(ctx, &conn, &label, &task, NotifyType::Danger)
+                .await;
+            TaskError::fail(exc, msg)
+        };
+        let Some(secret) = self.svc.cfg.secretjwt.as_deref() else {
+            return Err(refuse(
+                "MAESTRO_SECRETJWT (--secretjwt) is not set: connection credentials cannot be read"
+                    .into(),
+                "RuntimeError",
+            )
+            .await);
+        };
+        let Some(token) = conn.token.as_deref() else {
+            return Err(refuse(
+                "the connection has no credential token (field conn)".into(),
+                "PermissionError",
+            )
+            .await);
+        };
+        let creds = match decode_credentials(token, secret) {
+            Ok(c) => c,
+            Err(e) => return Err(refuse(e.to_string(), "PermissionError").await),
+        };
+        if conn.regions.is_empty() && !kind.global {
+            return Err(refuse("the connection has no regions".into(), "ValueError").await);
+        }
+        let command = task_spec.commands.first();
+        let origin = Origin {
+            provider_label: label.clone(),
+            conn_id: conn.id_text.clone(),
+            task: task.clone(),
+            family: kind.family.map(str::to_owned),
+            item_provider: command.and_then(|c| c.label).map(str::to_owned),
+            roles: conn.roles.clone(),
+            owner_id: conn.owner_id.clone(),
+            dc: conn.dc.clone(),
+            dc_id: conn.dc_id.clone(),
+            key_comparer: command.map_or("unique_id", |c| c.key_comparer).to_owned(),
+        };
+        self.progress(
+            &conn,
+            &task,
+            ScanState::Warning,
+            &format!("In progress. {task}"),
+        )
+        .await;
+        let mut tally = Tally::default();
+        let job = Job {
+            provider: provider.as_ref(),
+            kind: &kind,
+            regions: if kind.global {
+                vec![None]
+            } else {
+                conn.regions.iter().cloned().map(Some).collect()
+            },
+            creds: &creds,
+            origin: &origin,
+        };
+        let outcome = self.scan(ctx, &job, &mut tally).await;
+        match outcome {
+            Ok(()) => {
+                let msg = if tally.written == 0 && tally.deactivated == 0 {
+                    "Success. No changes"
+                } else {
+                    "Success."
+                };
+                self.progress(&conn, &task, ScanState::Success, msg).await;
+                self.notify(ctx, &conn, &label, &task, NotifyType::Success)
+                    .await;
+                tracing::info!(
+                    conn_id,
+                    task,
+                    seen = tally.seen,
+                    written = tally.written,
+                    deactivated = tally.deactivated,
+                    "discovery_scan_finished"
+                );
+                Ok(json!({
+                    "provider": spec.key,
+                    "conn_id": conn_id,
+                    "task": task,
+                    "collection": kind.collection,
+                    "regions": if kind.global { Vec::new() } else { conn.regions.clone() },
+                    "seen": tally.seen,
+                    "written": tally.written,
+                    "deactivated": tally.deactivated,
+                }))
+            }
+            Err(e) => {
+                match &e {
+                    TaskError::Retry { exc, .. } => {
+                        let msg = format!("Retrying: {}", exc.repr());
+                        self.progress(&conn, &task, ScanState::Warning, &msg).await;
+                    }
+                    other => {
+                        self.progress(&conn, &task, ScanState::Danger, &other.to_string())
+                            .await;
+                        self.notify(ctx, &conn, &label, &task, NotifyType::Danger)
+                            .await;
+                    }
+                }
+                tracing::warn!(conn_id, task, seen = tally.seen, error = %e, "discovery_scan_stopped");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The retry delay after `retries` earlier retries: the project's one backoff, from
+/// [`RETRY_DELAY_FIRST`] up to [`RETRY_DELAY_MAX`].
+fn backoff(retries: u32) -> Duration {
+    maestro_tasks::retry_delay(RETRY_DELAY_FIRST, RETRY_DELAY_MAX, retries).min(RETRY_DELAY_MAX)
+}
+
+fn mongo_retry(e: mongodb::error::Error, retries: u32) -> TaskError {
+    TaskError::retry_in(
+        backoff(retries),
+        "OperationalError",
+        format!("MongoDB: {e}"),
+    )
+}
+
+fn provider_error(e: ProviderError, retries: u32) -> TaskError {
+    match e {
+        ProviderError::NotImplemented { .. } => {
+            TaskError::fail("NotImplementedError", e.to_string())
+        }
+        ProviderError::UnknownTask { .. } => TaskError::value_error(e.to_string()),
+        ProviderError::Auth(m) => TaskError::fail("PermissionError", m),
+        ProviderError::Transient {
+            message,
+            retry_after,
+        } => TaskError::retry_in(
+            retry_after.unwrap_or_else(|| backoff(retries)),
+            "ConnectionError",
+            message,
+        ),
+        ProviderError::Api(m) | ProviderError::Invalid(m) => TaskError::fail("RuntimeError", m),
+    }
+}
+
+impl Task for Scan {
+    fn name(&self) -> &str {
+        TASK_NAME
+    }
+
+    fn max_retries(&self) -> Option<u32> {
+        Some(SCAN_MAX_RETRIES)
+    }
+
+    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
+        Box::pin(self.run_scan(ctx, args))
+    }
+}
+
+/// The discovery tasks over `providers`, for [`crate::register`].
+pub fn all(svc: &Arc<Services>, providers: Vec<Arc<dyn Provider>>) -> Vec<Arc<dyn Task>> {
+    vec![Arc::new(Scan::new(svc, providers))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_state_intent() {
+        assert!(matches!(
+            provider_error(ProviderError::Auth("no".into()), 0),
+            TaskError::Fail { .. }
+        ));
+        let t = provider_error(
+            ProviderError::Transient {
+                message: "slow".into(),
+                retry_after: None,
+            },
+            2,
+        );
+        // 5 s doubled twice, plus up to as much again as jitter.
+        assert!(matches!(t, TaskError::Retry { countdown: Some(d), .. }
+            if d >= Duration::from_secs(20) && d <= Duration::from_secs(40)));
+        assert_eq!(backoff(30), RETRY_DELAY_MAX);
+        let e = provider_error(
+            ProviderError::NotImplemented {
+                provider: "aws".into(),
+                task: "dbs-list".into(),
+            },
+            0,
+        );
+        assert!(e.to_string().contains("NotImplementedError"), "{e}");
+        assert!(e.to_string().contains("not implemented for aws yet"), "{e}");
+    }
+}

@@ -1,0 +1,563 @@
+//! Discovery's providers: the tasks each one's connections may scan, the API calls behind each
+//! task, and the connection templates Maestro's UI renders. One table for everything that
+//! speaks of it: `GET /available/info|rules` serve it, `PUT /crawler/...` and
+//! `maestro.discovery.scan` check against it, and the catalogue's providers implement exactly
+//! the tasks marked [`TaskSpec::runs`] (a test of the catalogue holds them to it).
+//!
+//! Maestro names a provider by its label (`AWS`, `OpenStack`, `Digital Ocean`): the key is the
+//! label lower-cased without white space ([`provider_key`]), as server-app's own lookups do.
+
+use maestro_tasks::FieldError;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::check::check_id;
+
+/// One API call a task makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Command {
+    /// The service (`ec2`, `s3`, `elbv2`, ...).
+    pub command: &'static str,
+    /// The call, in Maestro's (boto3's) words: `describe_instances`.
+    pub access: &'static str,
+    /// The inventory collection its items go to.
+    pub entity: &'static str,
+    /// Maestro's `family` of the items, where the collection holds several.
+    pub family: Option<&'static str>,
+    /// The `provider` string stored on items of shared collections (`S3 (AWS)`).
+    pub label: Option<&'static str>,
+    /// The field an item is matched by among the owner's items (`ipv4_private` for servers,
+    /// `unique_id` otherwise), as Maestro merged them.
+    pub key_comparer: &'static str,
+}
+
+/// One discovery task of a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskSpec {
+    /// Maestro's task name (`server-list`, `volumes-list`).
+    pub name: &'static str,
+    /// Whether this project scans it. Tasks it does not are neither advertised nor accepted.
+    pub runs: bool,
+    pub commands: &'static [Command],
+}
+
+/// One provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provider {
+    /// The key: the label lower-cased without white space (`aws`, `digitalocean`).
+    pub key: &'static str,
+    /// Maestro's label (`AWS`).
+    pub label: &'static str,
+    pub icon: &'static str,
+    /// The ways to connect, as the UI lists them.
+    pub methods: &'static [&'static str],
+    /// The label a datacenter of this provider carries, if it is a cloud.
+    pub dc: Option<&'static str>,
+    pub tasks: &'static [TaskSpec],
+    /// The connection templates (`data` of `/available/info/<p>`), JSON.
+    pub templates: &'static str,
+}
+
+impl Provider {
+    /// Whether this project scans any of its tasks.
+    pub fn runs(&self) -> bool {
+        self.tasks.iter().any(|t| t.runs)
+    }
+
+    /// The task named `name`, if this project runs it.
+    pub fn task(&self, name: &str) -> Option<&'static TaskSpec> {
+        self.tasks.iter().find(|t| t.runs && t.name == name)
+    }
+
+    /// The names of the tasks this project runs.
+    pub fn task_names(&self) -> Vec<&'static str> {
+        self.tasks
+            .iter()
+            .filter(|t| t.runs)
+            .map(|t| t.name)
+            .collect()
+    }
+
+    /// `/available/info/<p>`: the provider with its connection templates.
+    pub fn info(&self) -> Value {
+        let templates: Value = serde_json::from_str(self.templates).unwrap_or_else(|_| json!([]));
+        let mut m = self.summary();
+        if let Some(dc) = self.dc {
+            m.insert("dc".into(), json!(dc));
+        }
+        m.insert("data".into(), templates);
+        Value::Object(m)
+    }
+
+    /// The provider in a list of providers: `{icon, label, method}`.
+    pub fn summary(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("icon".into(), json!(self.icon));
+        m.insert("label".into(), json!(self.label));
+        m.insert("method".into(), json!(self.methods));
+        m
+    }
+
+    /// `/available/rules/<p>`: `{permissions: {task: [command, ...]}}` for the tasks this
+    /// project runs; every task's commands carry `init_job: true`, which makes Maestro's
+    /// server-app schedule the task when a connection is created.
+    pub fn rules(&self) -> Value {
+        let mut permissions = Map::new();
+        for t in self.tasks.iter().filter(|t| t.runs) {
+            let commands: Vec<Value> = t
+                .commands
+                .iter()
+                .map(|c| {
+                    let mut m = Map::new();
+                    m.insert("command".into(), json!(c.command));
+                    m.insert("access".into(), json!(c.access));
+                    m.insert("entity".into(), json!(c.entity));
+                    if let Some(f) = c.family {
+                        m.insert("family".into(), json!(f));
+                    }
+                    if let Some(l) = c.label {
+                        m.insert("provider".into(), json!(l));
+                    }
+                    m.insert("key_comparer".into(), json!(c.key_comparer));
+                    m.insert("init_job".into(), json!(true));
+                    Value::Object(m)
+                })
+                .collect();
+            permissions.insert(t.name.into(), Value::Array(commands));
+        }
+        json!({"permissions": permissions})
+    }
+}
+
+/// A provider label as a key: lower-cased, white space removed (`Digital Ocean` ->
+/// `digitalocean`), as server-app normalises it.
+pub fn provider_key(label: &str) -> String {
+    label
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The provider a label or key names, whether this project runs it or not.
+pub fn provider(label: &str) -> Option<&'static Provider> {
+    let key = provider_key(label);
+    PROVIDERS.iter().find(|p| p.key == key)
+}
+
+/// The providers this project scans.
+pub fn running() -> impl Iterator<Item = &'static Provider> {
+    PROVIDERS.iter().filter(|p| p.runs())
+}
+
+/// The provider `label` names if this project runs any of its tasks, or an error naming
+/// `provider`.
+pub fn running_provider(label: &str) -> Result<&'static Provider, FieldError> {
+    provider(label).filter(|p| p.runs()).ok_or_else(|| {
+        let known: Vec<&str> = running().map(|p| p.label).collect();
+        FieldError::value(
+            "provider",
+            format!("provider {label:?} is not one of {}", known.join(", ")),
+        )
+    })
+}
+
+/// `maestro.discovery.scan(provider, conn_id, task)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanRequest {
+    /// The provider's key or Maestro's label (`aws`, `AWS`).
+    pub provider: String,
+    /// The connection's id (in `connections`).
+    pub conn_id: String,
+    /// A task the provider allows (`server-list`).
+    pub task: String,
+}
+
+impl ScanRequest {
+    /// The task's parameters, in order.
+    pub const PARAMS: [&'static str; 3] = ["provider", "conn_id", "task"];
+
+    /// Checks the provider runs the task and the connection id is an identifier; the provider
+    /// and its task.
+    pub fn check(&self) -> Result<(&'static Provider, &'static TaskSpec), FieldError> {
+        let p = running_provider(&self.provider)?;
+        check_id("conn_id", &self.conn_id)?;
+        let task = p.task(&self.task).ok_or_else(|| {
+            FieldError::value(
+                "task",
+                format!(
+                    "This task is not allowed: provider {} runs {}, not {:?}",
+                    p.label,
+                    p.task_names().join(", "),
+                    self.task
+                ),
+            )
+        })?;
+        Ok((p, task))
+    }
+
+    /// Checks the request (see [`check`](Self::check)).
+    pub fn validate(&self) -> Result<(), FieldError> {
+        self.check().map(|_| ())
+    }
+}
+
+const fn cmd(
+    command: &'static str,
+    access: &'static str,
+    entity: &'static str,
+    family: Option<&'static str>,
+    label: Option<&'static str>,
+) -> Command {
+    Command {
+        command,
+        access,
+        entity,
+        family,
+        label,
+        key_comparer: "unique_id",
+    }
+}
+
+const fn task(name: &'static str, runs: bool, commands: &'static [Command]) -> TaskSpec {
+    TaskSpec {
+        name,
+        runs,
+        commands,
+    }
+}
+
+/// AWS's tasks: Maestro's 19, over 29 API calls.
+const AWS_TASKS: &[TaskSpec] = &[
+    task(
+        "server-list",
+        true,
+        &[Command {
+            key_comparer: "ipv4_private",
+            ..cmd("ec2", "describe_instances", "servers", None, None)
+        }],
+    ),
+    task(
+        "loadbalance-list",
+        false,
+        &[
+            cmd(
+                "elbv2",
+                "describe_load_balancers",
+                "applications",
+                Some("Loadbalance"),
+                Some("ELB (AWS)"),
+            ),
+            cmd(
+                "elb",
+                "describe_load_balancers",
+                "applications",
+                Some("Loadbalance"),
+                Some("ELB (AWS)"),
+            ),
+        ],
+    ),
+    task(
+        "autoscaling-list",
+        false,
+        &[cmd(
+            "autoscaling",
+            "describe_auto_scaling_groups",
+            "applications",
+            Some("AutoScaling"),
+            Some("AutoScaling (AWS)"),
+        )],
+    ),
+    task(
+        "dbs-list",
+        false,
+        &[cmd(
+            "rds",
+            "describe_db_instances",
+            "applications",
+            Some("Database"),
+            Some("RDS (AWS)"),
+        )],
+    ),
+    task(
+        "storage-object-list",
+        true,
+        &[cmd(
+            "s3",
+            "list_buckets",
+            "applications",
+            Some("ObjectStorage"),
+            Some("S3 (AWS)"),
+        )],
+    ),
+    task(
+        "brokers-list",
+        false,
+        &[cmd(
+            "sqs",
+            "list_queues",
+            "applications",
+            Some("Broker"),
+            Some("SQS (AWS)"),
+        )],
+    ),
+    task(
+        "cache-list",
+        false,
+        &[cmd(
+            "elasticache",
+            "describe_cache_clusters",
+            "applications",
+            Some("Cache"),
+            Some("Elastic Cache (AWS)"),
+        )],
+    ),
+    task(
+        "smtp-list",
+        false,
+        &[cmd(
+            "ses",
+            "list_identities",
+            "applications",
+            Some("SMTP"),
+            Some("SES (AWS)"),
+        )],
+    ),
+    task(
+        "volumes-list",
+        true,
+        &[cmd("ec2", "describe_volumes", "volumes", None, None)],
+    ),
+    task(
+        "cdns-list",
+        false,
+        &[
+            cmd(
+                "cloudfront",
+                "list_distributions",
+                "applications",
+                Some("CDN"),
+                Some("CloudFront (AWS)"),
+            ),
+            cmd(
+                "cloudfront",
+                "list_streaming_distributions",
+                "applications",
+                Some("CDN"),
+                Some("CloudFront (AWS)"),
+            ),
+        ],
+    ),
+    task(
+        "snapshot-list",
+        false,
+        &[cmd("ec2", "describe_snapshots", "snapshots", None, None)],
+    ),
+    task(
+        "images-list",
+        false,
+        &[cmd("ec2", "describe_images", "images", None, None)],
+    ),
+    task(
+        "security-list",
+        true,
+        &[cmd(
+            "ec2",
+            "describe_security_groups",
+            "networks",
+            Some("SecurityGroup"),
+            None,
+        )],
+    ),
+    task(
+        "serverless-list",
+        false,
+        &[cmd(
+            "lambda",
+            "list_functions",
+            "applications",
+            Some("Serverless"),
+            Some("Lambda (AWS)"),
+        )],
+    ),
+    task(
+        "serverless-support-list",
+        false,
+        &[cmd(
+            "lambda",
+            "list_layers",
+            "applications",
+            Some("ServerlessLayer"),
+            Some("Lambda Layer (AWS)"),
+        )],
+    ),
+    task(
+        "search-list",
+        false,
+        &[cmd(
+            "cloudsearch",
+            "describe_domains",
+            "applications",
+            Some("Database"),
+            Some("CloudSearch (AWS)"),
+        )],
+    ),
+    task(
+        "dynamodb-list",
+        false,
+        &[cmd(
+            "dynamodb",
+            "list_tables",
+            "applications",
+            Some("Database"),
+            Some("DynamoDB (AWS)"),
+        )],
+    ),
+    task(
+        "gateway-list",
+        false,
+        &[cmd(
+            "apigateway",
+            "get_rest_apis",
+            "applications",
+            Some("ApiGateway"),
+            Some("ApiGateway (AWS)"),
+        )],
+    ),
+    task(
+        "network-list",
+        false,
+        &[
+            cmd("ec2", "describe_vpcs", "networks", Some("Vpc"), None),
+            cmd("ec2", "describe_subnets", "networks", Some("Subnet"), None),
+            cmd(
+                "ec2",
+                "describe_vpc_peering_connections",
+                "networks",
+                Some("VpcPeering"),
+                None,
+            ),
+            cmd(
+                "ec2",
+                "describe_vpn_gateways",
+                "networks",
+                Some("VpnGateway"),
+                None,
+            ),
+            cmd(
+                "ec2",
+                "describe_vpc_endpoints",
+                "networks",
+                Some("VpcEndpoint"),
+                None,
+            ),
+            cmd(
+                "ec2",
+                "describe_route_tables",
+                "networks",
+                Some("RouteTable"),
+                None,
+            ),
+            cmd(
+                "ec2",
+                "describe_network_interfaces",
+                "networks",
+                Some("NetworkInterfaces"),
+                None,
+            ),
+            cmd(
+                "ec2",
+                "describe_nat_gateways",
+                "networks",
+                Some("NatGateway"),
+                None,
+            ),
+            cmd(
+                "ec2",
+                "describe_network_acls",
+                "networks",
+                Some("NetworkAcl"),
+                None,
+            ),
+        ],
+    ),
+];
+
+/// Every provider Maestro discovered; the ones this project does not scan yet have no task
+/// marked `runs` and are not advertised.
+pub const PROVIDERS: [Provider; 1] = [Provider {
+    key: "aws",
+    label: "AWS",
+    icon: "icon-aws",
+    methods: &["AWS Access Key(IAM)"],
+    dc: Some("AWS"),
+    tasks: AWS_TASKS,
+    templates: include_str!("../providers/aws.json"),
+}];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(provider: &str, conn_id: &str, task: &str) -> Option<String> {
+        let r = ScanRequest {
+            provider: provider.into(),
+            conn_id: conn_id.into(),
+            task: task.into(),
+        };
+        r.validate().err().map(|e| e.field)
+    }
+
+    #[test]
+    fn labels_and_tasks_as_maestro_names_them() {
+        assert_eq!(field("AWS", "5f1c0a", "server-list"), None);
+        assert_eq!(field("aws", "5f1c0a", "volumes-list"), None);
+        assert_eq!(field("A W S", "5f1c0a", "security-list"), None);
+        assert_eq!(field("aws", "c1", "flavor-list").as_deref(), Some("task"));
+        assert_eq!(field("aws", "c1", "dbs-list").as_deref(), Some("task"));
+        assert_eq!(
+            field("vmware", "c1", "server-list").as_deref(),
+            Some("provider")
+        );
+        assert_eq!(
+            field("gcp", "c1", "server-list").as_deref(),
+            Some("provider")
+        );
+        assert_eq!(
+            field("aws", "a b", "server-list").as_deref(),
+            Some("conn_id")
+        );
+        assert_eq!(provider_key("Digital Ocean"), "digitalocean");
+    }
+
+    #[test]
+    fn only_what_runs_is_advertised() {
+        let aws = provider("AWS").expect("aws");
+        let rules = aws.rules();
+        let tasks: Vec<&String> = rules["permissions"]
+            .as_object()
+            .expect("map")
+            .keys()
+            .collect();
+        assert_eq!(
+            tasks,
+            [
+                "server-list",
+                "storage-object-list",
+                "volumes-list",
+                "security-list"
+            ]
+        );
+        assert_eq!(rules["permissions"]["server-list"][0]["init_job"], true);
+        assert_eq!(
+            rules["permissions"]["server-list"][0]["key_comparer"],
+            "ipv4_private"
+        );
+        let info = aws.info();
+        assert_eq!(info["label"], "AWS");
+        assert!(info["data"][0]["template"]["conn"].is_array(), "{info}");
+        let every_task: usize = AWS_TASKS.iter().map(|t| t.commands.len()).sum();
+        assert_eq!((AWS_TASKS.len(), every_task), (19, 29));
+    }
+}
