@@ -75,3 +75,23 @@ def test_the_binaries_copied_out_are_built():
              for t in p["targets"] if "bin" in t["kind"]}
     assert binaries and set(binaries) <= built, (
         f"the image copies {binaries}; `cargo build -p {sorted(packages)}` builds {sorted(built)}")
+
+
+def default_queues():
+    """The queues of Maestro's default routes (contract/src/routes.rs, names.rs)."""
+    names = (ROOT / "contract" / "src" / "names.rs").read_text()
+    consts = dict(re.findall(r'pub const (QUEUE_\w+): &str = "([^"]+)";', names))
+    routes = (ROOT / "contract" / "src" / "routes.rs").read_text()
+    table = routes[routes.index("DEFAULT_ROUTES"):routes.index("];")]
+    used = set(re.findall(r"\b(QUEUE_\w+)\)", table))
+    assert used and used <= set(consts), (used, consts)
+    return {consts[c] for c in used}
+
+
+def test_every_default_queue_has_workers_in_compose_and_kubernetes():
+    compose = (ROOT / "deploy" / "compose.yml").read_text()
+    k8s = (ROOT / "deploy" / "k8s" / "workers.yaml").read_text()
+    for q in default_queues():
+        assert f'"maestro-worker", "-Q", "{q}"' in compose, f"compose has no worker for {q}"
+        assert f'args: ["-Q", "{q}"' in k8s, f"deploy/k8s/workers.yaml has no Deployment for {q}"
+        assert f"queueName: {q}\n" in k8s, f"no KEDA trigger for {q}"

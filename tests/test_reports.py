@@ -1,20 +1,32 @@
-"""Reports end to end: maestro-api -> maestro-worker -> MongoDB, the `finished` notification
-only after every chunk is stored (a chord), empty reports, pivots.
+"""Reports end to end, as Maestro's server-app drives them: maestro-api -> maestro-worker ->
+MongoDB, through the report-app contract (server-app's `callReportApi.js` and
+`persistenceReports.js` calls).
 
-The notification task goes to this run's notify queue, which the test reads itself: when it
-arrives, every row must already be in the report's collection.
+- `POST /reports/general|pivot` with server-app's body (rules as pretty-printed JSON text)
+  answers 200 `{filter, general-id|pivot-id, _id, component}`;
+- the rows land in `<reports db>.<report_id>_<kind>`, owner-scoped, and only then is
+  server-app's report document marked `finished` with `columns` and `aggr` and the owner told
+  on the websocket (the notification task goes to this run's notify queue, which the test
+  reads itself: when the websocket message comes, every row is stored);
+- `GET /reports/<id>_<kind>` pages them in the five formats server-app asks for; `DELETE`
+  drops them.
 """
-import csv
-import io
 import json
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 
 import pika
 import pytest
+from bson import ObjectId
 
 from conftest import AMQP_URL, MONGODB_URI, wait_for
 from test_api import AUTH, apis  # noqa: F401  (the fixture)
+
+OWNER = ObjectId("5f0000000000000000000001")
+OTHER = ObjectId("5f0000000000000000000002")
+DC = ObjectId("5f00000000000000000000dc")
 
 
 @pytest.fixture
@@ -24,39 +36,71 @@ def reports_db(mongo):
     mongo.client.drop_database(db.name)
 
 
-def next_notification(queue, timeout=60):
+def notifications(queue, want, timeout=60):
+    """The next `maestro.notify` messages on `queue` until one of channel `want` came."""
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    got = []
     try:
         ch = conn.channel()
         deadline = time.time() + timeout
         while time.time() < deadline:
             method, props, body = ch.basic_get(queue, auto_ack=True)
-            if method is not None:
-                args, kwargs, _embed = json.loads(body)
-                next_notification.headers = props.headers
-                return props.headers["task"], kwargs
-            time.sleep(0.05)
-        raise AssertionError(f"no notification on {queue} within {timeout}s")
+            if method is None:
+                time.sleep(0.05)
+                continue
+            _args, kwargs, _embed = json.loads(body)
+            got.append((props.headers, kwargs))
+            if kwargs.get("channel") == want:
+                return got
+        raise AssertionError(f"no {want} notification on {queue} within {timeout}s: {got}")
     finally:
         conn.close()
 
 
-def seed(mongo, n_mine=2000, n_other=50):
-    servers = mongo["servers"]
+def raw(api, method, path, accept=None, timeout=30):
+    """status, headers, body bytes."""
+    h = dict(AUTH)
+    if accept:
+        h["Accept"] = accept
+    req = urllib.request.Request(api.base + path, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def rules(*items):
+    """Rules as server-app sends them: `JSON.stringify(filters, null, 2)`."""
+    return json.dumps(list(items), indent=2)
+
+
+def seed(db, n_mine=1200, n_other=40):
     docs = []
     for i in range(n_mine):
-        docs.append({"_id": f"s{i}", "hostname": f"web-{i}",
-                     "status": "active" if i % 4 else "inactive",
-                     "ipv4": None if i % 10 == 0 else f"10.0.{i // 250}.{i % 250}",
-                     "app": f"a{i % 7}", "roles": [{"_id": "u1", "role": 7}]})
+        docs.append({"hostname": f"web-{i:04d}", "active": bool(i % 4),
+                     "ipv4_private": None if i % 10 == 0 else f"10.0.{i // 250}.{i % 250}",
+                     "datacenters": {"_id": DC, "name": "dc1", "provider": "AWS",
+                                     "region": "us-east-1", "zone": f"us-east-1{'ab'[i % 2]}"},
+                     "os": {"base": "Linux" if i % 3 else "Windows"},
+                     "roles": [{"_id": OWNER, "refs": "users", "role": 7}]})
     for i in range(n_other):
-        docs.append({"_id": f"o{i}", "hostname": f"other-{i}", "status": "active",
-                     "roles": [{"_id": "u2", "role": 7}]})
+        docs.append({"hostname": f"other-{i}", "active": True,
+                     "roles": [{"_id": OTHER, "refs": "users", "role": 7}]})
     for start in range(0, len(docs), 500):
-        servers.insert_many(docs[start:start + 500])
-    mongo["applications"].insert_many(
-        [{"_id": f"a{i}", "name": f"app-{i}", "roles": [{"_id": "u1"}]} for i in range(7)])
+        db["servers"].insert_many(docs[start:start + 500])
     return sum(1 for i in range(n_mine) if i % 4)
+
+
+def server_app_report(db, kind, component, filters):
+    """The report document server-app writes before it calls the report service."""
+    _id = ObjectId()
+    db["reports"].insert_one({"_id": _id, "name": f"{kind} report", "report": kind,
+                              "component": component, "filters": filters, "status": "process",
+                              "owner": {"_id": OWNER, "refs": "users"},
+                              "roles": [{"_id": OWNER, "refs": "users", "role": 7}],
+                              "active": True})
+    return str(_id)
 
 
 def start_stack(names, mongo, reports_db, workers, apis, qtd=300):
@@ -66,124 +110,174 @@ def start_stack(names, mongo, reports_db, workers, apis, qtd=300):
                                           "maestro.report.upload", "maestro.report.finish"])
     routes += f",maestro.notify={notify}"
     backend = f"{MONGODB_URI.rstrip('/')}/{mongo.name}"
-    worker = workers([q], args=["--result-backend", backend, "--mongo-uri", MONGODB_URI,
-                                "--mongo-database", mongo.name,
-                                "--reports-database", reports_db.name,
-                                "--insert-qtd", str(qtd), "--routes", routes])
-    api = apis(["--routes", routes, "--result-backend", backend,
-                    "--mongo-uri", MONGODB_URI, "--mongo-database", mongo.name,
-                    "--reports-database", reports_db.name])
+    common = ["--mongo-uri", MONGODB_URI, "--mongo-database", mongo.name,
+              "--reports-database", reports_db.name, "--routes", routes]
+    workers([q], args=["--result-backend", backend, "--insert-qtd", str(qtd)] + common)
+    api = apis(["--result-backend", backend] + common)
     # The notify queue exists before anything is sent to it.
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     conn.channel().queue_declare(notify, durable=True)
     conn.close()
-    return q, notify, worker, api
+    return notify, api
 
 
-def test_general_report_finishes_after_every_chunk(names, amqp, mongo, reports_db, workers,
-                                                  apis):
+def test_general_report_as_server_app_drives_it(names, amqp, mongo, reports_db, workers,
+                                                apis):
     expected = seed(mongo)
-    q, notify, worker, api = start_stack(names, mongo, reports_db, workers, apis)
+    notify, api = start_stack(names, mongo, reports_db, workers, apis)
+    active = {"field": "active", "filter": "true", "comparer": "equal", "typ": "boolean"}
+    in_dc = {"field": "datacenters", "subfield": "_id", "subfilter": str(DC), "typ": "object"}
+    report_id = server_app_report(mongo, "general", "Servers", [active, in_dc])
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    filters = rules(active, in_dc)
     status, body = api.request("POST", "/reports/general", {
-        "report_id": "r1", "filters": json.dumps({"status": "active"}),
-        "component": "servers", "owner_user": "u1"},
+        "report_id": report_id, "component": "Servers", "filters": filters,
+        "owner_user": str(OWNER)},
         headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
-    assert status == 202, body
-    task, kwargs = next_notification(notify)
-    # One trace from the API request through the report, its chunks' chord and the
-    # notification: same trace id, each hop a new span.
-    tp = next_notification.headers["traceparent"].split("-")
-    assert tp[1] == trace_id and tp[2] != "00f067aa0ba902b7", tp
-    rows_when_notified = reports_db["r1_general"].count_documents({})
-    assert task == "maestro.notify"
-    assert kwargs["channel"] == "ws" and kwargs["owner_id"] == "u1"
-    assert kwargs["notify"]["type"] == "success", kwargs
+    # report-app's answer, which server-app passes on (and stores `_id`, `component` of).
+    assert status == 200, body
+    assert list(body) == ["filter", "general-id", "_id", "component"], body
+    assert body["filter"] == filters and body["_id"] == report_id
+    assert body["component"] == "Servers"
+
+    got = notifications(notify, "ws")
+    headers, ws = got[-1]
+    rows_when_notified = reports_db[f"{report_id}_general"].count_documents({})
     assert rows_when_notified == expected, "finished arrived before the last chunk was stored"
-    assert str(expected) in kwargs["notify"]["msg"]
+    # One trace from the API request through the chunks' chord to the notification.
+    tp = headers["traceparent"].split("-")
+    assert tp[1] == trace_id and tp[2] != "00f067aa0ba902b7", tp
+    assert ws["owner_id"] == str(OWNER)
+    assert ws["notify"] == {"title": f"general ({report_id})", "msg": "Finish Sync",
+                            "type": "success"}, ws
+    assert ws["event"]["caller"] == ["reports-update", f"reports-{report_id}"]
+    audits = [k for _, k in got if k.get("channel") == "audit"]
+    assert audits and audits[0]["entity"] == "reports" and "aggr" in audits[0]["body"]
 
-    # Only the owner's active items; the summary counts filled cells per column.
-    assert reports_db["r1_general"].count_documents({"roles._id": {"$ne": "u1"}}) == 0
-    assert reports_db["r1_general"].count_documents({"status": {"$ne": "active"}}) == 0
-    summary = reports_db["reports"].find_one({"_id": "r1_general"})
-    assert summary["status"] == "finished" and summary["rows"] == expected
-    cols = {c["name"]: c["filled"] for c in summary["columns"]}
-    assert cols["hostname"] == expected
-    assert cols["ipv4"] == sum(1 for i in range(2000) if i % 4 and i % 10)
+    # server-app's report document: finished, with the columns and the charts.
+    doc = mongo["reports"].find_one({"_id": ObjectId(report_id)})
+    assert doc["status"] == "finished" and doc["msg"] == "completed", doc
+    assert doc["columns"][:3] == ["active", "_id", "hostname"], doc["columns"]
+    assert doc["aggr"]["active"]["aggr"] == {"label": [True], "data": [expected]}
+    assert doc["aggr"]["datacenters_zone"]["opts"]["txt"] == "Zones"
 
-    # The report task's own result names the chord's callback, which succeeded.
-    def report_done():
-        s, b = api.request("GET", f"/tasks/{body['task_id']}")
-        return b if b.get("state") == "SUCCESS" else None
-    result = wait_for(report_done, 30, interval=0.2, what="report task SUCCESS")["result"]
-    assert result["chunks"] == -(-expected // 300)
-    finish = mongo["celery_taskmeta"].find_one({"_id": result["finish_task_id"]})
-    assert finish and finish["status"] == "SUCCESS"
+    # Rows: only the owner's active servers, ids and dates as text, each its own _id.
+    table = f"{report_id}_general"
+    rows = reports_db[table]
+    assert rows.count_documents({"active": {"$ne": True}}) == 0
+    row = rows.find_one({})
+    assert isinstance(row["_id"], ObjectId)
+    assert row["roles"][0]["_id"] == str(OWNER) and row["datacenters"]["_id"] == str(DC)
 
-    # Paged reads (default page MAESTRO_REPORT_RESULT_QTD) and streamed exports.
-    status, page = api.request("GET", "/reports/r1/general?skip=10&limit=100")
-    assert status == 200, page
-    assert page["status"] == "finished" and page["rows"] == expected
-    assert len(page["items"]) == 100 and page["skip"] == 10
-    assert {c["name"] for c in page["columns"]} >= {"hostname", "ipv4", "status", "roles"}
-    assert api.request("GET", "/reports/r1/general?limit=100000")[0] == 422
-    assert api.request("GET", "/reports/nope/general")[0] == 404
-    assert api.request("GET", "/reports/r1/weekly")[0] == 422
-    req = urllib.request.Request(api.base + "/reports/r1/general/export?format=csv",
-                                 headers=AUTH)
-    with urllib.request.urlopen(req, timeout=30) as r:
-        assert r.headers["Content-Type"].startswith("text/csv")
-        lines = list(csv.reader(io.TextIOWrapper(r, encoding="utf-8")))
-    assert len(lines) == expected + 1
-    assert lines[0][0] == "_id" and "hostname" in lines[0]
-    col = lines[0].index("hostname")
-    assert all(row[col].startswith("web-") for row in lines[1:])
-    req = urllib.request.Request(api.base + "/reports/r1/general/export?format=json",
-                                 headers=AUTH)
-    with urllib.request.urlopen(req, timeout=30) as r:
-        exported = json.load(r)
-    assert len(exported) == expected and all(row["status"] == "active" for row in exported)
+    # Reading it back as server-app does.
+    status, h, page = raw(api, "GET", f"/reports/{table}?limit=100&page=2")
+    assert status == 200 and h["Content-Type"] == "application/json", page
+    page = json.loads(page)
+    assert list(page) == ["found", "total_pages", "page", "limit", "items"]
+    assert page["found"] == expected and page["page"] == 2 and page["limit"] == 100
+    assert page["total_pages"] == -(-expected // 100) and len(page["items"]) == 100
+    assert all(len(i["_id"]) == 24 for i in page["items"])
 
-    # Running it again rebuilds the collection rather than appending.
-    status, body = api.request("POST", "/reports/general", {
-        "report_id": "r1", "filters": {"status": "active"},
-        "component": "servers", "owner_user": "u1"})
-    assert status == 202
-    next_notification(notify)
-    assert reports_db["r1_general"].count_documents({}) == expected
+    q = urllib.parse.quote(json.dumps({"hostname": {"$regex": "WEB-00", "$options": "i"}}))
+    status, _, found = raw(api, "GET", f"/reports/{table}?query={q}&orderBy=hostname&ascending=0")
+    found = json.loads(found)
+    assert found["found"] == sum(1 for i in range(100) if i % 4), found["found"]
+    names_seen = [i["hostname"] for i in found["items"]]
+    assert names_seen == sorted(names_seen, reverse=True), "ascending=0 sorts descending"
+
+    status, h, csv_body = raw(api, "GET", f"/reports/{table}?limit=10", accept="text/csv")
+    assert status == 200 and h["Content-Type"] == "text/csv"
+    lines = csv_body.decode().splitlines()
+    assert lines[0].startswith('"","_id","hostname","active"') and len(lines) == 11, lines[:2]
+    assert lines[1].startswith("0,\"")
+    status, h, xml = raw(api, "GET", f"/reports/{table}?limit=2", accept="application/xml")
+    assert h["Content-Type"] == "application/xml"
+    assert xml.startswith(b'<?xml version="1.0" ?><response><found>')
+    status, h, text = raw(api, "GET", f"/reports/{table}?limit=2", accept="text/plain")
+    assert text.count(b"\n\r") == 2 and text.startswith(b" - _id: ")
+    status, h, inv = raw(api, "GET", f"/reports/{table}?limit=3", accept="text/inventory")
+    assert h["Content-Type"] == "text/inventory"
+    assert inv.startswith(b"[all]\n\rweb-") and b"ansible_host=" in inv
+
+    # Refused reads name the parameter; nothing outside the report tables is reachable.
+    for bad, field in [("?limit=0", "limit"), ("?limit=100001", "limit"),
+                       ("?ascending=true", "ascending"),
+                       (f"?query={urllib.parse.quote(json.dumps({'$where': '1'}))}", "query.$where")]:
+        status, _, b = raw(api, "GET", f"/reports/{table}{bad}")
+        assert status == 422 and json.loads(b)["field"] == field, (bad, b)
+    assert raw(api, "GET", "/reports/reports")[0] == 422
+    status, _, b = raw(api, "GET", f"/aggregation/{table}")
+    aggr = json.loads(b)
+    assert aggr["name"] == table and aggr["aggr"]["active"]["aggr"] == {"true": expected}
+
+    # Running it again (server-app's PUT, scheduler-app's PATCH) rebuilds rather than appends.
+    status, again = api.request("PATCH", "/reports/general", {
+        "report_id": report_id, "component": "Servers", "filters": filters,
+        "owner_user": str(OWNER)})
+    assert status == 200 and again["general-id"] != body["general-id"]
+    notifications(notify, "ws")
+    assert rows.count_documents({}) == expected
+
+    # server-app's delete of a finished report; again when there is nothing left.
+    for _ in range(2):
+        status, _, b = raw(api, "DELETE", f"/reports/{table}")
+        assert status == 200 and json.loads(b)["ok"] == 1.0, b
+    assert table not in reports_db.list_collection_names()
 
 
-def test_empty_report_warns_and_pivot_joins(names, amqp, mongo, reports_db, workers, apis):
-    seed(mongo, n_mine=40, n_other=0)
-    q, notify, worker, api = start_stack(names, mongo, reports_db, workers, apis, qtd=7)
+def test_empty_reports_warn_bad_rules_mark_error_and_pivots_join(
+        names, amqp, mongo, reports_db, workers, apis):
+    seed(mongo, n_mine=0, n_other=5)
+    notify, api = start_stack(names, mongo, reports_db, workers, apis, qtd=7)
+    empty = server_app_report(mongo, "general", "Servers", [])
     status, _ = api.request("POST", "/reports/general", {
-        "report_id": "empty", "filters": {"status": "gone"},
-        "component": "servers", "owner_user": "u1"})
-    assert status == 202
-    _, kwargs = next_notification(notify)
-    assert kwargs["notify"]["type"] == "warning"
-    assert kwargs["notify"]["msg"] == "This report is empty"
-    assert reports_db["empty_general"].count_documents({}) == 0
+        "report_id": empty, "component": "Servers", "filters": rules(),
+        "owner_user": str(OWNER)})
+    assert status == 200
+    _, ws = notifications(notify, "ws")[-1]
+    assert ws["notify"]["type"] == "info"
+    doc = mongo["reports"].find_one({"_id": ObjectId(empty)})
+    assert doc["status"] == "warning" and doc["msg"] == "This report is empty"
 
+    # Rules report-app could not read: 422 naming the rule, and server-app's report says why.
+    bad = server_app_report(mongo, "general", "Servers", [])
+    status, body = api.request("POST", "/reports/general", {
+        "report_id": bad, "component": "Servers", "owner_user": str(OWNER),
+        "filters": rules({"field": "name", "filter": "x", "typ": "regexp"})})
+    assert status == 422 and body["field"] == "filters[0].typ", body
+    doc = mongo["reports"].find_one({"_id": ObjectId(bad)})
+    assert doc["status"] == "error" and "filters[0].typ" in doc["msg"], doc
+    status, body = api.request("POST", "/reports/general", {
+        "report_id": bad, "component": "Servers", "owner_user": str(OWNER),
+        "filters": rules({"field": "roles._id", "filter": str(OTHER), "typ": "string",
+                          "comparer": "equal"})})
+    assert status == 422 and body["field"].startswith("filters[0]"), "the owner scope holds"
+
+    # A pivot: clients -> systems -> applications -> servers, each level the owner's.
+    client = mongo["clients"].insert_one({"name": "ACME", "active": True,
+                                          "roles": [{"_id": OWNER}]}).inserted_id
+    mongo["clients"].insert_one({"name": "Theirs", "roles": [{"_id": OTHER}]})
+    system = mongo["systems"].insert_one({"name": "Billing", "clients": [{"_id": client}],
+                                          "roles": [{"_id": OWNER}]}).inserted_id
+    apps = mongo["applications"].insert_many([
+        {"name": f"app-{i}", "system": [{"_id": system}], "roles": [{"_id": OWNER}]}
+        for i in range(3)]).inserted_ids
+    mongo["servers"].insert_many([
+        {"hostname": f"srv-{i}", "applications": [{"_id": apps[i % 3]}], "active": True,
+         "ipv4_private": f"10.1.0.{i}", "roles": [{"_id": OWNER}]} for i in range(9)])
+    level = {"enabled": True, "filters": []}
+    spec = json.dumps({"clients": level, "systems": level, "applications": level,
+                       "servers": level}, indent=2)
+    pivot = server_app_report(mongo, "pivot", None, spec)
     status, body = api.request("POST", "/reports/pivot", {
-        "report_id": "p", "component": "servers", "owner_user": "u1",
-        "filters": {"pivot": [{"from": "applications", "local_field": "app",
-                               "foreign_field": "_id", "as": "application"}]}})
-    assert status == 202, body
-    _, kwargs = next_notification(notify)
-    assert kwargs["notify"]["type"] == "success"
-    assert reports_db["p_pivot"].count_documents({}) == 40
-    row = reports_db["p_pivot"].find_one({"_id": "s8"})
-    assert row["application"]["name"] == "app-1"
-
-    # A filter that would run code on the server fails the task, naming the operator.
-    status, body = api.request("POST", "/tasks/maestro.report.general", {"kwargs": {
-        "report_id": "x", "filters": {"$where": "sleep(100)"}, "component": "servers",
-        "owner_user": "u1"}})
-    assert status in (202, 422), body
-    if status == 202:
-        def failed():
-            s, b = api.request("GET", f"/tasks/{body['task_id']}")
-            return b if b.get("state") == "FAILURE" else None
-        state = wait_for(failed, 30, interval=0.2, what="FAILURE")
-        assert "$where" in json.dumps(state)
+        "report_id": pivot, "filters": spec, "owner_user": str(OWNER), "component": None})
+    assert status == 200 and list(body) == ["filter", "pivot-id", "_id", "component"], body
+    _, ws = notifications(notify, "ws")[-1]
+    assert ws["notify"]["type"] == "success", ws
+    rows = list(reports_db[f"{pivot}_pivot"].find({}))
+    assert len(rows) == 9 and {r["name"] for r in rows} == {"ACME"}
+    assert {r["servers"]["hostname"] for r in rows} == {f"srv-{i}" for i in range(9)}
+    doc = mongo["reports"].find_one({"_id": ObjectId(pivot)})
+    assert doc["status"] == "finished" and "servers" in doc["columns"], doc
+    status, h, inv = raw(api, "GET", f"/reports/{pivot}_pivot", accept="text/inventory")
+    assert inv.count(b"ansible_host=10.1.0.") == 9, inv

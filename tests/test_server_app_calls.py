@@ -1,0 +1,121 @@
+"""maestro-api answering the calls Maestro's server-app makes to discovery-api, byte-level where
+server-app reads the answer. Each call is the one in the server-app file named beside it
+(paths in the maestro-server/server-app repository); reports are in test_reports.py and the
+scheduler's calls in test_scheduled_jobs.py.
+"""
+import base64
+import hashlib
+import hmac
+import json
+import urllib.error
+import urllib.request
+
+import pika
+import pytest
+
+from conftest import AMQP_URL
+from test_api import NOAUTH, SECRET, apis, b64url  # noqa: F401  (the fixture)
+
+
+def server_app_token():
+    """server-app's private token: jwt-simple HS256 of {app, version, noauth}, no exp
+    (app/core/configs/private_token.js)."""
+    head = b64url(json.dumps({"typ": "JWT", "alg": "HS256"}).encode())
+    body = b64url(json.dumps({"app": "server-app", "version": "0.9.0", "noauth": NOAUTH}).encode())
+    sig = hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64url(sig)}"
+
+
+def call(api, method, path, body=None, auth=True):
+    """As server-app's HTTPService (axios) sends it: JSON, `Authorization: JWT <token>`."""
+    headers = {"Accept": "application/json, text/plain, */*"}
+    if auth:
+        headers["Authorization"] = f"JWT {server_app_token()}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json;charset=utf-8"
+    req = urllib.request.Request(api.base + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+@pytest.fixture
+def api(names, amqp, apis):
+    disc = names.queue("discovery")
+    a = apis(["--routes", f"maestro.discovery.scan={disc}"])
+    a.disc = disc
+    return a
+
+
+def test_health_card(api):
+    # app/core/applications/healthCheckApplication.js: GET / on each service, shown with its
+    # description and version; no token needed.
+    status, card = call(api, "GET", "/", auth=False)
+    assert status == 200 and list(card) == ["name", "description", "version", "license"]
+    assert card["name"] == "maestro-api" and card["version"]
+
+
+def test_provider_templates_and_rules(api):
+    # app/inventory/applications/persistenceConnection.js::info, ::single, ::rules,
+    # ::single_rules: passed through verbatim to the UI.
+    status, info = call(api, "GET", "/available/info")
+    assert status == 200
+    providers = info["items"][0]["value"]["providers"]
+    assert [p["label"] for p in providers] == ["AWS"]
+    # The client asks with whatever the user picked; server-app does not normalise it here.
+    for label in ("AWS", "aws"):
+        status, one = call(api, "GET", f"/available/info/{label}")
+        value = one["items"][0]["value"]["providers"]
+        assert status == 200 and value["label"] == "AWS" and value["data"], one
+    status, none = call(api, "GET", "/available/info/Digital%20Ocean")
+    assert status == 200 and none == {"items": [{"value": {"providers": []}}]}
+    status, rules = call(api, "GET", "/available/rules")
+    assert status == 200 and rules["items"][0]["value"] == [{"name": "AWS"}]
+
+    # ::create, after inserting a connection: GET /available/rules/<provider lower-cased, no
+    # spaces>, then one schedule per task whose first command has a truthy init_job
+    # (app/inventory/services/SchedulerBatchCreator.js).
+    status, rules = call(api, "GET", "/available/rules/aws")
+    permissions = rules["items"][0]["value"]["permissions"]
+    scheduled = sorted(t for t, cmds in permissions.items() if cmds and cmds[0].get("init_job"))
+    assert scheduled == ["security-list", "server-list", "storage-object-list", "volumes-list"]
+    for task, commands in permissions.items():
+        for c in commands:
+            assert {"command", "access", "entity"} <= set(c), (task, c)
+    status, crawler = call(api, "GET", "/crawler/AWS")
+    assert status == 200 and crawler == permissions
+
+
+def test_crawl_as_server_app_asks_for_it(api):
+    # persistenceConnection.js::task: PUT /crawler/<connection.provider as stored>/<id>/<command>
+    # with body {}; the answer goes to the UI with 200.
+    conn = "5f1b00000000000000000010"
+    status, body = call(api, "PUT", f"/crawler/AWS/{conn}/server-list", body={})
+    assert status == 201, body
+    assert {k: body[k] for k in ("msg", "conn_id", "task", "status")} == {
+        "msg": "In progress. server-list", "conn_id": conn, "task": "server-list",
+        "status": "warning"}
+    c = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        method, props, raw = c.channel().basic_get(api.disc, auto_ack=True)
+    finally:
+        c.close()
+    assert props.headers["task"] == "maestro.discovery.scan"
+    assert json.loads(raw)[1] == {"provider": "aws", "conn_id": conn, "task": "server-list"}
+
+    # A task the provider does not run: server-app shows the answer's `message`
+    # (app/core/services/HTTPService.js reads message, then errors, then error).
+    status, body = call(api, "PUT", f"/crawler/AWS/{conn}/dbs-list", body={})
+    assert status == 422 and "This task is not allowed" in body["message"], body
+    status, body = call(api, "PUT", f"/crawler/Azure/{conn}/server-list", body={})
+    assert status == 422 and body["field"] == "provider", body
+    # A forged token gets 401 with a reason, nothing enqueued.
+    req = urllib.request.Request(api.base + f"/crawler/AWS/{conn}/server-list", method="PUT",
+                                 headers={"Authorization": "JWT " + server_app_token()[:-2] + "xx"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=15)
+    assert e.value.code == 401
