@@ -29,42 +29,6 @@ trap cleanup EXIT
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
 
-ensure_venv() {
-  local want="celery==5.7.0 kombu==5.7.0 pika==1.4.4 pytest==8.4.2 pymongo==4.15.3 SecantusDB==0.7.0b3 schemathesis==4.32.5 moto[server]==5.2.5"
-  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
-    log "making the Python test venv in $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    # shellcheck disable=SC2086
-    "$venv/bin/pip" install -q $want
-    echo "$want" > "$venv/.requirements"
-  fi
-}
-
-ensure_mongodb() {
-  if [ -n "${MONGODB_URI:-}" ]; then
-    log "using MongoDB at MONGODB_URI"
-    return
-  fi
-  local port
-  port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  mongo_dir="$(mktemp -d "${TMPDIR:-/tmp}/maestro-mongo.XXXXXX")"
-  log "starting SecantusDB on 127.0.0.1:$port"
-  "$venv/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path "$mongo_dir/data" \
-    >"$mongo_dir/server.log" 2>&1 &
-  started_pids+=("$!")
-  for _ in $(seq 1 60); do
-    if "$venv/bin/python" - "$port" <<'PY' 2>/dev/null; then break; fi
-import sys, pymongo
-pymongo.MongoClient(f"mongodb://127.0.0.1:{sys.argv[1]}", serverSelectionTimeoutMS=500).admin.command("ping")
-PY
-    sleep 1
-  done
-  export MONGODB_URI="mongodb://127.0.0.1:$port"
-  "$venv/bin/python" -c "import pymongo; pymongo.MongoClient('$MONGODB_URI', serverSelectionTimeoutMS=2000).admin.command('ping')" \
-    || { echo "SecantusDB did not answer on $MONGODB_URI; see $mongo_dir/server.log" >&2; cat "$mongo_dir/server.log" >&2; exit 1; }
-}
-
 ensure_rabbitmq
 ensure_venv
 ensure_mongodb

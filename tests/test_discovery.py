@@ -180,6 +180,16 @@ def test_scan_translates_pages_upserts_changes_and_retires_what_is_gone(
     assert east == LABELS["eu-west-1"]
     p = process(mongo, conn, "server-list")
     assert p["state"] == "success" and p["msg"].startswith("Success. At "), p
+    # server-app's own queries find them: its ACL filter for a read (role >= 1) and `active`
+    # (app/core/services/PersistenceServices.js), a datacenter's servers
+    # (app/core/applications/relationsApplication.js), and no orphans
+    # (app/inventory/services/DatacentersOrphans.js: no accountant).
+    owner = conn["roles"][0]["_id"]
+    acl = {"roles": {"$elemMatch": {"_id": owner, "role": {"$gte": 1}}}, "active": True}
+    assert mongo.servers.count_documents(acl) == 8
+    assert mongo.servers.count_documents({**acl, "datacenters._id": DC}) == 8
+    assert mongo.servers.count_documents({"datacenters._id": DC,
+                                          "accountant": {"$exists": False}}) == 0
 
     # Volumes, security groups, buckets.
     for task, coll in (("volumes-list", "volumes"), ("security-list", "networks"),

@@ -99,7 +99,10 @@ def server_app_defaults(doc):
 
 
 def events_of(mongo, schedule_id):
-    return list(mongo["events"].find({"roles._id": schedule_id}))
+    """A schedule's run history, as server-app's `GET /scheduler/:id/events` reads it
+    (app/reports/services/schedulerEvents.js)."""
+    query = {"roles": {"$elemMatch": {"_id": schedule_id, "role": {"$gte": 1}}}}
+    return list(mongo["events"].find(query))
 
 
 def test_server_app_schedules_run_as_scheduler_app_ran_them(

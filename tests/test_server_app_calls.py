@@ -12,9 +12,10 @@ import urllib.request
 
 import pika
 import pytest
+from bson import ObjectId
 
-from conftest import AMQP_URL
-from test_api import NOAUTH, SECRET, apis, b64url  # noqa: F401  (the fixture)
+from conftest import AMQP_URL, MONGODB_URI
+from test_api import NOAUTH, SECRET, apis, b64url, proxy  # noqa: F401  (the fixtures)
 
 
 def server_app_token():
@@ -43,10 +44,21 @@ def call(api, method, path, body=None, auth=True):
         return e.code, json.loads(e.read() or b"null")
 
 
+def shown(body):
+    """What server-app's user reads of a failed answer: HTTPService.js joins the values of
+    `message` (lodash/fp reduce: a string would be joined letter by letter), else `errors`,
+    else `error` (app/core/services/HTTPService.js)."""
+    m = body.get("message")
+    if m:
+        return "".join(f" {v}" for v in (m.values() if isinstance(m, dict) else m))
+    return body.get("errors") or body.get("error")
+
+
 @pytest.fixture
-def api(names, amqp, apis):
+def api(names, amqp, apis, mongo):
     disc = names.queue("discovery")
-    a = apis(["--routes", f"maestro.discovery.scan={disc}"])
+    a = apis(["--routes", f"maestro.discovery.scan={disc}", "--mongo-uri", MONGODB_URI,
+              "--mongo-database", mongo.name])
     a.disc = disc
     return a
 
@@ -90,10 +102,12 @@ def test_provider_templates_and_rules(api):
     assert status == 200 and crawler == permissions
 
 
-def test_crawl_as_server_app_asks_for_it(api):
+def test_crawl_as_server_app_asks_for_it(api, mongo):
     # persistenceConnection.js::task: PUT /crawler/<connection.provider as stored>/<id>/<command>
     # with body {}; the answer goes to the UI with 200.
     conn = "5f1b00000000000000000010"
+    mongo.connections.insert_one({"_id": ObjectId(conn), "provider": "AWS", "process": {
+        "server-list": {"state": "success", "msg": "Success. At 2026-01-01 00:00:00.000000"}}})
     status, body = call(api, "PUT", f"/crawler/AWS/{conn}/server-list", body={})
     assert status == 201, body
     assert {k: body[k] for k in ("msg", "conn_id", "task", "status")} == {
@@ -106,16 +120,41 @@ def test_crawl_as_server_app_asks_for_it(api):
         c.close()
     assert props.headers["task"] == "maestro.discovery.scan"
     assert json.loads(raw)[1] == {"provider": "aws", "conn_id": conn, "task": "server-list"}
+    # The UI shows "In progress" from the moment the scan is accepted, as discovery wrote it
+    # (it reads process through GET /connections/:id, app/inventory/entities/Connections.js).
+    p = mongo.connections.find_one({"_id": ObjectId(conn)})["process"]["server-list"]
+    assert p["state"] == "warning" and p["msg"].startswith("In progress. server-list At "), p
 
     # A task the provider does not run: server-app shows the answer's `message`
     # (app/core/services/HTTPService.js reads message, then errors, then error).
     status, body = call(api, "PUT", f"/crawler/AWS/{conn}/dbs-list", body={})
-    assert status == 422 and "This task is not allowed" in body["message"], body
+    assert status == 422 and shown(body).startswith(" task: This task is not allowed"), body
     status, body = call(api, "PUT", f"/crawler/Azure/{conn}/server-list", body={})
     assert status == 422 and body["field"] == "provider", body
+    assert shown(body).startswith(" provider: "), body
+    assert "process" not in mongo.connections.find_one({"_id": ObjectId(conn)}) or \
+        "dbs-list" not in mongo.connections.find_one({"_id": ObjectId(conn)})["process"]
     # A forged token gets 401 with a reason, nothing enqueued.
     req = urllib.request.Request(api.base + f"/crawler/AWS/{conn}/server-list", method="PUT",
                                  headers={"Authorization": "JWT " + server_app_token()[:-2] + "xx"})
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=15)
     assert e.value.code == 401
+
+
+def test_a_scan_the_broker_did_not_take_leaves_the_progress_as_it_was(names, amqp, apis, mongo,
+                                                                      proxy):
+    disc = names.queue("discovery")
+    api = apis(["--broker", f"amqp://guest:guest@127.0.0.1:{proxy.port}//", "--routes",
+                f"maestro.discovery.scan={disc}", "--mongo-uri", MONGODB_URI,
+                "--mongo-database", mongo.name, "--publish-timeout", "2"])
+    conn = ObjectId()
+    before = {"state": "success", "msg": "Success. At 2026-01-01 00:00:00.000000"}
+    mongo.connections.insert_one({"_id": conn, "process": {"server-list": before}})
+    proxy.cut()
+    status, body = call(api, "PUT", f"/crawler/AWS/{conn}/server-list", body={})
+    assert status == 503, body
+    assert mongo.connections.find_one({"_id": conn})["process"]["server-list"] == before
+    status, body = call(api, "PUT", f"/crawler/AWS/{conn}/volumes-list", body={})
+    assert status == 503, body
+    assert "volumes-list" not in mongo.connections.find_one({"_id": conn})["process"]

@@ -1,5 +1,5 @@
 //! Every error the API answers, and the one place they become responses:
-//! 4xx `{"error", "field"?, "reason", "message"}`, 401 `{"error":"unauthorized", ...}`,
+//! 4xx `{"error", "field"?, "reason", "message": {field: text}}`, 401 `{"error":"unauthorized", ...}`,
 //! 503 `{"error":"broker_unavailable"|"store_unavailable", ...}`.
 
 use axum::http::StatusCode;
@@ -20,9 +20,11 @@ pub struct ErrorBody {
     pub field: Option<String>,
     /// What is wrong, for a person.
     pub reason: String,
-    /// The field and the reason in one sentence. Maestro's server-app shows an error's
-    /// `message` to its user (and only the code when there is none).
-    pub message: String,
+    /// The same for Maestro's server-app: `{<field or code>: "<field>: <reason>"}`. server-app
+    /// joins the *values* of a failed answer's `message` into the text its user sees (a plain
+    /// string would be joined letter by letter), as it did with report-app's
+    /// `{"message": {"report_id": "Must've report id"}}`.
+    pub message: std::collections::BTreeMap<String, String>,
 }
 
 /// What went wrong with a request.
@@ -96,8 +98,8 @@ impl ApiError {
             ApiError::StoreUnavailable(r) => ("store_unavailable", None, r.clone()),
         };
         let message = match &field {
-            Some(f) => format!("{f}: {reason}"),
-            None => reason.clone(),
+            Some(f) => [(f.clone(), format!("{f}: {reason}"))].into(),
+            None => [(error.to_owned(), reason.clone())].into(),
         };
         ErrorBody {
             error: error.into(),

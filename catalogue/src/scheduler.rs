@@ -388,16 +388,26 @@ impl SchedulerRun {
     }
 }
 
-/// What an error answer says: its `message` (maestro-api's errors, report-app's), else its
-/// status.
+/// What an error answer says, read as server-app reads it: the values of `message`
+/// (maestro-api's and report-app's errors), or `message`, `errors`, `error` as text; else
+/// the status.
 fn answer_text(answer: &delivery::Answer) -> String {
     let Ok((status, body)) = &answer.outcome else {
         return answer.describe();
     };
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| format!("HTTP {status}"))
+    let said = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+        ["message", "errors", "error"].iter().find_map(|k| match v.get(*k)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(m) => Some(
+                m.values()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            _ => None,
+        })
+    });
+    said.unwrap_or_else(|| format!("HTTP {status}"))
 }
 
 /// A schedule's `_id` as stored: an ObjectId when it reads as one (server-app's), else text.

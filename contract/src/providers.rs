@@ -203,6 +203,44 @@ impl ScanRequest {
     }
 }
 
+/// The words of `process.<task>` on a connection, as Maestro's UI colours them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanState {
+    /// Accepted, running, retrying, or finished with nothing found.
+    Warning,
+    /// Finished.
+    Success,
+    /// Failed: credentials refused, the provider refused, a bad region.
+    Danger,
+}
+
+impl ScanState {
+    /// The word stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanState::Warning => "warning",
+            ScanState::Success => "success",
+            ScanState::Danger => "danger",
+        }
+    }
+}
+
+/// Maestro's time suffix of a progress message: ` At 2020-07-13 10:00:00.123456` (UTC).
+pub fn at_now() -> String {
+    format!(" At {}", chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f"))
+}
+
+/// The `$set` of a connection's progress on `task`: `{process.<task>: {state, msg + " At <now>"}}`,
+/// written by the API when it accepts a scan and by the worker as it runs.
+pub fn progress_update(task: &str, state: ScanState, msg: &str) -> bson::Document {
+    let mut progress = bson::Document::new();
+    progress.insert("state", state.as_str());
+    progress.insert("msg", format!("{msg}{}", at_now()));
+    let mut set = bson::Document::new();
+    set.insert(format!("process.{task}"), progress);
+    set
+}
+
 const fn cmd(
     command: &'static str,
     access: &'static str,

@@ -5,7 +5,9 @@
 //! - `GET /available/rules[/<provider>]`: each provider's tasks and their API calls (server-app
 //!   schedules every task whose first call says `init_job` when a connection is created);
 //! - `PUT /crawler/<provider>/<conn_id>/<task>`: scan a connection, answered 201
-//!   `{msg, conn_id, task, status: "warning"}` once the broker confirmed the scan;
+//!   `{msg, conn_id, task, status: "warning"}` once the broker confirmed the scan; the
+//!   connection's `process.<task>` says "In progress" from then (put back if the broker
+//!   refused);
 //! - `GET /crawler`, `GET /crawler/<provider>`: what the crawler offers.
 //!
 //! Every answer of `/available/*` is wrapped as `{"items": [{"value": ...}]}`, as Maestro's
@@ -18,13 +20,17 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maestro_contract::names::TASK_DISCOVERY_SCAN;
-use maestro_contract::providers::{self, Provider};
+use maestro_contract::providers::{self, Provider, ScanState, progress_update};
+use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 use serde_json::{Value, json};
 
 use super::{enqueue_job, job, path, routed_queue};
 use crate::catalogue::discovery_kwargs;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
+
+/// server-app's connections (in `MAESTRO_MONGO_DATABASE`).
+const CONNECTIONS: &str = "connections";
 
 fn items(value: Value) -> Json<Value> {
     Json(json!({"items": [{"value": value}]}))
@@ -137,7 +143,18 @@ pub(crate) async fn crawl(
     let (provider, conn_id, task) = path(params)?;
     let kwargs = discovery_kwargs(&provider, &conn_id, &task)?;
     let queue = routed_queue(&state, TASK_DISCOVERY_SCAN)?;
-    let sent = enqueue_job(&state, job(&headers, TASK_DISCOVERY_SCAN, queue, kwargs)).await?;
+    // As Maestro's discovery did on accepting a scan: the connection says "In progress" at
+    // once (the UI reads it), not only when a worker picks the scan up.
+    let before = mark_in_progress(&state, &conn_id, &task).await;
+    let sent = match enqueue_job(&state, job(&headers, TASK_DISCOVERY_SCAN, queue, kwargs)).await {
+        Ok(sent) => sent,
+        Err(e) => {
+            if let Some(before) = before {
+                restore_progress(&state, &conn_id, &task, before).await;
+            }
+            return Err(e);
+        }
+    };
     let body = json!({
         "msg": format!("In progress. {task}"),
         "conn_id": conn_id,
@@ -147,4 +164,54 @@ pub(crate) async fn crawl(
         "queue": sent.queue,
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// The connection's `_id` as server-app stores it (an ObjectId), or the text it is.
+fn connection_key(conn_id: &str) -> Bson {
+    ObjectId::parse_str(conn_id).map_or_else(|_| Bson::String(conn_id.to_owned()), Bson::ObjectId)
+}
+
+/// Sets `process.<task>` to `warning` "In progress. <task> At <now>"; what it was before
+/// (`Null` when unset), or `None` when there is no such connection or MongoDB did not answer
+/// (logged: the scan is enqueued all the same).
+async fn mark_in_progress(state: &AppState, conn_id: &str, task: &str) -> Option<Bson> {
+    let set = progress_update(task, ScanState::Warning, &format!("In progress. {task}"));
+    let field = format!("process.{task}");
+    let old = state
+        .maestro_db
+        .collection::<Document>(CONNECTIONS)
+        .find_one_and_update(doc! {"_id": connection_key(conn_id)}, doc! {"$set": set})
+        .projection(doc! {&field: 1})
+        .await;
+    match old {
+        Ok(Some(d)) => Some(
+            d.get_document("process")
+                .ok()
+                .and_then(|p| p.get(task))
+                .cloned()
+                .unwrap_or(Bson::Null),
+        ),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(conn_id, task, error = %e, "scan_progress_not_recorded");
+            None
+        }
+    }
+}
+
+/// Puts `process.<task>` back as it was, when the scan could not be enqueued.
+async fn restore_progress(state: &AppState, conn_id: &str, task: &str, before: Bson) {
+    let field = format!("process.{task}");
+    let update = match before {
+        Bson::Null => doc! {"$unset": {&field: ""}},
+        b => doc! {"$set": {&field: b}},
+    };
+    let restored = state
+        .maestro_db
+        .collection::<Document>(CONNECTIONS)
+        .update_one(doc! {"_id": connection_key(conn_id), format!("{field}.state"): "warning"}, update)
+        .await;
+    if let Err(e) = restored {
+        tracing::warn!(conn_id, task, error = %e, "scan_progress_not_restored");
+    }
 }

@@ -24,7 +24,7 @@ use futures_util::TryStreamExt;
 use maestro_contract::names::{TASK_REPORT_GENERAL, TASK_REPORT_PIVOT};
 use maestro_contract::report::query::{Paging, RuleError, read_query, sort_of};
 use maestro_contract::report::render::{Charts, Format, Page, View, render};
-use maestro_contract::report::{MAESTRO_REPORTS_COLLECTION, ReportKind};
+use maestro_contract::report::{MAESTRO_REPORTS_COLLECTION, ReportKind, SUMMARY_COLLECTION};
 use maestro_contract::stored::from_stored_document;
 use maestro_contract::{FieldError, ReportRequest};
 use mongodb::bson::{Document, doc, oid::ObjectId};
@@ -248,7 +248,8 @@ pub(crate) async fn read(
     Ok(resp)
 }
 
-/// Drops a report's rows; 200 `{ns, ok}` whether or not there were any.
+/// Drops a report's rows (and this project's summary of it); 200 `{ns, ok}` whether or not
+/// there were any.
 #[utoipa::path(delete, path = "/reports/{table}", tag = "reports",
     params(("table" = String, Path, description = "`<report_id>_<kind>`", example = "5f1a2b3c4d5e6f7a8b9c0d1e_general")),
     responses(
@@ -267,6 +268,12 @@ pub(crate) async fn drop_rows(
         .reports_db
         .collection::<Document>(&table)
         .drop()
+        .await
+        .map_err(store_err)?;
+    state
+        .reports_db
+        .collection::<Document>(SUMMARY_COLLECTION)
+        .delete_one(doc! {"_id": &table})
         .await
         .map_err(store_err)?;
     let ns = format!("{}.{table}", state.reports_db.name());

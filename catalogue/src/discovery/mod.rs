@@ -27,8 +27,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use maestro_contract::ScanRequest;
+use maestro_contract::providers::{ScanState, progress_update};
 use maestro_contract::notify::{NotifyType, ws_notification};
 use maestro_tasks::{Task, TaskArgs, TaskContext, TaskError, TaskFuture};
 use mongodb::Database;
@@ -56,33 +56,6 @@ pub const RETRY_DELAY_FIRST: Duration = Duration::from_secs(5);
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(300);
 /// Retries before a scan that keeps meeting transient errors fails.
 pub const SCAN_MAX_RETRIES: u32 = 5;
-
-/// The words of `process.<task>` on the connection, as Maestro's UI colours them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanState {
-    /// Accepted and running, retrying, or finished with nothing found.
-    Warning,
-    /// Finished.
-    Success,
-    /// Failed: credentials refused, the provider refused, a bad region.
-    Danger,
-}
-
-impl ScanState {
-    /// The word stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScanState::Warning => "warning",
-            ScanState::Success => "success",
-            ScanState::Danger => "danger",
-        }
-    }
-}
-
-/// Maestro's time suffix of a progress message: ` At 2020-07-13 10:00:00.123456` (UTC).
-pub fn at_now() -> String {
-    format!(" At {}", Utc::now().format("%Y-%m-%d %H:%M:%S%.6f"))
-}
 
 /// Counts of one scan.
 #[derive(Debug, Default, Clone, Copy)]
@@ -123,8 +96,7 @@ impl Scan {
 
     /// Writes `process.<task> = {state, msg}` on the connection (a failure is logged only).
     async fn progress(&self, conn: &Connection, task: &str, state: ScanState, msg: &str) {
-        let field = format!("process.{task}");
-        let set = doc! {field: {"state": state.as_str(), "msg": format!("{msg}{}", at_now())}};
+        let set = progress_update(task, state, msg);
         let r = self
             .db()
             .collection::<Document>(CONNECTIONS)
