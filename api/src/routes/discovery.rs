@@ -209,7 +209,10 @@ async fn restore_progress(state: &AppState, conn_id: &str, task: &str, before: B
     let restored = state
         .maestro_db
         .collection::<Document>(CONNECTIONS)
-        .update_one(doc! {"_id": connection_key(conn_id), format!("{field}.state"): "warning"}, update)
+        .update_one(
+            doc! {"_id": connection_key(conn_id), format!("{field}.state"): "warning"},
+            update,
+        )
         .await;
     if let Err(e) = restored {
         tracing::warn!(conn_id, task, error = %e, "scan_progress_not_restored");

@@ -28,8 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use maestro_contract::ScanRequest;
-use maestro_contract::providers::{ScanState, progress_update};
 use maestro_contract::notify::{NotifyType, ws_notification};
+use maestro_contract::providers::{ScanState, progress_update};
 use maestro_tasks::{Task, TaskArgs, TaskContext, TaskError, TaskFuture};
 use mongodb::Database;
 use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
