@@ -264,13 +264,13 @@ async fn bad_bodies_name_the_field_and_enqueue_nothing() {
         ),
         (
             "/aggregation",
-            r#"{"collection":"servers","pipeline":[{"match":{}}]}"#,
+            r#"{"collection":"servers","owner_user":"5f0000000000000000000001","pipeline":[{"match":{}}]}"#,
             422,
             Some("pipeline[0]"),
         ),
         (
             "/aggregation",
-            r#"{"collection":"servers","pipeline":"x"}"#,
+            r#"{"collection":"servers","owner_user":"5f0000000000000000000001","pipeline":"x"}"#,
             422,
             Some("pipeline"),
         ),

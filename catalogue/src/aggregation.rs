@@ -1,19 +1,24 @@
-//! `maestro.aggregation(collection, pipeline, report_id=None)`: runs a stored MongoDB
-//! aggregation pipeline over `<MAESTRO_MONGO_DATABASE>.<collection>` and writes its output to
-//! `<MAESTRO_REPORTS_DATABASE>.<report_id>_aggregation` (report_id defaults to the task id).
+//! `maestro.aggregation(collection, pipeline, owner_user, report_id=None)`: runs a stored
+//! MongoDB aggregation pipeline over the owner's documents of `<MAESTRO_MONGO_DATABASE>.<collection>`
+//! and writes its output to `<MAESTRO_REPORTS_DATABASE>.<report_id>_aggregation` (report_id
+//! defaults to the task id).
 //!
-//! Lifecycle: check the kwargs (as the API does; `$out` and `$merge` are refused again here),
-//! convert the stages from extended JSON (`{"$date": ...}`, `{"$oid": ...}`), open the cursor
+//! Lifecycle: check the kwargs as the API does (the collection and joins among the inventory
+//! entities, the stage allowlist, no server-side JavaScript; see
+//! [`maestro_contract::aggregation`]), scope the pipeline to the owner, convert the stages from
+//! extended JSON (`{"$date": ...}`, `{"$oid": ...}`), open the cursor
 //! (so a pipeline the server rejects fails before anything is dropped), drop the target
 //! collection, then stream the cursor into it in batches of `MAESTRO_INSERT_QTD` rows; at most
 //! one batch is held in memory. Rows are stored as the pipeline emits them, `_id` included, so
 //! duplicate `_id`s fail as they would under `$out`. A rerun (retry or redelivery) drops and
-//! rewrites the collection, so it is idempotent.
+//! rewrites the collection, so it is idempotent. The pipeline runs with `maxTimeMS` (one
+//! minute, [`PIPELINE_MAX_TIME`]) and without `allowDiskUse`.
 //!
 //! Errors: network and server-selection errors, and server errors MongoDB calls transient,
 //! are retried after the worker's backoff; any other server error fails with its message.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use maestro_contract::AggregationRequest;
@@ -32,6 +37,9 @@ use maestro_tasks::{Task, TaskFuture};
 /// The task's name.
 pub const TASK_NAME: &str = maestro_contract::names::TASK_AGGREGATION;
 
+/// Longest a pipeline may run on the server (its `maxTimeMS`).
+pub const PIPELINE_MAX_TIME: Duration = Duration::from_secs(60);
+
 /// A checked aggregation, ready to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregate {
@@ -43,29 +51,16 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    /// Reads and checks the call (`report_id` defaults to the task's id), and converts the
-    /// stages from extended JSON.
+    /// Reads and checks the call (`report_id` defaults to the task's id), scopes the pipeline
+    /// to the owner, and converts the stages from extended JSON.
     pub fn from_args(args: &TaskArgs, task_id: &str) -> Result<Self, TaskError> {
         let req: AggregationRequest = args.parse(&AggregationRequest::PARAMS)?;
         req.validate()?;
         let target = req.target(task_id);
-        let pipeline = req
-            .pipeline
-            .into_iter()
-            .enumerate()
-            .map(|(i, stage)| match stage {
-                Value::Object(map) => Document::try_from(map).map_err(|e| {
-                    FieldError::value(
-                        format!("pipeline[{i}]"),
-                        format!("is not extended JSON: {e}"),
-                    )
-                }),
-                _ => Err(FieldError::value(
-                    format!("pipeline[{i}]"),
-                    "must be an object",
-                )),
-            })
-            .collect::<Result<_, _>>()?;
+        // The caller's stages are converted first, so that an error names the caller's stage;
+        // the scoped pipeline only adds owner matches to them.
+        to_documents(req.pipeline.clone())?;
+        let pipeline = to_documents(req.scoped_pipeline())?;
         Ok(Self {
             collection: req.collection,
             pipeline,
@@ -73,6 +68,26 @@ impl Aggregate {
             target,
         })
     }
+}
+
+/// `stages` from extended JSON (`{"$date": ...}`, `{"$oid": ...}`) to BSON.
+fn to_documents(stages: Vec<Value>) -> Result<Vec<Document>, FieldError> {
+    stages
+        .into_iter()
+        .enumerate()
+        .map(|(i, stage)| match stage {
+            Value::Object(map) => Document::try_from(map).map_err(|e| {
+                FieldError::value(
+                    format!("pipeline[{i}]"),
+                    format!("is not extended JSON: {e}"),
+                )
+            }),
+            _ => Err(FieldError::value(
+                format!("pipeline[{i}]"),
+                "must be an object",
+            )),
+        })
+        .collect()
 }
 
 /// The `maestro.aggregation` task.
@@ -94,7 +109,8 @@ impl Aggregation {
         let mut cursor = source
             .aggregate(req.pipeline)
             .batch_size(u32::try_from(batch_rows).unwrap_or(u32::MAX))
-            .allow_disk_use(true)
+            .max_time(PIPELINE_MAX_TIME)
+            .allow_disk_use(false)
             .await
             .map_err(|e| mongo_error("running the pipeline", &e))?;
         target
@@ -151,7 +167,12 @@ mod tests {
     use super::*;
     use mongodb::bson::{Bson, doc};
 
-    fn parse(kwargs: Value) -> Result<Aggregate, TaskError> {
+    const OWNER: &str = "5f0000000000000000000001";
+
+    fn parse(mut kwargs: Value) -> Result<Aggregate, TaskError> {
+        if let Value::Object(m) = &mut kwargs {
+            m.entry("owner_user").or_insert(json!(OWNER));
+        }
         Aggregate::from_args(
             &TaskArgs::from_values(&json!([]), &kwargs).expect("json"),
             "task-1",
@@ -167,7 +188,11 @@ mod tests {
         .expect("valid");
         assert_eq!(r.report_id, "task-1");
         assert_eq!(r.target, "task-1_aggregation");
-        let m = r.pipeline[0].get_document("$match").expect("match");
+        assert_eq!(
+            r.pipeline[0],
+            doc! {"$match": {"roles._id": mongodb::bson::oid::ObjectId::parse_str(OWNER).expect("oid")}}
+        );
+        let m = r.pipeline[1].get_document("$match").expect("match");
         let gte = m
             .get_document("created_at")
             .expect("created_at")
@@ -175,7 +200,7 @@ mod tests {
         assert!(matches!(gte, Some(Bson::DateTime(_))), "{gte:?}");
         assert_eq!(m.get("n"), Some(&Bson::Int32(5)));
         assert_eq!(
-            r.pipeline[1],
+            r.pipeline[2],
             doc! {"$group": {"_id": "$status", "count": {"$sum": 1}}}
         );
     }
@@ -199,7 +224,22 @@ mod tests {
             err(json!({"collection": "a/b", "pipeline": [{"$match": {}}]})).contains("collection")
         );
         assert!(
-            err(json!({"collection": "s", "pipeline": [{"$match": {}}], "report_id": "a b"}))
+            err(json!({"collection": "connections", "pipeline": [{"$match": {}}]}))
+                .contains("not an inventory collection")
+        );
+        assert!(
+            err(json!({"collection": "servers", "pipeline": [{"$match": {}}], "owner_user": "x"}))
+                .contains("owner_user")
+        );
+        // An extended-JSON error names the caller's stage, not the added owner match.
+        assert!(
+            err(p(
+                json!([{"$match": {}}, {"$match": {"d": {"$date": "nope"}}}])
+            ))
+            .contains("pipeline[1]")
+        );
+        assert!(
+            err(json!({"collection": "servers", "pipeline": [{"$match": {}}], "report_id": "a b"}))
                 .contains("report_id")
         );
     }
