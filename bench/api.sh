@@ -8,6 +8,8 @@
 # Knobs: DURATION (20s), CONNECTIONS (64), THREADS (2), AMQP_CONNECTIONS (2), QUEUE_TYPE (classic).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# The benchmark task is the diagnostic maestro.noop, which deployments leave off.
+export MAESTRO_ENABLE_DIAGNOSTICS=true
 cd "$root"
 py="${MAESTRO_TEST_PYTHON:-$HOME/.cache/maestro-tests/venv/bin/python}"
 duration="${DURATION:-20s}"

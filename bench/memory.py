@@ -22,6 +22,8 @@ from datetime import datetime, timedelta, timezone
 
 import pika
 
+# The benchmark task is the diagnostic maestro.noop, which deployments leave off.
+os.environ.setdefault("MAESTRO_ENABLE_DIAGNOSTICS", "true")
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 

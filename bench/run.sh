@@ -6,6 +6,8 @@
 # Needs RabbitMQ on 127.0.0.1:5672 and rabbitmqctl (scripts/test.sh installs both).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# The benchmark task is the diagnostic maestro.noop, which deployments leave off.
+export MAESTRO_ENABLE_DIAGNOSTICS=true
 cd "$root"
 peers="${PEERS_DIR:-$root/../shared/peers}"
 n="${N:-20000}"

@@ -20,6 +20,10 @@ AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 WORKER_BIN = os.environ.get("MAESTRO_WORKER_BIN", str(ROOT / "target" / "debug" / "maestro-worker"))
 DELAY_LEVELS = 28
+# The suite drives the worker, the API and beat with the diagnostic tasks (maestro.echo,
+# maestro.record, ...), which production deployments leave off; every process the tests start
+# inherits this (tests of the off state set it to false themselves).
+os.environ.setdefault("MAESTRO_ENABLE_DIAGNOSTICS", "true")
 
 
 class Names:

@@ -82,6 +82,11 @@ pub struct Cli {
     #[arg(long, env = "MAESTRO_ALLOW_ANY_QUEUE", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_any_queue: bool,
 
+    /// Accept the diagnostic tasks (`maestro.noop`, `echo`, `sleep`, `fail`, `record`) in
+    /// `POST /tasks/{name}` and schedules, each only to its routed queue. Off in production.
+    #[arg(long, env = "MAESTRO_ENABLE_DIAGNOSTICS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub enable_diagnostics: bool,
+
     /// Largest request body, bytes; larger ones get 413.
     #[arg(long, env = "MAESTRO_BODY_BYTES_MAX", default_value_t = DEFAULT_BODY_BYTES_MAX)]
     pub body_bytes_max: usize,
@@ -126,6 +131,7 @@ pub struct ApiConfig {
     pub noauth: String,
     pub routes: RoutingTable,
     pub allow_any_queue: bool,
+    pub enable_diagnostics: bool,
     pub body_bytes_max: usize,
     pub queue_type: QueueType,
     pub amqp_connections: usize,
@@ -245,6 +251,7 @@ impl Cli {
             noauth,
             routes,
             allow_any_queue: self.allow_any_queue,
+            enable_diagnostics: self.enable_diagnostics,
             body_bytes_max: self.body_bytes_max,
             queue_type: self.queue_type,
             amqp_connections: self.amqp_connections,

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// A short machine-readable code: `invalid_json`, `invalid_field`, `unauthorized`,
-    /// `not_found`, `payload_too_large`, `unsupported_media_type`, `broker_unavailable`,
+    /// `forbidden`, `not_found`, `payload_too_large`, `unsupported_media_type`, `broker_unavailable`,
     /// `store_unavailable`.
     pub error: String,
     /// The field at fault (a dotted path into the body, or a path parameter), when one is.
@@ -36,6 +36,9 @@ pub enum ApiError {
     /// A field is missing, unknown, of the wrong type or out of range (422).
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// The caller may not do this (403), e.g. send an internal task.
+    #[error("forbidden: {field}: {reason}")]
+    Forbidden { field: String, reason: String },
     /// No valid token (401).
     #[error("unauthorized: {0}")]
     Unauthorized(String),
@@ -74,6 +77,7 @@ impl ApiError {
             ApiError::MalformedJson { .. } => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -91,6 +95,9 @@ impl ApiError {
                 ("invalid_field", Some(field.clone()), reason.clone())
             }
             ApiError::Unauthorized(r) => ("unauthorized", None, r.clone()),
+            ApiError::Forbidden { field, reason } => {
+                ("forbidden", Some(field.clone()), reason.clone())
+            }
             ApiError::NotFound { field, reason } => ("not_found", field.clone(), reason.clone()),
             ApiError::TooLarge(r) => ("payload_too_large", None, r.clone()),
             ApiError::MediaType(r) => ("unsupported_media_type", None, r.clone()),

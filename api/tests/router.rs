@@ -421,6 +421,70 @@ async fn metrics_count_requests_by_route() {
 }
 
 #[tokio::test]
+async fn internal_tasks_never_and_diagnostics_only_where_enabled() {
+    let a = auth();
+    let body = r#"{"args":[],"kwargs":{}}"#;
+    let send = |app: &axum::Router, task: &str, body: &str| {
+        let (app, path, body, a) = (
+            app.clone(),
+            format!("/tasks/{task}"),
+            body.to_owned(),
+            a.clone(),
+        );
+        async move { call(&app, "POST", &path, Some(&a), Some(&body), &[]).await }
+    };
+    let on = router(&DEAD).await;
+    for task in [
+        "maestro.report.upload",
+        "maestro.report.finish",
+        "celery.chord_unlock",
+    ] {
+        let (s, _, b) = send(&on, task, body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{task}: {b}");
+        assert_eq!(b["error"], "forbidden");
+        assert_eq!(b["field"], "name");
+        assert!(
+            b["reason"].as_str().expect("reason").contains("internal"),
+            "{b}"
+        );
+    }
+    // A diagnostic task goes only to its routed queue: maestro.sleep cannot hold report slots.
+    let (s, _, b) = send(
+        &on,
+        "maestro.sleep",
+        r#"{"args":[60],"kwargs":{},"queue":"report"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(
+        b["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("routed queue"),
+        "{b}"
+    );
+
+    let mut off = DEAD.to_vec();
+    off.extend(["--enable-diagnostics", "false"]);
+    let off = router(&off).await;
+    for task in ["maestro.echo", "maestro.sleep", "maestro.noop"] {
+        let (s, _, b) = send(&off, task, body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{task}: {b}");
+        assert!(
+            b["reason"]
+                .as_str()
+                .expect("reason")
+                .contains("diagnostics are off"),
+            "{b}"
+        );
+    }
+    let sched = r#"{"name":"n","interval":{"every":10},"task":"maestro.sleep"}"#;
+    let (s, _, b) = call(&off, "POST", "/schedules", Some(&a), Some(sched), &[]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["field"], "task");
+}
+
+#[tokio::test]
 async fn schedule_input_is_checked_before_mongodb() {
     let app = router(&DEAD).await;
     let a = auth();
@@ -440,6 +504,25 @@ async fn schedule_input_is_checked_before_mongodb() {
             r#"{"name":"n","period_type":"weekly","task":"maestro.noop"}"#.to_owned(),
             "period_type",
         ),
+        // Keys MongoDB reads as paths or operators: a `$set` of these would write beat's fields.
+        (
+            format!(r#"{{{base},"beat_pending.task_id":"chosen"}}"#),
+            "beat_pending.task_id",
+        ),
+        (
+            format!(r#"{{{base},"kwargs":{{"x":{{"$where":"1"}}}}}}"#),
+            "kwargs.x.$where",
+        ),
+        // What the schedule sends: no internal task, no queue outside the routing table.
+        (
+            r#"{"name":"n","interval":{"every":10},"task":"maestro.report.finish"}"#.to_owned(),
+            "task",
+        ),
+        (
+            r#"{"name":"n","interval":{"every":10},"task":"celery.chord_unlock"}"#.to_owned(),
+            "task",
+        ),
+        (format!(r#"{{{base},"queue":"celery.pidbox"}}"#), "queue"),
     ] {
         let (s, _, b) = call(&app, "POST", "/schedules", Some(&a), Some(&body), &[]).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {b}");

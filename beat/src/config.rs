@@ -66,6 +66,16 @@ pub struct Cli {
     #[arg(long, env = "CELERY_TASK_DEFAULT_QUEUE", default_value = "celery")]
     pub default_queue: String,
 
+    /// Let a schedule name any valid queue; when false only the default queue and the queues of
+    /// the routing table are fired to (as the API's `MAESTRO_ALLOW_ANY_QUEUE`).
+    #[arg(long, env = "MAESTRO_ALLOW_ANY_QUEUE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_any_queue: bool,
+
+    /// Fire schedules of the diagnostic tasks (`maestro.noop`, `echo`, `sleep`, `fail`,
+    /// `record`); off in production (as the API's and the worker's `MAESTRO_ENABLE_DIAGNOSTICS`).
+    #[arg(long, env = "MAESTRO_ENABLE_DIAGNOSTICS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub enable_diagnostics: bool,
+
     /// Queue type used when beat declares a target queue: classic or quorum.
     #[arg(long, env = "MAESTRO_QUEUE_TYPE", default_value = "classic")]
     pub queue_type: QueueType,
@@ -204,6 +214,8 @@ impl Cli {
                 broker,
                 routes,
                 default_queue: self.default_queue,
+                allow_any_queue: self.allow_any_queue,
+                enable_diagnostics: self.enable_diagnostics,
                 queue_type: self.queue_type,
                 grace: self.catch_up_grace,
                 origin: holder,

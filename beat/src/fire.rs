@@ -33,7 +33,7 @@ use tracing::Instrument;
 use crate::clock::Clock;
 use crate::lease::{LeaderWatch, Leadership};
 use crate::metrics::Metrics;
-use maestro_contract::schedule::{Pending, Plan, Schedule, task_id};
+use maestro_contract::schedule::{Pending, Plan, Schedule, admit_target, task_id};
 use maestro_tasks::RoutingTable;
 
 /// Most slots one schedule may fire in one pass (within the grace, a short interval can have
@@ -65,6 +65,10 @@ pub struct FireConfig {
     pub routes: RoutingTable,
     /// Queue for schedules that name none and whose task has no route.
     pub default_queue: String,
+    /// Fire to any valid queue a schedule names, not only the routing table's.
+    pub allow_any_queue: bool,
+    /// Fire schedules of the diagnostic tasks.
+    pub enable_diagnostics: bool,
     pub queue_type: QueueType,
     /// How late a slot may be and still fire on its own (catch-up policy, see
     /// [`Schedule::plan`]).
@@ -80,6 +84,8 @@ pub struct PassReport {
     pub republished: u64,
     pub cas_skipped: u64,
     pub invalid: u64,
+    /// Schedules whose fire failed this pass (left for the next).
+    pub failed: u64,
 }
 
 struct Broker {
@@ -140,8 +146,21 @@ impl<C: Clock> Firer<C> {
         let docs: Vec<Document> = self.schedules.find(filter).await?.try_collect().await?;
         let mut seen = HashSet::new();
         for d in &docs {
-            let Some(l) = current(lead) else { break };
-            let mut s = match Schedule::from_document(d) {
+            if current(lead).is_none() {
+                break;
+            }
+            let admitted = Schedule::from_document(d).and_then(|s| {
+                let c = &self.cfg;
+                admit_target(
+                    &s.target,
+                    &c.routes,
+                    &c.default_queue,
+                    c.allow_any_queue,
+                    c.enable_diagnostics,
+                )
+                .map(|_| s)
+            });
+            let mut s = match admitted {
                 Ok(s) => s,
                 Err(e) => {
                     report.invalid += 1;
@@ -157,52 +176,82 @@ impl<C: Clock> Firer<C> {
                 }
             };
             seen.insert(d.get("_id").map(ToString::to_string).unwrap_or_default());
-            if let Some(p) = s.pending.clone() {
-                if !Self::is_abandoned(&p, l) {
-                    // A newer leader's fire: the fence would refuse it anyway.
-                    continue;
-                }
-                match self.republish(&s, &p, l).await? {
-                    Outcome::Fired => report.republished += 1,
-                    Outcome::Lost => report.cas_skipped += 1,
-                }
-                continue;
-            }
-            if !s.enabled {
-                continue;
-            }
-            for _ in 0..MAX_FIRES_PER_PASS {
-                let Some(l) = current(lead) else { break };
-                match s.plan(self.clock.now(), self.cfg.grace) {
-                    Plan::Wait => break,
-                    Plan::Anchor => {
-                        self.anchor(&s, l).await?;
-                        break;
-                    }
-                    Plan::Fire { due, skipped } => match self.fire(&s, due, l, lead).await? {
-                        Outcome::Fired => {
-                            report.fired += 1;
-                            self.metrics.missed_slots.inc_by(skipped);
-                            if skipped > 0 {
-                                tracing::info!(event = "catch_up", schedule = %s.id_text,
-                                    due = %due, skipped, "missed slots run once");
-                            }
-                            s.last_run_at = Some(due);
-                            s.last_run_at_raw = Bson::DateTime(crate::clock::to_bson(due));
-                            s.beat_epoch = Some(l.epoch);
-                            s.run_immediately = false;
-                        }
-                        Outcome::Lost => {
-                            report.cas_skipped += 1;
-                            break;
-                        }
-                    },
+            if let Err(e) = self.pass_one(&mut s, lead, &mut report).await {
+                // One schedule's failure (a queue the broker refuses, a document MongoDB
+                // refuses) leaves it for the next pass and does not hold up the others; but
+                // with the broker or MongoDB away the rest would only fail the same way.
+                report.failed += 1;
+                let away = match &e {
+                    FireError::Store(e) => store_away(e),
+                    FireError::Broker(_) | FireError::Timeout => self.broker.is_none(),
+                    FireError::Message(_) => false,
+                };
+                tracing::warn!(event = "schedule_failed", schedule = %s.id_text, error = %e,
+                    "retried next pass");
+                if away {
+                    break;
                 }
             }
         }
         self.warned.retain(|id, _| seen.contains(id));
         self.metrics.invalid_schedules.set(report.invalid as i64);
         Ok(report)
+    }
+
+    /// One schedule's part of a pass: republish its abandoned pending fire, or fire its due
+    /// slots.
+    async fn pass_one(
+        &mut self,
+        s: &mut Schedule,
+        lead: &LeaderWatch,
+        report: &mut PassReport,
+    ) -> Result<(), FireError> {
+        let Some(l) = current(lead) else {
+            return Ok(());
+        };
+        if let Some(p) = s.pending.clone() {
+            if !Self::is_abandoned(&p, l) {
+                // A newer leader's fire: the fence would refuse it anyway.
+                return Ok(());
+            }
+            match self.republish(s, &p, l).await? {
+                Outcome::Fired => report.republished += 1,
+                Outcome::Lost => report.cas_skipped += 1,
+            }
+            return Ok(());
+        }
+        if !s.enabled {
+            return Ok(());
+        }
+        for _ in 0..MAX_FIRES_PER_PASS {
+            let Some(l) = current(lead) else { break };
+            match s.plan(self.clock.now(), self.cfg.grace) {
+                Plan::Wait => break,
+                Plan::Anchor => {
+                    self.anchor(s, l).await?;
+                    break;
+                }
+                Plan::Fire { due, skipped } => match self.fire(s, due, l, lead).await? {
+                    Outcome::Fired => {
+                        report.fired += 1;
+                        self.metrics.missed_slots.inc_by(skipped);
+                        if skipped > 0 {
+                            tracing::info!(event = "catch_up", schedule = %s.id_text,
+                                due = %due, skipped, "missed slots run once");
+                        }
+                        s.last_run_at = Some(due);
+                        s.last_run_at_raw = Bson::DateTime(crate::clock::to_bson(due));
+                        s.beat_epoch = Some(l.epoch);
+                        s.run_immediately = false;
+                    }
+                    Outcome::Lost => {
+                        report.cas_skipped += 1;
+                        break;
+                    }
+                },
+            }
+        }
+        Ok(())
     }
 
     /// Whether a pending fire was left behind. A leader publishes only before its renew
@@ -434,6 +483,17 @@ impl<C: Clock> Firer<C> {
 }
 
 /// The exported span of one fire (or republish) of `p`: a producer span, like the API's.
+/// Whether a MongoDB error says the server is out of reach (not that it refused one document).
+fn store_away(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    matches!(
+        *e.kind,
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+    )
+}
+
 fn fire_span(s: &Schedule, p: &Pending, queue: &str) -> tracing::Span {
     tracing::info_span!(
         "fire",

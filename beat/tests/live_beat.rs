@@ -38,17 +38,31 @@ fn leadership(
     }))
 }
 
+/// A firer for `run`'s queues: any queue, diagnostics on (the tests fire `maestro.noop`).
 fn firer(db: &mongodb::Database, run: &Run, name: &str) -> Firer<SystemClock> {
+    firer_with(db, run, name, |_| {})
+}
+
+fn firer_with(
+    db: &mongodb::Database,
+    run: &Run,
+    name: &str,
+    tweak: impl FnOnce(&mut FireConfig),
+) -> Firer<SystemClock> {
+    let mut cfg = FireConfig {
+        broker: maestro_broker::connection::parse_broker_urls(&broker_url()).expect("url"),
+        routes: maestro_contract::routes::maestro(),
+        default_queue: format!("t{}.default", run.id),
+        allow_any_queue: true,
+        enable_diagnostics: true,
+        queue_type: QueueType::Classic,
+        grace: Duration::from_secs(5),
+        origin: name.into(),
+    };
+    tweak(&mut cfg);
     Firer::new(
         db.collection("schedulers"),
-        FireConfig {
-            broker: maestro_broker::connection::parse_broker_urls(&broker_url()).expect("url"),
-            routes: maestro_contract::routes::maestro(),
-            default_queue: format!("t{}.default", run.id),
-            queue_type: QueueType::Classic,
-            grace: Duration::from_secs(5),
-            origin: name.into(),
-        },
+        cfg,
         SystemClock,
         Arc::new(Metrics::default()),
     )
@@ -304,5 +318,104 @@ async fn invalid_and_disabled_schedules_do_not_stop_the_others() {
         msgs[0].headers.id,
         task_id("good", start + TimeDelta::seconds(60))
     );
+    db.drop().await.expect("drop test database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_the_broker_refuses_does_not_stop_the_ones_after_it() {
+    let db = database().await;
+    let run = Run::new();
+    let queue = run.queue("beat");
+    // A name the broker already holds as a fanout exchange (as `celery.pidbox` is): declaring
+    // it as a task queue's direct exchange fails on the channel, for this schedule only.
+    let fanout = run.queue("fanout");
+    let conn = connect(
+        &parse_broker_url(&broker_url()).expect("url"),
+        "live-beat-test",
+    )
+    .await
+    .expect("broker");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.exchange_declare(
+        fanout.name.as_str().into(),
+        maestro_broker::lapin::ExchangeKind::Fanout,
+        Default::default(),
+        Default::default(),
+    )
+    .await
+    .expect("fanout exchange");
+    let start = whole_second(Utc::now()) - TimeDelta::seconds(61);
+    let coll = db.collection::<Document>("schedulers");
+    coll.insert_many([
+        doc! {"_id": "a-bad", "interval": {"every": 1, "period": "minutes"}, "task": "maestro.noop",
+        "queue": &fanout.name, "last_run_at": to_bson(start)},
+        doc! {"_id": "b-good", "interval": {"every": 1, "period": "minutes"}, "task": "maestro.noop",
+        "queue": &queue.name, "last_run_at": to_bson(start)},
+    ])
+    .await
+    .expect("insert");
+    let (_tx, lead) = leadership(1);
+    let mut f = firer(&db, &run, "f");
+    let r = f.pass(&lead).await.expect("pass");
+    assert_eq!((r.failed, r.fired), (1, 1), "{r:?}");
+    // The refused one stays pending (retried every pass), the good one is not held up again.
+    let r = f.pass(&lead).await.expect("pass");
+    assert_eq!((r.failed, r.fired), (1, 0), "{r:?}");
+    f.close().await;
+    let msgs = take_all(&queue.name).await;
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(
+        msgs[0].headers.id,
+        task_id("b-good", start + TimeDelta::seconds(60))
+    );
+    let bad = coll
+        .find_one(doc! {"_id": "a-bad"})
+        .await
+        .expect("read")
+        .expect("doc");
+    assert!(bad.contains_key("beat_pending"), "{bad:?}");
+    let _ = conn.close(200, "done".into()).await;
+    db.drop().await.expect("drop test database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_outside_the_routing_table_are_not_fired() {
+    let db = database().await;
+    let run = Run::new();
+    let queue = run.queue("beat");
+    let start = whole_second(Utc::now()) - TimeDelta::seconds(61);
+    let every = doc! {"every": 1, "period": "minutes"};
+    let coll = db.collection::<Document>("schedulers");
+    coll.insert_many([
+        // A queue no route names (MAESTRO_ALLOW_ANY_QUEUE off).
+        doc! {"_id": "unrouted", "interval": every.clone(), "task": "app.job", "queue": "celery.pidbox",
+        "last_run_at": to_bson(start)},
+        // Internal tasks: a report's chord callback would write any report.
+        doc! {"_id": "internal", "interval": every.clone(), "task": "maestro.report.finish",
+        "last_run_at": to_bson(start)},
+        doc! {"_id": "unlock", "interval": every.clone(), "task": "celery.chord_unlock",
+        "last_run_at": to_bson(start)},
+        // A diagnostic task with diagnostics off.
+        doc! {"_id": "diag", "interval": every.clone(), "task": "maestro.sleep",
+        "last_run_at": to_bson(start)},
+        // The default queue is always allowed.
+        doc! {"_id": "ok", "interval": every, "task": "app.job", "queue": &queue.name,
+        "last_run_at": to_bson(start)},
+    ])
+    .await
+    .expect("insert");
+    let (_tx, lead) = leadership(1);
+    let name = queue.name.clone();
+    let mut f = firer_with(&db, &run, "f", |c| {
+        c.allow_any_queue = false;
+        c.enable_diagnostics = false;
+        c.default_queue = name;
+    });
+    let r = f.pass(&lead).await.expect("pass");
+    f.close().await;
+    assert_eq!((r.invalid, r.fired, r.failed), (4, 1, 0), "{r:?}");
+    let msgs = take_all(&queue.name).await;
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].headers.task, "app.job");
     db.drop().await.expect("drop test database");
 }

@@ -49,6 +49,12 @@ pub struct CatalogueArgs {
     #[command(flatten)]
     pub reports: ReportsArgs,
 
+    /// Run the diagnostic tasks (`maestro.noop`, `echo`, `sleep`, `fail`, and `maestro.record`,
+    /// which writes into any inventory collection it is given). Off in production; the test
+    /// suite and the benchmarks turn it on.
+    #[arg(long = "enable-diagnostics", env = "MAESTRO_ENABLE_DIAGNOSTICS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub enable_diagnostics: bool,
+
     /// Rows per report chunk written at once.
     #[arg(long = "insert-qtd", env = "MAESTRO_INSERT_QTD", default_value_t = 500)]
     pub insert_qtd: usize,
@@ -153,6 +159,7 @@ impl std::fmt::Debug for CatalogueArgs {
         f.debug_struct("CatalogueArgs")
             .field("mongo", &self.mongo)
             .field("reports", &self.reports)
+            .field("enable_diagnostics", &self.enable_diagnostics)
             .field("insert_qtd", &self.insert_qtd)
             .field("translate_qtd", &self.translate_qtd)
             .field("websocket_uri", &self.websocket_uri)
@@ -301,7 +308,7 @@ fn http_url(
     Ok(url)
 }
 
-/// Registers every catalogue task.
+/// Registers every catalogue task (`maestro.record` only with `--enable-diagnostics`).
 pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), DuplicateTask> {
     for task in report::all(svc) {
         registry.register(task)?;
@@ -309,7 +316,9 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Dupl
     registry.register(Arc::new(webhook::Webhook::new(svc.clone())))?;
     registry.register(Arc::new(notify::Notify::new(svc.clone())))?;
     registry.register(Arc::new(aggregation::Aggregation::new(svc.clone())))?;
-    registry.register(Arc::new(record::Record::new(svc.clone())))?;
+    if svc.cfg.enable_diagnostics {
+        registry.register(Arc::new(record::Record::new(svc.clone())))?;
+    }
     registry.register(Arc::new(scheduler::SchedulerRun::new(svc.clone())))?;
     let aws = aws::AwsProvider::new(
         svc.http.clone(),

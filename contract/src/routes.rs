@@ -22,6 +22,62 @@ pub const DEFAULT_ROUTES: [(&str, &str); 13] = [
     ("maestro.fail", QUEUE_CELERY),
 ];
 
+/// Tasks only the project's own tasks send: a report's chunks and chord callback (they write
+/// any report collection they are given), and Celery's built-ins (`celery.chord_unlock`, ...).
+/// `POST /tasks/{task}` and schedules refuse them.
+pub const INTERNAL_TASKS: [&str; 2] = [TASK_REPORT_UPLOAD, TASK_REPORT_FINISH];
+
+/// The diagnostic tasks: only where the operator enables them (`MAESTRO_ENABLE_DIAGNOSTICS`
+/// on the API and the worker), and only to their routed queue. `maestro.record` writes into
+/// any inventory collection it is given; `maestro.sleep` holds a worker slot up to a day.
+pub const DIAGNOSTIC_TASKS: [&str; 5] = [
+    "maestro.noop",
+    "maestro.echo",
+    "maestro.sleep",
+    "maestro.fail",
+    TASK_RECORD,
+];
+
+/// Who may send a task from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Any caller (a catalogue task, or an application's own task).
+    Public,
+    /// Only the project's own tasks ([`INTERNAL_TASKS`], `celery.*`).
+    Internal,
+    /// Only where diagnostics are enabled ([`DIAGNOSTIC_TASKS`]).
+    Diagnostic,
+}
+
+/// Who may send `task` from outside.
+pub fn reach(task: &str) -> Reach {
+    if INTERNAL_TASKS.contains(&task) || task.starts_with("celery.") {
+        Reach::Internal
+    } else if DIAGNOSTIC_TASKS.contains(&task) {
+        Reach::Diagnostic
+    } else {
+        Reach::Public
+    }
+}
+
+/// Why an outside caller (the API's `POST /tasks/{task}`, a schedule) may not send `task` to
+/// `queue`, whose route is `routed`; `None` when it may.
+pub fn refusal(task: &str, queue: &str, routed: &str, diagnostics: bool) -> Option<String> {
+    match reach(task) {
+        Reach::Public => None,
+        Reach::Internal => Some(format!(
+            "{task} is internal: only the project's own tasks send it"
+        )),
+        Reach::Diagnostic if !diagnostics => Some(format!(
+            "{task} is a diagnostic task, and diagnostics are off (MAESTRO_ENABLE_DIAGNOSTICS)"
+        )),
+        Reach::Diagnostic if queue != routed => Some(format!(
+            "{task} is a diagnostic task: it goes only to its routed queue {routed:?}"
+        )),
+        Reach::Diagnostic => None,
+    }
+}
+
 /// Maestro's default routes.
 pub fn maestro() -> RoutingTable {
     RoutingTable::from_pairs(DEFAULT_ROUTES)
@@ -51,5 +107,25 @@ mod tests {
         let moved = maestro_with("maestro.echo=q1").expect("valid");
         assert_eq!(moved.queue_for("maestro.echo"), Some("q1"));
         assert_eq!(moved.queue_for(TASK_WEBHOOK), Some("webhook"));
+    }
+
+    #[test]
+    fn internal_and_diagnostic_tasks_are_not_for_outside_callers() {
+        assert_eq!(reach(TASK_REPORT_GENERAL), Reach::Public);
+        assert_eq!(reach("app.tasks.add"), Reach::Public);
+        for t in [
+            TASK_REPORT_UPLOAD,
+            TASK_REPORT_FINISH,
+            "celery.chord_unlock",
+            "celery.map",
+        ] {
+            assert_eq!(reach(t), Reach::Internal, "{t}");
+            assert!(refusal(t, "report", "report", true).is_some(), "{t}");
+        }
+        assert_eq!(reach(TASK_RECORD), Reach::Diagnostic);
+        assert!(refusal("maestro.sleep", "celery", "celery", false).is_some());
+        assert!(refusal("maestro.sleep", "report", "celery", true).is_some());
+        assert_eq!(refusal("maestro.sleep", "celery", "celery", true), None);
+        assert_eq!(refusal(TASK_WEBHOOK, "webhook", "webhook", false), None);
     }
 }

@@ -13,7 +13,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
-use maestro_contract::schedule::{BEAT_OWNED_FIELDS, validate_document};
+use maestro_contract::names::QUEUE_CELERY;
+use maestro_contract::schedule::{
+    BEAT_OWNED_FIELDS, SCHEDULES_MAX, admit_target, validate_document,
+};
 use maestro_results::json_to_bson;
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{Bson, Document, doc};
@@ -86,15 +89,29 @@ fn check_input(doc: &Map<String, Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn validate(doc: &Map<String, Value>) -> Result<(), ApiError> {
-    validate_document(&Value::Object(doc.clone())).map_err(|e| {
-        let field = if e.field == "$" {
-            "body".into()
-        } else {
-            e.field
-        };
-        ApiError::invalid(field, e.reason)
-    })
+/// Checks a schedule as beat will read it, and what it sends against the routing table (as
+/// `POST /tasks/{name}` does: no internal task, diagnostics only where enabled).
+fn validate(state: &AppState, doc: &Map<String, Value>) -> Result<(), ApiError> {
+    let cfg = &state.config;
+    validate_document(&Value::Object(doc.clone()))
+        .and_then(|target| {
+            admit_target(
+                &target,
+                &cfg.routes,
+                QUEUE_CELERY,
+                cfg.allow_any_queue,
+                cfg.enable_diagnostics,
+            )
+        })
+        .map(|_| ())
+        .map_err(|e| {
+            let field = if e.field == "$" {
+                "body".into()
+            } else {
+                e.field
+            };
+            ApiError::invalid(field, e.reason)
+        })
 }
 
 /// A stored document as JSON: `_id` as hex, dates as ISO 8601 (relaxed extended JSON
@@ -162,7 +179,18 @@ pub(crate) async fn create(
     JsonBody(doc): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     check_input(&doc)?;
-    validate(&doc)?;
+    validate(&state, &doc)?;
+    let held = state
+        .schedules()
+        .estimated_document_count()
+        .await
+        .map_err(store_err)?;
+    if held >= SCHEDULES_MAX {
+        return Err(ApiError::invalid(
+            "body",
+            format!("there are already {held} schedules; at most {SCHEDULES_MAX} are kept"),
+        ));
+    }
     let id = ObjectId::new();
     let mut stored = to_bson_doc(&doc);
     stored.insert("_id", id);
@@ -288,7 +316,7 @@ pub(crate) async fn replace(
 ) -> Result<Json<Value>, ApiError> {
     let id = object_id(id)?;
     check_input(&doc)?;
-    validate(&doc)?;
+    validate(&state, &doc)?;
     let existing = load(&state, &id).await?;
     let unset: Vec<String> = client_fields(&existing)
         .keys()
@@ -330,7 +358,7 @@ pub(crate) async fn patch(
             set.insert(k, v);
         }
     }
-    validate(&merged)?;
+    validate(&state, &merged)?;
     update(&state, &id, &set, &unset).await
 }
 

@@ -21,6 +21,7 @@ use crate::catalogue::check_catalogue_kwargs;
 use crate::enqueue::Job;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
+use maestro_contract::routes::{Reach, reach, refusal};
 
 /// Longest delay accepted for `countdown`/`eta`, seconds (one year; the delay queues reach
 /// 2^28 s, but a job a year out is a mistake more often than a plan).
@@ -111,6 +112,7 @@ fn time_field(field: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Ut
         (status = 202, description = "Confirmed by the broker", body = Enqueued),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "An internal task, or a diagnostic one where diagnostics are off", body = ErrorBody),
         (status = 404, description = "Unknown task", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -127,9 +129,17 @@ pub(crate) async fn send_task(
 ) -> Result<Response, ApiError> {
     let name = path(name)?;
     validate_task_name(&name).map_err(|r| ApiError::invalid("name", r))?;
+    let forbidden = |reason| ApiError::Forbidden {
+        field: "name".into(),
+        reason,
+    };
+    if reach(&name) == Reach::Internal {
+        // Refused whether routed or not: a report's chunks and callback write any report.
+        return Err(forbidden(refusal(&name, "", "", false).unwrap_or_default()));
+    }
     let routed = routed_queue(&state, &name)?;
     let queue = match req.queue {
-        None => routed,
+        None => routed.clone(),
         Some(q) => {
             validate_queue_name(&q).map_err(|r| ApiError::invalid("queue", r))?;
             if !state.config.allow_any_queue && !state.config.routes.has_queue(&q) {
@@ -143,6 +153,9 @@ pub(crate) async fn send_task(
             q
         }
     };
+    if let Some(reason) = refusal(&name, &queue, &routed, state.config.enable_diagnostics) {
+        return Err(forbidden(reason));
+    }
     let now = Utc::now();
     let eta = match (req.countdown, req.eta.as_deref()) {
         (Some(_), Some(_)) => {

@@ -15,7 +15,8 @@ use tower::ServiceExt;
 pub const SECRET: &str = "test-secret";
 pub const NOAUTH: &str = "test-noauth";
 
-/// A router for `args` (flags after the binary name) with the test secret and noauth.
+/// A router for `args` (flags after the binary name) with the test secret and noauth, and the
+/// diagnostic tasks on unless `args` says otherwise (the tests send `maestro.echo`).
 pub async fn router(args: &[&str]) -> Router {
     let mut argv = vec![
         "maestro-api".to_owned(),
@@ -24,6 +25,9 @@ pub async fn router(args: &[&str]) -> Router {
         "--noauth".into(),
         NOAUTH.into(),
     ];
+    if !args.contains(&"--enable-diagnostics") {
+        argv.extend(["--enable-diagnostics".into(), "true".into()]);
+    }
     argv.extend(args.iter().map(|s| (*s).to_owned()));
     let cfg = Cli::try_parse_from(argv)
         .expect("flags parse")

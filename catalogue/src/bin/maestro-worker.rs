@@ -1,6 +1,6 @@
 //! `maestro-worker -Q <queues>`: the worker runtime's flags (`maestro_worker::WorkerArgs`)
-//! plus the catalogue's (`maestro_catalogue::CatalogueArgs`), running the diagnostic tasks
-//! and every Maestro task.
+//! plus the catalogue's (`maestro_catalogue::CatalogueArgs`), running every Maestro task, and
+//! the diagnostic tasks where `--enable-diagnostics` is on.
 
 use std::process::ExitCode;
 
@@ -29,7 +29,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let catalogue = cli.catalogue;
     launch::run("maestro-worker", &cli.log, cli.worker, || async move {
-        let mut registry = Registry::with_diagnostics();
+        let mut registry = if catalogue.enable_diagnostics {
+            Registry::with_diagnostics()
+        } else {
+            Registry::new()
+        };
         let svc = Services::new(catalogue).await?;
         register(&mut registry, &svc)?;
         Ok(registry)

@@ -200,16 +200,91 @@ pub fn task_id(schedule_id: &str, due: DateTime<Utc>) -> String {
     Uuid::new_v5(&TASK_ID_NAMESPACE, name.as_bytes()).to_string()
 }
 
+/// Most schedules a schedules collection may hold (the API refuses to create more).
+pub const SCHEDULES_MAX: u64 = 10_000;
+
 /// Checks a schedule as a client submits it (JSON), before it is stored: the same rules beat
-/// applies when it reads one, and no beat-owned field.
-pub fn validate_document(doc: &Value) -> Result<(), FieldError> {
+/// applies when it reads one, no beat-owned field, and no key anywhere that MongoDB would read
+/// as a path or an operator (a `.` in it, or a leading `$`: `{"beat_pending.task_id": ...}` in
+/// a `$set` would write a beat-owned field). Returns what the schedule sends.
+pub fn validate_document(doc: &Value) -> Result<Target, FieldError> {
     let obj = doc
         .as_object()
         .ok_or_else(|| FieldError::value("$", "must be a JSON object"))?;
+    check_keys(doc, "")?;
     if let Some(f) = BEAT_OWNED_FIELDS.iter().find(|f| obj.contains_key(**f)) {
         return Err(FieldError::value(*f, "is written by maestro-beat only"));
     }
-    parse_body(doc, "").map(|_| ())
+    parse_body(doc, "").map(|b| b.target)
+}
+
+/// Refuses object keys with a `.` or a leading `$`, anywhere in `value` (at `path`). A
+/// schedule's kwargs that must hold such keys (an aggregation pipeline) go as a JSON string.
+fn check_keys(value: &Value, path: &str) -> Result<(), FieldError> {
+    match value {
+        Value::Object(m) => m.iter().try_for_each(|(k, v)| {
+            let at = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('.') || k.starts_with('$') || k.contains('\0') {
+                return Err(FieldError::value(
+                    at,
+                    "a key may not hold '.' or NUL, nor start with '$' (kwargs that need such \
+                     keys can be sent as a JSON string)",
+                ));
+            }
+            check_keys(v, &at)
+        }),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_keys(v, &format!("{path}[{i}]"))),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a schedule may send `target` through this deployment's routing table, and to which
+/// queue: internal tasks never, diagnostic ones only with `diagnostics`; the queue it names must
+/// be `default_queue` or in the routing table unless `allow_any_queue`. A task that names no
+/// queue goes to its route, else to `default_queue`.
+pub fn admit_target(
+    target: &Target,
+    routes: &maestro_tasks::RoutingTable,
+    default_queue: &str,
+    allow_any_queue: bool,
+    diagnostics: bool,
+) -> Result<String, FieldError> {
+    let routed = routes.queue_for(&target.task).unwrap_or(default_queue);
+    let queue = target.queue.as_deref().unwrap_or(routed);
+    if let Some(q) = &target.queue
+        && !allow_any_queue
+        && q != default_queue
+        && !routes.has_queue(q)
+    {
+        return Err(FieldError::value(
+            "queue",
+            format!("queue {q:?} is not in the routing table (MAESTRO_ALLOW_ANY_QUEUE is off)"),
+        ));
+    }
+    match crate::routes::reach(&target.task) {
+        crate::routes::Reach::Internal => Err(FieldError::value(
+            "task",
+            format!(
+                "{} is internal: only the project's own tasks send it",
+                target.task
+            ),
+        )),
+        crate::routes::Reach::Diagnostic if !diagnostics => Err(FieldError::value(
+            "task",
+            format!(
+                "{} is a diagnostic task, and diagnostics are off (MAESTRO_ENABLE_DIAGNOSTICS)",
+                target.task
+            ),
+        )),
+        _ => Ok(queue.to_owned()),
+    }
 }
 
 struct Body {
@@ -491,11 +566,62 @@ mod tests {
             let err = validate_document(&doc).expect_err(&doc.to_string());
             assert_eq!(err.field, field, "{doc}: {err}");
         }
+        // Keys MongoDB would read as paths or operators, at any depth.
+        for (doc, field) in [
+            (
+                json!({"task": "x", "interval": {"every": 1}, "beat_pending.task_id": "t"}),
+                "beat_pending.task_id",
+            ),
+            (
+                json!({"task": "x", "interval": {"every": 1}, "$set": {}}),
+                "$set",
+            ),
+            (
+                json!({"task": "x", "interval": {"every": 1}, "kwargs": {"a": [{"$where": "1"}]}}),
+                "kwargs.a[0].$where",
+            ),
+        ] {
+            let err = validate_document(&doc).expect_err(&doc.to_string());
+            assert_eq!(err.field, field, "{doc}: {err}");
+        }
         validate_document(&json!({"name": "nightly", "task": "maestro.report.general",
             "queue": "report", "period_type": "cron",
             "cron": {"minute": "0", "hour": "2", "day_of_month": "*", "month_of_year": "*",
                      "day_of_week": "*"},
             "kwargs": {"report_id": "r"}, "enabled": true, "run_immediately": false}))
         .expect("valid");
+    }
+
+    #[test]
+    fn schedules_send_only_what_the_routing_table_admits() {
+        let routes = crate::routes::maestro();
+        let target = |task: &str, queue: Option<&str>| Target {
+            task: task.into(),
+            queue: queue.map(Into::into),
+            args: json!([]),
+            kwargs: json!({}),
+        };
+        let admit =
+            |t: &Target, any: bool, diag: bool| admit_target(t, &routes, "celery", any, diag);
+        assert_eq!(
+            admit(&target("maestro.webhook", None), false, false).expect("ok"),
+            "webhook"
+        );
+        assert_eq!(
+            admit(&target("app.job", None), false, false).expect("ok"),
+            "celery"
+        );
+        let e = admit(&target("app.job", Some("celery.pidbox")), false, false).expect_err("pidbox");
+        assert_eq!(e.field, "queue");
+        assert!(admit(&target("app.job", Some("celery.pidbox")), true, false).is_ok());
+        let e = admit(&target("maestro.report.finish", None), true, true).expect_err("internal");
+        assert_eq!(e.field, "task");
+        let e = admit(&target("celery.chord_unlock", None), true, true).expect_err("internal");
+        assert_eq!(e.field, "task");
+        assert!(admit(&target("maestro.echo", None), false, false).is_err());
+        assert_eq!(
+            admit(&target("maestro.echo", Some("report")), false, true).expect("ok"),
+            "report"
+        );
     }
 }
