@@ -24,6 +24,8 @@ DELAY_LEVELS = 28
 # maestro.record, ...), which production deployments leave off; every process the tests start
 # inherits this (tests of the off state set it to false themselves).
 os.environ.setdefault("MAESTRO_ENABLE_DIAGNOSTICS", "true")
+# The suite's webhook receivers listen on loopback, which workers refuse by default.
+os.environ.setdefault("MAESTRO_EGRESS_ALLOW", "127.0.0.1")
 
 
 class Names:

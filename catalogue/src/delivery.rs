@@ -5,7 +5,8 @@
 //!
 //! Policy: 2xx is delivered; 5xx, 429 and network errors (refused, reset, timed out) are
 //! retried with exponential backoff and jitter, at most [`DELIVERY_MAX_RETRIES`] times; any
-//! other status (3xx not followed, 4xx) fails at once with the status in the error.
+//! other status (3xx not followed, 4xx) fails at once with the status in the error, and so does
+//! a destination the egress policy refuses (`EgressRefused`, see [`crate::egress`]).
 
 use std::time::{Duration, Instant};
 
@@ -103,15 +104,27 @@ impl Answer {
 pub(crate) async fn send(ctx: &TaskContext, req: RequestBuilder) -> Result<Answer, TaskError> {
     let started = Instant::now();
     let exchange = async {
-        let resp = req.send().await.map_err(|e| error_text(&e))?;
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            // The guarded client's resolver refused every address: retrying cannot help.
+            Err(e) => match crate::egress::refusal_in(&e) {
+                Some(refused) => return Err(Err(refused.clone())),
+                None => return Err(Ok(error_text(&e))),
+            },
+        };
         let status = resp.status();
         let retry_after = retry_after(resp.headers());
         let body = read_limited(resp).await;
-        Ok::<_, String>((status, body, retry_after))
+        Ok((status, body, retry_after))
     };
     let result = tokio::select! {
         r = exchange => r,
         _ = ctx.soft_limit() => return Err(ctx.soft_limit_error()),
+    };
+    let result = match result {
+        Err(Err(refused)) => return Err(refused_error(&refused)),
+        Err(Ok(text)) => Err(text),
+        Ok(answer) => Ok(answer),
     };
     let duration = started.elapsed();
     Ok(match result {
@@ -126,6 +139,11 @@ pub(crate) async fn send(ctx: &TaskContext, req: RequestBuilder) -> Result<Answe
             duration,
         },
     })
+}
+
+/// The FAILURE for a destination the egress policy refuses (never retried).
+pub(crate) fn refused_error(refused: &crate::egress::EgressRefused) -> TaskError {
+    TaskError::fail("EgressRefused", refused.to_string())
 }
 
 async fn read_limited(mut resp: reqwest::Response) -> Vec<u8> {

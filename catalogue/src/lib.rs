@@ -32,6 +32,7 @@ pub mod aggregation;
 pub mod aws;
 pub mod delivery;
 pub mod discovery;
+pub mod egress;
 mod mongo;
 pub mod notify;
 pub mod record;
@@ -143,6 +144,16 @@ pub struct CatalogueArgs {
     )]
     pub schedules_collection: String,
 
+    /// Destinations a webhook (or a scheduled webhook job) may reach besides public addresses:
+    /// comma-separated host names, `*.domain`, IP addresses and CIDR networks
+    /// (`hooks.internal,10.20.0.0/16`). The configured Maestro services are not checked.
+    #[arg(
+        long = "egress-allow",
+        env = "MAESTRO_EGRESS_ALLOW",
+        default_value = ""
+    )]
+    pub egress_allow: String,
+
     /// Seconds an outgoing HTTP request may take.
     #[arg(
         long = "http-timeout",
@@ -176,6 +187,7 @@ impl std::fmt::Debug for CatalogueArgs {
             .field("secret_jwt_private", &set(&self.secret_jwt_private))
             .field("noauth", &set(&self.noauth))
             .field("schedules_collection", &self.schedules_collection)
+            .field("egress_allow", &self.egress_allow)
             .field("http_timeout_secs", &self.http_timeout_secs)
             .finish()
     }
@@ -188,7 +200,13 @@ pub struct Services {
     pub inventory: Database,
     /// `MAESTRO_REPORTS_DATABASE`: report rows.
     pub reports: Database,
+    /// For the services the operator configured (Maestro's, Centrifugo, audit, AWS).
     pub http: reqwest::Client,
+    /// For URLs from callers and stored documents: public destinations (and the operator's
+    /// `MAESTRO_EGRESS_ALLOW`) only, checked on the addresses it connects to
+    /// ([`egress`]). Neither client follows redirects.
+    pub outbound: reqwest::Client,
+    pub egress: Arc<egress::EgressPolicy>,
     /// Where follow-up tasks go.
     pub routes: RoutingTable,
     /// Maestro's services, for scheduled jobs (`MAESTRO_<SOURCE>_URI`).
@@ -270,22 +288,38 @@ impl Services {
         opts.app_name.get_or_insert_with(|| "maestro-worker".into());
         opts.server_selection_timeout = Some(Duration::from_secs(5));
         let client = mongodb::Client::with_options(opts).map_err(bad_uri)?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.http_timeout_secs.max(1)))
-            .user_agent(concat!("maestro-worker/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
+        let egress = Arc::new(
+            egress::EgressPolicy::parse(&cfg.egress_allow)
+                .map_err(|e| err("--egress-allow", "MAESTRO_EGRESS_ALLOW", e))?,
+        );
+        let http_client = || {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(cfg.http_timeout_secs.max(1)))
+                .user_agent(concat!("maestro-worker/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none())
+        };
+        let built = |b: reqwest::ClientBuilder| {
+            b.build().map_err(|e| {
                 err(
                     "--http-timeout",
                     "MAESTRO_HTTP_TIMEOUT",
                     format!("HTTP client: {e}"),
                 )
-            })?;
+            })
+        };
+        let http = built(http_client())?;
+        let outbound = built(
+            http_client()
+                .no_proxy()
+                .dns_resolver(Arc::new(egress::GuardedResolver::new(egress.clone()))),
+        )?;
         Ok(Arc::new(Self {
             inventory: client.database(&cfg.mongo.mongo_database),
             reports: client.database(&cfg.reports.reports_database),
             cfg,
             http,
+            outbound,
+            egress,
             routes,
             discovery_uri,
             report_uri,

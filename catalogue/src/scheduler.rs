@@ -215,6 +215,17 @@ impl SchedulerRun {
         body: Map<String, Value>,
     ) -> Result<Value, TaskError> {
         let (url, maestro) = self.target(job)?;
+        // A Maestro service the operator configured, or a URL from the schedule document,
+        // which goes only where the egress policy allows.
+        let client = if maestro {
+            &self.svc.http
+        } else {
+            self.svc
+                .egress
+                .check_url(&url)
+                .map_err(|e| delivery::refused_error(&e))?;
+            &self.svc.outbound
+        };
         let method = match job.method {
             HttpMethod::GET => Method::GET,
             HttpMethod::POST => Method::POST,
@@ -226,9 +237,7 @@ impl SchedulerRun {
             HttpMethod::GET => json!({"query": body}),
             _ => Value::Object(body),
         };
-        let mut request = self
-            .svc
-            .http
+        let mut request = client
             .request(method.clone(), url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(serde_json::to_vec(&payload).unwrap_or_default());
@@ -396,16 +405,18 @@ fn answer_text(answer: &delivery::Answer) -> String {
         return answer.describe();
     };
     let said = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-        ["message", "errors", "error"].iter().find_map(|k| match v.get(*k)? {
-            Value::String(s) => Some(s.clone()),
-            Value::Object(m) => Some(
-                m.values()
-                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            _ => None,
-        })
+        ["message", "errors", "error"]
+            .iter()
+            .find_map(|k| match v.get(*k)? {
+                Value::String(s) => Some(s.clone()),
+                Value::Object(m) => Some(
+                    m.values()
+                        .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                _ => None,
+            })
     });
     said.unwrap_or_else(|| format!("HTTP {status}"))
 }

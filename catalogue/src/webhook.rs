@@ -94,9 +94,13 @@ impl Webhook {
         }
         let shown = delivery::redacted(&req.url);
         let what = format!("webhook {} {shown}", req.method);
+        self.svc
+            .egress
+            .check_url(&req.url)
+            .map_err(|e| delivery::refused_error(&e))?;
         let request = self
             .svc
-            .http
+            .outbound
             .request(req.method.clone(), req.url.clone())
             .timeout(Duration::from_secs(self.svc.cfg.http_timeout_secs.max(1)))
             .headers(headers)

@@ -68,7 +68,7 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, &'static str) {
+) -> (StatusCode, [(&'static str, &'static str); 1], &'static str) {
     let (status, delay) = {
         let mut s = state.lock().expect("lock");
         s.seen.push(Seen {
@@ -80,8 +80,10 @@ async fn record(
         s.answers.pop_front().unwrap_or((200, Duration::ZERO))
     };
     tokio::time::sleep(delay).await;
+    // A 3xx points back at this server, so a client that followed it would be seen twice.
     (
         StatusCode::from_u16(status).expect("status"),
+        [("location", "/redirected")],
         "{\"result\":{}}",
     )
 }
@@ -114,6 +116,9 @@ fn settings(db: &str) -> CatalogueArgs {
         "s3cret",
         "--http-timeout",
         "1",
+        // The receivers here listen on loopback, which the egress policy refuses by default.
+        "--egress-allow",
+        "127.0.0.1",
     ];
     <Flags as clap::Parser>::try_parse_from(argv)
         .expect("flags")
@@ -300,6 +305,52 @@ async fn webhook_timeouts_and_refused_connections_retry_then_give_up() {
     let err = last.expect_err("gives up");
     assert!(matches!(err, TaskError::Fail { .. }), "{err:?}");
     assert!(err.to_string().contains("after 6 attempts"), "{err}");
+    cat.cleanup().await;
+}
+
+#[tokio::test]
+async fn webhooks_reach_no_private_address_in_any_spelling_and_follow_no_redirect() {
+    let server = Server::start(&[(302, Duration::ZERO)]).await;
+    let port = server.addr.port();
+    let mut cfg = settings(&db_name());
+    cfg.egress_allow = String::new();
+    let cat = Catalogue::new(cfg).await;
+    for (i, url) in [
+        server.url("/x"),
+        format!("http://localhost:{port}/x"),
+        format!("http://2130706433:{port}/x"),
+        format!("http://0x7f.1:{port}/x"),
+        format!("http://[::ffff:127.0.0.1]:{port}/x"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://[fd00::1]/".to_owned(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let err = cat
+            .run("maestro.webhook", &format!("s{i}"), 0, json!({"url": url}))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&err, TaskError::Fail { exc, .. } if exc.exc_type == "EgressRefused"),
+            "{url}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains("destination refused"),
+            "{url}: {err}"
+        );
+    }
+    assert!(server.seen().is_empty(), "nothing reached the receiver");
+    cat.cleanup().await;
+
+    // Allowed, but a 3xx is an answer, not an instruction: not followed, and not retried.
+    let cat = Catalogue::new(settings(&db_name())).await;
+    let err = cat
+        .run("maestro.webhook", "r1", 0, json!({"url": server.url("/x")}))
+        .await
+        .expect_err("302 fails");
+    assert!(err.to_string().contains("302"), "{err}");
+    assert_eq!(server.seen().len(), 1, "the redirect was not followed");
     cat.cleanup().await;
 }
 
