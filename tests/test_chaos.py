@@ -11,6 +11,10 @@
    queues: the node the clients talk to and the queues' leader is SIGKILLed under load; the
    API, workers and publishers fail over to the other nodes (`;`-separated broker URLs) and
    every 202'd task runs.
+5. Canvas under SIGKILL: chains and chords sent by Python Celery while workers are killed
+   again and again: every chain completes, every chord's callback runs, and nothing runs
+   again once its success was stored (a follow-up lost between a task's SUCCESS and its
+   publish, or a chord marked fired before its callback went out, would hang here).
 
 Side effects are counted with `maestro.record`, which upserts one document per task id
 (`runs`, `at`: the time of every run) into the test's database. A task runs at least once;
@@ -47,6 +51,8 @@ BEAT_BIN = os.environ.get("MAESTRO_BEAT_BIN", str(ROOT / "target" / "debug" / "m
 RABBIT_SBIN = pathlib.Path(os.environ.get("MAESTRO_RABBITMQ_SBIN", "/usr/lib/rabbitmq/bin"))
 SECANTUSD = pathlib.Path(sys.executable).parent / "secantusd-py"
 TASKS = int(os.environ.get("MAESTRO_CHAOS_TASKS", "20000"))
+# Chains (3 steps) and chords (5 members and a callback) in the canvas run.
+CANVAS = int(os.environ.get("MAESTRO_CHAOS_CANVAS", "60"))
 FIGURES = os.environ.get("MAESTRO_CHAOS_FIGURES")
 RECORD = "maestro.record"
 
@@ -445,6 +451,62 @@ def test_workers_sigkilled_repeatedly_during_a_20000_task_run(names, amqp, mongo
     for w in live:
         assert w.stop() == 0, w.log()[-3000:]
     figures("workers SIGKILLed", kills=kills, seconds=round(elapsed, 1), **outcome)
+
+
+# --- 5. canvas under SIGKILL ----------------------------------------------------------------
+
+def test_chains_and_chords_complete_while_workers_are_sigkilled(names, amqp, mongo, workers,
+                                                               mongo_app):
+    from celery import chain, chord
+    q, unlock = names.queue("canvas"), names.queue("unlock")
+    mongo_app.conf.task_default_queue = unlock
+    backend = f"{MONGODB_URI.rstrip('/')}/{mongo.name}"
+
+    def worker():
+        return workers([q, unlock], args=["--result-backend", backend, "--default-queue", unlock,
+                                          "--log-format", "json", "-c", "8"],
+                       env={"MAESTRO_MONGO_URI": MONGODB_URI, "MAESTRO_MONGO_DATABASE": mongo.name},
+                       ready=False)
+
+    def step():
+        return mongo_app.signature(RECORD, args=["ledger"], kwargs={"ms": 50}, queue=q,
+                                   immutable=True)
+    live = [worker(), worker()]
+    for w in live:
+        w.wait_ready(timeout=60)
+    rng = random.Random(names.run)
+    chains, chords, ids = [], [], []
+    begin = time.monotonic()
+    for i in range(CANVAS):
+        if i % 2 == 0:
+            res = chain(step(), step(), step()).apply_async()
+            steps = [res.parent.parent.id, res.parent.id, res.id]
+            chains.append(res.id)
+            ids += steps
+        else:
+            res = chord([step() for _ in range(5)])(step())
+            chords.append(res.id)
+            ids += [m.id for m in res.parent.results] + [res.id]
+    meta = mongo["celery_taskmeta"]
+    ends = set(chains) | set(chords)
+    kills, fault_times = 0, []
+    deadline = begin + 600
+    while len(ends & succeeded(meta)) < len(ends):
+        assert time.monotonic() < deadline, (
+            f"after 600 s ({kills} kills): {len(ends - succeeded(meta))} of {len(ends)} chains "
+            f"and chords not done, e.g. {sorted(ends - succeeded(meta))[:3]}")
+        time.sleep(rng.uniform(0.5, 2.5))
+        i = rng.randrange(len(live))
+        live[i].kill()
+        fault_times.append(utcnow())
+        kills += 1
+        live[i] = worker()
+    elapsed = time.monotonic() - begin
+    outcome = check_outcome(mongo, ids, fault_times)
+    for w in live:
+        assert w.stop() == 0, w.log()[-3000:]
+    figures("canvas, workers SIGKILLed", kills=kills, seconds=round(elapsed, 1),
+            chains=len(chains), chords=len(chords), **outcome)
 
 
 # --- 2. MongoDB stopped and restarted --------------------------------------------------------

@@ -272,17 +272,33 @@ impl ResultStore {
             )
             .return_document(mongodb::options::ReturnDocument::After)
             .await?;
-        Ok(counted
-            .map(|d| {
-                d.get_i64("done")
-                    .or_else(|_| d.get_i32("done").map(i64::from))
-                    .unwrap_or(0) as u64
-            })
-            .unwrap_or(0))
+        // A member counted before (a redelivery after a crash, maybe before the callback went
+        // out) is not counted again, but learns the count, so it can still fire the callback.
+        let d = match counted {
+            Some(d) => Some(d),
+            None => chords.find_one(doc! {"_id": group_id}).await?,
+        };
+        Ok(d.map(|d| {
+            d.get_i64("done")
+                .or_else(|_| d.get_i32("done").map(i64::from))
+                .unwrap_or(0) as u64
+        })
+        .unwrap_or(0))
     }
 
-    /// Claims the right to fire a chord's callback; true for exactly one caller.
-    pub async fn claim_chord_callback(&self, group_id: &str) -> Result<bool, StoreError> {
+    /// Whether a chord's callback was sent ([`mark_chord_fired`](Self::mark_chord_fired)).
+    pub async fn chord_fired(&self, group_id: &str) -> Result<bool, StoreError> {
+        let chords = self.db.collection::<Document>(CHORDMETA);
+        Ok(chords
+            .find_one(doc! {"_id": group_id, "fired": true})
+            .projection(doc! {"_id": 1})
+            .await?
+            .is_some())
+    }
+
+    /// Records that a chord's callback was sent (after it was: a crash before this leaves the
+    /// chord to be fired again, with the callback's fixed id); true for the first caller.
+    pub async fn mark_chord_fired(&self, group_id: &str) -> Result<bool, StoreError> {
         let chords = self.db.collection::<Document>(CHORDMETA);
         let r = chords
             .update_one(

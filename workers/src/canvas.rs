@@ -3,8 +3,15 @@
 //! (the last element of the reversed `chain` list) gets the result and carries the rest of the
 //! chain on; a failure is stored for every task left in the chain, as Celery does. Chord
 //! members count themselves done with one atomic `$inc` in MongoDB after their own result is
-//! stored; the member that completes the count fires the callback, once (a claim flag guards
-//! it), with the members' results in group order. No polling task.
+//! stored; the member that completes the count fires the callback with the members' results
+//! in group order, and only then marks the chord fired. No polling task.
+//!
+//! Surviving a kill at any point: every follow-up has a fixed task id (its own when the
+//! signature was frozen with one, as Celery does for chain steps and chord bodies, else one
+//! derived from the parent's id and the follow-up's place), so sending one again is safe: a
+//! worker runs an id that already succeeded once. A redelivered task whose SUCCESS is stored
+//! sends its follow-ups again (`processor`), a member counted before learns the count, and a
+//! chord marked fired only after its callback went out is fired again if the kill came between.
 //!
 //! Follow-ups are published to the default exchange with the target queue as routing key, as
 //! Celery 5.7 publishes, with confirms; a queue that does not exist yet is declared in Celery's
@@ -36,11 +43,13 @@ pub(crate) async fn on_success(
     msg: &TaskMessage,
     result: &Value,
 ) -> Result<(), Unfinished> {
-    for link in msg.embed.callbacks.iter().flatten() {
-        send(s, link, Some(result.clone()), msg, None).await?;
+    for (i, link) in msg.embed.callbacks.iter().flatten().enumerate() {
+        let key = format!("{}/link:{i}", msg.headers.id);
+        send(s, link, Some(result.clone()), msg, None, &key).await?;
     }
     if let Some((next, rest)) = msg.embed.next_in_chain() {
-        send(s, &next, Some(result.clone()), msg, Some(rest)).await?;
+        let key = format!("{}/chain", msg.headers.id);
+        send(s, &next, Some(result.clone()), msg, Some(rest), &key).await?;
     }
     chord_member_done(s, msg).await
 }
@@ -75,13 +84,14 @@ pub(crate) async fn on_failure(
             })?;
         }
     }
-    for errback in msg.embed.errbacks.iter().flatten() {
+    for (i, errback) in msg.embed.errbacks.iter().flatten().enumerate() {
         send(
             s,
             errback,
             Some(Value::String(msg.headers.id.clone())),
             msg,
             None,
+            &format!("{}/errback:{i}", msg.headers.id),
         )
         .await?;
     }
@@ -107,14 +117,35 @@ pub(crate) async fn publish_to_queue(
     }
 }
 
-/// Publishes the task `sig` describes to its queue (`options.queue`, else the default queue).
+/// Namespace of the task ids derived for follow-ups that have none (a fixed random UUID).
+const FOLLOW_UP_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x8f3e_1c52_4b7a_4d09_9a61_2e5c_7d40_b1f3);
+
+/// The task id of the follow-up `sig` whose place is `key` (`<parent id>/link:0`,
+/// `<parent id>/chain`, `chord:<group id>`, ...): the signature's own, else one derived from
+/// the key, the same every time it is sent.
+fn follow_up_id(sig: &Signature, key: &str) -> String {
+    sig.option_str("task_id").map_or_else(
+        || uuid::Uuid::new_v5(&FOLLOW_UP_ID_NAMESPACE, key.as_bytes()).to_string(),
+        str::to_owned,
+    )
+}
+
+/// Publishes the task `sig` describes to its queue (`options.queue`, else the default queue),
+/// with its fixed id ([`follow_up_id`] of `key`).
 async fn send(
     s: &Session,
     sig: &Signature,
     first_arg: Option<Value>,
     parent: &TaskMessage,
     chain: Option<Vec<Signature>>,
+    key: &str,
 ) -> Result<(), Unfinished> {
+    let mut fixed = sig.clone();
+    fixed
+        .options
+        .insert("task_id".into(), Value::String(follow_up_id(sig, key)));
+    let sig = &fixed;
     let mut msg = TaskMessage::from_signature(sig, first_arg, Some(&parent.headers), chain)
         .map_err(|e| {
             warn!(event = "follow_up_invalid", parent = %parent.headers.id, error = %e);
@@ -208,7 +239,7 @@ pub(crate) async fn try_fire_chord(
             _ => return Ok(false),
         }
     }
-    if !store.claim_chord_callback(group).await.map_err(fail)? {
+    if store.chord_fired(group).await.map_err(fail)? {
         return Ok(true);
     }
     if let Some(failed) = metas.iter().find(|m| m.status != "SUCCESS") {
@@ -216,7 +247,7 @@ pub(crate) async fn try_fire_chord(
             "ChordError",
             format!("Dependency {} raised {}", failed.id, failed.status),
         );
-        let callback_id = body.option_str("task_id").unwrap_or_default().to_owned();
+        let callback_id = follow_up_id(body, &format!("chord:{group}"));
         warn!(event = "chord_failed", group, member = %failed.id, callback = %callback_id);
         let record = TaskRecord {
             name: Some(body.task.clone()),
@@ -229,21 +260,33 @@ pub(crate) async fn try_fire_chord(
             .options
             .get("link_error")
             .and_then(|v| serde_json::from_value::<Vec<Signature>>(v.clone()).ok());
-        for errback in errbacks.iter().flatten() {
+        for (i, errback) in errbacks.iter().flatten().enumerate() {
             send(
                 s,
                 errback,
                 Some(Value::String(callback_id.clone())),
                 parent,
                 None,
+                &format!("{callback_id}/errback:{i}"),
             )
             .await?;
         }
-        return Ok(true);
+    } else {
+        info!(event = "chord_complete", group, members = members.len());
+        let results = metas.into_iter().map(|m| m.result).collect();
+        send(
+            s,
+            body,
+            Some(Value::Array(results)),
+            parent,
+            None,
+            &format!("chord:{group}"),
+        )
+        .await?;
     }
-    info!(event = "chord_complete", group, members = members.len());
-    let results = metas.into_iter().map(|m| m.result).collect();
-    send(s, body, Some(Value::Array(results)), parent, None).await?;
+    // Marked only now that the callback is out: a kill before this fires it again, with the
+    // same id.
+    store.mark_chord_fired(group).await.map_err(fail)?;
     Ok(true)
 }
 

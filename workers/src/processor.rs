@@ -134,7 +134,8 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
                 s.state
                     .metrics
                     .task_outcome(&d.queue, &h.task, TaskOutcome::Duplicate);
-                return Admission::Settle(Disposition::Ack);
+                drop(slot);
+                return Admission::Settle(resend_follow_ups(s, &msg).await);
             }
             Ok(false) => {}
             Err(e) => {
@@ -191,6 +192,34 @@ async fn execute(s: &Arc<Session>, d: &Received, job: Box<Job>) -> Disposition {
     let how = outcome::record(s, queue, task.as_ref(), &msg, outcome, runtime).await;
     drop(slot);
     how
+}
+
+/// For an id that already succeeded: its follow-ups (links, the chain's next step, the chord
+/// count) are sent again with the stored result, because a kill between the SUCCESS write and
+/// them would otherwise lose them for good. Their ids are fixed, so what was already sent runs
+/// once. Requeued when the store or the broker is away.
+async fn resend_follow_ups(s: &Arc<Session>, msg: &TaskMessage) -> Disposition {
+    let e = &msg.embed;
+    let has_follow_ups = e.callbacks.as_ref().is_some_and(|c| !c.is_empty())
+        || e.chain.as_ref().is_some_and(|c| !c.is_empty())
+        || e.chord.is_some();
+    if !has_follow_ups {
+        return Disposition::Ack;
+    }
+    match crate::results::stored_result(s, &msg.headers.id).await {
+        Ok(Some(result)) => match canvas::on_success(s, msg, &result).await {
+            Ok(()) => {
+                info!(event = "follow_ups_resent", id = %msg.headers.id);
+                Disposition::Ack
+            }
+            Err(_) => Disposition::Requeue,
+        },
+        Ok(None) => Disposition::Ack,
+        Err(e) => {
+            warn!(event = "result_store_unavailable", id = %msg.headers.id, error = %e, "requeued");
+            Disposition::Requeue
+        }
+    }
 }
 
 /// Argument text for `inspect active`, cut to [`ACTIVE_ARGS_BYTES_MAX`] at a char boundary.

@@ -109,6 +109,17 @@ where
 
 /// Whether task `id` already has a stored SUCCESS (a duplicate publish, or a redelivery after a
 /// crash between storing and acking); `false` without a store. Retried while MongoDB is away.
+/// The stored result of `id` when it succeeded.
+pub(crate) async fn stored_result(s: &Session, id: &str) -> Result<Option<Value>, StoreError> {
+    match &s.store {
+        Some(store) => Ok(with_store_retry(|| store.get(id))
+            .await?
+            .filter(|m| m.status == "SUCCESS")
+            .map(|m| m.result)),
+        None => Ok(None),
+    }
+}
+
 pub(crate) async fn has_succeeded(s: &Session, id: &str) -> Result<bool, StoreError> {
     match &s.store {
         Some(store) => with_store_retry(|| store.has_succeeded(id)).await,
