@@ -129,8 +129,10 @@ def connection(mongo, token, regions=REGIONS):
     return doc
 
 
-def worker_args(mongo, endpoint):
-    return ["--result-backend", backend_url(mongo), "--mongo-uri", MONGODB_URI,
+def worker_args(mongo, endpoint, names):
+    # A scan's notification goes to a queue of the test's own (else to the shared `notify`).
+    return ["--routes", f"maestro.notify={names.queue('notify')}",
+            "--result-backend", backend_url(mongo), "--mongo-uri", MONGODB_URI,
             "--mongo-database", mongo.name, "--secretjwt", SECRETJWT,
             "--aws-endpoint", endpoint, "--scan-qtd", str(PAGE), "--translate-qtd", "3"]
 
@@ -151,7 +153,7 @@ def test_scan_translates_pages_upserts_changes_and_retires_what_is_gone(
     token = hs256({"access": AWS_ACCESS, "secret": AWS_SECRET}, SECRETJWT)
     conn = connection(mongo, token)
     q = names.queue("discovery")
-    w = workers([q], args=worker_args(mongo, moto), env={"MAESTRO_LOG_LEVEL": "debug"})
+    w = workers([q], args=worker_args(mongo, moto, names), env={"MAESTRO_LOG_LEVEL": "debug"})
 
     # Servers: two regions, 7 instances in the first (pages of 5), tags and datacenters.
     r, result = scan(mongo_app, q, conn, "server-list")
@@ -246,7 +248,7 @@ def test_scan_translates_pages_upserts_changes_and_retires_what_is_gone(
 
 def test_refusals_are_clear_failures(names, workers, mongo, mongo_app, moto):
     q = names.queue("discovery")
-    w = workers([q], args=worker_args(mongo, moto))
+    w = workers([q], args=worker_args(mongo, moto, names))
     good = connection(mongo, hs256({"access_key": AWS_ACCESS, "secret_key": AWS_SECRET},
                                    SECRETJWT))
 

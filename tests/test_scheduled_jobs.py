@@ -109,7 +109,7 @@ def test_server_app_schedules_run_as_scheduler_app_ran_them(
         names, amqp, mongo, workers, apis, receiver, tmp_path):
     disc, report, sched = names.queue("discovery"), names.queue("report"), names.queue("scheduler")
     routes = (f"maestro.discovery.scan={disc},maestro.report.general={report},"
-              f"maestro.scheduler.run={sched}")
+              f"maestro.scheduler.run={sched},maestro.notify={names.queue('notify')}")
     common = ["--mongo-uri", MONGODB_URI, "--mongo-database", mongo.name, "--routes", routes]
     api = apis(common)
     workers([sched], args=common + ["--discovery-uri", api.base, "--report-uri", api.base],
