@@ -276,6 +276,49 @@ def test_broker_cut_mid_test_gives_503_then_recovers_and_loses_nothing(
     assert len(accepted) >= 41
 
 
+def test_slow_clients_and_connection_floods_cannot_hold_the_api(apis):
+    # The real server loop: a client that trickles its headers (slowloris) or sits idle on a
+    # keep-alive connection is cut off after the header-read timeout, and connections over the
+    # cap wait in the backlog instead of taking the process's file descriptors.
+    import socket
+    api = apis(["--header-read-timeout", "1", "--max-connections", "3"])
+
+    def connect():
+        c = socket.create_connection(("127.0.0.1", api.port), timeout=5)
+        return c
+
+    slow = connect()
+    slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
+    begin = time.monotonic()
+    slow.settimeout(5)
+    try:
+        rest = slow.recv(4096)
+    except OSError:
+        rest = b""
+    took = time.monotonic() - begin
+    # Closed (or answered 408 and closed) after about a second, not held open.
+    assert took < 4, took
+    assert rest == b"" or rest.startswith(b"HTTP/1.1 408"), rest
+    slow.close()
+
+    held = [connect() for _ in range(3)]
+    for c in held:
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.recv(4096).startswith(b"HTTP/1.1 200"), "kept alive after one answer"
+    # The cap is reached: a fourth connection is accepted by the kernel but not served ...
+    extra = connect()
+    extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    extra.settimeout(0.5)
+    with pytest.raises(socket.timeout):
+        extra.recv(4096)
+    # ... until the idle ones are cut off by the timeout; then it is answered.
+    extra.settimeout(5)
+    assert extra.recv(4096).startswith(b"HTTP/1.1 200")
+    for c in held + [extra]:
+        c.close()
+    assert api.request("GET", "/healthz", auth=False)[0] == 200
+
+
 def test_bad_configuration_exits_2_naming_flag_and_variable(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("MAESTRO_") and k != "CELERY_BROKER_URL"}

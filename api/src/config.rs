@@ -104,6 +104,24 @@ pub struct Cli {
     #[arg(long, env = "MAESTRO_PUBLISH_TIMEOUT", default_value = "5", value_parser = parse_secs)]
     pub publish_timeout: Duration,
 
+    /// Seconds a client may take to send a request's headers (slowloris), also the longest an
+    /// idle keep-alive connection is held.
+    #[arg(long, env = "MAESTRO_HEADER_READ_TIMEOUT", default_value = "10", value_parser = parse_secs)]
+    pub header_read_timeout: Duration,
+
+    /// Seconds one request may take before it is answered 503 (keep it above the publish
+    /// timeout).
+    #[arg(long, env = "MAESTRO_REQUEST_TIMEOUT", default_value = "30", value_parser = parse_secs)]
+    pub request_timeout: Duration,
+
+    /// Most open client connections; more wait in the listen backlog.
+    #[arg(long, env = "MAESTRO_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Most requests handled at once; more are answered 503 at once (with Retry-After).
+    #[arg(long, env = "MAESTRO_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+
     /// Seconds `/readyz` waits for the broker and MongoDB.
     #[arg(long, env = "MAESTRO_READY_TIMEOUT", default_value = "2", value_parser = parse_secs)]
     pub ready_timeout: Duration,
@@ -137,6 +155,10 @@ pub struct ApiConfig {
     pub amqp_connections: usize,
     pub publish_timeout: Duration,
     pub ready_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub max_in_flight: usize,
 }
 
 /// Seconds (integer or fraction) as a Duration; rejects negatives, NaN and more than an hour.
@@ -257,6 +279,10 @@ impl Cli {
             amqp_connections: self.amqp_connections,
             publish_timeout: self.publish_timeout,
             ready_timeout: self.ready_timeout,
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+            max_connections: self.max_connections.max(1),
+            max_in_flight: self.max_in_flight.max(1),
         })
     }
 }

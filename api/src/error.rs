@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 pub struct ErrorBody {
     /// A short machine-readable code: `invalid_json`, `invalid_field`, `unauthorized`,
     /// `forbidden`, `not_found`, `payload_too_large`, `unsupported_media_type`, `broker_unavailable`,
-    /// `store_unavailable`.
+    /// `store_unavailable`, `busy`.
     pub error: String,
     /// The field at fault (a dotted path into the body, or a path parameter), when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +57,9 @@ pub enum ApiError {
     /// The broker is away or refused the message; nothing was enqueued (503).
     #[error("broker unavailable: {0}")]
     BrokerUnavailable(String),
+    /// Too many requests at once, or one that took too long (503).
+    #[error("busy: {0}")]
+    Busy(String),
     /// MongoDB (result store or schedules) is away (503).
     #[error("store unavailable: {0}")]
     StoreUnavailable(String),
@@ -81,7 +84,7 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::BrokerUnavailable(_) | ApiError::StoreUnavailable(_) => {
+            ApiError::BrokerUnavailable(_) | ApiError::StoreUnavailable(_) | ApiError::Busy(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         }
@@ -103,6 +106,7 @@ impl ApiError {
             ApiError::MediaType(r) => ("unsupported_media_type", None, r.clone()),
             ApiError::BrokerUnavailable(r) => ("broker_unavailable", None, r.clone()),
             ApiError::StoreUnavailable(r) => ("store_unavailable", None, r.clone()),
+            ApiError::Busy(r) => ("busy", None, r.clone()),
         };
         let message = match &field {
             Some(f) => [(f.clone(), format!("{f}: {reason}"))].into(),

@@ -22,6 +22,7 @@ mod error;
 mod metrics;
 mod openapi;
 mod routes;
+pub mod serve;
 mod state;
 mod trace;
 
@@ -109,11 +110,37 @@ pub fn app(state: AppState) -> Router {
         .merge(open)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.body_bytes_max))
+        .layer(middleware::from_fn_with_state(state.clone(), limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// Middleware: at most `max_in_flight` requests at once (the rest get 503 at once, with
+/// Retry-After), each within `request_timeout` (503 after it). Counted by the metrics layer
+/// around it.
+async fn limit(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        return ApiError::Busy(format!(
+            "more than {} requests at once (MAESTRO_MAX_IN_FLIGHT)",
+            state.config.max_in_flight
+        ))
+        .into_response();
+    };
+    let timeout = state.config.request_timeout;
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::Busy(format!(
+            "the request took longer than {timeout:?} (MAESTRO_REQUEST_TIMEOUT)"
+        ))
+        .into_response(),
+    }
 }
 
 async fn openapi_json() -> impl IntoResponse {

@@ -58,22 +58,17 @@ fn main() -> ExitCode {
         };
         let enqueuer = state.enqueuer.clone();
         tracing::info!(event = "listening", addr = %listen, broker = %broker);
-        let served = axum::serve(listener, app(state))
-            // On SIGTERM or SIGINT the server stops accepting and finishes what it answers.
-            .with_graceful_shutdown(async move {
-                signals.recv().await;
-            })
-            .await;
+        let limits = maestro_api::serve::Limits {
+            header_read_timeout: state.config.header_read_timeout,
+            max_connections: state.config.max_connections,
+        };
+        // On SIGTERM or SIGINT the server stops accepting and finishes what it answers.
+        maestro_api::serve::serve(listener, app(state), limits, async move {
+            signals.recv().await;
+        })
+        .await;
         enqueuer.close();
-        match served {
-            Ok(()) => {
-                tracing::info!(event = "stopped");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                tracing::error!(event = "server_failed", error = %e);
-                ExitCode::FAILURE
-            }
-        }
+        tracing::info!(event = "stopped");
+        ExitCode::SUCCESS
     })
 }

@@ -141,7 +141,14 @@ pub(crate) async fn track(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    // The method is a label: any other than the standard ones is OTHER, so made-up methods
+    // (unauthenticated, kilobytes long) cannot grow the series without bound.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "TRACE"
+        | "CONNECT") => m,
+        _ => "OTHER",
+    }
+    .to_owned();
     let started = Instant::now();
     let resp = next.run(req).await;
     metrics.observe_request(&route, &method, resp.status().as_u16(), started.elapsed());

@@ -46,6 +46,9 @@ impl Results {
     }
 }
 
+/// A `/readyz` answer: when it was checked, whether all is up, each dependency's state.
+pub(crate) type Readiness = (std::time::Instant, bool, Vec<(&'static str, bool)>);
+
 /// Shared state of the handlers. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -57,6 +60,11 @@ pub struct AppState {
     /// Where the catalogue writes reports.
     pub reports_db: Database,
     pub metrics: Arc<Metrics>,
+    /// Requests being handled ([`ApiConfig::max_in_flight`] permits).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// The last `/readyz` answer, reused for a second (and computed by one request at a time),
+    /// so the open endpoint is no amplifier.
+    pub readiness: Arc<tokio::sync::Mutex<Option<Readiness>>>,
 }
 
 impl AppState {
@@ -95,6 +103,8 @@ impl AppState {
             maestro_db,
             reports_db,
             metrics,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
+            readiness: Arc::default(),
             config: Arc::new(config),
         })
     }

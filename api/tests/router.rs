@@ -75,8 +75,76 @@ async fn health_document_and_metrics_are_open() {
     let (s, _, b) = call(&app, "GET", "/readyz", None, None, &[]).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(b["status"], "unavailable");
-    assert_ne!(b["checks"]["broker"], "ok");
-    assert_ne!(b["checks"]["mongodb"], "ok");
+    // Which dependency, never the driver's text (it names hosts and ports).
+    assert_eq!(b["checks"]["broker"], "unavailable");
+    assert_eq!(b["checks"]["mongodb"], "unavailable");
+    assert!(!b.to_string().contains("127.0.0.1"), "{b}");
+}
+
+#[tokio::test]
+async fn made_up_methods_do_not_make_metric_series() {
+    let app = router(&DEAD).await;
+    for i in 0..20 {
+        let method = format!("M{i}{}", "X".repeat(200));
+        let _ = call(&app, &method, "/healthz", None, None, &[]).await;
+    }
+    // The exposition is text, not JSON: read it raw.
+    let req = axum::http::Request::builder()
+        .uri("/metrics")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let resp = tower::ServiceExt::oneshot(app.clone(), req)
+        .await
+        .expect("answers");
+    let text = String::from_utf8(
+        http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec(),
+    )
+    .expect("utf-8");
+    assert!(!text.contains("XXXX"), "a made-up method became a label");
+    assert!(text.contains("method=\"OTHER\""), "{text}");
+}
+
+#[tokio::test]
+async fn requests_over_the_in_flight_limit_or_the_time_limit_get_503() {
+    let a = auth();
+    // MongoDB away: a schedules read waits out its server selection (300 ms).
+    let mut args = DEAD.to_vec();
+    args.extend(["--max-in-flight", "1"]);
+    let app = router(&args).await;
+    let (one, two) = tokio::join!(
+        call(&app, "GET", "/schedules", Some(&a), None, &[]),
+        call(&app, "GET", "/schedules", Some(&a), None, &[])
+    );
+    let busy: Vec<_> = [&one, &two]
+        .into_iter()
+        .filter(|(_, _, b)| b["error"] == "busy")
+        .collect();
+    assert_eq!(busy.len(), 1, "{:?} {:?}", one.2, two.2);
+    assert_eq!(busy[0].0, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        busy[0].2["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("MAESTRO_MAX_IN_FLIGHT")
+    );
+    assert_eq!(busy[0].1.headers()["retry-after"], "1");
+
+    let mut args = DEAD.to_vec();
+    args.extend(["--request-timeout", "0.1"]);
+    let app = router(&args).await;
+    let (s, _, b) = call(&app, "GET", "/schedules", Some(&a), None, &[]).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
+    assert!(
+        b["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("MAESTRO_REQUEST_TIMEOUT"),
+        "{b}"
+    );
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use crate::state::AppState;
 pub(crate) struct Health {
     /// `ok`, or `unavailable`.
     pub status: String,
-    /// Per dependency: `ok` or the reason it is not.
+    /// Per dependency: `ok` or `unavailable` (the reason is in the API's log).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub checks: Option<Map<String, Value>>,
@@ -33,14 +33,54 @@ pub(crate) async fn healthz() -> Json<Health> {
     })
 }
 
-/// The broker and MongoDB are reachable.
+/// How long a `/readyz` answer is reused.
+const READY_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The broker and MongoDB are reachable. The answer says which dependency is not, never why
+/// (driver errors name hosts); the reason is logged. One check runs at a time and its answer is
+/// reused for a second, so the open endpoint costs the dependencies nothing under a flood.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "A dependency is unreachable", body = Health),
     ))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    let mut cached = state.readiness.lock().await;
+    let (ok, checks) = match &*cached {
+        Some((at, ok, checks)) if at.elapsed() < READY_CACHE => (*ok, checks.clone()),
+        _ => {
+            let checks = check_dependencies(&state).await;
+            let ok = checks.iter().all(|(_, up)| *up);
+            *cached = Some((std::time::Instant::now(), ok, checks.clone()));
+            (ok, checks)
+        }
+    };
+    drop(cached);
+    let checks: Map<String, Value> = checks
+        .into_iter()
+        .map(|(name, up)| {
+            (
+                name.to_owned(),
+                Value::from(if up { "ok" } else { "unavailable" }),
+            )
+        })
+        .collect();
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Health {
+        status: if ok { "ok" } else { "unavailable" }.into(),
+        checks: Some(checks),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Whether the broker, MongoDB and the result store answer; why not is logged.
+async fn check_dependencies(state: &AppState) -> Vec<(&'static str, bool)> {
     let timeout = state.config.ready_timeout;
+    let late = || format!("no answer within {timeout:?}");
     let broker = state.enqueuer.ready(timeout);
     let mongo = async {
         let ping = state
@@ -49,7 +89,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         match tokio::time::timeout(timeout, ping).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {timeout:?}")),
+            Err(_) => Err(late()),
         }
     };
     let results = async {
@@ -63,38 +103,28 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
                     match tokio::time::timeout(timeout, ping).await {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err(format!("no answer within {timeout:?}")),
+                        Err(_) => Err(late()),
                     }
                 }
                 Ok(Err(e)) => Err(e.body().reason),
-                Err(_) => Err(format!("no answer within {timeout:?}")),
+                Err(_) => Err(late()),
             },
         }
     };
     let (broker, mongo, results) = tokio::join!(broker, mongo, results);
-    let mut checks = Map::new();
-    let mut ok = true;
-    for (name, r) in [
+    [
         ("broker", broker),
         ("mongodb", mongo),
         ("result_store", results),
-    ] {
-        ok &= r.is_ok();
-        checks.insert(
-            name.into(),
-            Value::String(r.err().unwrap_or_else(|| "ok".into())),
-        );
-    }
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = Health {
-        status: if ok { "ok" } else { "unavailable" }.into(),
-        checks: Some(checks),
-    };
-    (status, Json(body)).into_response()
+    ]
+    .into_iter()
+    .map(|(name, r)| {
+        if let Err(why) = &r {
+            tracing::warn!(event = "not_ready", dependency = name, error = %why);
+        }
+        (name, r.is_ok())
+    })
+    .collect()
 }
 
 /// Prometheus metrics (text exposition format).
