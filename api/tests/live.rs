@@ -139,7 +139,16 @@ async fn many_concurrent_enqueues_all_confirm() {
     let run = Run::new();
     let q = run.queue("burst");
     let routes = format!("maestro.noop={}", q.name);
-    let app = router(&["--broker", &broker_url(), "--routes", &routes]).await;
+    // More at once than the default in-flight limit (256), which this test is not about.
+    let app = router(&[
+        "--broker",
+        &broker_url(),
+        "--routes",
+        &routes,
+        "--max-in-flight",
+        "1000",
+    ])
+    .await;
     let a = auth();
     let n = 400;
     let mut set = tokio::task::JoinSet::new();
