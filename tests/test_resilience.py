@@ -72,6 +72,33 @@ def test_sigkill_mid_task_leaves_it_to_be_redelivered_and_completed(names, worke
     assert amqp.ready(q) == 0
 
 
+def test_a_message_that_kills_every_worker_running_it_is_dead_lettered(
+        names, workers, celery_app, amqp, mongo):
+    # A poison message stands in for one that OOM-kills its worker: each worker that starts it
+    # is SIGKILLed. After its first run and MAESTRO_MAX_REDELIVERIES more, the next worker
+    # dead-letters it instead of dying too; tasks queued behind it run.
+    from conftest import backend_url
+    q = names.queue()
+    args = ["-c", "1", "--prefetch-multiplier", "1", "--max-redeliveries", "2",
+            "--result-backend", backend_url(mongo), "--log-level", "info,maestro_worker=debug"]
+    poison = celery_app.send_task("maestro.sleep", args=[60], queue=q)
+    for run in range(3):
+        w = workers([q], args=args)
+        wait_for(lambda: "task_started" in w.log(), 30, what=f"run {run + 1} of the poison message")
+        w.proc.send_signal(signal.SIGKILL)
+        w.proc.wait()
+    behind = celery_app.send_task("maestro.echo", args=["behind"], queue=q)
+    last = workers([q], args=args)
+    wait_for(lambda: amqp.ready(names.dead_queue) == 1, 30, what="the poison dead-lettered")
+    (_, props, _), = amqp.get_all(names.dead_queue)
+    assert props.headers["x-maestro-dead-reason"] == "redelivered-too-often"
+    assert "started 3 times" in props.headers["x-maestro-dead-detail"]
+    wait_for(lambda: (mongo["celery_taskmeta"].find_one({"_id": behind.id}) or {}).get("status")
+             == "SUCCESS", 30, what="the task behind it")
+    assert last.proc.poll() is None
+    assert mongo["maestro_redeliveries"].find_one({"_id": poison.id})["starts"] == 3
+
+
 def test_sigterm_lets_running_tasks_finish_then_exits_zero(names, workers, celery_app, amqp):
     q = names.queue()
     w = workers([q], args=["--log-level", "maestro_worker=debug"])

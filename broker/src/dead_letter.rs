@@ -30,6 +30,9 @@ pub enum DeadReason {
     Oversized,
     /// The task itself rejected the message without requeue (`TaskError::Reject`).
     Rejected,
+    /// Redelivered and started more often than the worker's limit (a poison message that
+    /// kills the worker running it).
+    RedeliveredTooOften,
 }
 
 impl DeadReason {
@@ -40,6 +43,7 @@ impl DeadReason {
             DeadReason::UnknownTask => "unknown-task",
             DeadReason::Oversized => "oversized",
             DeadReason::Rejected => "rejected",
+            DeadReason::RedeliveredTooOften => "redelivered-too-often",
         }
     }
 }

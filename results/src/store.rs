@@ -33,6 +33,8 @@ pub const TASKMETA: &str = "celery_taskmeta";
 pub const GROUPMETA: &str = "celery_groupmeta";
 /// Chord counters (this project's own collection).
 pub const CHORDMETA: &str = "maestro_chordmeta";
+/// How often each redelivered task id was started (the poison-message limit).
+pub(crate) const REDELIVERIES: &str = "maestro_redeliveries";
 /// Celery's default database for the MongoDB backend.
 pub const DEFAULT_DATABASE: &str = "celery";
 /// The TTL index on `expires_at`.
@@ -178,6 +180,23 @@ impl ResultStore {
         if let Err(e) = taskmeta.create_index(model).await {
             warn!(event = "result_index_failed", error = %e, "results will not expire by TTL");
         }
+        // Redelivery counts matter while a message is being redelivered: a day is plenty.
+        let counts = IndexModel::builder()
+            .keys(doc! {"at": 1})
+            .options(
+                IndexOptions::builder()
+                    .name(Some("maestro_redeliveries_ttl".to_owned()))
+                    .expire_after(Some(Duration::from_secs(86_400)))
+                    .build(),
+            )
+            .build();
+        if let Err(e) = db
+            .collection::<Document>(REDELIVERIES)
+            .create_index(counts)
+            .await
+        {
+            warn!(event = "redeliveries_index_failed", error = %e, "redelivery counts are kept");
+        }
         let (writes, write_rx) = mpsc::channel(QUEUE_DEPTH);
         let (reads, read_rx) = mpsc::channel(QUEUE_DEPTH);
         tokio::spawn(write_loop(db.clone(), write_rx));
@@ -284,6 +303,26 @@ impl ResultStore {
                 .unwrap_or(0) as u64
         })
         .unwrap_or(0))
+    }
+
+    /// Counts one more start of redelivered task `id`; the count so far.
+    pub async fn count_redelivered_start(&self, id: &str) -> Result<u64, StoreError> {
+        let d = self
+            .db
+            .collection::<Document>(REDELIVERIES)
+            .find_one_and_update(
+                doc! {"_id": id},
+                doc! {"$inc": {"starts": 1_i64}, "$set": {"at": bson::DateTime::now()}},
+            )
+            .upsert(true)
+            .return_document(mongodb::options::ReturnDocument::After)
+            .await?;
+        Ok(d.and_then(|d| {
+            d.get_i64("starts")
+                .ok()
+                .or_else(|| d.get_i32("starts").ok().map(i64::from))
+        })
+        .unwrap_or(1) as u64)
     }
 
     /// Whether a chord's callback was sent ([`mark_chord_fired`](Self::mark_chord_fired)).

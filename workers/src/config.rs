@@ -100,6 +100,14 @@ pub struct WorkerArgs {
     #[arg(long, env = "MAESTRO_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Runs of one redelivered message (a worker died while running it, or was killed by it)
+    /// before it is dead-lettered as `redelivered-too-often` instead of run again, so a poison
+    /// message cannot crash-loop a fleet; 0 runs it however often. Counted in the MongoDB
+    /// result store (`maestro_redeliveries`); without one, only a quorum queue's own
+    /// `x-delivery-limit` applies.
+    #[arg(long, env = "MAESTRO_MAX_REDELIVERIES", default_value_t = 5)]
+    pub max_redeliveries: u32,
+
     /// Seconds running tasks get to finish after SIGTERM before they are requeued.
     #[arg(long = "shutdown-grace", env = "MAESTRO_SHUTDOWN_GRACE", default_value = "25", value_parser = parse_secs)]
     pub shutdown_grace: Duration,
@@ -189,6 +197,7 @@ pub struct WorkerConfig {
     pub soft_time_limit: Option<Duration>,
     pub acks_late: bool,
     pub max_body_bytes: usize,
+    pub max_redeliveries: u32,
     pub shutdown_grace: Duration,
     pub delay: DelayTopology,
     pub queue_type: QueueType,
@@ -355,6 +364,7 @@ impl WorkerArgs {
             soft_time_limit: self.soft_time_limit,
             acks_late: self.acks_late,
             max_body_bytes: self.max_body_bytes,
+            max_redeliveries: self.max_redeliveries,
             shutdown_grace: self.shutdown_grace,
             delay: DelayTopology::with_prefix(self.delay_prefix),
             queue_type: self.queue_type,

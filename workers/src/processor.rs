@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use lapin::message::Delivery;
+use maestro_broker::dead_letter::DeadReason;
 use maestro_broker::message::format_time;
 use maestro_broker::{TaskMessage, TaskState, delay};
 use maestro_tasks::Task;
@@ -153,7 +154,39 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
             return Admission::Settle(Disposition::Requeue);
         }
     }
+    if let Some(detail) = redelivered_too_often(s, d, &msg).await {
+        drop(slot);
+        warn!(event = "poison_message", task = %h.task, id = %h.id, detail, "dead-lettered");
+        return Admission::Settle(Disposition::DeadLetter {
+            reason: DeadReason::RedeliveredTooOften,
+            detail,
+        });
+    }
     Admission::Run(Box::new(Job { msg, task, slot }))
+}
+
+/// For a redelivered message about to run: why it must not run again, when it was started more
+/// than `max_redeliveries` times after its first delivery (each time a worker died with it).
+/// Counted only here, just before a run, so messages that were merely prefetched by a worker
+/// that died do not count. A store that cannot count lets the message run.
+async fn redelivered_too_often(s: &Session, d: &Received, msg: &TaskMessage) -> Option<String> {
+    let max = u64::from(s.cfg.max_redeliveries);
+    if !d.redelivered || max == 0 {
+        return None;
+    }
+    let store = s.store.as_ref()?;
+    let starts = match store.count_redelivered_start(&msg.headers.id).await {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(event = "redelivery_not_counted", id = %msg.headers.id, error = %e);
+            return None;
+        }
+    };
+    (starts > max).then(|| {
+        format!(
+            "redelivered and started {starts} times, more than MAESTRO_MAX_REDELIVERIES ({max})"
+        )
+    })
 }
 
 /// Runs the task and records its outcome; the delivery's disposition.
