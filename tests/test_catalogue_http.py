@@ -120,6 +120,40 @@ def test_webhook_is_signed_retried_after_500_and_recorded(names, workers, mongo,
         assert secret not in log, f"{secret!r} leaked into the worker log"
 
 
+def test_webhook_credentials_reach_no_stored_result_nor_inspect_active(
+        names, workers, mongo, mongo_app, celery_app):
+    # A receiver that takes the request and never answers keeps the task active for the
+    # worker's HTTP timeout (2 s), long enough to ask `inspect active` about it.
+    import socket
+    from test_control_events import node_of
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    q = names.queue("webhook")
+    start_worker(workers, q, mongo, "--result-extended", "true")
+    node = node_of(f"w0-{names.run}@", q, celery_app)
+    r = mongo_app.send_task("maestro.webhook", queue=q, kwargs={
+        "url": f"http://127.0.0.1:{port}/hook?token=in-the-query",
+        "headers": {"Authorization": "Bearer in-a-header"}})
+    insp = celery_app.control.inspect(destination=[node], timeout=5)
+    active = wait_for(lambda: [t for t in (insp.active() or {}).get(node, []) if t["id"] == r.id],
+                      15, interval=0.2, what="the webhook listed as active")
+    shown = json.dumps(active)
+    assert "***" in shown, shown
+    for secret in ("Bearer in-a-header", "in-the-query"):
+        assert secret not in shown, f"{secret} in inspect active: {shown}"
+    wait_for(lambda: mongo.celery_taskmeta.find_one({"_id": r.id, "retries": {"$gte": 0},
+                                                     "kwargs": {"$exists": True}}),
+             30, what="the stored result")
+    doc = mongo.celery_taskmeta.find_one({"_id": r.id})
+    stored = json.dumps(doc, default=str)
+    assert doc["kwargs"]["headers"] == {"Authorization": "***"}, doc
+    for secret in ("Bearer in-a-header", "in-the-query"):
+        assert secret not in stored, f"{secret} in the stored result: {stored}"
+    silent.close()
+
+
 def test_webhook_404_is_a_failure_without_retry(names, workers, mongo, mongo_app, http_servers):
     hook = http_servers([404])
     q = names.queue("webhook")

@@ -24,6 +24,8 @@ def test_python_reads_results_and_failures(names, workers, mongo, mongo_app):
     assert isinstance(doc["result"], str)  # JSON text, as Celery's MongoDB backend stores it
     assert doc["date_done"] is not None and doc["children"] == []
     assert doc["name"] == "maestro.echo" and doc["queue"] == q
+    assert doc.get("args") in (None, []) and doc.get("kwargs") in (None, {}), \
+        "arguments only with --result-extended"
 
     f = mongo_app.send_task("maestro.fail", args=["stored failure"], queue=q)
     with pytest.raises(RuntimeError, match="stored failure"):
@@ -34,7 +36,8 @@ def test_python_reads_results_and_failures(names, workers, mongo, mongo_app):
 
 def test_extended_results_read_too(names, workers, mongo, mongo_app):
     mongo_app.conf.result_extended = True
-    q = start(workers, names, mongo)
+    # Celery's result_extended is the worker's setting: it stores the arguments only then.
+    q = start(workers, names, mongo, "--result-extended", "true")
     r = mongo_app.send_task("maestro.echo", args=[1, 2], queue=q)
     assert r.get(timeout=30) == [[1, 2], {}]
     assert r.name == "maestro.echo"

@@ -186,6 +186,12 @@ impl Task for Webhook {
         Some(DELIVERY_MAX_RETRIES)
     }
 
+    fn shown_arguments(&self, args: &Value, kwargs: &Value) -> Option<(Value, Value)> {
+        Some(maestro_contract::WebhookRequest::shown_arguments(
+            args, kwargs,
+        ))
+    }
+
     fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
         Box::pin(async move {
             let req = Delivery::from_args(args)?;

@@ -72,6 +72,34 @@ pub struct WebhookRequest {
 }
 
 impl WebhookRequest {
+    /// A call's arguments as results, `inspect active` and events show them: header values
+    /// `***` (they are often tokens), the URL without its user, query and fragment; given by
+    /// name or by position (`url, method, payload, headers`).
+    pub fn shown_arguments(args: &Value, kwargs: &Value) -> (Value, Value) {
+        fn hide_url(url: Option<&mut Value>) {
+            if let Some(Value::String(u)) = url {
+                *u = maestro_broker::connection::redact(u);
+            }
+        }
+        fn hide_headers(headers: Option<&mut Value>) {
+            if let Some(Value::Object(h)) = headers {
+                for v in h.values_mut() {
+                    *v = Value::String("***".into());
+                }
+            }
+        }
+        let (mut args, mut kwargs) = (args.clone(), kwargs.clone());
+        if let Value::Array(a) = &mut args {
+            hide_url(a.get_mut(0));
+            hide_headers(a.get_mut(3));
+        }
+        if let Value::Object(k) = &mut kwargs {
+            hide_url(k.get_mut("url"));
+            hide_headers(k.get_mut("headers"));
+        }
+        (args, kwargs)
+    }
+
     /// The task's parameters, in order.
     pub const PARAMS: [&'static str; 4] = ["url", "method", "payload", "headers"];
 
@@ -131,6 +159,21 @@ impl WebhookRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_arguments_hide_header_values_and_url_secrets() {
+        let (a, k) = WebhookRequest::shown_arguments(
+            &json!(["https://u:p@h/x?token=t", "POST", {}, {"Authorization": "Bearer s"}]),
+            &json!({"url": "https://h/y?key=k#f", "headers": {"X-Api-Key": "k1"}, "payload": {"a": 1}}),
+        );
+        let text = format!("{a}{k}");
+        for secret in ["Bearer s", "token=t", "u:p@", "k1", "key=k"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(k["headers"]["X-Api-Key"], "***");
+        assert_eq!(a[3]["Authorization"], "***");
+        assert_eq!(k["payload"], json!({"a": 1}));
+    }
     use serde_json::json;
 
     fn w(url: &str) -> WebhookRequest {

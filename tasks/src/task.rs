@@ -30,4 +30,16 @@ pub trait Task: Send + Sync + 'static {
 
     /// Runs one call. Blocking work belongs in `context::blocking`.
     fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a>;
+
+    /// What stored results, `inspect active` and events show of a call's `args` and `kwargs`
+    /// (Celery's `argsrepr`/`kwargsrepr`), for a task whose arguments carry credentials; it
+    /// replaces whatever the producer sent as reprs. `None` (the default) shows them as the
+    /// producer did.
+    fn shown_arguments(
+        &self,
+        _args: &serde_json::Value,
+        _kwargs: &serde_json::Value,
+    ) -> Option<(serde_json::Value, serde_json::Value)> {
+        None
+    }
 }

@@ -70,8 +70,10 @@ pub(crate) async fn on_failure(
             let record = TaskRecord {
                 traceback: Some(traceback.to_owned()),
                 name: Some(step.task.clone()),
-                args: Some(step.args.clone()),
-                kwargs: Some(step.kwargs.clone()),
+                // As for every stored result: arguments only with result_extended (a chain
+                // step's signature has no reprs of its own).
+                args: s.cfg.result_extended.then(|| step.args.clone()),
+                kwargs: s.cfg.result_extended.then(|| step.kwargs.clone()),
                 worker: Some(s.hostname.to_string()),
                 queue: step.option_str("queue").map(str::to_owned),
                 group_id: step.option_str("group_id").map(str::to_owned),

@@ -100,6 +100,12 @@ pub struct WorkerArgs {
     #[arg(long, env = "MAESTRO_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Store each task's name, args and kwargs with its result (Celery's `result_extended`);
+    /// a task's own reprs (`Task::shown_arguments`: webhook header values are never stored)
+    /// are stored in place of the arguments when it has them.
+    #[arg(long, env = "CELERY_RESULT_EXTENDED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub result_extended: bool,
+
     /// Runs of one redelivered message (a worker died while running it, or was killed by it)
     /// before it is dead-lettered as `redelivered-too-often` instead of run again, so a poison
     /// message cannot crash-loop a fleet; 0 runs it however often. Counted in the MongoDB
@@ -198,6 +204,7 @@ pub struct WorkerConfig {
     pub acks_late: bool,
     pub max_body_bytes: usize,
     pub max_redeliveries: u32,
+    pub result_extended: bool,
     pub shutdown_grace: Duration,
     pub delay: DelayTopology,
     pub queue_type: QueueType,
@@ -365,6 +372,7 @@ impl WorkerArgs {
             acks_late: self.acks_late,
             max_body_bytes: self.max_body_bytes,
             max_redeliveries: self.max_redeliveries,
+            result_extended: self.result_extended,
             shutdown_grace: self.shutdown_grace,
             delay: DelayTopology::with_prefix(self.delay_prefix),
             queue_type: self.queue_type,

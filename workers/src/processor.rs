@@ -86,7 +86,7 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
     // here (after the expiry and ETA checks below) unless a task of that name is registered.
     let runnable =
         |name: &str| s.registry.get(name).is_some() || (name == CHORD_UNLOCK && s.store.is_some());
-    let msg = match triage(&d.properties, &d.data, s.cfg.max_body_bytes, runnable) {
+    let mut msg = match triage(&d.properties, &d.data, s.cfg.max_body_bytes, runnable) {
         Ok(msg) => msg,
         Err(Unrunnable { reason, detail }) => {
             return Admission::Settle(Disposition::DeadLetter { reason, detail });
@@ -108,6 +108,8 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
         drop(slot);
         return Admission::Settle(Box::pin(canvas::chord_unlock(s, &d.queue, &msg)).await);
     };
+    hide_credentials(task.as_ref(), &mut msg);
+    let h = &msg.headers;
     if let Some(ev) = &s.events {
         ev.task(
             "task-received",
@@ -163,6 +165,19 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
         });
     }
     Admission::Run(Box::new(Job { msg, task, slot }))
+}
+
+/// For a task whose arguments carry credentials (`Task::shown_arguments`): its own reprs
+/// replace the producer's, so results, `inspect active` and events never show them.
+fn hide_credentials(task: &dyn Task, msg: &mut TaskMessage) {
+    let parse = |raw: &serde_json::value::RawValue| serde_json::from_str(raw.get()).ok();
+    let (Some(args), Some(kwargs)) = (parse(&msg.args), parse(&msg.kwargs)) else {
+        return;
+    };
+    if let Some((args, kwargs)) = task.shown_arguments(&args, &kwargs) {
+        msg.headers.argsrepr = Some(args.to_string());
+        msg.headers.kwargsrepr = Some(kwargs.to_string());
+    }
 }
 
 /// For a redelivered message about to run: why it must not run again, when it was started more

@@ -36,11 +36,16 @@ pub(crate) async fn record_state(
         ResultBackend::None => Ok(()),
         ResultBackend::Mongo { .. } => {
             let Some(store) = &s.store else { return Ok(()) };
+            let extended = s.cfg.result_extended;
             let record = TaskRecord {
                 traceback: traceback.map(str::to_owned),
                 name: Some(msg.headers.task.clone()),
-                args: serde_json::from_str(msg.args.get()).ok(),
-                kwargs: serde_json::from_str(msg.kwargs.get()).ok(),
+                args: extended
+                    .then(|| shown(&msg.headers.argsrepr, msg.args.get()))
+                    .flatten(),
+                kwargs: extended
+                    .then(|| shown(&msg.headers.kwargsrepr, msg.kwargs.get()))
+                    .flatten(),
                 worker: Some(s.hostname.to_string()),
                 retries: msg.headers.retries,
                 queue: Some(queue.to_owned()),
@@ -118,6 +123,14 @@ pub(crate) async fn stored_result(s: &Session, id: &str) -> Result<Option<Value>
             .map(|m| m.result)),
         None => Ok(None),
     }
+}
+
+/// An argument list as stored with `result_extended`: its repr when that is JSON (a task's own,
+/// see `Task::shown_arguments`), else the arguments as sent (Python's reprs are not JSON).
+fn shown(repr: &Option<String>, raw: &str) -> Option<Value> {
+    repr.as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .or_else(|| serde_json::from_str(raw).ok())
 }
 
 pub(crate) async fn has_succeeded(s: &Session, id: &str) -> Result<bool, StoreError> {
