@@ -10,6 +10,7 @@ pub use maestro_broker::config::ConfigError;
 use maestro_broker::config::config_error as err;
 use maestro_broker::connection::{BrokerUrls, redact};
 use maestro_broker::topology::QueueType;
+use secrecy::{ExposeSecret, SecretString};
 
 use maestro_tasks::RoutingTable;
 
@@ -37,8 +38,8 @@ pub struct Cli {
 
     /// Result backend read by `GET /tasks/{id}`: `mongodb://host/db` (Celery's MongoDB layout);
     /// unset answers 503 for task states.
-    #[arg(long, env = "CELERY_RESULT_BACKEND", hide_env_values = true)]
-    pub result_backend: Option<String>,
+    #[arg(long, env = "CELERY_RESULT_BACKEND", hide_env_values = true, value_parser = secret)]
+    pub result_backend: Option<SecretString>,
 
     /// MongoDB holding Maestro's documents (the `schedulers` collection).
     #[command(flatten)]
@@ -66,12 +67,12 @@ pub struct Cli {
     pub schedules_collection: String,
 
     /// Secret of the HS256 tokens other services present (`Authorization: JWT <token>`).
-    #[arg(long, env = "MAESTRO_SECRETJWT_PRIVATE", hide_env_values = true)]
-    pub secret_jwt_private: Option<String>,
+    #[arg(long, env = "MAESTRO_SECRETJWT_PRIVATE", hide_env_values = true, value_parser = secret)]
+    pub secret_jwt_private: Option<SecretString>,
 
     /// Value the token's `noauth` claim must equal.
-    #[arg(long, env = "MAESTRO_NOAUTH", hide_env_values = true)]
-    pub noauth: Option<String>,
+    #[arg(long, env = "MAESTRO_NOAUTH", hide_env_values = true, value_parser = secret)]
+    pub noauth: Option<SecretString>,
 
     /// Task routes `task=queue,...`, added to (and overriding) the defaults.
     #[arg(long, env = "MAESTRO_ROUTES", default_value = "")]
@@ -138,15 +139,16 @@ pub struct ApiConfig {
     pub broker: BrokerUrls,
     /// Broker URLs with passwords hidden, for logs.
     pub broker_display: String,
-    pub result_backend: Option<String>,
-    pub mongo_uri: String,
+    /// Secrets (the URIs may hold passwords) are `SecretString`: `Debug` shows them redacted.
+    pub result_backend: Option<SecretString>,
+    pub mongo_uri: SecretString,
     pub mongo_database: String,
     pub reports_database: String,
     pub report_result_qtd: u64,
     pub report_page_max: u64,
     pub schedules_collection: String,
-    pub jwt_secret: String,
-    pub noauth: String,
+    pub jwt_secret: SecretString,
+    pub noauth: SecretString,
     pub routes: RoutingTable,
     pub allow_any_queue: bool,
     pub enable_diagnostics: bool,
@@ -162,6 +164,11 @@ pub struct ApiConfig {
 }
 
 /// Seconds (integer or fraction) as a Duration; rejects negatives, NaN and more than an hour.
+/// A flag's value as a secret (never shown by `Debug`).
+fn secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
     maestro_broker::config::parse_secs_up_to(s, false, 3600.0, "an hour")
 }
@@ -177,10 +184,14 @@ impl Cli {
             )
         })?;
         let broker = self.broker.urls()?;
-        let result_backend = match self.result_backend.as_deref().map(str::trim) {
+        let result_backend = match self
+            .result_backend
+            .as_ref()
+            .map(|s| s.expose_secret().trim())
+        {
             None | Some("") | Some("disabled") => None,
             Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
-                Some(url.to_owned())
+                Some(SecretString::from(url.to_owned()))
             }
             Some(other) => {
                 return Err(err(
@@ -224,7 +235,7 @@ impl Cli {
             .map_err(|r| err("--schedules-collection", "MAESTRO_SCHEDULES_COLLECTION", r))?;
         let jwt_secret = self
             .secret_jwt_private
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.expose_secret().is_empty())
             .ok_or_else(|| {
                 err(
                     "--secret-jwt-private",
@@ -232,13 +243,16 @@ impl Cli {
                     "is required (the HS256 secret of service tokens)",
                 )
             })?;
-        let noauth = self.noauth.filter(|s| !s.is_empty()).ok_or_else(|| {
-            err(
-                "--noauth",
-                "MAESTRO_NOAUTH",
-                "is required (the value of the tokens' noauth claim)",
-            )
-        })?;
+        let noauth = self
+            .noauth
+            .filter(|s| !s.expose_secret().is_empty())
+            .ok_or_else(|| {
+                err(
+                    "--noauth",
+                    "MAESTRO_NOAUTH",
+                    "is required (the value of the tokens' noauth claim)",
+                )
+            })?;
         let routes = maestro_contract::routes::maestro_with(&self.routes)
             .map_err(|r| err("--routes", "MAESTRO_ROUTES", r))?;
         if self.body_bytes_max < 1024 || self.body_bytes_max > 64 * 1024 * 1024 {
@@ -263,7 +277,7 @@ impl Cli {
             broker_display: broker.display(),
             broker,
             result_backend,
-            mongo_uri: self.mongo.mongo_uri,
+            mongo_uri: SecretString::from(self.mongo.mongo_uri),
             mongo_database: self.mongo.mongo_database,
             reports_database: self.reports.reports_database,
             report_result_qtd: self.report_result_qtd,
@@ -318,6 +332,39 @@ mod tests {
             .map_err(|e| e.to_string())?
             .into_config()
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn secrets_do_not_leak_through_debug() {
+        let argv = [
+            "maestro-api",
+            "--secret-jwt-private",
+            "jwt-s3cret-value",
+            "--noauth",
+            "noauth-value",
+            "--mongo-uri",
+            "mongodb://u:mongo-pw@h/",
+            "--result-backend",
+            "mongodb://u:results-pw@h/db",
+            "-b",
+            "amqp://u:amqp-pw@h//",
+        ];
+        let cli = Cli::try_parse_from(argv).expect("flags");
+        let shown = format!("{cli:?}");
+        let cfg = cli.into_config().expect("valid");
+        let shown = format!(
+            "{shown} {cfg:?} {:?}",
+            crate::auth::Authenticator::new("jwt-s3cret-value", "noauth-value")
+        );
+        for secret in [
+            "jwt-s3cret-value",
+            "noauth-value",
+            "mongo-pw",
+            "results-pw",
+            "amqp-pw",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use maestro_results::ResultStore;
 use mongodb::bson::Document;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
+use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
 use crate::auth::Authenticator;
@@ -24,7 +25,7 @@ pub(crate) const MONGO_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The result store, connected on first use.
 pub struct Results {
-    url: String,
+    url: secrecy::SecretString,
     store: OnceCell<ResultStore>,
     deadline: Duration,
 }
@@ -34,7 +35,7 @@ impl Results {
     pub async fn get(&self) -> Result<&ResultStore, ApiError> {
         let connect = self
             .store
-            .get_or_try_init(|| ResultStore::connect(&self.url, None));
+            .get_or_try_init(|| ResultStore::connect(self.url.expose_secret(), None));
         match tokio::time::timeout(self.deadline, connect).await {
             Ok(Ok(store)) => Ok(store),
             Ok(Err(e)) => Err(ApiError::StoreUnavailable(format!("result store: {e}"))),
@@ -78,7 +79,7 @@ impl AppState {
             config.publish_timeout,
             metrics.clone(),
         )?;
-        let mut options = ClientOptions::parse(&config.mongo_uri)
+        let mut options = ClientOptions::parse(config.mongo_uri.expose_secret())
             .await
             .map_err(|e| format!("MAESTRO_MONGO_URI: {e}"))?;
         options.app_name.get_or_insert_with(|| "maestro-api".into());
@@ -97,7 +98,10 @@ impl AppState {
             })
         });
         Ok(Self {
-            auth: Arc::new(Authenticator::new(&config.jwt_secret, &config.noauth)),
+            auth: Arc::new(Authenticator::new(
+                config.jwt_secret.expose_secret(),
+                config.noauth.expose_secret(),
+            )),
             enqueuer: Arc::new(enqueuer),
             results,
             maestro_db,

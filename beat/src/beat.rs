@@ -34,7 +34,8 @@ pub async fn run(cfg: BeatConfig, stop: watch::Receiver<bool>) -> Result<(), Bea
         let bound = maestro_telemetry::serve(addr, metrics.clone(), serving).await?;
         tracing::info!(event = "metrics_listening", addr = %bound);
     }
-    let mut opts = ClientOptions::parse(&cfg.mongo_uri).await?;
+    let mut opts =
+        ClientOptions::parse(secrecy::ExposeSecret::expose_secret(&cfg.mongo_uri)).await?;
     opts.app_name = Some(cfg.lease.holder.clone());
     opts.server_selection_timeout = Some(Duration::from_secs(3));
     opts.connect_timeout = Some(Duration::from_secs(3));

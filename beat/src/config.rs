@@ -99,7 +99,8 @@ pub struct Cli {
 /// Everything a beat needs, checked.
 #[derive(Debug, Clone)]
 pub struct BeatConfig {
-    pub mongo_uri: String,
+    /// It may hold a password: `Debug` shows it redacted.
+    pub mongo_uri: secrecy::SecretString,
     pub mongo_database: String,
     pub schedules_collection: String,
     pub lease_collection: String,
@@ -204,7 +205,7 @@ impl Cli {
             })?),
         };
         Ok(BeatConfig {
-            mongo_uri: self.mongo.mongo_uri,
+            mongo_uri: self.mongo.mongo_uri.into(),
             mongo_database: self.mongo.mongo_database,
             schedules_collection: self.schedules_collection,
             lease_collection: self.lease_collection,
@@ -236,6 +237,21 @@ mod tests {
             .map_err(|e| e.to_string())?
             .into_config()
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn secrets_do_not_leak_through_debug() {
+        let c = parse(&[
+            "--mongo-uri",
+            "mongodb://u:mongo-pw@h/",
+            "-b",
+            "amqp://u:amqp-pw@h//",
+        ])
+        .expect("valid");
+        let shown = format!("{c:?}");
+        for secret in ["mongo-pw", "amqp-pw"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]

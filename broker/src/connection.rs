@@ -49,12 +49,19 @@ pub fn parse_broker_url(url: &str) -> Result<AMQPUri, BrokerError> {
 /// turn, round robin: each connection starts at the node after the one the previous connection
 /// of this process used, so a process's reconnects (and the API's pooled connections) spread
 /// over the nodes, and a node that just failed is tried last.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BrokerUrls {
     uris: Vec<AMQPUri>,
     /// Each URL in lapin's spelling (`amqp://` or `amqps://`), passwords included.
     lapin: Vec<String>,
     next: Arc<AtomicUsize>,
+}
+
+/// Shown with passwords hidden ([`BrokerUrls::display`]).
+impl std::fmt::Debug for BrokerUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BrokerUrls").field(&self.display()).finish()
+    }
 }
 
 /// Most URLs in one `broker_url`.

@@ -59,7 +59,7 @@ impl WorkerBuilder {
 
     /// Result backend: `mongodb://host/db` or `rpc://`.
     pub fn result_backend(mut self, url: impl Into<String>) -> Self {
-        self.args.result_backend = Some(url.into());
+        self.args.result_backend = Some(secrecy::SecretString::from(url.into()));
         self
     }
 

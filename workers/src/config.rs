@@ -68,8 +68,9 @@ pub struct WorkerArgs {
 
     /// Result backend: `mongodb://host/db` (Celery's MongoDB layout) or `rpc://` (replies to
     /// the caller's `reply_to`); unset stores no results.
-    #[arg(long, env = "CELERY_RESULT_BACKEND", hide_env_values = true)]
-    pub result_backend: Option<String>,
+    #[arg(long, env = "CELERY_RESULT_BACKEND", hide_env_values = true,
+          value_parser = |s: &str| Ok::<_, String>(secrecy::SecretString::from(s.to_owned())))]
+    pub result_backend: Option<secrecy::SecretString>,
 
     /// Queue for follow-up tasks (links, chain steps, chord callbacks) whose signature names
     /// none, as Celery's task_default_queue.
@@ -173,7 +174,7 @@ pub struct WorkerArgs {
 }
 
 /// Where results go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum ResultBackend {
     /// Results are not stored.
     None,
@@ -181,6 +182,20 @@ pub enum ResultBackend {
     Rpc,
     /// Celery's MongoDB backend layout at this URL.
     Mongo { url: String },
+}
+
+/// The URL may hold a password: shown redacted.
+impl std::fmt::Debug for ResultBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResultBackend::None => f.write_str("None"),
+            ResultBackend::Rpc => f.write_str("Rpc"),
+            ResultBackend::Mongo { url } => f
+                .debug_struct("Mongo")
+                .field("url", &maestro_broker::connection::redact(url))
+                .finish(),
+        }
+    }
 }
 
 /// The checked configuration the runtime uses.
@@ -276,7 +291,11 @@ impl WorkerArgs {
             ));
         }
         let broker = self.broker.urls()?;
-        let result_backend = match self.result_backend.as_deref().map(str::trim) {
+        let result_backend = match self
+            .result_backend
+            .as_ref()
+            .map(|s| secrecy::ExposeSecret::expose_secret(s).trim())
+        {
             None | Some("") | Some("disabled") => ResultBackend::None,
             Some(url) if url.starts_with("rpc://") => ResultBackend::Rpc,
             Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
@@ -424,6 +443,24 @@ mod tests {
             .worker
             .into_config()
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn secrets_do_not_leak_through_debug() {
+        let argv = [
+            "maestro-worker",
+            "--result-backend",
+            "mongodb://u:results-pw@h/db",
+            "-b",
+            "amqp://u:amqp-pw@h//",
+        ];
+        let cli = WorkerCli::try_parse_from(argv).expect("flags");
+        let shown = format!("{cli:?}");
+        let cfg = cli.worker.into_config().expect("valid");
+        let shown = format!("{shown} {cfg:?}");
+        for secret in ["results-pw", "amqp-pw"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]
