@@ -94,3 +94,19 @@ def test_unreachable_mongodb_is_retried_and_shutdown_still_works(names, workers)
                 ready=False)
     wait_for(lambda: w.log().count("result_store_unreachable") >= 2, 30, what="two attempts")
     assert w.stop(timeout=15) == 0
+
+
+def test_a_result_too_large_to_store_fails_the_task_instead_of_rerunning_it(
+        names, workers, mongo, mongo_app):
+    # 5 MiB of JSON back from maestro.echo: over the 4 MiB the worker stores. Before, MongoDB's
+    # refusal of an oversized document was retried, then the task was requeued and ran again,
+    # for ever; now it is one FAILURE saying why.
+    q = start(workers, names, mongo, "--log-level", "info,maestro_worker=debug")
+    r = mongo_app.send_task("maestro.echo", args=["z" * (5 * 1024 * 1024)], queue=q)
+    with pytest.raises(Exception, match="more than the 4194304 stored"):
+        r.get(timeout=60)
+    assert r.state == "FAILURE"
+    doc = mongo.celery_taskmeta.find_one({"_id": r.id})
+    assert "ResultNotStored" in doc["result"]
+    wait_for(lambda: "result_not_stored" in start.worker.log(), 10, what="the log line")
+    assert start.worker.log().count("task_started") == 1, "run once, not again"

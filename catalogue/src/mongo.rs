@@ -4,38 +4,12 @@
 //! server's words as `OperationFailure`, pymongo's name for it.
 
 use maestro_tasks::TaskError;
-use mongodb::error::{Error as MongoError, ErrorKind};
+use mongodb::error::Error as MongoError;
 
-/// Server error codes MongoDB's drivers treat as transient (retryable reads/writes).
-const TRANSIENT_CODES: [i32; 15] = [
-    6,     // HostUnreachable
-    7,     // HostNotFound
-    89,    // NetworkTimeout
-    91,    // ShutdownInProgress
-    134,   // ReadConcernMajorityNotAvailableYet
-    189,   // PrimarySteppedDown
-    262,   // ExceededTimeLimit
-    9001,  // SocketException
-    10107, // NotWritablePrimary
-    11600, // InterruptedAtShutdown
-    11602, // InterruptedDueToReplStateChange
-    13435, // NotPrimaryNoSecondaryOk
-    13436, // NotPrimaryOrSecondary
-    63,    // StaleShardVersion
-    150,   // StaleEpoch
-];
-
-/// Whether trying again later may succeed.
+/// Whether trying again later may succeed: the one classification of the project
+/// (`maestro_results::is_transient`).
 pub(crate) fn is_transient(e: &MongoError) -> bool {
-    (match e.kind.as_ref() {
-        ErrorKind::Io(_)
-        | ErrorKind::ConnectionPoolCleared { .. }
-        | ErrorKind::ServerSelection { .. }
-        | ErrorKind::DnsResolve { .. } => true,
-        ErrorKind::Command(c) => TRANSIENT_CODES.contains(&c.code),
-        _ => false,
-    }) || e.contains_label("RetryableWriteError")
-        || e.contains_label("TransientTransactionError")
+    maestro_results::is_transient(e)
 }
 
 /// The task outcome of `e`, met while `doing` something.

@@ -10,5 +10,5 @@ mod store;
 pub use convert::{bson_to_json, json_to_bson};
 pub use store::{
     BATCH_MAX, CHORDMETA, DEFAULT_DATABASE, GROUPMETA, ResultStore, StoreError, Stored, TASKMETA,
-    TTL_INDEX, TaskMeta, TaskRecord, member_ids, parse_backend_url,
+    TRANSIENT_CODES, TTL_INDEX, TaskMeta, TaskRecord, is_transient, member_ids, parse_backend_url,
 };

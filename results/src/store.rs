@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use maestro_broker::TaskState;
 use mongodb::bson::{self, Bson, Document, doc};
-use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::options::{ClientOptions, IndexOptions, WriteConcern};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -49,23 +49,72 @@ const QUEUE_DEPTH: usize = 4096;
 pub enum StoreError {
     #[error("result backend URL is invalid: {0}")]
     Url(String),
+    /// The server or the network is away, or the server said the error is transient (a
+    /// primary stepping down, a write concern not met yet): trying again later may succeed.
     #[error("MongoDB: {0}")]
-    Mongo(String),
+    Unavailable(String),
+    /// The server refused the operation for good (document too large, unauthorized,
+    /// validation): trying again cannot help.
+    #[error("MongoDB refused it: {0}")]
+    Refused(String),
     #[error("the result store is shut down")]
     Closed,
 }
 
 impl StoreError {
-    /// Whether trying again later may succeed (the server or network was away).
+    /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Mongo(_))
+        matches!(self, StoreError::Unavailable(_))
     }
 }
 
 impl From<mongodb::error::Error> for StoreError {
     fn from(e: mongodb::error::Error) -> Self {
-        StoreError::Mongo(e.to_string())
+        if is_transient(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Refused(e.to_string())
+        }
     }
+}
+
+/// Server error codes MongoDB's drivers treat as transient (retryable reads and writes), and
+/// the write-concern ones (`64` WriteConcernFailed, `100` UnsatisfiableWriteConcern while a
+/// replica set member is away).
+pub const TRANSIENT_CODES: [i32; 17] = [
+    6,     // HostUnreachable
+    7,     // HostNotFound
+    63,    // StaleShardVersion
+    64,    // WriteConcernFailed
+    89,    // NetworkTimeout
+    91,    // ShutdownInProgress
+    100,   // UnsatisfiableWriteConcern
+    134,   // ReadConcernMajorityNotAvailableYet
+    150,   // StaleEpoch
+    189,   // PrimarySteppedDown
+    262,   // ExceededTimeLimit
+    9001,  // SocketException
+    10107, // NotWritablePrimary
+    11600, // InterruptedAtShutdown
+    11602, // InterruptedDueToReplStateChange
+    13435, // NotPrimaryNoSecondaryOk
+    13436, // NotPrimaryOrSecondary
+];
+
+/// Whether trying a MongoDB operation again later may succeed: the network or the server was
+/// away, or the server's error is one MongoDB's drivers call transient.
+pub fn is_transient(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    (match e.kind.as_ref() {
+        ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::ServerSelection { .. }
+        | ErrorKind::DnsResolve { .. } => true,
+        ErrorKind::Command(c) => TRANSIENT_CODES.contains(&c.code),
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(_)) => true,
+        _ => false,
+    }) || e.contains_label("RetryableWriteError")
+        || e.contains_label("TransientTransactionError")
 }
 
 /// One task state to store.
@@ -165,6 +214,7 @@ impl ResultStore {
         options
             .server_selection_timeout
             .get_or_insert(Duration::from_secs(10));
+        let url_concern = options.write_concern.clone();
         let client = Client::with_options(options)?;
         let db = client.database(&database);
         db.run_command(doc! {"ping": 1}).await?;
@@ -199,7 +249,8 @@ impl ResultStore {
         }
         let (writes, write_rx) = mpsc::channel(QUEUE_DEPTH);
         let (reads, read_rx) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(write_loop(db.clone(), write_rx));
+        let concern = write_concern(&db, url_concern.as_ref()).await;
+        tokio::spawn(write_loop(db.clone(), concern, write_rx));
         tokio::spawn(read_loop(taskmeta.clone(), read_rx));
         Ok(Self {
             db,
@@ -449,39 +500,96 @@ fn update_statement(r: &TaskRecord, expires: Option<Duration>) -> Document {
     }
 }
 
-async fn write_loop(db: Database, mut rx: mpsc::Receiver<(Document, WriteReply)>) {
+/// Largest `update` command sent at once, bytes: MongoDB refuses commands over 16 MiB, so a
+/// batch of large results goes as several.
+const COMMAND_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// The write concern of result writes: the URL's (`?w=majority&journal=true`) when it names
+/// one, else majority with journaling where the server is a replica set member (a SUCCESS
+/// acknowledged by a primary alone can be rolled back by a failover), else the server's default.
+async fn write_concern(db: &Database, from_url: Option<&WriteConcern>) -> Option<Document> {
+    if let Some(wc) = from_url {
+        return bson::to_document(wc).ok().filter(|d| !d.is_empty());
+    }
+    let hello = db.run_command(doc! {"hello": 1}).await.ok()?;
+    hello
+        .contains_key("setName")
+        .then(|| doc! {"w": "majority", "j": true})
+}
+
+async fn write_loop(
+    db: Database,
+    concern: Option<Document>,
+    mut rx: mpsc::Receiver<(Document, WriteReply)>,
+) {
     let mut batch = Vec::with_capacity(BATCH_MAX);
     while rx.recv_many(&mut batch, BATCH_MAX).await > 0 {
-        let (statements, replies): (Vec<Document>, Vec<WriteReply>) = batch.drain(..).unzip();
-        let command = doc! {"update": TASKMETA, "updates": statements, "ordered": false};
-        match db.run_command(command).await {
-            Ok(reply) => {
-                let mut outcome: Vec<Result<Stored, StoreError>> =
-                    (0..replies.len()).map(|_| Ok(Stored::Written)).collect();
-                if let Ok(errors) = reply.get_array("writeErrors") {
-                    for e in errors.iter().filter_map(Bson::as_document) {
-                        let index = e.get_i32("index").map(|i| i as usize).unwrap_or(usize::MAX);
-                        let code = e.get_i32("code").unwrap_or(0);
-                        if let Some(slot) = outcome.get_mut(index) {
-                            *slot = if code == 11000 {
-                                Ok(Stored::AlreadySucceeded)
-                            } else {
-                                Err(StoreError::Mongo(
-                                    e.get_str("errmsg").unwrap_or("write error").to_owned(),
-                                ))
-                            };
-                        }
+        let mut rest: Vec<(Document, WriteReply)> = std::mem::take(&mut batch);
+        while !rest.is_empty() {
+            // As many statements as fit in one command (at least one).
+            let mut bytes = 0;
+            let split = rest
+                .iter()
+                .position(|(d, _)| {
+                    bytes += bson::to_vec(d).map_or(0, |v| v.len());
+                    bytes > COMMAND_BYTES_MAX
+                })
+                .map_or(rest.len(), |p| p.max(1));
+            let tail = rest.split_off(split);
+            write_batch(&db, concern.as_ref(), std::mem::replace(&mut rest, tail)).await;
+        }
+    }
+}
+
+/// One `update` command for `batch`, each caller told how its statement went.
+async fn write_batch(
+    db: &Database,
+    concern: Option<&Document>,
+    batch: Vec<(Document, WriteReply)>,
+) {
+    let (statements, replies): (Vec<Document>, Vec<WriteReply>) = batch.into_iter().unzip();
+    let mut command = doc! {"update": TASKMETA, "updates": statements, "ordered": false};
+    if let Some(wc) = concern {
+        command.insert("writeConcern", wc.clone());
+    }
+    match db.run_command(command).await {
+        Ok(reply) => {
+            // A write concern not met: the writes may not survive a failover; try again.
+            let concern_error = reply.get_document("writeConcernError").ok().map(|e| {
+                e.get_str("errmsg")
+                    .unwrap_or("write concern not met")
+                    .to_owned()
+            });
+            let mut outcome: Vec<Result<Stored, StoreError>> = (0..replies.len())
+                .map(|_| match &concern_error {
+                    Some(text) => Err(StoreError::Unavailable(format!("write concern: {text}"))),
+                    None => Ok(Stored::Written),
+                })
+                .collect();
+            if let Ok(errors) = reply.get_array("writeErrors") {
+                for e in errors.iter().filter_map(Bson::as_document) {
+                    let index = e.get_i32("index").map(|i| i as usize).unwrap_or(usize::MAX);
+                    let code = e.get_i32("code").unwrap_or(0);
+                    if let Some(slot) = outcome.get_mut(index) {
+                        let text = e.get_str("errmsg").unwrap_or("write error").to_owned();
+                        *slot = if code == 11000 {
+                            Ok(Stored::AlreadySucceeded)
+                        } else if TRANSIENT_CODES.contains(&code) {
+                            Err(StoreError::Unavailable(text))
+                        } else {
+                            Err(StoreError::Refused(format!("{text} (code {code})")))
+                        };
                     }
                 }
-                for (reply, result) in replies.into_iter().zip(outcome) {
-                    let _ = reply.send(result);
-                }
             }
-            Err(e) => {
-                let err = StoreError::from(e);
-                for reply in replies {
-                    let _ = reply.send(Err(err.clone()));
-                }
+            for (reply, result) in replies.into_iter().zip(outcome) {
+                let _ = reply.send(result);
+            }
+        }
+        Err(e) => {
+            let err = StoreError::from(e);
+            for reply in replies {
+                let _ = reply.send(Err(err.clone()));
             }
         }
     }

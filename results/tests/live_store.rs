@@ -85,3 +85,54 @@ async fn a_success_is_never_overwritten() {
     assert!(!s.has_succeeded("b").await.expect("lookup"));
     let _ = s.database().drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_batches_are_split_and_a_refused_write_is_not_retryable() {
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let s = store(&db).await;
+    // Three 6 MiB results at once would make one 18 MiB command: they go as several.
+    let big = "x".repeat(6 * 1024 * 1024);
+    let records: Vec<TaskRecord> = (0..3)
+        .map(|i| record(&format!("big-{i}"), TaskState::Success, json!(big)))
+        .collect();
+    let writes = futures_util::future::join_all(records.iter().map(|r| s.store(r))).await;
+    for w in writes {
+        assert_eq!(w.expect("stored"), Stored::Written);
+    }
+    assert_eq!(
+        s.get("big-2").await.expect("read").expect("present").result,
+        json!(big)
+    );
+    // A document over MongoDB's 16 MiB: refused for good, so the worker does not retry it.
+    let huge = "y".repeat(17 * 1024 * 1024);
+    match s
+        .store(&record("huge", TaskState::Success, json!(huge)))
+        .await
+    {
+        Err(e) => assert!(!e.is_retryable(), "{e}"),
+        Ok(got) => {
+            eprintln!("this server stores documents over 16 MiB ({got:?}); MongoDB does not")
+        }
+    }
+    let _ = s.database().drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_concern_of_the_url_is_sent() {
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let uri = std::env::var("MONGODB_URI").expect("MONGODB_URI");
+    let (base, query) = match uri.split_once('?') {
+        Some((b, q)) => (b.trim_end_matches('/').to_owned(), format!("{q}&")),
+        None => (uri.trim_end_matches('/').to_owned(), String::new()),
+    };
+    let s = ResultStore::connect(&format!("{base}/{db}?{query}w=1&journal=true"), None)
+        .await
+        .expect("connects");
+    assert_eq!(
+        s.store(&record("wc", TaskState::Success, json!(1)))
+            .await
+            .expect("stored with the URL's write concern"),
+        Stored::Written
+    );
+    let _ = s.database().drop().await;
+}

@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::canvas;
 use crate::metrics::TaskOutcome;
-use crate::results::record_state;
+use crate::results::{NotRecorded, RESULT_BYTES_MAX, record_state, store_state};
 use crate::retry::{publish_retry, retry_delay};
 use crate::run::Outcome;
 use crate::session::{Session, Unfinished};
@@ -61,10 +61,30 @@ pub(crate) async fn record(
         Outcome::Success(value) => {
             debug!(event = "task_succeeded", task = %h.task, id = %h.id, runtime_ms);
             count(TaskOutcome::Succeeded);
-            let recorded = record_state(s, queue, msg, TaskState::Success, &value, None).await;
-            Disposition::after(match recorded {
-                Ok(()) => canvas::on_success(s, msg, &value).await,
-                Err(Unfinished) => Err(Unfinished),
+            // A result too large to store, or one MongoDB refuses, fails the task instead of
+            // re-running it for ever; what follows a failure follows.
+            let size = serde_json::to_string(&value).map_or(0, |t| t.len());
+            let refused = if size > RESULT_BYTES_MAX {
+                Some(format!(
+                    "the result is {size} bytes of JSON, more than the {RESULT_BYTES_MAX} stored"
+                ))
+            } else {
+                match store_state(s, queue, msg, TaskState::Success, &value, None).await {
+                    Ok(()) => None,
+                    Err(NotRecorded::Refused(why)) => {
+                        Some(format!("MongoDB refused the result: {why}"))
+                    }
+                    Err(NotRecorded::Unfinished) => return Disposition::Requeue,
+                }
+            };
+            Disposition::after(match refused {
+                None => canvas::on_success(s, msg, &value).await,
+                Some(why) => {
+                    warn!(event = "result_not_stored", task = %h.task, id = %h.id, reason = %why);
+                    let exc = ExceptionInfo::celery("ResultNotStored", why);
+                    let tb = traceback_text(&s.hostname, msg, &exc);
+                    record_failure(s, queue, msg, &exc, &tb).await
+                }
             })
         }
         Outcome::Failure { exc, traceback } => {

@@ -19,8 +19,22 @@ use crate::session::{Session, Unfinished};
 /// requeued (and the task may run again).
 pub(crate) const STORE_RETRY_MAX: Duration = Duration::from_secs(60);
 
+/// Largest result stored, bytes of JSON: a larger one is stored as a FAILURE
+/// (`ResultTooLarge`) instead, since MongoDB refuses documents over 16 MiB and a refused write
+/// would otherwise re-run the task.
+pub(crate) const RESULT_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Why a state was not recorded.
+pub(crate) enum NotRecorded {
+    /// The store or the broker is away: the delivery is requeued.
+    Unfinished,
+    /// MongoDB refused it for good (a document too large, no privilege, validation).
+    Refused(String),
+}
+
 /// Records the task's state in the result backend. `Err` when it could not be recorded (the
-/// delivery is then requeued rather than acknowledged).
+/// delivery is then requeued rather than acknowledged); a write MongoDB refuses for good is
+/// logged and counted as done, since running the task again cannot change that.
 pub(crate) async fn record_state(
     s: &Session,
     queue: &str,
@@ -29,6 +43,26 @@ pub(crate) async fn record_state(
     result: &Value,
     traceback: Option<&str>,
 ) -> Result<(), Unfinished> {
+    match store_state(s, queue, msg, state, result, traceback).await {
+        Ok(()) => Ok(()),
+        Err(NotRecorded::Unfinished) => Err(Unfinished),
+        Err(NotRecorded::Refused(why)) => {
+            warn!(event = "result_refused", id = %msg.headers.id, state = state.as_str(), error = %why, "not retried");
+            Ok(())
+        }
+    }
+}
+
+/// Records the state; a refusal is returned (a SUCCESS that cannot be stored becomes a
+/// FAILURE, see `outcome`).
+pub(crate) async fn store_state(
+    s: &Session,
+    queue: &str,
+    msg: &TaskMessage,
+    state: TaskState,
+    result: &Value,
+    traceback: Option<&str>,
+) -> Result<(), NotRecorded> {
     if msg.headers.ignore_result {
         return Ok(());
     }
@@ -59,9 +93,10 @@ pub(crate) async fn record_state(
                     info!(event = "result_kept", id = %msg.headers.id, state = state.as_str(), "a SUCCESS was already stored; kept");
                     Ok(())
                 }
+                Err(StoreError::Refused(why)) => Err(NotRecorded::Refused(why)),
                 Err(e) => {
                     warn!(event = "result_not_recorded", id = %msg.headers.id, state = state.as_str(), error = %e);
-                    Err(Unfinished)
+                    Err(NotRecorded::Unfinished)
                 }
             }
         }
@@ -87,7 +122,7 @@ pub(crate) async fn record_state(
             Box::pin(s.publisher.publish("", reply_to, props, &body, false)).await.map_err(|e| {
                 warn!(event = "result_not_recorded", id = %msg.headers.id, state = state.as_str(), error = %e);
                 s.publish_failed(&e);
-                Unfinished
+                NotRecorded::Unfinished
             })
         }
     }
