@@ -281,3 +281,27 @@ def test_empty_reports_warn_bad_rules_mark_error_and_pivots_join(
     assert doc["status"] == "finished" and "servers" in doc["columns"], doc
     status, h, inv = raw(api, "GET", f"/reports/{pivot}_pivot", accept="text/inventory")
     assert inv.count(b"ansible_host=10.1.0.") == 9, inv
+
+
+def test_chunks_too_large_for_a_message_are_stored_by_the_report_task(
+        names, amqp, mongo, reports_db, workers, apis):
+    # 300 rows of ~8 KiB each in one 300-row chunk: 2.4 MB, more than one chunk message
+    # carries (1 MiB). The report task stores those rows itself and the chunk's message says how
+    # many; the report is complete and nothing is stored twice.
+    expected = seed(mongo, n_mine=600, n_other=10)
+    mongo["servers"].update_many({}, {"$set": {"notes": "n" * 8000}})
+    notify, api = start_stack(names, mongo, reports_db, workers, apis, qtd=300)
+    active = {"field": "active", "filter": "true", "comparer": "equal", "typ": "boolean"}
+    report_id = server_app_report(mongo, "general", "Servers", [active])
+    status, body = api.request("POST", "/reports/general", {
+        "report_id": report_id, "component": "Servers", "filters": rules(active),
+        "owner_user": str(OWNER)})
+    assert status == 200, body
+    notifications(notify, "ws")
+    doc = mongo["reports"].find_one({"_id": ObjectId(report_id)})
+    assert doc["status"] == "finished", doc
+    rows = reports_db[f"{report_id}_general"]
+    assert rows.count_documents({}) == expected
+    assert len(rows.find_one({})["notes"]) == 8000
+    uploads = list(mongo["celery_taskmeta"].find({"name": "maestro.report.upload"}))
+    assert sum(json.loads(u["result"])["rows"] for u in uploads) == expected, uploads

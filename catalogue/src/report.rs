@@ -27,7 +27,8 @@ use maestro_contract::names::{
 use maestro_contract::notify::{AuditMethod, AuditRecord, NotifyType, ws_notification};
 use maestro_contract::report::render::{Charts, View, columns};
 use maestro_contract::report::{
-    FinishRequest, MAESTRO_REPORTS_COLLECTION, ReportPlan, SUMMARY_COLLECTION, UploadRequest,
+    CHUNK_BYTES_MAX, FinishRequest, MAESTRO_REPORTS_COLLECTION, ReportPlan, SUMMARY_COLLECTION,
+    UploadRequest,
 };
 use maestro_contract::stored::from_stored_document;
 use maestro_contract::{Notification, ReportKind, ReportRequest};
@@ -193,6 +194,8 @@ impl Report {
             }));
         let chord = ctx.start_chord(chunks, callback).await?;
         let mut rows: Vec<Value> = Vec::with_capacity(qtd);
+        let mut bytes = 0usize;
+        let mut stored = 0u64;
         let mut sent = 0usize;
         loop {
             let next = cursor
@@ -201,12 +204,28 @@ impl Report {
                 .map_err(|e| mongo_error("reading the inventory", &e))?;
             let done = next.is_none();
             if let Some(d) = next {
-                rows.push(Value::Object(self.row(d)));
+                let row = Value::Object(self.row(d));
+                bytes += serde_json::to_string(&row).map_or(0, |t| t.len());
+                rows.push(row);
+                if bytes > CHUNK_BYTES_MAX {
+                    // Too large for one message: stored here, counted in the chunk's result.
+                    stored += store_rows(&self.svc, &collection, std::mem::take(&mut rows)).await?;
+                    bytes = 0;
+                }
             }
-            if rows.len() == qtd || (done && !rows.is_empty()) {
-                self.send_chunk(ctx, &chord, sent, &collection, std::mem::take(&mut rows))
-                    .await?;
+            let in_chunk = rows.len() + usize::try_from(stored).unwrap_or(usize::MAX);
+            if in_chunk >= qtd || (done && in_chunk > 0) {
+                self.send_chunk(
+                    ctx,
+                    &chord,
+                    sent,
+                    &collection,
+                    std::mem::take(&mut rows),
+                    stored,
+                )
+                .await?;
                 rows.reserve(qtd);
+                (bytes, stored) = (0, 0);
                 sent += 1;
             }
             if done || sent == chunks {
@@ -215,7 +234,7 @@ impl Report {
         }
         // Items removed since the count: the chord still needs every member.
         while sent < chunks {
-            self.send_chunk(ctx, &chord, sent, &collection, Vec::new())
+            self.send_chunk(ctx, &chord, sent, &collection, Vec::new(), 0)
                 .await?;
             sent += 1;
         }
@@ -282,10 +301,13 @@ impl Report {
         index: usize,
         collection: &str,
         rows: Vec<Value>,
+        stored: u64,
     ) -> Result<(), TaskError> {
         let sig = Signature::new(TASK_REPORT_UPLOAD, vec![])
             .with_option("queue", self.svc.queue_for(TASK_REPORT_UPLOAD).into())
-            .with_kwargs(json!({"collection": collection, "chunk": index, "rows": rows}));
+            .with_kwargs(
+                json!({"collection": collection, "chunk": index, "rows": rows, "stored": stored}),
+            );
         let member = chord
             .member(index, sig)
             .ok_or_else(|| TaskError::fail("RuntimeError", "chord member out of range"))?;
@@ -372,29 +394,35 @@ impl Task for Upload {
                 collection,
                 chunk,
                 rows,
+                stored,
             } = req;
-            let mut docs = Vec::with_capacity(rows.len());
-            for (i, row) in rows.into_iter().enumerate() {
-                docs.push(row_document(&format!("rows[{i}]"), row)?);
-            }
-            let n = docs.len();
-            if n > 0 {
-                let result = self
-                    .svc
-                    .reports
-                    .collection::<Document>(&collection)
-                    .insert_many(docs)
-                    .with_options(InsertManyOptions::builder().ordered(false).build())
-                    .await;
-                if let Err(e) = result
-                    && !only_duplicates(&e)
-                {
-                    return Err(mongo_error("writing report rows", &e));
-                }
-            }
+            let n = store_rows(&self.svc, &collection, rows).await? + stored;
             Ok(json!({"chunk": chunk, "rows": n}))
         })
     }
+}
+
+/// Stores report rows (their `_id`s kept, so a chunk stored twice is stored once); how many.
+async fn store_rows(svc: &Services, collection: &str, rows: Vec<Value>) -> Result<u64, TaskError> {
+    let mut docs = Vec::with_capacity(rows.len());
+    for (i, row) in rows.into_iter().enumerate() {
+        docs.push(row_document(&format!("rows[{i}]"), row)?);
+    }
+    let n = docs.len() as u64;
+    if n > 0 {
+        let result = svc
+            .reports
+            .collection::<Document>(collection)
+            .insert_many(docs)
+            .with_options(InsertManyOptions::builder().ordered(false).build())
+            .await;
+        if let Err(e) = result
+            && !only_duplicates(&e)
+        {
+            return Err(mongo_error("writing report rows", &e));
+        }
+    }
+    Ok(n)
 }
 
 /// A row as stored: its values as they are (text stays text), its `_id` an ObjectId.

@@ -169,11 +169,20 @@ pub struct UploadRequest {
     pub chunk: u64,
     /// The rows, as relaxed extended JSON.
     pub rows: Vec<Value>,
+    /// Rows of this chunk the report task stored itself (a chunk over
+    /// [`CHUNK_BYTES_MAX`] is not carried in a message), counted in the chunk's result.
+    #[serde(default)]
+    pub stored: u64,
 }
+
+/// Most bytes of rows (as JSON) one chunk message carries; a chunk that would be larger is
+/// stored by the report task itself, so no message of the report path is large enough to
+/// exhaust a worker's memory when prefetched.
+pub const CHUNK_BYTES_MAX: usize = 1024 * 1024;
 
 impl UploadRequest {
     /// The task's parameters, in order.
-    pub const PARAMS: [&'static str; 3] = ["collection", "chunk", "rows"];
+    pub const PARAMS: [&'static str; 4] = ["collection", "chunk", "rows", "stored"];
 
     pub fn validate(&self) -> Result<(), FieldError> {
         check_id("collection", &self.collection)
