@@ -58,6 +58,13 @@ impl Authenticator {
         }
     }
 
+    /// Also refuses tokens without an `exp` claim (`MAESTRO_JWT_REQUIRE_EXP`). Off by default:
+    /// Maestro's server-app signs `{app, version, noauth}` with no `exp`.
+    pub fn requiring_exp(mut self) -> Self {
+        self.validation.required_spec_claims = HashSet::from(["exp".to_owned()]);
+        self
+    }
+
     /// Checks an `Authorization` header value; the reason when it is refused.
     pub fn check(&self, header: Option<&str>) -> Result<(), String> {
         let header = header.ok_or("missing Authorization header (expected: JWT <token>)")?;
@@ -140,6 +147,23 @@ mod tests {
         let exp = chrono::Utc::now().timestamp() + 600;
         let t = token(Algorithm::HS256, "s", json!({"noauth": "na", "exp": exp}));
         assert_eq!(a.check(Some(&format!("jwt {t}"))), Ok(()));
+    }
+
+    #[test]
+    fn exp_is_required_only_when_asked() {
+        let no_exp = token(Algorithm::HS256, "s", json!({"noauth": "na"}));
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let with_exp = token(Algorithm::HS256, "s", json!({"noauth": "na", "exp": exp}));
+        let strict = Authenticator::new("s", "na").requiring_exp();
+        let e = strict
+            .check(Some(&format!("JWT {no_exp}")))
+            .expect_err("no exp");
+        assert!(e.contains("exp"), "{e}");
+        assert_eq!(strict.check(Some(&format!("JWT {with_exp}"))), Ok(()));
+        assert_eq!(
+            Authenticator::new("s", "na").check(Some(&format!("JWT {no_exp}"))),
+            Ok(())
+        );
     }
 
     #[test]

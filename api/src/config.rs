@@ -78,6 +78,11 @@ pub struct Cli {
     #[arg(long, env = "MAESTRO_ROUTES", default_value = "")]
     pub routes: String,
 
+    /// Refuse tokens without an `exp` claim. Off by default: Maestro's server-app signs its
+    /// tokens with no `exp`; turn it on where every caller sets one.
+    #[arg(long, env = "MAESTRO_JWT_REQUIRE_EXP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub jwt_require_exp: bool,
+
     /// Let `POST /tasks/{name}` name any valid queue in `queue`; when false only queues of the
     /// routing table are accepted, so clients cannot create queues on the broker at will.
     #[arg(long, env = "MAESTRO_ALLOW_ANY_QUEUE", default_value_t = false, action = clap::ArgAction::Set)]
@@ -149,6 +154,7 @@ pub struct ApiConfig {
     pub schedules_collection: String,
     pub jwt_secret: SecretString,
     pub noauth: SecretString,
+    pub jwt_require_exp: bool,
     pub routes: RoutingTable,
     pub allow_any_queue: bool,
     pub enable_diagnostics: bool,
@@ -285,6 +291,7 @@ impl Cli {
             schedules_collection: self.schedules_collection,
             jwt_secret,
             noauth,
+            jwt_require_exp: self.jwt_require_exp,
             routes,
             allow_any_queue: self.allow_any_queue,
             enable_diagnostics: self.enable_diagnostics,

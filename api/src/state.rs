@@ -98,10 +98,17 @@ impl AppState {
             })
         });
         Ok(Self {
-            auth: Arc::new(Authenticator::new(
-                config.jwt_secret.expose_secret(),
-                config.noauth.expose_secret(),
-            )),
+            auth: Arc::new({
+                let a = Authenticator::new(
+                    config.jwt_secret.expose_secret(),
+                    config.noauth.expose_secret(),
+                );
+                if config.jwt_require_exp {
+                    a.requiring_exp()
+                } else {
+                    a
+                }
+            }),
             enqueuer: Arc::new(enqueuer),
             results,
             maestro_db,
