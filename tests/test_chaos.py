@@ -409,6 +409,20 @@ def check_outcome(db, ids, faults=()):
             "ran_again_write_in_flight": len(in_flight)}
 
 
+def kill_until(done, live, start, rng, deadline, what):
+    """SIGKILLs one of `live` (replaced by `start()`) every 0.5-2.5 s until `done()`; the
+    (naive UTC) time of each kill. Fails at `deadline` (monotonic), saying `what()` is left."""
+    faults = []
+    while not done():
+        assert time.monotonic() < deadline, f"{what()} not done ({len(faults)} kills)"
+        time.sleep(rng.uniform(0.5, 2.5))
+        i = rng.randrange(len(live))
+        live[i].kill()
+        faults.append(utcnow())
+        live[i] = start()
+    return faults
+
+
 # --- 1. workers SIGKILLed -------------------------------------------------------------------
 
 def test_workers_sigkilled_repeatedly_during_a_20000_task_run(names, amqp, mongo, workers):
@@ -430,18 +444,10 @@ def test_workers_sigkilled_repeatedly_during_a_20000_task_run(names, amqp, mongo
     publisher.start()
 
     meta = mongo["celery_taskmeta"]
-    rng = random.Random(names.run)
-    kills = 0
-    fault_times = []
-    deadline = begin + 900
-    while (count(meta, {"status": "SUCCESS"}) or 0) < TASKS:
-        assert time.monotonic() < deadline, f"not done after 900 s ({kills} kills)"
-        time.sleep(rng.uniform(0.5, 2.5))
-        i = rng.randrange(len(live))
-        live[i].kill()
-        fault_times.append(utcnow())
-        kills += 1
-        live[i] = worker()
+    fault_times = kill_until(lambda: (count(meta, {"status": "SUCCESS"}) or 0) >= TASKS,
+                             live, worker, random.Random(names.run), begin + 900,
+                             lambda: "the run")
+    kills = len(fault_times)
     elapsed = time.monotonic() - begin
     publisher.join()
     assert published["ids"] == ids
@@ -489,18 +495,11 @@ def test_chains_and_chords_complete_while_workers_are_sigkilled(names, amqp, mon
             ids += [m.id for m in res.parent.results] + [res.id]
     meta = mongo["celery_taskmeta"]
     ends = set(chains) | set(chords)
-    kills, fault_times = 0, []
-    deadline = begin + 600
-    while len(ends & succeeded(meta)) < len(ends):
-        assert time.monotonic() < deadline, (
-            f"after 600 s ({kills} kills): {len(ends - succeeded(meta))} of {len(ends)} chains "
-            f"and chords not done, e.g. {sorted(ends - succeeded(meta))[:3]}")
-        time.sleep(rng.uniform(0.5, 2.5))
-        i = rng.randrange(len(live))
-        live[i].kill()
-        fault_times.append(utcnow())
-        kills += 1
-        live[i] = worker()
+    fault_times = kill_until(
+        lambda: len(ends & succeeded(meta)) == len(ends), live, worker, rng, begin + 600,
+        lambda: (f"{len(ends - succeeded(meta))} of {len(ends)} chains and chords, e.g. "
+                 f"{sorted(ends - succeeded(meta))[:3]}"))
+    kills = len(fault_times)
     elapsed = time.monotonic() - begin
     outcome = check_outcome(mongo, ids, fault_times)
     for w in live:

@@ -179,6 +179,7 @@ pub struct TaskMeta {
 
 type WriteReply = oneshot::Sender<Result<Stored, StoreError>>;
 type ReadReply = oneshot::Sender<Result<bool, StoreError>>;
+type CountReply = oneshot::Sender<Result<u64, StoreError>>;
 
 /// The result store. Cheap to clone.
 #[derive(Clone)]
@@ -188,6 +189,7 @@ pub struct ResultStore {
     taskmeta: Collection<Document>,
     writes: mpsc::Sender<(Document, WriteReply)>,
     reads: mpsc::Sender<(String, ReadReply)>,
+    counts: mpsc::Sender<(String, CountReply)>,
 }
 
 /// Splits a Celery backend URL into the MongoDB URI and the database (the URL's path, else
@@ -217,7 +219,10 @@ impl ResultStore {
         let url_concern = options.write_concern.clone();
         let client = Client::with_options(options)?;
         let db = client.database(&database);
-        db.run_command(doc! {"ping": 1}).await?;
+        // `hello` both checks the server answers and says whether it is a replica set member
+        // (for the write concern): one round trip at start-up.
+        let hello = db.run_command(doc! {"hello": 1}).await?;
+        let concern = write_concern(url_concern.as_ref(), hello.contains_key("setName"));
         let taskmeta = db.collection::<Document>(TASKMETA);
         let index = IndexOptions::builder()
             .name(Some(TTL_INDEX.to_owned()))
@@ -230,7 +235,8 @@ impl ResultStore {
         if let Err(e) = taskmeta.create_index(model).await {
             warn!(event = "result_index_failed", error = %e, "results will not expire by TTL");
         }
-        // Redelivery counts matter while a message is being redelivered: a day is plenty.
+        // Redelivery counts matter while a message is being redelivered: a day is plenty. Made
+        // in the background: a worker need not wait for it to start.
         let counts = IndexModel::builder()
             .keys(doc! {"at": 1})
             .options(
@@ -240,16 +246,16 @@ impl ResultStore {
                     .build(),
             )
             .build();
-        if let Err(e) = db
-            .collection::<Document>(REDELIVERIES)
-            .create_index(counts)
-            .await
-        {
-            warn!(event = "redeliveries_index_failed", error = %e, "redelivery counts are kept");
-        }
+        let redeliveries = db.collection::<Document>(REDELIVERIES);
+        tokio::spawn(async move {
+            if let Err(e) = redeliveries.create_index(counts).await {
+                warn!(event = "redeliveries_index_failed", error = %e, "redelivery counts are kept");
+            }
+        });
         let (writes, write_rx) = mpsc::channel(QUEUE_DEPTH);
         let (reads, read_rx) = mpsc::channel(QUEUE_DEPTH);
-        let concern = write_concern(&db, url_concern.as_ref()).await;
+        let (counts, count_rx) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(count_loop(db.clone(), count_rx));
         tokio::spawn(write_loop(db.clone(), concern, write_rx));
         tokio::spawn(read_loop(taskmeta.clone(), read_rx));
         Ok(Self {
@@ -258,6 +264,7 @@ impl ResultStore {
             taskmeta,
             writes,
             reads,
+            counts,
         })
     }
 
@@ -358,22 +365,12 @@ impl ResultStore {
 
     /// Counts one more start of redelivered task `id`; the count so far.
     pub async fn count_redelivered_start(&self, id: &str) -> Result<u64, StoreError> {
-        let d = self
-            .db
-            .collection::<Document>(REDELIVERIES)
-            .find_one_and_update(
-                doc! {"_id": id},
-                doc! {"$inc": {"starts": 1_i64}, "$set": {"at": bson::DateTime::now()}},
-            )
-            .upsert(true)
-            .return_document(mongodb::options::ReturnDocument::After)
-            .await?;
-        Ok(d.and_then(|d| {
-            d.get_i64("starts")
-                .ok()
-                .or_else(|| d.get_i32("starts").ok().map(i64::from))
-        })
-        .unwrap_or(1) as u64)
+        let (tx, rx) = oneshot::channel();
+        self.counts
+            .send((id.to_owned(), tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Whether a chord's callback was sent ([`mark_chord_fired`](Self::mark_chord_fired)).
@@ -507,14 +504,11 @@ const COMMAND_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// The write concern of result writes: the URL's (`?w=majority&journal=true`) when it names
 /// one, else majority with journaling where the server is a replica set member (a SUCCESS
 /// acknowledged by a primary alone can be rolled back by a failover), else the server's default.
-async fn write_concern(db: &Database, from_url: Option<&WriteConcern>) -> Option<Document> {
+fn write_concern(from_url: Option<&WriteConcern>, replica_set: bool) -> Option<Document> {
     if let Some(wc) = from_url {
         return bson::to_document(wc).ok().filter(|d| !d.is_empty());
     }
-    let hello = db.run_command(doc! {"hello": 1}).await.ok()?;
-    hello
-        .contains_key("setName")
-        .then(|| doc! {"w": "majority", "j": true})
+    replica_set.then(|| doc! {"w": "majority", "j": true})
 }
 
 async fn write_loop(
@@ -591,6 +585,59 @@ async fn write_batch(
             for reply in replies {
                 let _ = reply.send(Err(err.clone()));
             }
+        }
+    }
+}
+
+/// Counts redelivered starts in batches: the redeliveries after a worker dies come together,
+/// and one `update` of many upserts plus one read of the counts costs the server two commands,
+/// not two per message.
+async fn count_loop(db: Database, mut rx: mpsc::Receiver<(String, CountReply)>) {
+    use futures_util::TryStreamExt;
+    let coll = db.collection::<Document>(REDELIVERIES);
+    let mut batch = Vec::with_capacity(BATCH_MAX);
+    while rx.recv_many(&mut batch, BATCH_MAX).await > 0 {
+        let now = bson::DateTime::now();
+        let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+        // The same id twice in one batch is counted twice, as two deliveries would be.
+        let updates: Vec<Document> = ids
+            .iter()
+            .map(|id| {
+                doc! {"q": {"_id": id}, "u": {"$inc": {"starts": 1_i64}, "$set": {"at": now}},
+                "upsert": true}
+            })
+            .collect();
+        let counted = async {
+            let reply = db
+                .run_command(doc! {"update": REDELIVERIES, "updates": updates, "ordered": false})
+                .await?;
+            if let Ok(errors) = reply.get_array("writeErrors")
+                && !errors.is_empty()
+            {
+                return Err(StoreError::Refused(format!("{errors:?}")));
+            }
+            let found: Vec<Document> = coll
+                .find(doc! {"_id": {"$in": &ids}})
+                .await?
+                .try_collect()
+                .await?;
+            Ok(found
+                .into_iter()
+                .filter_map(|d| {
+                    let n = d
+                        .get_i64("starts")
+                        .ok()
+                        .or_else(|| d.get_i32("starts").ok().map(i64::from))?;
+                    Some((d.get_str("_id").ok()?.to_owned(), n as u64))
+                })
+                .collect::<std::collections::HashMap<_, _>>())
+        }
+        .await;
+        for (id, reply) in batch.drain(..) {
+            let _ = reply.send(match &counted {
+                Ok(counts) => Ok(counts.get(&id).copied().unwrap_or(1)),
+                Err(e) => Err(e.clone()),
+            });
         }
     }
 }
