@@ -3,6 +3,7 @@
 #
 #   scripts/chaos.sh                       20,000 tasks in the SIGKILL run
 #   MAESTRO_CHAOS_TASKS=5000 scripts/chaos.sh
+#   MAESTRO_CHAOS_CANVAS=300 scripts/chaos.sh   chains and chords in the canvas run (60 by default)
 #
 # Loopback only; it starts (and stops) RabbitMQ nodes and a SecantusDB server of its own, and
 # uses the machine's RabbitMQ on 127.0.0.1:5672 and MONGODB_URI (or a SecantusDB it starts)
@@ -15,7 +16,7 @@ MAESTRO_CHAOS_FIGURES="$figures" "$root/scripts/test.sh" tests/test_chaos.py -s 
 python3 - "$figures" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-keys = ["test", "tasks", "lost", "failed", "ran_after_success", "ran_again_write_in_flight",
+keys = ["test", "chains", "chords", "tasks", "lost", "failed", "ran_after_success", "ran_again_write_in_flight",
         "ran_twice_or_more",
         "max_runs", "kills", "accepted_202", "refused_503", "seconds_down", "seconds"]
 print("| " + " | ".join(keys) + " |")
