@@ -123,11 +123,11 @@ def test_server_app_schedules_run_as_scheduler_app_ran_them(
     gone = ObjectId()
     mongo["connections"].insert_one({"_id": gone, "provider": "AWS", "status": "disabled",
                                      "active": True})
-    # And one for a task of the original AWS list this project does not scan (made before
-    # the switch): discovery refuses it, so it stops.
+    # And one for a task AWS does not have (OpenStack's flavor-list, say a hand-edited
+    # schedule): discovery refuses it, so it stops.
     crawl, dead, refused = ObjectId(), ObjectId(), ObjectId()
     for _id, c, task in ((crawl, conn, "server-list"), (dead, gone, "server-list"),
-                         (refused, conn, "dbs-list")):
+                         (refused, conn, "flavor-list")):
         mongo["schedulers"].insert_one(server_app_defaults({
             "_id": _id, "name": f"connections - {task} - {c} (1594634400000)",
             "method": "PUT", "period_type": "interval", "task": "connections",
@@ -186,7 +186,7 @@ def test_server_app_schedules_run_as_scheduler_app_ran_them(
         assert events_of(mongo, dead)[0]["status"] == "danger"
         r = wait_for(lambda: (x := mongo["schedulers"].find_one({"_id": refused}))
                      and x["enabled"] is False and x, 30, 0.2, "refused depleted")
-        assert r["msg"].startswith("Refused by discovery: task: ") and "dbs-list" in r["msg"], r
+        assert r["msg"].startswith("Refused by discovery: task: ") and "flavor-list" in r["msg"], r
 
         # The report job: server-app's stored rules and component joined the body.
         reports = wait_for(lambda: take(report) or None, 60, 0.2, "the scheduled report")

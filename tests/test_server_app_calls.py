@@ -94,7 +94,12 @@ def test_provider_templates_and_rules(api):
     status, rules = call(api, "GET", "/available/rules/aws")
     permissions = rules["items"][0]["value"]["permissions"]
     scheduled = sorted(t for t, cmds in permissions.items() if cmds and cmds[0].get("init_job"))
-    assert scheduled == ["security-list", "server-list", "storage-object-list", "volumes-list"]
+    # Maestro's 19 AWS tasks (the original permission file's), every one scheduled.
+    assert scheduled == sorted([
+        "server-list", "loadbalance-list", "autoscaling-list", "dbs-list", "storage-object-list",
+        "brokers-list", "cache-list", "smtp-list", "volumes-list", "cdns-list", "snapshot-list",
+        "images-list", "security-list", "serverless-list", "serverless-support-list",
+        "search-list", "dynamodb-list", "gateway-list", "network-list"])
     for task, commands in permissions.items():
         for c in commands:
             assert {"command", "access", "entity"} <= set(c), (task, c)
@@ -125,15 +130,15 @@ def test_crawl_as_server_app_asks_for_it(api, mongo):
     p = mongo.connections.find_one({"_id": ObjectId(conn)})["process"]["server-list"]
     assert p["state"] == "warning" and p["msg"].startswith("In progress. server-list At "), p
 
-    # A task the provider does not run: server-app shows the answer's `message`
+    # A task the provider does not have: server-app shows the answer's `message`
     # (app/core/services/HTTPService.js reads message, then errors, then error).
-    status, body = call(api, "PUT", f"/crawler/AWS/{conn}/dbs-list", body={})
+    status, body = call(api, "PUT", f"/crawler/AWS/{conn}/flavor-list", body={})
     assert status == 422 and shown(body).startswith(" task: This task is not allowed"), body
     status, body = call(api, "PUT", f"/crawler/Azure/{conn}/server-list", body={})
     assert status == 422 and body["field"] == "provider", body
     assert shown(body).startswith(" provider: "), body
     assert "process" not in mongo.connections.find_one({"_id": ObjectId(conn)}) or \
-        "dbs-list" not in mongo.connections.find_one({"_id": ObjectId(conn)})["process"]
+        "flavor-list" not in mongo.connections.find_one({"_id": ObjectId(conn)})["process"]
     # A forged token gets 401 with a reason, nothing enqueued.
     req = urllib.request.Request(api.base + f"/crawler/AWS/{conn}/server-list", method="PUT",
                                  headers={"Authorization": "JWT " + server_app_token()[:-2] + "xx"})

@@ -17,6 +17,7 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use backon::{ExponentialBuilder, Retryable};
 use roxmltree::{Document, Node};
 use serde_json::{Map, Value, json};
 
@@ -24,49 +25,32 @@ use crate::discovery::{
     Credentials, Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture,
 };
 
-/// EC2 Query API version the requests and the answers' shapes follow.
-pub const EC2_API_VERSION: &str = "2016-11-15";
-/// Smallest `MaxResults` EC2 accepts; a smaller page size is raised to it.
-pub const EC2_PAGE_SIZE_MIN: usize = 5;
-/// Largest page asked of EC2 (DescribeVolumes' limit; the others allow 1000).
-pub const EC2_PAGE_SIZE_MAX: usize = 500;
+pub mod calls;
+pub mod rules;
+pub mod tree;
+
+use calls::calls_of;
+pub use calls::{CALLS, Call, Protocol, Service, Shape};
+use rules::translate;
+use tree::list;
+
+/// Smallest page size asked of any API; a smaller `--scan-qtd` is raised to it (and to each
+/// API's own minimum, e.g. EC2's 5).
+pub const PAGE_SIZE_MIN: usize = 1;
 /// Largest AWS answer read, in bytes; a bigger one is an error rather than unbounded memory.
 pub const RESPONSE_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// Longest retry delay an AWS `Retry-After` may ask for; longer is cut to this.
 pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
-/// Region S3 ListBuckets is signed for when the connection names none.
+/// Region global services (S3 listing, CloudFront) are signed for when none applies.
 pub const S3_DEFAULT_REGION: &str = "us-east-1";
+/// Pages read for a call whose pages make one item (SQS queues, SES identities).
+pub const MERGED_PAGES_MAX: usize = 100;
+/// Attempts of one request that meets throttling or a 5xx before the scan task's own retry
+/// takes over.
+pub const REQUEST_ATTEMPTS: usize = 3;
 
 /// Maestro's `provider` value in `datacenters`.
 const DC_PROVIDER: &str = "AWS";
-
-/// The discovery tasks AWS answers, with the collection and family Maestro used.
-const KINDS: [Kind; 4] = [
-    Kind {
-        task: "server-list",
-        collection: "servers",
-        family: None,
-        global: false,
-    },
-    Kind {
-        task: "volumes-list",
-        collection: "volumes",
-        family: None,
-        global: false,
-    },
-    Kind {
-        task: "security-list",
-        collection: "networks",
-        family: Some("SecurityGroup"),
-        global: false,
-    },
-    Kind {
-        task: "storage-object-list",
-        collection: "applications",
-        family: Some("ObjectStorage"),
-        global: true,
-    },
-];
 
 /// AWS over its HTTP APIs.
 pub struct AwsProvider {
@@ -78,68 +62,308 @@ pub struct AwsProvider {
 
 impl AwsProvider {
     /// A provider using `http`; `endpoint` overrides every AWS endpoint (e.g. moto's
-    /// `http://127.0.0.1:5000`); `page_size` is EC2's `MaxResults`, kept within
-    /// [`EC2_PAGE_SIZE_MIN`]..=[`EC2_PAGE_SIZE_MAX`].
+    /// `http://127.0.0.1:5000`); `page_size` is asked of every paging API, within the range
+    /// each accepts.
     pub fn new(http: reqwest::Client, endpoint: Option<String>, page_size: usize) -> Self {
         Self {
             http,
             endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
-            page_size: page_size.clamp(EC2_PAGE_SIZE_MIN, EC2_PAGE_SIZE_MAX),
+            page_size: page_size.max(PAGE_SIZE_MIN),
         }
     }
 
-    fn url(&self, service: &str, region: &str) -> String {
+    fn base(&self, svc: &Service, region: &str) -> String {
         match &self.endpoint {
-            Some(e) => format!("{e}/"),
-            None => format!("https://{service}.{region}.amazonaws.com/"),
+            Some(e) => e.clone(),
+            None if svc.global_endpoint => format!("https://{}.amazonaws.com", svc.host),
+            None => format!("https://{}.{region}.amazonaws.com", svc.host),
         }
     }
 
-    async fn ec2(
+    /// One request of `call`, retried on throttling and 5xx a few times (the scan task
+    /// retries further with its own backoff); the answer's body.
+    async fn request(
         &self,
         keys: &AwsKeys,
+        call: &Call,
         region: &str,
-        action: &str,
         token: Option<&str>,
     ) -> Result<String, ProviderError> {
-        let body = ec2_form(action, self.page_size, token).into_bytes();
-        let url = self.url("ec2", region);
-        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
-        let headers = keys.sign("POST", &url, "ec2", region, &body, content_type, false)?;
-        let req = self
-            .http
-            .post(&url)
-            .header("content-type", content_type)
-            .body(body);
-        send(with_headers(req, headers)).await
+        let attempt = || self.request_once(keys, call, region, token);
+        attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(500))
+                    .with_max_delay(Duration::from_secs(8))
+                    .with_max_times(REQUEST_ATTEMPTS - 1)
+                    .with_jitter(),
+            )
+            .when(|e| matches!(e, ProviderError::Transient { .. }))
+            .await
     }
 
-    async fn s3_list_buckets(
+    async fn request_once(
         &self,
         keys: &AwsKeys,
+        call: &Call,
         region: &str,
         token: Option<&str>,
     ) -> Result<String, ProviderError> {
-        let base = self.url("s3", region);
-        let url = match token {
-            None => base,
-            Some(t) => format!("{base}?{}", continuation_query(t)),
+        let svc = call.service;
+        let region = if svc.global_endpoint || region.is_empty() {
+            S3_DEFAULT_REGION
+        } else {
+            region
         };
-        let headers = keys.sign("GET", &url, "s3", region, &[], "", true)?;
-        send(with_headers(self.http.get(&url), headers)).await
+        let base = self.base(svc, region);
+        let size = call
+            .page_size
+            .map(|p| (p.param, self.page_size.clamp(p.min, p.max).to_string()));
+        let token = token.filter(|_| !call.token_param.is_empty());
+        match svc.protocol {
+            Protocol::Ec2 | Protocol::Query => {
+                let body = query_form(call, size.as_ref(), token).into_bytes();
+                let url = format!("{base}/");
+                let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+                let headers = [("content-type", content_type)];
+                let signed = keys.sign("POST", &url, svc.signing, region, &body, &headers)?;
+                let req = self.http.post(&url).header("content-type", content_type);
+                send(with_headers(req.body(body), signed)).await
+            }
+            Protocol::Json10 { target } => {
+                let mut m = Map::new();
+                if let Some((param, n)) = &size {
+                    m.insert((*param).into(), json!(n.parse::<u64>().unwrap_or(1)));
+                }
+                if let Some(t) = token {
+                    m.insert(call.token_param.into(), json!(t));
+                }
+                let body = Value::Object(m).to_string().into_bytes();
+                let url = format!("{base}/");
+                let target = format!("{target}.{}", call.action);
+                let headers = [
+                    ("content-type", "application/x-amz-json-1.0"),
+                    ("x-amz-target", target.as_str()),
+                ];
+                let signed = keys.sign("POST", &url, svc.signing, region, &body, &headers)?;
+                let mut req = self.http.post(&url);
+                for (k, v) in headers {
+                    req = req.header(k, v);
+                }
+                send(with_headers(req.body(body), signed)).await
+            }
+            Protocol::RestJson | Protocol::RestXml => {
+                let query = rest_query(call, size.as_ref(), token);
+                let url = if query.is_empty() {
+                    format!("{base}{}", call.action)
+                } else {
+                    format!("{base}{}?{query}", call.action)
+                };
+                let s3 = svc.host == "s3";
+                let signed = if s3 {
+                    keys.sign_s3(&url, region)?
+                } else {
+                    keys.sign("GET", &url, svc.signing, region, &[], &[])?
+                };
+                send(with_headers(self.http.get(&url), signed)).await
+            }
+        }
+    }
+
+    /// One page of `call`, or all its pages in one for the calls that make one item of them.
+    async fn call_page(
+        &self,
+        keys: &AwsKeys,
+        call: &Call,
+        req: &PageRequest<'_>,
+    ) -> Result<Page, ProviderError> {
+        let region = req.region;
+        match call.shape {
+            Shape::Parsed => {
+                let body = self.request(keys, call, region, req.token).await?;
+                match call.access {
+                    "describe_instances" => parse_instances(&body, region),
+                    "describe_volumes" => parse_volumes(&body, region),
+                    "describe_security_groups" => parse_security_groups(&body, region),
+                    _ => parse_buckets(&body),
+                }
+            }
+            Shape::Each | Shape::Names => {
+                let body = self.request(keys, call, region, req.token).await?;
+                let tree = answer_tree(call.service.protocol, &body)?;
+                Ok(Page {
+                    items: translate_page(call, &tree),
+                    next: next_of(call, &tree),
+                })
+            }
+            Shape::Queues | Shape::Identities => {
+                let mut names = Vec::new();
+                let mut token: Option<String> = None;
+                for _ in 0..MERGED_PAGES_MAX {
+                    let body = self.request(keys, call, region, token.as_deref()).await?;
+                    let tree = answer_tree(call.service.protocol, &body)?;
+                    names.extend(
+                        list(&tree, call.items).into_iter().filter_map(|v| {
+                            v.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+                        }),
+                    );
+                    match next_of(call, &tree) {
+                        Some(n) if token.as_deref() != Some(n.as_str()) => token = Some(n),
+                        _ => break,
+                    }
+                }
+                let item = if call.shape == Shape::Queues {
+                    queues_item(&names, region)
+                } else {
+                    identities_item(&names, req.connection, region)
+                };
+                Ok(Page {
+                    items: item.into_iter().collect(),
+                    next: None,
+                })
+            }
+        }
     }
 }
 
-/// The form body of an EC2 Query API call (built apart: the serializer is not `Send`).
-fn ec2_form(action: &str, page_size: usize, token: Option<&str>) -> String {
+/// The form body of a query API call (built apart: the serializer is not `Send`).
+fn query_form(call: &Call, size: Option<&(&str, String)>, token: Option<&str>) -> String {
     let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("Action", action)
-        .append_pair("Version", EC2_API_VERSION)
-        .append_pair("MaxResults", &page_size.to_string());
+    form.append_pair("Action", call.action)
+        .append_pair("Version", call.service.version);
+    for (k, v) in call.params {
+        form.append_pair(k, v);
+    }
+    if let Some((param, n)) = size {
+        form.append_pair(param, n);
+    }
     if let Some(t) = token {
-        form.append_pair("NextToken", t);
+        form.append_pair(call.token_param, t);
     }
     form.finish()
+}
+
+/// The query string of a REST call.
+fn rest_query(call: &Call, size: Option<&(&str, String)>, token: Option<&str>) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in call.params {
+        q.append_pair(k, v);
+    }
+    if let Some((param, n)) = size {
+        q.append_pair(param, n);
+    }
+    if let Some(t) = token {
+        q.append_pair(call.token_param, t);
+    }
+    // AWS's signature wants `%20`, not `+`, for spaces.
+    q.finish().replace('+', "%20")
+}
+
+/// An answer as one JSON tree: XML read as AWS's SDKs shape it ([`tree::from_xml`]), JSON as
+/// it is.
+fn answer_tree(protocol: Protocol, body: &str) -> Result<Value, ProviderError> {
+    match protocol {
+        Protocol::Json10 { .. } | Protocol::RestJson => serde_json::from_str(body)
+            .map_err(|e| ProviderError::Invalid(format!("AWS answer is not JSON: {e}"))),
+        Protocol::Ec2 | Protocol::Query | Protocol::RestXml => {
+            Ok(tree::from_xml(parse(body)?.root_element()))
+        }
+    }
+}
+
+fn next_of(call: &Call, tree: &Value) -> Option<String> {
+    if call.next.is_empty() {
+        return None;
+    }
+    tree::text(tree, call.next)
+}
+
+/// The items of one answer of an `Each` or `Names` call.
+fn translate_page(call: &Call, tree: &Value) -> Vec<Value> {
+    let application = call_entity(call) == Some("applications");
+    list(tree, call.items)
+        .into_iter()
+        .filter_map(|el| {
+            let mut item = match call.shape {
+                Shape::Names => {
+                    let name = el.as_str()?;
+                    let mut t = translate(&json!({"TableName": name}), &call.naming, call.rules)?;
+                    t["name"] = json!(format!("DynamoDB - {name}"));
+                    t
+                }
+                _ => translate(el, &call.naming, call.rules)?,
+            };
+            if application {
+                item["own"] = json!(1);
+            }
+            Some(item)
+        })
+        .collect()
+}
+
+/// The contract's collection of `call`.
+fn call_entity(call: &Call) -> Option<&'static str> {
+    maestro_contract::providers::provider("aws")?
+        .tasks
+        .iter()
+        .find(|t| t.name == call.task)?
+        .commands
+        .iter()
+        .find(|c| c.access == call.access && c.command == command_of(call))
+        .map(|c| c.entity)
+}
+
+/// The boto3 client name of `call` (`elbv2`, `ses`), as the contract names commands.
+fn command_of(call: &Call) -> &'static str {
+    match (call.service.host, call.service.version) {
+        ("elasticloadbalancing", "2015-12-01") => "elbv2",
+        ("elasticloadbalancing", _) => "elb",
+        ("email", _) => "ses",
+        (host, _) => host,
+    }
+}
+
+/// Every queue of the region as one item (Maestro's `QueueSQS`): named by the account the
+/// URLs hold, keyed by account and region (Maestro keyed by account only, so a second region
+/// overwrote the first).
+fn queues_item(urls: &[String], region: &str) -> Option<Value> {
+    let first = urls.first()?;
+    // https://sqs.<region>.amazonaws.com/<account>/<queue>
+    let after_scheme = first.split_once("://").map_or(first.as_str(), |(_, r)| r);
+    let account = after_scheme
+        .split('/')
+        .nth(1)
+        .filter(|a| !a.is_empty() && a.chars().all(|c| c.is_ascii_digit()))
+        .unwrap_or("account");
+    let queues: Vec<&str> = urls
+        .iter()
+        .filter_map(|u| u.trim_end_matches('/').rsplit('/').next())
+        .collect();
+    Some(json!({
+        "name": format!("SQS - {account}"),
+        "unique_id": format!("{account}_{region}"),
+        "urls": urls,
+        "queues": queues,
+        "tags": [],
+        "own": 1,
+        "datacenters": {},
+    }))
+}
+
+/// Every SES identity of the region as one item (Maestro's `IdentitySES`), keyed by the
+/// connection and region (Maestro: the connection only).
+fn identities_item(identities: &[String], connection: &str, region: &str) -> Option<Value> {
+    if identities.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "name": "SES - SMTP",
+        "unique_id": format!("{connection}_ses_{region}"),
+        "domain": identities,
+        "tags": [],
+        "own": 1,
+        "datacenters": {},
+    }))
 }
 
 /// Whether `region` has AWS's form: `<area>-<direction>-<n>` in lower case (`us-east-1`,
@@ -157,23 +381,18 @@ pub fn is_region(region: &str) -> bool {
 }
 
 impl AwsProvider {
-    /// The kind `task` scans: implemented, allowed but not implemented, or unknown.
+    /// The kind `task` scans, or that AWS has no such task.
     fn kind_of(task: &str) -> Result<Kind, ProviderError> {
-        if let Some(k) = KINDS.iter().find(|k| k.task == task) {
-            return Ok(k.clone());
-        }
-        // Maestro's other AWS tasks, not scanned here yet (the API does not accept them).
-        let known = maestro_contract::providers::provider("aws")
-            .is_some_and(|p| p.tasks.iter().any(|t| t.name == task));
-        if known {
-            return Err(ProviderError::NotImplemented {
-                provider: "aws".into(),
-                task: task.into(),
-            });
-        }
-        Err(ProviderError::UnknownTask {
+        let unknown = || ProviderError::UnknownTask {
             provider: "aws".into(),
             task: task.into(),
+        };
+        let first = calls_of(task).next().ok_or_else(unknown)?;
+        let collection = call_entity(first).ok_or_else(unknown)?;
+        Ok(Kind {
+            task: first.task,
+            collection,
+            global: first.service.once,
         })
     }
 }
@@ -190,46 +409,22 @@ impl Provider for AwsProvider {
     fn page<'a>(&'a self, req: PageRequest<'a>) -> ProviderFuture<'a, Page> {
         Box::pin(async move {
             let keys = AwsKeys::from_credentials(req.credentials)?;
-            let region = req.region;
             // The region becomes part of a host name: only AWS's own form may.
-            if !region.is_empty() && !is_region(region) {
+            if !req.region.is_empty() && !is_region(req.region) {
                 return Err(ProviderError::Invalid(format!(
-                    "{region:?} is not an AWS region (like us-east-1)"
+                    "{:?} is not an AWS region (like us-east-1)",
+                    req.region
                 )));
             }
-            match req.kind.task {
-                "server-list" => {
-                    let xml = self
-                        .ec2(&keys, region, "DescribeInstances", req.token)
-                        .await?;
-                    parse_instances(&xml, region)
-                }
-                "volumes-list" => {
-                    let xml = self
-                        .ec2(&keys, region, "DescribeVolumes", req.token)
-                        .await?;
-                    parse_volumes(&xml, region)
-                }
-                "security-list" => {
-                    let xml = self
-                        .ec2(&keys, region, "DescribeSecurityGroups", req.token)
-                        .await?;
-                    parse_security_groups(&xml, region)
-                }
-                "storage-object-list" => {
-                    let region = if region.is_empty() {
-                        S3_DEFAULT_REGION
-                    } else {
-                        region
-                    };
-                    let xml = self.s3_list_buckets(&keys, region, req.token).await?;
-                    parse_buckets(&xml)
-                }
-                other => Err(ProviderError::UnknownTask {
+            let call = calls_of(req.kind.task).nth(req.command).ok_or_else(|| {
+                ProviderError::UnknownTask {
                     provider: "aws".into(),
-                    task: other.into(),
-                }),
-            }
+                    task: format!("{} (call {})", req.kind.task, req.command),
+                }
+            })?;
+            self.call_page(&keys, call, &req)
+                .await
+                .map_err(|e| e.within(&format!("{}.{}", command_of(call), call.access)))
         })
     }
 }
@@ -264,8 +459,8 @@ impl AwsKeys {
         })
     }
 
-    /// The SigV4 headers (`authorization`, `x-amz-date`, ...) for one request.
-    #[allow(clippy::too_many_arguments)]
+    /// The SigV4 headers (`authorization`, `x-amz-date`, ...) for one request; `headers` are
+    /// signed too and must be sent as given.
     fn sign(
         &self,
         method: &str,
@@ -273,16 +468,40 @@ impl AwsKeys {
         service: &str,
         region: &str,
         body: &[u8],
-        content_type: &str,
-        s3: bool,
+        headers: &[(&str, &str)],
+    ) -> Result<Vec<(String, String)>, ProviderError> {
+        self.sign_with(
+            method,
+            url,
+            service,
+            region,
+            body,
+            headers,
+            SigningSettings::default(),
+        )
+    }
+
+    /// S3's flavour: `x-amz-content-sha256` sent, paths neither normalised nor encoded twice.
+    fn sign_s3(&self, url: &str, region: &str) -> Result<Vec<(String, String)>, ProviderError> {
+        let mut settings = SigningSettings::default();
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        self.sign_with("GET", url, "s3", region, &[], &[], settings)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sign_with(
+        &self,
+        method: &str,
+        url: &str,
+        service: &str,
+        region: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+        settings: SigningSettings,
     ) -> Result<Vec<(String, String)>, ProviderError> {
         let identity: Identity = self.creds.clone().into();
-        let mut settings = SigningSettings::default();
-        if s3 {
-            settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-            settings.percent_encoding_mode = PercentEncodingMode::Single;
-            settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        }
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(region)
@@ -292,14 +511,13 @@ impl AwsKeys {
             .build()
             .map_err(|e| ProviderError::Invalid(format!("signing parameters: {e}")))?
             .into();
-        let headers: Vec<(&str, &str)> = if content_type.is_empty() {
-            Vec::new()
-        } else {
-            vec![("content-type", content_type)]
-        };
-        let signable =
-            SignableRequest::new(method, url, headers.into_iter(), SignableBody::Bytes(body))
-                .map_err(|e| ProviderError::Invalid(format!("request to sign: {e}")))?;
+        let signable = SignableRequest::new(
+            method,
+            url,
+            headers.iter().copied(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| ProviderError::Invalid(format!("request to sign: {e}")))?;
         let (instructions, _) = sign(signable, &params)
             .map_err(|e| ProviderError::Invalid(format!("signing: {e}")))?
             .into_parts();
@@ -308,12 +526,6 @@ impl AwsKeys {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect())
     }
-}
-
-fn continuation_query(token: &str) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .append_pair("continuation-token", token)
-        .finish()
 }
 
 fn with_headers(
@@ -429,6 +641,15 @@ const THROTTLE_CODES: [&str; 8] = [
     "InternalError",
 ];
 
+/// Codes of an endpoint that has no such call (a listing call names no resource, so its 404
+/// without a code is the same).
+const UNSUPPORTED_CODES: [&str; 4] = [
+    "InvalidAction",
+    "UnknownOperationException",
+    "UnsupportedOperation",
+    "NotImplemented",
+];
+
 /// What a non-2xx AWS answer means for the scan.
 fn classify(
     status: u16,
@@ -443,6 +664,8 @@ fn classify(
     };
     if AUTH_CODES.contains(&code) || (code.is_empty() && (status == 401 || status == 403)) {
         ProviderError::Auth(format!("AWS refused the connection's credentials: {what}"))
+    } else if UNSUPPORTED_CODES.contains(&code) || (code.is_empty() && status == 404) {
+        ProviderError::Unsupported(format!("the endpoint does not answer this call: {what}"))
     } else if THROTTLE_CODES.contains(&code) || status == 429 || status >= 500 {
         ProviderError::Transient {
             message: format!("AWS is throttling or unavailable: {what}"),
@@ -858,29 +1081,51 @@ mod tests {
     }
 
     #[test]
-    fn the_contract_runs_exactly_what_is_scanned_here() {
+    fn the_calls_are_the_contracts() {
         let aws = maestro_contract::providers::provider("aws").expect("aws");
-        let mut runs = aws.task_names();
-        runs.sort_unstable();
-        let mut scanned: Vec<&str> = KINDS.iter().map(|k| k.task).collect();
-        scanned.sort_unstable();
+        let contract: Vec<(&str, &str, &str)> = aws
+            .tasks
+            .iter()
+            .flat_map(|t| {
+                t.commands
+                    .iter()
+                    .map(move |c| (t.name, c.command, c.access))
+            })
+            .collect();
+        let here: Vec<(&str, &str, &str)> = CALLS
+            .iter()
+            .map(|c| (c.task, command_of(c), c.access))
+            .collect();
         assert_eq!(
-            runs, scanned,
-            "the contract's runnable AWS tasks are the ones scanned here"
+            here, contract,
+            "one call here per command of the contract, in order"
         );
-        for k in &KINDS {
-            let spec = aws.task(k.task).expect("runs");
-            assert_eq!(spec.commands[0].entity, k.collection, "{}", k.task);
-            assert_eq!(spec.commands[0].family, k.family, "{}", k.task);
-        }
-        for t in aws.tasks.iter().filter(|t| !t.runs) {
-            let known = AwsProvider::kind_of(t.name);
+        assert_eq!((aws.task_names().len(), CALLS.len()), (19, 29));
+        for t in aws.tasks {
+            assert!(t.runs, "{}", t.name);
+            let kind = AwsProvider::kind_of(t.name).expect("scanned");
+            assert_eq!(kind.collection, t.commands[0].entity, "{}", t.name);
             assert!(
-                matches!(known, Err(ProviderError::NotImplemented { .. })),
-                "{}: {known:?}",
+                t.commands.iter().all(|c| c.entity == kind.collection),
+                "{}: one collection per task",
                 t.name
             );
+            let once: Vec<bool> = calls_of(t.name).map(|c| c.service.once).collect();
+            assert!(once.iter().all(|o| *o == kind.global), "{}", t.name);
         }
+        for c in CALLS {
+            if c.shape != Shape::Parsed {
+                assert!(!c.items.is_empty(), "{} has an item path", c.access);
+            }
+            if let Some(p) = c.page_size {
+                assert!(p.min >= 1 && p.min <= p.max, "{}", c.access);
+                assert!(!c.token_param.is_empty(), "{} pages", c.access);
+            }
+        }
+        assert!(matches!(
+            AwsProvider::kind_of("flavor-list"),
+            Err(ProviderError::UnknownTask { .. })
+        ));
     }
 
     const INSTANCES: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -1032,8 +1277,7 @@ mod tests {
                 "ec2",
                 "us-east-1",
                 b"Action=DescribeInstances",
-                "application/x-www-form-urlencoded",
-                false,
+                &[("content-type", "application/x-www-form-urlencoded")],
             )
             .expect("signed");
         let auth = headers
@@ -1050,20 +1294,31 @@ mod tests {
     }
 
     #[test]
-    fn tasks_not_scanned_yet_say_so() {
+    fn page_sizes_stay_within_each_apis_range() {
         let p = AwsProvider::new(reqwest::Client::new(), None, 1);
-        assert_eq!(p.page_size, EC2_PAGE_SIZE_MIN);
-        assert!(matches!(
-            p.kind("dbs-list"),
-            Err(ProviderError::NotImplemented { .. })
-        ));
-        assert!(matches!(
-            p.kind("flavor-list"),
-            Err(ProviderError::UnknownTask { .. })
-        ));
+        let rds = calls_of("dbs-list").next().expect("rds");
+        let size = rds
+            .page_size
+            .map(|s| p.page_size.clamp(s.min, s.max))
+            .expect("pages");
+        assert_eq!(size, 20, "RDS asks at least 20");
+        let body = query_form(rds, Some(&("MaxRecords", size.to_string())), Some("m 1"));
         assert_eq!(
-            p.kind("security-list").expect("known").collection,
-            "networks"
+            body,
+            "Action=DescribeDBInstances&Version=2014-10-31&MaxRecords=20&Marker=m+1"
+        );
+        let lambda = calls_of("serverless-list").next().expect("lambda");
+        assert_eq!(
+            rest_query(lambda, Some(&("MaxItems", "50".into())), Some("a b/c")),
+            "MaxItems=50&Marker=a%20b%2Fc"
+        );
+        assert_eq!(
+            p.base(&calls::CLOUDFRONT, "eu-west-1"),
+            "https://cloudfront.amazonaws.com"
+        );
+        assert_eq!(
+            p.base(&calls::SES, "eu-west-1"),
+            "https://email.eu-west-1.amazonaws.com"
         );
     }
 }

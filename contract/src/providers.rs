@@ -278,7 +278,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "loadbalance-list",
-        false,
+        true,
         &[
             cmd(
                 "elbv2",
@@ -298,7 +298,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "autoscaling-list",
-        false,
+        true,
         &[cmd(
             "autoscaling",
             "describe_auto_scaling_groups",
@@ -309,7 +309,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "dbs-list",
-        false,
+        true,
         &[cmd(
             "rds",
             "describe_db_instances",
@@ -331,7 +331,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "brokers-list",
-        false,
+        true,
         &[cmd(
             "sqs",
             "list_queues",
@@ -342,7 +342,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "cache-list",
-        false,
+        true,
         &[cmd(
             "elasticache",
             "describe_cache_clusters",
@@ -353,7 +353,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "smtp-list",
-        false,
+        true,
         &[cmd(
             "ses",
             "list_identities",
@@ -369,7 +369,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "cdns-list",
-        false,
+        true,
         &[
             cmd(
                 "cloudfront",
@@ -389,12 +389,12 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "snapshot-list",
-        false,
+        true,
         &[cmd("ec2", "describe_snapshots", "snapshots", None, None)],
     ),
     task(
         "images-list",
-        false,
+        true,
         &[cmd("ec2", "describe_images", "images", None, None)],
     ),
     task(
@@ -410,7 +410,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "serverless-list",
-        false,
+        true,
         &[cmd(
             "lambda",
             "list_functions",
@@ -421,7 +421,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "serverless-support-list",
-        false,
+        true,
         &[cmd(
             "lambda",
             "list_layers",
@@ -432,7 +432,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "search-list",
-        false,
+        true,
         &[cmd(
             "cloudsearch",
             "describe_domains",
@@ -443,7 +443,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "dynamodb-list",
-        false,
+        true,
         &[cmd(
             "dynamodb",
             "list_tables",
@@ -454,7 +454,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "gateway-list",
-        false,
+        true,
         &[cmd(
             "apigateway",
             "get_rest_apis",
@@ -465,7 +465,7 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
     task(
         "network-list",
-        false,
+        true,
         &[
             cmd("ec2", "describe_vpcs", "networks", Some("Vpc"), None),
             cmd("ec2", "describe_subnets", "networks", Some("Subnet"), None),
@@ -480,7 +480,7 @@ const AWS_TASKS: &[TaskSpec] = &[
                 "ec2",
                 "describe_vpn_gateways",
                 "networks",
-                Some("VpnGateway"),
+                Some("VpnGateways"),
                 None,
             ),
             cmd(
@@ -553,7 +553,8 @@ mod tests {
         assert_eq!(field("aws", "5f1c0a", "volumes-list"), None);
         assert_eq!(field("A W S", "5f1c0a", "security-list"), None);
         assert_eq!(field("aws", "c1", "flavor-list").as_deref(), Some("task"));
-        assert_eq!(field("aws", "c1", "dbs-list").as_deref(), Some("task"));
+        assert_eq!(field("aws", "c1", "dbs-list"), None);
+        assert_eq!(field("aws", "c1", "network-list"), None);
         assert_eq!(
             field("vmware", "c1", "server-list").as_deref(),
             Some("provider")
@@ -578,15 +579,8 @@ mod tests {
             .expect("map")
             .keys()
             .collect();
-        assert_eq!(
-            tasks,
-            [
-                "server-list",
-                "storage-object-list",
-                "volumes-list",
-                "security-list"
-            ]
-        );
+        let every: Vec<&str> = AWS_TASKS.iter().map(|t| t.name).collect();
+        assert_eq!(tasks, every, "every AWS task runs");
         assert_eq!(rules["permissions"]["server-list"][0]["init_job"], true);
         assert_eq!(
             rules["permissions"]["server-list"][0]["key_comparer"],

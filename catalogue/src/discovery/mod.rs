@@ -15,11 +15,13 @@
 //!
 //! - `provider`    the `Provider` trait, kinds, pages, provider errors
 //! - `credentials` the connection's credential JWT
+//! - `flavors`     cpu and memory of servers by instance type (Maestro's hook)
 //! - `connection`  the connection document, region labels
 //! - `inventory`   items as Maestro stores them: common fields, checksum, writes, retirement
 
 mod connection;
 mod credentials;
+mod flavors;
 mod inventory;
 mod provider;
 
@@ -37,6 +39,7 @@ use serde_json::{Value, json};
 
 pub use connection::api_region;
 pub use credentials::{CREDENTIAL_LEEWAY_SECS, Credentials, decode_credentials};
+pub use flavors::{FLAVORS_PUBLIC, Flavors};
 pub use inventory::{
     Origin, UPSERTS_IN_FLIGHT_MAX, canonical_json, checksum, deactivate_unseen, finish_item,
     store_batch,
@@ -58,11 +61,18 @@ pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(300);
 pub const SCAN_MAX_RETRIES: u32 = 5;
 
 /// Counts of one scan.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Tally {
     seen: u64,
     written: u64,
     deactivated: u64,
+    /// Calls the endpoint does not answer (`cloudfront.list_streaming_distributions`), with
+    /// the first error met.
+    unsupported: Vec<(String, String)>,
+    /// Calls answered, in any region.
+    answered: u64,
+    /// Pages read.
+    pages: u64,
 }
 
 /// One scan's fixed inputs.
@@ -72,7 +82,8 @@ struct Job<'a> {
     /// Region labels in scan order; `None` once for a global kind.
     regions: Vec<Option<String>>,
     creds: &'a Credentials,
-    origin: &'a Origin,
+    /// One origin per API call of the task, in the contract's order.
+    origins: Vec<Origin>,
 }
 
 /// `maestro.discovery.scan`.
@@ -170,54 +181,101 @@ impl Scan {
             kind,
             regions,
             creds,
-            origin,
+            origins,
         } = job;
         let coll = self.db().collection::<Document>(kind.collection);
         let batch_size = self.svc.cfg.translate_qtd.max(1);
+        // Calls whose items share a family and item provider (ELB's two APIs) are retired
+        // together: each call's scope is the first call with the same pair.
+        let scopes: Vec<usize> = origins
+            .iter()
+            .map(|o| {
+                origins
+                    .iter()
+                    .position(|p| p.family == o.family && p.item_provider == o.item_provider)
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut flavors = Flavors::default();
         for label in regions {
             let region = label.as_deref().map(api_region).unwrap_or_default();
-            let mut seen: HashSet<String> = HashSet::new();
-            let mut token: Option<String> = None;
-            loop {
-                if ctx.soft_limit_reached() {
-                    return Err(ctx.soft_limit_error());
-                }
-                let page = provider
-                    .page(PageRequest {
-                        credentials: creds,
-                        kind,
-                        region,
-                        token: token.as_deref(),
-                    })
-                    .await
-                    .map_err(|e| provider_error(e, ctx.retries))?;
-                let items: Vec<_> = page
-                    .items
-                    .into_iter()
-                    .filter_map(|i| finish_item(i, origin, label.as_deref()))
-                    .collect();
-                for chunk in items.chunks(batch_size) {
-                    for m in chunk {
-                        if let Some(id) = m.get("unique_id").and_then(Value::as_str) {
-                            seen.insert(id.to_owned());
-                        }
+            let mut seen: Vec<HashSet<String>> = vec![HashSet::new(); origins.len()];
+            // A scope with a call left unanswered retires nothing in this region.
+            let mut complete = vec![true; origins.len()];
+            'calls: for (command, origin) in origins.iter().enumerate() {
+                let mut token: Option<String> = None;
+                loop {
+                    if ctx.soft_limit_reached() {
+                        return Err(ctx.soft_limit_error());
                     }
-                    tally.written += store_batch(&coll, origin, chunk.to_vec())
-                        .await
-                        .map_err(|e| mongo_retry(e, ctx.retries))?;
-                }
-                tally.seen += items.len() as u64;
-                match page.next {
-                    // A provider repeating its token would loop forever: stop instead.
-                    Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
-                    _ => break,
+                    let answer = provider
+                        .page(PageRequest {
+                            credentials: creds,
+                            connection: &origins[command].conn_id,
+                            kind,
+                            command,
+                            region,
+                            token: token.as_deref(),
+                        })
+                        .await;
+                    let mut page = match answer {
+                        Ok(p) => p,
+                        Err(ProviderError::Unsupported(m)) => {
+                            complete[scopes[command]] = false;
+                            let call = m.split(':').next().unwrap_or_default().to_owned();
+                            if !tally.unsupported.iter().any(|(c, _)| *c == call) {
+                                tally.unsupported.push((call, m));
+                            }
+                            continue 'calls;
+                        }
+                        Err(e) => return Err(provider_error(e, ctx.retries)),
+                    };
+                    if token.is_none() {
+                        tally.answered += 1;
+                    }
+                    tally.pages += 1;
+                    if kind.collection == "servers" {
+                        flavors
+                            .complete(self.db(), &mut page.items)
+                            .await
+                            .map_err(|e| mongo_retry(e, ctx.retries))?;
+                    }
+                    let items: Vec<_> = page
+                        .items
+                        .into_iter()
+                        .filter_map(|i| finish_item(i, origin, label.as_deref()))
+                        .collect();
+                    for chunk in items.chunks(batch_size) {
+                        for m in chunk {
+                            if let Some(id) = m.get("unique_id").and_then(Value::as_str) {
+                                seen[scopes[command]].insert(id.to_owned());
+                            }
+                        }
+                        tally.written += store_batch(&coll, origin, chunk.to_vec())
+                            .await
+                            .map_err(|e| mongo_retry(e, ctx.retries))?;
+                    }
+                    tally.seen += items.len() as u64;
+                    match page.next {
+                        // A provider repeating its token would loop forever: stop instead.
+                        Some(next) if token.as_deref() != Some(next.as_str()) => {
+                            token = Some(next);
+                        }
+                        _ => break,
+                    }
                 }
             }
             // Every region the scan read in full retires what it no longer has (Maestro's
             // discovery did so for the last region only).
-            tally.deactivated += deactivate_unseen(&coll, origin, label.as_deref(), &seen)
-                .await
-                .map_err(|e| mongo_retry(e, ctx.retries))?;
+            for (command, origin) in origins.iter().enumerate() {
+                if scopes[command] != command || !complete[command] {
+                    continue;
+                }
+                tally.deactivated +=
+                    deactivate_unseen(&coll, origin, label.as_deref(), &seen[command])
+                        .await
+                        .map_err(|e| mongo_retry(e, ctx.retries))?;
+            }
         }
         Ok(())
     }
@@ -280,19 +338,22 @@ impl Scan {
         if conn.regions.is_empty() && !kind.global {
             return Err(refuse("the connection has no regions".into(), "ValueError").await);
         }
-        let command = task_spec.commands.first();
-        let origin = Origin {
-            provider_label: label.clone(),
-            conn_id: conn.id_text.clone(),
-            task: task.clone(),
-            family: kind.family.map(str::to_owned),
-            item_provider: command.and_then(|c| c.label).map(str::to_owned),
-            roles: conn.roles.clone(),
-            owner_id: conn.owner_id.clone(),
-            dc: conn.dc.clone(),
-            dc_id: conn.dc_id.clone(),
-            key_comparer: command.map_or("unique_id", |c| c.key_comparer).to_owned(),
-        };
+        let origins = task_spec
+            .commands
+            .iter()
+            .map(|command| Origin {
+                provider_label: label.clone(),
+                conn_id: conn.id_text.clone(),
+                task: task.clone(),
+                family: command.family.map(str::to_owned),
+                item_provider: command.label.map(str::to_owned),
+                roles: conn.roles.clone(),
+                owner_id: conn.owner_id.clone(),
+                dc: conn.dc.clone(),
+                dc_id: conn.dc_id.clone(),
+                key_comparer: command.key_comparer.to_owned(),
+            })
+            .collect();
         self.progress(
             &conn,
             &task,
@@ -310,17 +371,32 @@ impl Scan {
                 conn.regions.iter().cloned().map(Some).collect()
             },
             creds: &creds,
-            origin: &origin,
+            origins,
         };
-        let outcome = self.scan(ctx, &job, &mut tally).await;
+        let mut outcome = self.scan(ctx, &job, &mut tally).await;
+        // Not one call answered anywhere: the task did nothing, which is a failure.
+        if outcome.is_ok()
+            && tally.answered == 0
+            && let Some((_, first)) = tally.unsupported.first()
+        {
+            outcome = Err(TaskError::fail("NotImplementedError", first.clone()));
+        }
         match outcome {
             Ok(()) => {
-                let msg = if tally.written == 0 && tally.deactivated == 0 {
-                    "Success. No changes"
+                let mut msg = if tally.written == 0 && tally.deactivated == 0 {
+                    "Success. No changes".to_owned()
                 } else {
-                    "Success."
+                    "Success.".to_owned()
                 };
-                self.progress(&conn, &task, ScanState::Success, msg).await;
+                if !tally.unsupported.is_empty() {
+                    let calls: Vec<&str> =
+                        tally.unsupported.iter().map(|(c, _)| c.as_str()).collect();
+                    msg.push_str(&format!(
+                        " Not answered by the endpoint: {}.",
+                        calls.join(", ")
+                    ));
+                }
+                self.progress(&conn, &task, ScanState::Success, &msg).await;
                 self.notify(ctx, &conn, &label, &task, NotifyType::Success)
                     .await;
                 tracing::info!(
@@ -340,6 +416,8 @@ impl Scan {
                     "seen": tally.seen,
                     "written": tally.written,
                     "deactivated": tally.deactivated,
+                    "pages": tally.pages,
+                    "unsupported": tally.unsupported.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
                 }))
             }
             Err(e) => {
@@ -391,6 +469,7 @@ fn provider_error(e: ProviderError, retries: u32) -> TaskError {
             "ConnectionError",
             message,
         ),
+        ProviderError::Unsupported(m) => TaskError::fail("NotImplementedError", m),
         ProviderError::Api(m) | ProviderError::Invalid(m) => TaskError::fail("RuntimeError", m),
     }
 }

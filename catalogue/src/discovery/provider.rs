@@ -10,15 +10,15 @@ use serde_json::Value;
 
 use super::credentials::Credentials;
 
-/// What a provider does with a discovery task: the inventory collection it fills.
+/// What a provider does with a discovery task: the inventory collection it fills. The family,
+/// item provider and match key of each of the task's API calls are the contract's
+/// (`maestro_contract::providers::Command`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kind {
     /// Maestro's task name (`server-list`).
     pub task: &'static str,
     /// Inventory collection (`servers`).
     pub collection: &'static str,
-    /// Maestro's `family` of the items, where the collection holds several.
-    pub family: Option<&'static str>,
     /// Scanned once per connection rather than once per region (S3 buckets).
     pub global: bool,
 }
@@ -36,7 +36,12 @@ pub struct Page {
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest<'a> {
     pub credentials: &'a Credentials,
+    /// The connection's id (hex), for items that stand for the whole connection.
+    pub connection: &'a str,
     pub kind: &'a Kind,
+    /// Which of the task's API calls (`maestro_contract::providers::TaskSpec::commands`, in
+    /// order) this page is of.
+    pub command: usize,
     /// Region to scan; empty for a global kind on a connection without regions.
     pub region: &'a str,
     /// The previous page's `next` token.
@@ -57,6 +62,28 @@ pub trait Provider: Send + Sync + 'static {
     fn page<'a>(&'a self, req: PageRequest<'a>) -> ProviderFuture<'a, Page>;
 }
 
+impl ProviderError {
+    /// The error with `call` (`elbv2.describe_load_balancers`) in front of its message, so a
+    /// task of several calls says which one failed.
+    pub fn within(self, call: &str) -> Self {
+        let with = |m: String| format!("{call}: {m}");
+        match self {
+            Self::Auth(m) => Self::Auth(with(m)),
+            Self::Transient {
+                message,
+                retry_after,
+            } => Self::Transient {
+                message: with(message),
+                retry_after,
+            },
+            Self::Api(m) => Self::Api(with(m)),
+            Self::Unsupported(m) => Self::Unsupported(with(m)),
+            Self::Invalid(m) => Self::Invalid(with(m)),
+            other => other,
+        }
+    }
+}
+
 /// Why a provider call did not give a page. Messages never carry credentials.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProviderError {
@@ -75,6 +102,10 @@ pub enum ProviderError {
         message: String,
         retry_after: Option<Duration>,
     },
+    /// The endpoint does not answer this call at all (HTTP 404 without an API error, an
+    /// unknown action): the task's other calls go on, and the result says which was skipped.
+    #[error("{0}")]
+    Unsupported(String),
     /// Any other refusal by the provider's API.
     #[error("{0}")]
     Api(String),
