@@ -152,12 +152,27 @@ def process(mongo, conn, task):
 
 
 def test_scan_translates_pages_upserts_changes_and_retires_what_is_gone(
-        names, workers, mongo, mongo_app, moto):
+        names, workers, mongo, mongo_app, moto, amqp):
     seeded = seed(moto)
     token = hs256({"access": AWS_ACCESS, "secret": AWS_SECRET}, SECRETJWT)
     conn = connection(mongo, token)
+    owner = conn["roles"][0]["_id"]
+    # Maestro's hooks: cpu and memory from the public flavors, applications linked by the
+    # servers' tags, among the owner's applications only.
+    mongo.flavors_public.insert_one({"api_name": "t3.micro", "vcpus": "2 vCPUs",
+                                     "memory": "1 GiB"})
+    shop = mongo.applications.insert_one({"name": "shop", "family": "Application",
+                                          "roles": [{"_id": owner, "refs": "users", "role": 7}]})
+    mongo.applications.insert_one({"name": "shop", "family": "Application",
+                                   "roles": [{"_id": ObjectId(), "refs": "users", "role": 7}]})
+    client(moto, "ec2", "us-east-1").create_tags(
+        Resources=[seeded["instances"]["us-east-1"][0]],
+        Tags=[{"Key": "applications", "Value": "shop, nowhere"}])
     q = names.queue("discovery")
-    w = workers([q], args=worker_args(mongo, moto, names), env={"MAESTRO_LOG_LEVEL": "debug"})
+    notify = names.queue("notify")
+    amqp._fresh().queue_declare(notify, durable=True)
+    w = workers([q], args=worker_args(mongo, moto, names) + ["--audit-uri", "http://127.0.0.1:9"],
+                env={"MAESTRO_LOG_LEVEL": "debug"})
 
     # Servers: two regions, 7 instances in the first (pages of 5), tags and datacenters.
     r, result = scan(mongo_app, q, conn, "server-list")
@@ -182,6 +197,17 @@ def test_scan_translates_pages_upserts_changes_and_retires_what_is_gone(
     # The checksum is of the item as translated (dates as the API's text), so an unchanged
     # item is not written again (checked below).
     assert len(first["checksum"]) == 40
+    assert first["cpu"] == 2 and first["memory"] == 1.0
+    assert first["applications"] == [{"_id": shop.inserted_id, "name": "shop",
+                                      "family": "Application"}]
+    assert "applications" not in servers[seeded["instances"]["us-east-1"][1]]
+    # An audit record per inserted item, as Maestro's discovery sent them.
+    audits = [json.loads(body)[1] for _, _, body in amqp.get_all(notify)]
+    audits = [a for a in audits if a.get("channel") == "audit"]
+    assert len(audits) == 8 and {a["method"] for a in audits} == {"POST"}
+    by_id = {a["entity_id"]: a for a in audits}
+    assert by_id[str(first["_id"])]["entity"] == "servers"
+    assert by_id[str(first["_id"])]["body"]["unique_id"] == first["unique_id"]
     east = servers[seeded["instances"]["eu-west-1"][0]]["datacenters"]["region"]
     assert east == LABELS["eu-west-1"]
     p = process(mongo, conn, "server-list")
@@ -190,8 +216,8 @@ def test_scan_translates_pages_upserts_changes_and_retires_what_is_gone(
     # (app/core/services/PersistenceServices.js), a datacenter's servers
     # (app/core/applications/relationsApplication.js), and no orphans
     # (app/inventory/services/DatacentersOrphans.js: no accountant).
-    owner = conn["roles"][0]["_id"]
     acl = {"roles": {"$elemMatch": {"_id": owner, "role": {"$gte": 1}}}, "active": True}
+    assert owner == conn["roles"][0]["_id"]
     assert mongo.servers.count_documents(acl) == 8
     assert mongo.servers.count_documents({**acl, "datacenters._id": DC}) == 8
     assert mongo.servers.count_documents({"datacenters._id": DC,
@@ -226,8 +252,12 @@ def test_scan_translates_pages_upserts_changes_and_retires_what_is_gone(
     east = client(moto, "ec2", "us-east-1")
     gone = seeded["instances"]["us-east-1"][1]
     east.terminate_instances(InstanceIds=[gone])
+    amqp.get_all(notify)
     r, result = scan(mongo_app, q, conn, "server-list")
     assert r.state == "SUCCESS" and result["written"] >= 1
+    rewritten = [json.loads(body)[1] for _, _, body in amqp.get_all(notify)]
+    assert [(a["entity_id"], a["method"]) for a in rewritten if a.get("channel") == "audit"] \
+        == [(str(mongo.servers.find_one({"unique_id": gone})["_id"]), "PUT")]
     t = mongo.servers.find_one({"unique_id": gone})
     assert t["active"] is False and t["status"] != "Active"
     assert mongo.servers.count_documents({"active": True}) == 7

@@ -169,14 +169,26 @@ struct Existing {
     active: Option<bool>,
 }
 
+/// One item [`store_batch`] wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The stored document's `_id`.
+    pub id: Bson,
+    /// Inserted, rather than an existing item rewritten.
+    pub inserted: bool,
+    /// The item as written.
+    pub item: Map<String, Value>,
+}
+
 /// Upserts the batch's items whose checksum changed or whose stored `active` differs, each
-/// onto the owner's item with the same key (`key_comparer`) when there is one; returns how
-/// many were written.
+/// onto the owner's item with the same key (`key_comparer`) when there is one; returns what
+/// was written (an upsert that met a concurrent insert of the same item is counted but has
+/// no id to report).
 pub async fn store_batch(
     coll: &Collection<Document>,
     origin: &Origin,
     batch: Vec<Map<String, Value>>,
-) -> Result<u64, mongodb::error::Error> {
+) -> Result<Vec<Written>, mongodb::error::Error> {
     let key = origin.key_comparer.as_str();
     let keys: Vec<Bson> = batch
         .iter()
@@ -250,22 +262,21 @@ pub async fn store_batch(
         if !insert_only.is_empty() {
             update.insert("$setOnInsert", insert_only);
         }
-        writes.push((filter, update));
+        let known = existing.map(|e| e.id.clone());
+        writes.push((filter, update, known, m));
     }
-    let written = writes.len() as u64;
-    let results: Vec<Result<(), mongodb::error::Error>> = futures_util::stream::iter(writes)
-        .map(|(filter, update)| async move {
-            coll.update_one(filter, update)
-                .upsert(true)
-                .await
-                .map(|_| ())
+    let results: Vec<Result<Written, mongodb::error::Error>> = futures_util::stream::iter(writes)
+        .map(|(filter, update, known, item)| async move {
+            let r = coll.update_one(filter, update).upsert(true).await?;
+            let inserted = r.upserted_id.is_some();
+            let id = r.upserted_id.or(known).unwrap_or(Bson::Null);
+            Ok(Written { id, inserted, item })
         })
         .buffer_unordered(UPSERTS_IN_FLIGHT_MAX)
         .collect()
         .await;
     // Unordered, like Maestro's bulk: every upsert is tried, the first error is reported.
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
-    Ok(written)
+    results.into_iter().collect()
 }
 
 /// Marks the connection's active items of this kind in `region` (every region for a global

@@ -16,6 +16,7 @@
 //! - `provider`    the `Provider` trait, kinds, pages, provider errors
 //! - `credentials` the connection's credential JWT
 //! - `flavors`     cpu and memory of servers by instance type (Maestro's hook)
+//! - `links`       servers linked to the owner's applications by tag
 //! - `connection`  the connection document, region labels
 //! - `inventory`   items as Maestro stores them: common fields, checksum, writes, retirement
 
@@ -23,14 +24,18 @@ mod connection;
 mod credentials;
 mod flavors;
 mod inventory;
+mod links;
 mod provider;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use maestro_contract::ScanRequest;
-use maestro_contract::notify::{NotifyType, ws_notification};
+use maestro_contract::notify::{
+    AuditMethod, AuditRecord, Notification, NotifyType, ws_notification,
+};
 use maestro_contract::providers::{ScanState, progress_update};
 use maestro_tasks::{Task, TaskArgs, TaskContext, TaskError, TaskFuture};
 use mongodb::Database;
@@ -41,9 +46,10 @@ pub use connection::api_region;
 pub use credentials::{CREDENTIAL_LEEWAY_SECS, Credentials, decode_credentials};
 pub use flavors::{FLAVORS_PUBLIC, Flavors};
 pub use inventory::{
-    Origin, UPSERTS_IN_FLIGHT_MAX, canonical_json, checksum, deactivate_unseen, finish_item,
-    store_batch,
+    Origin, UPSERTS_IN_FLIGHT_MAX, Written, canonical_json, checksum, deactivate_unseen,
+    finish_item, store_batch,
 };
+pub use links::{LINKS_PER_TAG_MAX, Links};
 pub use provider::{Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture};
 
 use crate::Services;
@@ -57,6 +63,8 @@ pub const CONNECTIONS: &str = "connections";
 pub const RETRY_DELAY_FIRST: Duration = Duration::from_secs(5);
 /// Longest retry delay.
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(300);
+/// Audit records being sent at once.
+pub const AUDITS_IN_FLIGHT_MAX: usize = 32;
 /// Retries before a scan that keeps meeting transient errors fails.
 pub const SCAN_MAX_RETRIES: u32 = 5;
 
@@ -156,6 +164,57 @@ impl Scan {
         }
     }
 
+    /// Maestro's audit record of each written item (`POST` when inserted, `PUT` when
+    /// rewritten), sent through `maestro.notify` when this worker has an audit service
+    /// (`--audit-uri`), as Maestro's discovery did. A record that cannot be sent fails the
+    /// scan for a retry; the item is stored by then, so the retry finds it unchanged and that
+    /// one record is not sent again (the inventory loses nothing; the audit trail can miss
+    /// that record, which the broker's confirms make rare).
+    async fn audit(
+        &self,
+        ctx: &TaskContext,
+        collection: &str,
+        written: Vec<Written>,
+    ) -> Result<(), TaskError> {
+        if self.svc.cfg.audit_uri.is_none() {
+            return Ok(());
+        }
+        let queue = self
+            .svc
+            .queue_for(maestro_contract::names::TASK_NOTIFY)
+            .to_owned();
+        let records = written.into_iter().filter_map(|w| {
+            let entity_id = match &w.id {
+                Bson::ObjectId(o) => o.to_hex(),
+                Bson::String(s) => s.clone(),
+                _ => return None,
+            };
+            let mut body = w.item;
+            body.remove("checksum");
+            Some(
+                Notification::Audit(AuditRecord {
+                    entity: collection.to_owned(),
+                    entity_id,
+                    method: if w.inserted {
+                        AuditMethod::POST
+                    } else {
+                        AuditMethod::PUT
+                    },
+                    user: None,
+                    body,
+                })
+                .signature()
+                .with_option("queue", queue.clone().into()),
+            )
+        });
+        let sent: Vec<Result<String, TaskError>> = futures_util::stream::iter(records)
+            .map(|sig| ctx.send(sig))
+            .buffer_unordered(AUDITS_IN_FLIGHT_MAX)
+            .collect()
+            .await;
+        sent.into_iter().try_for_each(|r| r.map(|_| ()))
+    }
+
     async fn load_connection(&self, conn_id: &str) -> Result<Option<Connection>, TaskError> {
         let mut ids = vec![Bson::String(conn_id.to_owned())];
         if let Ok(oid) = ObjectId::parse_str(conn_id) {
@@ -197,6 +256,7 @@ impl Scan {
             })
             .collect();
         let mut flavors = Flavors::default();
+        let mut links = Links::default();
         for label in regions {
             let region = label.as_deref().map(api_region).unwrap_or_default();
             let mut seen: Vec<HashSet<String>> = vec![HashSet::new(); origins.len()];
@@ -239,6 +299,10 @@ impl Scan {
                             .complete(self.db(), &mut page.items)
                             .await
                             .map_err(|e| mongo_retry(e, ctx.retries))?;
+                        links
+                            .complete(self.db(), origin.owner_id.as_deref(), &mut page.items)
+                            .await
+                            .map_err(|e| mongo_retry(e, ctx.retries))?;
                     }
                     let items: Vec<_> = page
                         .items
@@ -251,9 +315,11 @@ impl Scan {
                                 seen[scopes[command]].insert(id.to_owned());
                             }
                         }
-                        tally.written += store_batch(&coll, origin, chunk.to_vec())
+                        let written = store_batch(&coll, origin, chunk.to_vec())
                             .await
                             .map_err(|e| mongo_retry(e, ctx.retries))?;
+                        tally.written += written.len() as u64;
+                        self.audit(ctx, kind.collection, written).await?;
                     }
                     tally.seen += items.len() as u64;
                     match page.next {
