@@ -8,6 +8,7 @@ moto has no CloudSearch and no CloudFront streaming distributions (RTMP, which A
 retired in 2020): CloudSearch's translation is tested over AWS's documented answer in the
 catalogue's unit tests, and `cdns-list` shows how a call the endpoint does not answer is
 reported."""
+import datetime
 import io
 import json
 import zipfile
@@ -283,6 +284,7 @@ def test_every_aws_task_scans_what_boto3_lists(names, workers, mongo, mongo_app,
     assert table["name"] == "DynamoDB - tbl-us-east-1-0"
     api = next(iter(stored(mongo, conn, "gateway-list")[east].values()))
     assert api["description"] == "orders" and api["name"].startswith("api-us-east-1-")
+    assert isinstance(api["created_at"], datetime.datetime)  # epoch seconds on the wire
     nets = stored(mongo, conn, "network-list")[east]
     vpc = nets[want_vpc(moto)]
     assert vpc["name"] == "main-us-east-1" and vpc["environment"] == "prod"

@@ -1293,6 +1293,164 @@ mod tests {
         assert!(!auth.contains("s3cr3t"));
     }
 
+    /// The answer of `task`'s call `n` as the scan reads it.
+    fn page_of(task: &str, n: usize, body: &str) -> Page {
+        let call = calls_of(task).nth(n).expect("call");
+        let tree = answer_tree(call.service.protocol, body).expect("answer");
+        Page {
+            items: translate_page(call, &tree),
+            next: next_of(call, &tree),
+        }
+    }
+
+    #[test]
+    fn calls_moto_lacks_translate_from_awss_documented_answers() {
+        // CloudSearch DescribeDomains, the example of AWS's API reference.
+        let page = page_of(
+            "search-list",
+            0,
+            r#"<DescribeDomainsResponse xmlns="http://cloudsearch.amazonaws.com/doc/2013-01-01/">
+              <DescribeDomainsResult><DomainStatusList><member>
+                <Created>true</Created><DomainId>1234567890/movies</DomainId>
+                <SearchService><Endpoint>search-movies-rr2f34ofg56xneuemujamut52i.us-east-1.cloudsearch.amazonaws.com</Endpoint></SearchService>
+                <ARN>arn:aws:cloudsearch:us-east-1:1234567890:domain/movies</ARN>
+                <SearchInstanceCount>1</SearchInstanceCount><Deleted>false</Deleted>
+                <DocService><Endpoint>doc-movies-rr2f34ofg56xneuemujamut52i.us-east-1.cloudsearch.amazonaws.com</Endpoint></DocService>
+                <DomainName>movies</DomainName><Processing>false</Processing>
+                <SearchInstanceType>search.m1.small</SearchInstanceType>
+                <SearchPartitionCount>1</SearchPartitionCount>
+                <RequiresIndexDocuments>false</RequiresIndexDocuments>
+              </member></DomainStatusList></DescribeDomainsResult>
+              <ResponseMetadata><RequestId>c4f3d0a5-8b9a-11e2-a8a6-09d3c1e0bbaa</RequestId></ResponseMetadata>
+            </DescribeDomainsResponse>"#,
+        );
+        assert_eq!(page.next, None);
+        let d = &page.items[0];
+        assert_eq!(d["unique_id"], "1234567890/movies");
+        assert_eq!(d["name"], "movies");
+        assert_eq!(d["engine"], "CloudSearch");
+        assert_eq!(d["own"], 1);
+        assert_eq!(d["deleted"], false);
+        assert_eq!(
+            d["role"]["arn"],
+            "arn:aws:cloudsearch:us-east-1:1234567890:domain/movies"
+        );
+        assert_eq!(d["role"]["search_instance_count"], 1);
+        assert_eq!(d["role"]["search_instance_type"], "search.m1.small");
+        assert!(
+            d["role"]["doc_service"]["Endpoint"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("doc-movies"))
+        );
+
+        // CloudFront ListStreamingDistributions (RTMP), AWS's example.
+        let page = page_of(
+            "cdns-list",
+            1,
+            r#"<StreamingDistributionList xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/">
+              <Marker></Marker><NextMarker>EMLARXS9EXAMPLE</NextMarker><MaxItems>1</MaxItems>
+              <IsTruncated>true</IsTruncated><Quantity>1</Quantity>
+              <Items><StreamingDistributionSummary>
+                <Id>EGTXBD79EXAMPLE</Id>
+                <ARN>arn:aws:cloudfront::123456789012:streaming-distribution/EGTXBD79EXAMPLE</ARN>
+                <Status>Deployed</Status><LastModifiedTime>2012-05-19T19:37:58Z</LastModifiedTime>
+                <DomainName>s5c39gqb8ow64r.cloudfront.net</DomainName>
+                <S3Origin><DomainName>mybucket.s3.amazonaws.com</DomainName>
+                  <OriginAccessIdentity>origin-access-identity/cloudfront/E74FTE3AEXAMPLE</OriginAccessIdentity></S3Origin>
+                <Aliases><Quantity>1</Quantity><Items><CNAME>example.com</CNAME></Items></Aliases>
+                <TrustedSigners><Enabled>false</Enabled><Quantity>0</Quantity></TrustedSigners>
+                <Comment>example comment</Comment><PriceClass>PriceClass_All</PriceClass>
+                <Enabled>true</Enabled>
+              </StreamingDistributionSummary></Items>
+            </StreamingDistributionList>"#,
+        );
+        assert_eq!(page.next.as_deref(), Some("EMLARXS9EXAMPLE"));
+        let d = &page.items[0];
+        assert_eq!(d["unique_id"], "EGTXBD79EXAMPLE");
+        assert_eq!(d["name"], "s5c39gqb8ow64r.cloudfront.net");
+        assert_eq!(d["type"], "RTMP");
+        assert_eq!(d["status"], "Deployed");
+        assert_eq!(d["active"], true);
+        assert_eq!(d["created_at"], "2012-05-19T19:37:58Z");
+        assert_eq!(d["role"]["price_class"], "PriceClass_All");
+        assert_eq!(d["role"]["enabled"], true);
+        assert_eq!(d["role"]["aliases"]["CNAME"], "example.com");
+        assert_eq!(
+            d["role"]["s3_origin"]["DomainName"],
+            "mybucket.s3.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn json_answers_page_by_their_own_tokens() {
+        let page = page_of(
+            "dynamodb-list",
+            0,
+            r#"{"TableNames":["orders","users"],"LastEvaluatedTableName":"users"}"#,
+        );
+        assert_eq!(page.next.as_deref(), Some("users"));
+        assert_eq!(page.items[1]["unique_id"], "users");
+        assert_eq!(page.items[1]["name"], "DynamoDB - users");
+        let page = page_of(
+            "gateway-list",
+            0,
+            r#"{"item":[{"id":"a1b2","name":"orders","createdDate":1700000000,
+                "description":"orders API","endpointConfiguration":{"types":["EDGE"]}}],
+                "position":"p2"}"#,
+        );
+        assert_eq!(page.next.as_deref(), Some("p2"));
+        let api = &page.items[0];
+        assert_eq!(api["unique_id"], "a1b2");
+        assert_eq!(api["created_at"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(api["role"]["endpoint_configuration"]["types"][0], "EDGE");
+        let layers = page_of(
+            "serverless-support-list",
+            0,
+            r#"{"Layers":[{"LayerName":"deps","LayerArn":"arn:aws:lambda:us-east-1:1:layer:deps",
+                "LatestMatchingVersion":{"LayerVersionArn":"arn:aws:lambda:us-east-1:1:layer:deps:3",
+                "Version":3,"CreatedDate":"2024-01-02T03:04:05.000+0000",
+                "CompatibleRuntimes":["python3.12"]}}]}"#,
+        );
+        assert_eq!(layers.next, None);
+        let l = &layers.items[0];
+        assert_eq!(l["unique_id"], "arn:aws:lambda:us-east-1:1:layer:deps:3");
+        assert_eq!(l["version"], 3);
+        assert_eq!(l["runtimes"], json!(["python3.12"]));
+        assert!(matches!(
+            answer_tree(Protocol::RestJson, "<html>"),
+            Err(ProviderError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn merged_items_stand_for_the_region() {
+        let q = queues_item(
+            &[
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs".into(),
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/mail".into(),
+            ],
+            "eu-west-1",
+        )
+        .expect("item");
+        assert_eq!(q["unique_id"], "123456789012_eu-west-1");
+        assert_eq!(q["name"], "SQS - 123456789012");
+        assert_eq!(q["queues"], json!(["jobs", "mail"]));
+        assert!(queues_item(&[], "eu-west-1").is_none());
+        let s = identities_item(&["example.com".into()], "c1", "us-east-1").expect("item");
+        assert_eq!(s["unique_id"], "c1_ses_us-east-1");
+        assert!(identities_item(&[], "c1", "us-east-1").is_none());
+        assert!(matches!(
+            classify(404, "", "", None),
+            ProviderError::Unsupported(_)
+        ));
+        assert!(matches!(
+            classify(400, "InvalidAction", "no such action", None),
+            ProviderError::Unsupported(_)
+        ));
+        let e = ProviderError::Api("boom".into()).within("rds.describe_db_instances");
+        assert_eq!(e.to_string(), "rds.describe_db_instances: boom");
+    }
+
     #[test]
     fn page_sizes_stay_within_each_apis_range() {
         let p = AwsProvider::new(reqwest::Client::new(), None, 1);

@@ -635,7 +635,7 @@ pub const CALLS: &[Call] = &[
             "LatestMatchingVersion.LayerVersionArn",
         ),
         rules: &[
-            Str("created_at", "LatestMatchingVersion.CreatedDate"),
+            Time("created_at", "LatestMatchingVersion.CreatedDate"),
             Str("layer_name", "LayerName"),
             Str("layer_arn", "LayerArn"),
             Str("description", "LatestMatchingVersion.Description"),
@@ -702,7 +702,7 @@ pub const CALLS: &[Call] = &[
         shape: Shape::Each,
         naming: naming("id", "name"),
         rules: &[
-            Str("created_at", "createdDate"),
+            Time("created_at", "createdDate"),
             Str("description", "description"),
             Obj(
                 "role",

@@ -22,6 +22,9 @@ pub enum Rule {
     Raw(&'static str, &'static str),
     /// `out` = field `.2` of every element of the list at `.1`.
     Pluck(&'static str, &'static str, &'static str),
+    /// `out` = the date at the path as RFC 3339 text: AWS's JSON protocols give seconds since
+    /// the epoch, its XML ones text (kept as it is).
+    Time(&'static str, &'static str),
     /// `out` = a fixed text.
     Const(&'static str, &'static str),
     /// `out` = a nested object of its own rules (Maestro's `batch`: `role`, `datacenters`).
@@ -100,6 +103,7 @@ fn apply(item: &Value, rules: &[Rule], out: &mut Map<String, Value>) {
             Rule::Int(k, p) => put(out, k, get(item, p).and_then(number)),
             Rule::Bool(k, p) => put(out, k, get(item, p).and_then(boolean)),
             Rule::Raw(k, p) => put(out, k, get(item, p).cloned()),
+            Rule::Time(k, p) => put(out, k, get(item, p).and_then(time)),
             Rule::Pluck(k, p, field) => {
                 let values: Vec<Value> = list(item, p)
                     .into_iter()
@@ -167,6 +171,24 @@ fn number(v: &Value) -> Option<Value> {
     }
 }
 
+fn time(v: &Value) -> Option<Value> {
+    match v {
+        Value::String(_) => Some(v.clone()),
+        Value::Number(n) => {
+            let secs = n.as_f64()?;
+            let millis = (secs * 1000.0).round();
+            if !millis.is_finite() || millis.abs() > 1e15 {
+                return None;
+            }
+            let t = chrono::DateTime::from_timestamp_millis(millis as i64)?;
+            Some(json!(
+                t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ))
+        }
+        _ => None,
+    }
+}
+
 fn boolean(v: &Value) -> Option<Value> {
     match v {
         Value::Bool(_) => Some(v.clone()),
@@ -195,6 +217,7 @@ mod tests {
         Rule::Status("DBInstanceStatus", &["stopped", "failed"]),
         Rule::Zones("AvailabilityZone"),
         Rule::Const("engine_family", "RDS"),
+        Rule::Time("created_at", "Created"),
     ];
 
     #[test]
@@ -205,6 +228,7 @@ mod tests {
             "StorageEncrypted": "true",
             "VpcSecurityGroups": [{"VpcSecurityGroupId": "sg-1", "Status": "active"}],
             "DBInstanceStatus": "stopped", "AvailabilityZone": "us-east-1a",
+            "Created": 1700000000.5,
             "TagList": [],
             "Tags": [{"Key": "Environment", "Value": "prod"}, {"Key": "empty", "Value": ""}],
         });
@@ -226,6 +250,7 @@ mod tests {
         assert_eq!(t["active"], false);
         assert_eq!(t["datacenters"]["zone"], json!(["us-east-1a"]));
         assert_eq!(t["engine_family"], "RDS");
+        assert_eq!(t["created_at"], "2023-11-14T22:13:20.500Z");
         let unnamed = translate(
             &json!({"VpcId": "vpc-1", "TagSet": [{"Key": "Name", "Value": "main"}]}),
             &Naming {
