@@ -172,21 +172,23 @@ fn number(v: &Value) -> Option<Value> {
 }
 
 fn time(v: &Value) -> Option<Value> {
-    match v {
-        Value::String(_) => Some(v.clone()),
-        Value::Number(n) => {
-            let secs = n.as_f64()?;
-            let millis = (secs * 1000.0).round();
-            if !millis.is_finite() || millis.abs() > 1e15 {
-                return None;
-            }
-            let t = chrono::DateTime::from_timestamp_millis(millis as i64)?;
-            Some(json!(
-                t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            ))
-        }
-        _ => None,
+    let secs = match v {
+        // Seconds written as text (moto's API Gateway) are still seconds.
+        Value::String(s) => match s.parse::<f64>() {
+            Ok(n) => n,
+            Err(_) => return Some(v.clone()),
+        },
+        Value::Number(n) => n.as_f64()?,
+        _ => return None,
+    };
+    let millis = (secs * 1000.0).round();
+    if !millis.is_finite() || millis.abs() > 1e15 {
+        return None;
     }
+    let t = chrono::DateTime::from_timestamp_millis(millis as i64)?;
+    Some(json!(
+        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    ))
 }
 
 fn boolean(v: &Value) -> Option<Value> {
