@@ -4,7 +4,7 @@
 //! plus [`CatalogueArgs`].
 //!
 //! - `discovery`   `maestro.discovery.scan`: the scan lifecycle, inventory writes, providers
-//! - `aws`         the AWS provider (SigV4, EC2, S3)
+//! - `aws`         the AWS provider (SigV4; every call of Maestro's 19 AWS tasks)
 //! - `report`      `maestro.report.general|pivot|upload|finish`: reports as chords of chunks
 //! - `aggregation` `maestro.aggregation`: a pipeline's output as a report
 //! - `webhook`     `maestro.webhook`: signed JSON deliveries
