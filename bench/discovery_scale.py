@@ -10,7 +10,8 @@ same MongoDB server for the same writes: pymongo upserting N translated-size doc
 batches, since SecantusDB (the test MongoDB) is far slower than MongoDB and bounds the scan.
 Drops its databases, deletes its queues, stops moto and the worker.
 
-usage: discovery_scale.py [--n 10000] [--page 500] [--worker target/release/maestro-worker]
+usage: discovery_scale.py [--n 10000] [--page 25] [--http-timeout 60]
+                          [--worker target/release/maestro-worker]
 Needs the test venv (celery, pika, pymongo, boto3, moto), RabbitMQ at AMQP_URL and MongoDB at
 MONGODB_URI.
 """
@@ -21,6 +22,7 @@ import hmac
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -87,9 +89,15 @@ def aws_calls(log_path):
 
 
 def main():
+    # A SIGTERM still cleans up (the `finally` below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10_000)
-    ap.add_argument("--page", type=int, default=500, help="--scan-qtd (EC2 MaxResults)")
+    # moto counts MaxResults in reservations (of 20 instances here), AWS in instances: 25
+    # reservations are 500 instances, EC2's page of 500.
+    ap.add_argument("--page", type=int, default=25, help="--scan-qtd (EC2 MaxResults)")
+    ap.add_argument("--http-timeout", type=int, default=60,
+                    help="worker's seconds per AWS request (moto renders big pages slowly)")
     ap.add_argument("--worker", default="target/release/maestro-worker")
     a = ap.parse_args()
     run = uuid.uuid4().hex[:8]
@@ -137,7 +145,7 @@ def main():
              "--dead-letter-queue", dead, "--routes", f"maestro.notify={notify}",
              "--result-backend", backend, "--mongo-uri", MONGODB_URI,
              "--mongo-database", db.name, "--secretjwt", SECRET, "--aws-endpoint", endpoint,
-             "--scan-qtd", str(a.page)],
+             "--scan-qtd", str(a.page), "--http-timeout", str(a.http_timeout)],
             stdout=open(worker_log, "w"), stderr=subprocess.STDOUT,
             env={**os.environ, "MAESTRO_EGRESS_ALLOW": "127.0.0.1"})
         procs.append(worker)

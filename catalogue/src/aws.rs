@@ -1451,6 +1451,93 @@ mod tests {
         assert_eq!(e.to_string(), "rds.describe_db_instances: boom");
     }
 
+    /// A local HTTP endpoint answering each request with the next of `answers` (status,
+    /// body), counting the requests; stands in for AWS's throttling, which moto cannot do.
+    async fn canned(
+        answers: Vec<(u16, &'static str)>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        let answers = std::sync::Arc::new(answers);
+        let app = axum::Router::new().fallback(move || {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let answers = answers.clone();
+            async move {
+                let (status, body) = answers[n.min(answers.len() - 1)];
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap_or_default(),
+                    body,
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), count)
+    }
+
+    fn vpcs_request<'a>(kind: &'a Kind, creds: &'a Credentials) -> PageRequest<'a> {
+        PageRequest {
+            credentials: creds,
+            connection: "c1",
+            kind,
+            command: 0,
+            region: "us-east-1",
+            token: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_and_refusals_are_not() {
+        use std::sync::atomic::Ordering;
+        const THROTTLED: &str = "<Response><Errors><Error><Code>RequestLimitExceeded</Code>\
+            <Message>Request limit exceeded.</Message></Error></Errors></Response>";
+        const VPCS: &str = "<DescribeVpcsResponse><vpcSet><item><vpcId>vpc-1</vpcId>\
+            <state>available</state></item></vpcSet></DescribeVpcsResponse>";
+        const REFUSED: &str = "<Response><Errors><Error><Code>UnauthorizedOperation</Code>\
+            <Message>not allowed</Message></Error></Errors></Response>";
+        let creds = Credentials::from_claims(
+            json!({"access": "AKIAEXAMPLE", "secret": "s3cr3t"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let kind = AwsProvider::kind_of("network-list").expect("kind");
+
+        let (url, count) = canned(vec![(503, THROTTLED), (500, ""), (200, VPCS)]).await;
+        let p = AwsProvider::new(reqwest::Client::new(), Some(url), 200);
+        let page = p
+            .page(vpcs_request(&kind, &creds))
+            .await
+            .expect("third try");
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        assert_eq!(page.items[0]["unique_id"], "vpc-1");
+        assert_eq!(page.items[0]["status"], "Available");
+
+        let (url, count) = canned(vec![(503, THROTTLED)]).await;
+        let p = AwsProvider::new(reqwest::Client::new(), Some(url), 200);
+        let e = p
+            .page(vpcs_request(&kind, &creds))
+            .await
+            .expect_err("gives up");
+        assert_eq!(count.load(Ordering::SeqCst), REQUEST_ATTEMPTS);
+        assert!(matches!(e, ProviderError::Transient { .. }), "{e:?}");
+        assert!(e.to_string().starts_with("ec2.describe_vpcs: "), "{e}");
+
+        let (url, count) = canned(vec![(403, REFUSED)]).await;
+        let p = AwsProvider::new(reqwest::Client::new(), Some(url), 200);
+        let e = p
+            .page(vpcs_request(&kind, &creds))
+            .await
+            .expect_err("refused");
+        assert_eq!(count.load(Ordering::SeqCst), 1, "a refusal is not retried");
+        assert!(matches!(e, ProviderError::Auth(_)), "{e:?}");
+        assert!(!e.to_string().contains("s3cr3t"));
+    }
+
     #[test]
     fn page_sizes_stay_within_each_apis_range() {
         let p = AwsProvider::new(reqwest::Client::new(), None, 1);

@@ -55,8 +55,19 @@ pub fn capitalized(s: &str) -> String {
     }
 }
 
+/// Deepest element read; deeper ones (no AWS answer nests so far) are left out, so a hostile
+/// answer cannot exhaust the stack. serde_json has the same kind of limit for JSON answers.
+pub const XML_DEPTH_MAX: usize = 64;
+
 /// The JSON form of an XML element (see the module's notes).
 pub fn from_xml(n: Node<'_, '_>) -> Value {
+    element(n, 0)
+}
+
+fn element(n: Node<'_, '_>, depth: usize) -> Value {
+    if depth >= XML_DEPTH_MAX {
+        return Value::Null;
+    }
     let kids: Vec<Node<'_, '_>> = n.children().filter(Node::is_element).collect();
     if kids.is_empty() {
         let text = n.text().unwrap_or_default().trim();
@@ -66,13 +77,13 @@ pub fn from_xml(n: Node<'_, '_>) -> Value {
         .iter()
         .all(|k| matches!(k.tag_name().name(), "item" | "member"))
     {
-        return Value::Array(kids.into_iter().map(from_xml).collect());
+        return Value::Array(kids.into_iter().map(|k| element(k, depth + 1)).collect());
     }
     // A name repeated among siblings is a flattened list (SQS's `QueueUrl`).
     let mut m = Map::new();
     for k in kids {
         let key = capitalized(k.tag_name().name());
-        let v = from_xml(k);
+        let v = element(k, depth + 1);
         match m.get_mut(&key) {
             None => {
                 m.insert(key, v);
@@ -194,6 +205,20 @@ mod tests {
         assert_eq!(list(&one, "Result.QueueUrl"), vec![&json!("a")]);
         let n = tree("<R><Port>5432</Port><OwnerId>012345678901</OwnerId></R>");
         assert_eq!(n, json!({"Port": 5432, "OwnerId": "012345678901"}));
+        let deep = format!("{}x{}", "<a>".repeat(5000), "</a>".repeat(5000));
+        let doc = roxmltree::Document::parse_with_options(
+            &deep,
+            roxmltree::ParsingOptions {
+                nodes_limit: u32::MAX,
+                ..Default::default()
+            },
+        );
+        if let Ok(doc) = doc {
+            assert!(
+                present(&from_xml(doc.root_element())),
+                "cut, not overflowed"
+            );
+        }
     }
 
     #[test]
