@@ -226,11 +226,13 @@ impl AwsProvider {
     }
 }
 
-/// The form body of a query API call (built apart: the serializer is not `Send`).
-fn query_form(call: &Call, size: Option<&(&str, String)>, token: Option<&str>) -> String {
+/// The request parameters of `call`: its fixed ones, the page size, the page token.
+fn request_pairs(
+    call: &Call,
+    size: Option<&(&str, String)>,
+    token: Option<&str>,
+) -> form_urlencoded::Serializer<'static, String> {
     let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("Action", call.action)
-        .append_pair("Version", call.service.version);
     for (k, v) in call.params {
         form.append_pair(k, v);
     }
@@ -240,23 +242,29 @@ fn query_form(call: &Call, size: Option<&(&str, String)>, token: Option<&str>) -
     if let Some(t) = token {
         form.append_pair(call.token_param, t);
     }
-    form.finish()
+    form
+}
+
+/// The form body of a query API call (built apart: the serializer is not `Send`).
+fn query_form(call: &Call, size: Option<&(&str, String)>, token: Option<&str>) -> String {
+    let fixed = form_urlencoded::Serializer::new(String::new())
+        .append_pair("Action", call.action)
+        .append_pair("Version", call.service.version)
+        .finish();
+    let rest = request_pairs(call, size, token).finish();
+    if rest.is_empty() {
+        fixed
+    } else {
+        format!("{fixed}&{rest}")
+    }
 }
 
 /// The query string of a REST call.
 fn rest_query(call: &Call, size: Option<&(&str, String)>, token: Option<&str>) -> String {
-    let mut q = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in call.params {
-        q.append_pair(k, v);
-    }
-    if let Some((param, n)) = size {
-        q.append_pair(param, n);
-    }
-    if let Some(t) = token {
-        q.append_pair(call.token_param, t);
-    }
     // AWS's signature wants `%20`, not `+`, for spaces.
-    q.finish().replace('+', "%20")
+    request_pairs(call, size, token)
+        .finish()
+        .replace('+', "%20")
 }
 
 /// An answer as one JSON tree: XML read as AWS's SDKs shape it ([`tree::from_xml`]), JSON as
@@ -738,16 +746,9 @@ fn tags(n: Node<'_, '_>) -> Vec<Value> {
         .collect()
 }
 
-/// The value of tag `key`, compared without case (Maestro's `arrCatcher`).
+/// The value of tag `key`, compared without case (Maestro's `arrCatcher`); empty is none.
 fn tag<'a>(tags: &'a [Value], key: &str) -> Option<&'a str> {
-    tags.iter()
-        .find(|t| {
-            t["key"]
-                .as_str()
-                .is_some_and(|k| k.eq_ignore_ascii_case(key))
-        })
-        .and_then(|t| t["value"].as_str())
-        .filter(|v| !v.is_empty())
+    rules::tag(tags, key).filter(|v| !v.is_empty())
 }
 
 /// Common fields every translated item has: name/role/environment from tags, tags.
