@@ -89,8 +89,12 @@ def aws_calls(log_path):
 
 
 def main():
-    # A SIGTERM still cleans up (the `finally` below).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
+    # A SIGTERM still cleans up (the `finally` below), and a second one does not stop that.
+    def terminated(*_):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sys.exit("terminated")
+
+    signal.signal(signal.SIGTERM, terminated)
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10_000)
     # moto counts MaxResults in reservations (of 20 instances here), AWS in instances: 25
