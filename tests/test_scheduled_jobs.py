@@ -183,7 +183,9 @@ def test_server_app_schedules_run_as_scheduler_app_ran_them(
         d = wait_for(lambda: (x := mongo["schedulers"].find_one({"_id": dead}))
                      and x["enabled"] is False and x, 30, 0.2, "depleted")
         assert d["msg"] == f"Connection issue - {gone}"
-        assert events_of(mongo, dead)[0]["status"] == "danger"
+        # The event is written after the schedule is disabled: wait for it too.
+        ev_dead = wait_for(lambda: events_of(mongo, dead) or None, 30, 0.2, "depleted event")
+        assert ev_dead[0]["status"] == "danger"
         r = wait_for(lambda: (x := mongo["schedulers"].find_one({"_id": refused}))
                      and x["enabled"] is False and x, 30, 0.2, "refused depleted")
         assert r["msg"].startswith("Refused by discovery: task: ") and "flavor-list" in r["msg"], r
