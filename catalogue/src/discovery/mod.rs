@@ -522,9 +522,6 @@ fn mongo_retry(e: mongodb::error::Error, retries: u32) -> TaskError {
 
 fn provider_error(e: ProviderError, retries: u32) -> TaskError {
     match e {
-        ProviderError::NotImplemented { .. } => {
-            TaskError::fail("NotImplementedError", e.to_string())
-        }
         ProviderError::UnknownTask { .. } => TaskError::value_error(e.to_string()),
         ProviderError::Auth(m) => TaskError::fail("PermissionError", m),
         ProviderError::Transient {
@@ -581,13 +578,13 @@ mod tests {
             if d >= Duration::from_secs(20) && d <= Duration::from_secs(40)));
         assert_eq!(backoff(30), RETRY_DELAY_MAX);
         let e = provider_error(
-            ProviderError::NotImplemented {
-                provider: "aws".into(),
-                task: "dbs-list".into(),
-            },
+            ProviderError::Unsupported(
+                "cloudfront.list_streaming_distributions: the endpoint does not answer this call"
+                    .into(),
+            ),
             0,
         );
         assert!(e.to_string().contains("NotImplementedError"), "{e}");
-        assert!(e.to_string().contains("not implemented for aws yet"), "{e}");
+        assert!(e.to_string().contains("does not answer this call"), "{e}");
     }
 }

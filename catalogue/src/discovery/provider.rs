@@ -87,9 +87,6 @@ impl ProviderError {
 /// Why a provider call did not give a page. Messages never carry credentials.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProviderError {
-    /// A task Maestro knew for this provider that is not scanned here yet.
-    #[error("task {task:?} is not implemented for {provider} yet")]
-    NotImplemented { provider: String, task: String },
     /// A task this provider does not have.
     #[error("provider {provider} has no task {task:?}")]
     UnknownTask { provider: String, task: String },
