@@ -43,6 +43,9 @@ const MAX_FIRES_PER_PASS: usize = 64;
 /// How long a publish (connect, declare, send, confirm) may take before it counts as failed.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long closing the broker connection may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Why a pass ended early.
 #[derive(Debug, thiserror::Error)]
 pub enum FireError {
@@ -126,13 +129,22 @@ impl<C: Clock> Firer<C> {
         }
     }
 
-    /// Closes the broker connection.
+    /// Closes the broker connection, giving the broker `CLOSE_TIMEOUT` to answer: a beat that
+    /// stops must not wait on a close-ok that never comes (the socket goes with the process).
     pub async fn close(&mut self) {
         if let Some(b) = self.broker.take() {
-            if let Some(p) = &b.publisher {
-                p.close().await;
+            let close = async {
+                if let Some(p) = &b.publisher {
+                    p.close().await;
+                }
+                let _ = b.conn.close(200, "maestro-beat stopping".into()).await;
+            };
+            if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+                tracing::warn!(
+                    event = "broker_close_timeout",
+                    "the broker did not answer the close"
+                );
             }
-            let _ = b.conn.close(200, "maestro-beat stopping".into()).await;
         }
     }
 

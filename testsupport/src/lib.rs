@@ -15,6 +15,9 @@ pub fn broker_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".into())
 }
 
+/// How long deleting one run's broker names may take.
+const TEARDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One test's broker names, deleted on drop.
 pub struct Run {
     pub id: String,
@@ -89,7 +92,8 @@ impl Drop for Run {
             else {
                 return;
             };
-            rt.block_on(async move {
+            // Bounded: a broker that stops answering fails the next test, not hangs this one.
+            let _ = rt.block_on(tokio::time::timeout(TEARDOWN_TIMEOUT, async move {
                 let Ok(uri) = parse_broker_url(&broker_url()) else {
                     return;
                 };
@@ -102,7 +106,7 @@ impl Drop for Run {
                 let _ = topology::delete_delay_topology(&conn, &delay).await;
                 let _ = topology::delete_dead_letter(&conn, &dead, &dead).await;
                 let _ = conn.close(200, "teardown".into()).await;
-            });
+            }));
         });
         let _ = cleanup.join();
     }
