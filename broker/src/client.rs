@@ -21,7 +21,7 @@ use crate::connection::{connect, parse_broker_url};
 use crate::error::BrokerError;
 use crate::message::TaskMessage;
 use crate::publisher::Publisher;
-use crate::signature::Signature;
+use crate::signature::{Signature, TypedSignature};
 
 /// One state a task reported.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +48,66 @@ pub enum ClientError {
     Closed { id: String },
     #[error("result store: {0}")]
     Store(String),
+}
+
+/// Why a typed call gave no result.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The task failed (or was revoked): its exception as the worker recorded it.
+    #[error("task {id} ended {status}: {exc_type}: {message}")]
+    Failed {
+        id: String,
+        status: String,
+        exc_type: String,
+        message: String,
+        traceback: Option<String>,
+    },
+    /// The result is not the type the signature promised.
+    #[error("task {id}'s result is not the expected type: {reason}")]
+    Decode { id: String, reason: String },
+}
+
+/// The pending result of a typed call ([`Client::call`]).
+pub struct TypedResult<R> {
+    inner: AsyncResult,
+    result: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: serde::de::DeserializeOwned> TypedResult<R> {
+    /// The task's id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// Waits for the result; the task's failure is a [`CallError::Failed`].
+    pub async fn get(&mut self, timeout: Duration) -> Result<R, CallError> {
+        let report = self.inner.get(timeout).await?;
+        let id = self.inner.id.clone();
+        if report.status != "SUCCESS" {
+            let text = |k: &str| match report.result.get(k) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(a)) if a.len() == 1 => match &a[0] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            return Err(CallError::Failed {
+                id,
+                status: report.status,
+                exc_type: text("exc_type"),
+                message: text("exc_message"),
+                traceback: report.traceback,
+            });
+        }
+        serde_json::from_value(report.result).map_err(|e| CallError::Decode {
+            id,
+            reason: e.to_string(),
+        })
+    }
 }
 
 /// Where a chord's group is recorded before its members are sent, as Celery saves the group
@@ -222,6 +282,21 @@ impl Client {
             .map_err(|e| invalid(&sig.task, e))?;
         let queue = sig.queue(default_queue).to_owned();
         self.send(msg, "", &queue).await
+    }
+
+    /// Sends a typed call (`add::new(1, 2)` of a `#[task]` function) to its queue (else
+    /// `celery`); its result comes back as the task's return type.
+    pub async fn call<R>(&self, sig: TypedSignature<R>) -> Result<TypedResult<R>, BrokerError> {
+        let task = sig.task().to_owned();
+        let sig = sig.into_signature().map_err(|reason| BrokerError::Encode {
+            task,
+            reason: format!("an argument has no JSON form: {reason}"),
+        })?;
+        let inner = self.send_signature(&sig, "celery").await?;
+        Ok(TypedResult {
+            inner,
+            result: std::marker::PhantomData,
+        })
     }
 
     /// Sends a chain: each step gets the previous step's result. Every step replies here;

@@ -27,6 +27,9 @@ pub enum BrokerError {
     Topology { name: String, reason: String },
     #[error("connecting to {url} took longer than {secs} s")]
     ConnectTimeout { url: String, secs: u64 },
+    /// A message that cannot be written: an argument with no JSON form, a bad signature.
+    #[error("a message for task {task:?} cannot be written: {reason}")]
+    Encode { task: String, reason: String },
 }
 
 impl BrokerError {
@@ -39,7 +42,8 @@ impl BrokerError {
             BrokerError::Url { .. }
             | BrokerError::Unroutable { .. }
             | BrokerError::ConfirmsOff
-            | BrokerError::Topology { .. } => false,
+            | BrokerError::Topology { .. }
+            | BrokerError::Encode { .. } => false,
         }
     }
 

@@ -35,6 +35,6 @@ pub use error::BrokerError;
 pub use lapin;
 pub use message::{DecodeError, TaskHeaders, TaskMessage, TimeLimit};
 pub use publisher::Publisher;
-pub use signature::{Embed, Signature};
+pub use signature::{Embed, Signature, TypedSignature};
 pub use state::{ExceptionInfo, TaskState};
 pub use topology::{QueueType, TaskQueue};

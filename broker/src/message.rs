@@ -20,6 +20,10 @@ use crate::signature::{Embed, Signature};
 /// The only content type this runtime speaks (Celery's `json` serializer).
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 
+/// Longest `countdown` or `expires` (seconds from now) a signature may name: about a century;
+/// longer is ignored rather than overflowing the clock.
+const SIGNATURE_DELAY_SECS_MAX: f64 = 3.2e9;
+
 /// Headers RabbitMQ adds when it dead-letters a message; dropped before a message is published
 /// again so they do not grow on every pass through the delay queues.
 const BROKER_DEATH_HEADERS: [&str; 5] = [
@@ -191,10 +195,29 @@ impl TaskMessage {
         let secs = |k: &str| sig.options.get(k).and_then(Value::as_f64);
         msg.headers.timelimit.hard_secs = secs("time_limit");
         msg.headers.timelimit.soft_secs = secs("soft_time_limit");
+        let after = |secs: f64| {
+            let secs = secs.max(0.0);
+            (secs.is_finite() && secs <= SIGNATURE_DELAY_SECS_MAX).then(|| {
+                chrono::Utc::now() + chrono::Duration::milliseconds((secs * 1000.0) as i64)
+            })
+        };
         if let Some(countdown) = secs("countdown") {
-            msg.headers.eta = Some(
-                chrono::Utc::now() + chrono::Duration::milliseconds((countdown * 1000.0) as i64),
-            );
+            msg.headers.eta = after(countdown);
+        }
+        // As Celery's apply_async: `eta` and `expires` as ISO 8601 times, `expires` also as
+        // seconds from now.
+        let at = |k: &str| {
+            sig.options
+                .get(k)
+                .and_then(Value::as_str)
+                .and_then(parse_time)
+                .filter(in_python_range)
+        };
+        if let Some(eta) = at("eta") {
+            msg.headers.eta = Some(eta);
+        }
+        if let Some(expires) = secs("expires").and_then(after).or_else(|| at("expires")) {
+            msg.headers.expires = Some(expires);
         }
         let list = |k: &str| {
             sig.options

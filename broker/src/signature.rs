@@ -70,6 +70,59 @@ impl Signature {
     }
 }
 
+/// A signature whose task returns an `R`: what `#[task]`'s `<task>::new(...)` makes, sent with
+/// `Client::call`, whose result is read back as an `R`. An argument that could not be written
+/// as JSON is kept as an error until sending.
+#[derive(Debug, Clone)]
+pub struct TypedSignature<R> {
+    task: String,
+    signature: Result<Signature, String>,
+    result: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R> TypedSignature<R> {
+    /// A call of `task` with `args` by position, or the error writing one of them.
+    pub fn new(task: &str, args: Result<Vec<Value>, String>) -> Self {
+        Self {
+            task: task.to_owned(),
+            signature: args.map(|a| Signature::new(task, a)),
+            result: std::marker::PhantomData,
+        }
+    }
+
+    /// Sets option `name` (`queue`, `countdown`, `expires`, `task_id`, `link`, ...).
+    pub fn with_option(mut self, name: &str, value: Value) -> Self {
+        self.signature = self.signature.map(|s| s.with_option(name, value));
+        self
+    }
+
+    /// Sends it to `queue`.
+    pub fn queue(self, queue: &str) -> Self {
+        self.with_option("queue", Value::from(queue))
+    }
+
+    /// Runs it no sooner than `secs` seconds after sending.
+    pub fn countdown(self, secs: f64) -> Self {
+        self.with_option("countdown", Value::from(secs))
+    }
+
+    /// Gives it this id.
+    pub fn task_id(self, id: &str) -> Self {
+        self.with_option("task_id", Value::from(id))
+    }
+
+    /// The task's name.
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+
+    /// The untyped signature (for chains, groups and chords), or why an argument could not be
+    /// written as JSON.
+    pub fn into_signature(self) -> Result<Signature, String> {
+        self.signature
+    }
+}
+
 /// The third element of a protocol-v2 body.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Embed {

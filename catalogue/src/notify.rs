@@ -186,8 +186,12 @@ impl Task for Notify {
         TASK_NAME
     }
 
-    fn max_retries(&self) -> Option<u32> {
-        Some(DELIVERY_MAX_RETRIES)
+    fn options(&self) -> &maestro_tasks::TaskOptions {
+        static OPTIONS: std::sync::LazyLock<maestro_tasks::TaskOptions> =
+            std::sync::LazyLock::new(|| {
+                maestro_tasks::TaskOptions::new().max_retries(Some(DELIVERY_MAX_RETRIES))
+            });
+        &OPTIONS
     }
 
     fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {

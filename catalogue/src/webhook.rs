@@ -182,8 +182,12 @@ impl Task for Webhook {
         TASK_NAME
     }
 
-    fn max_retries(&self) -> Option<u32> {
-        Some(DELIVERY_MAX_RETRIES)
+    fn options(&self) -> &maestro_tasks::TaskOptions {
+        static OPTIONS: std::sync::LazyLock<maestro_tasks::TaskOptions> =
+            std::sync::LazyLock::new(|| {
+                maestro_tasks::TaskOptions::new().max_retries(Some(DELIVERY_MAX_RETRIES))
+            });
+        &OPTIONS
     }
 
     fn shown_arguments(&self, args: &Value, kwargs: &Value) -> Option<(Value, Value)> {

@@ -110,11 +110,109 @@ impl TaskArgs {
         from_json_value(&Value::Object(bound)).map_err(TaskError::from)
     }
 
+    /// Binds the call to the parameters of the function `function` as Python binds one, for
+    /// code that reads each parameter itself (what `#[task]` generates): more positional
+    /// arguments than parameters, an argument given twice, a required one missing or an
+    /// unexpected keyword is a `TypeError` in Python's words (`add() missing 1 required
+    /// positional argument: 'y'`).
+    pub fn bind_call(&self, function: &'static str, params: &[Param]) -> Result<Bound, TaskError> {
+        let named = |m: String| TaskError::type_error(format!("{function}() {m}"));
+        let positional = self.positional()?;
+        let mut keyword = self.keyword()?;
+        if positional.len() > params.len() {
+            return Err(named(format!(
+                "takes {} positional argument{} but {} {} given",
+                params.len(),
+                if params.len() == 1 { "" } else { "s" },
+                positional.len(),
+                if positional.len() == 1 { "was" } else { "were" },
+            )));
+        }
+        for (p, value) in params.iter().zip(positional) {
+            if keyword.contains_key(p.name) {
+                return Err(named(format!(
+                    "got multiple values for argument '{}'",
+                    p.name
+                )));
+            }
+            keyword.insert(p.name.to_owned(), value);
+        }
+        let missing: Vec<String> = params
+            .iter()
+            .filter(|p| p.required && !keyword.contains_key(p.name))
+            .map(|p| format!("'{}'", p.name))
+            .collect();
+        if !missing.is_empty() {
+            let list = match missing.as_slice() {
+                [one] => one.clone(),
+                [a, b] => format!("{a} and {b}"),
+                [init @ .., last] => format!("{}, and {last}", init.join(", ")),
+                [] => String::new(),
+            };
+            return Err(named(format!(
+                "missing {} required positional argument{}: {list}",
+                missing.len(),
+                if missing.len() == 1 { "" } else { "s" },
+            )));
+        }
+        if let Some(extra) = keyword
+            .keys()
+            .find(|k| !params.iter().any(|p| p.name == *k))
+        {
+            return Err(named(format!(
+                "got an unexpected keyword argument '{extra}'"
+            )));
+        }
+        Ok(Bound {
+            function,
+            values: keyword,
+        })
+    }
+
     /// Like `get`, but a missing parameter is a TypeError.
     pub fn require<T: DeserializeOwned>(&self, index: usize, name: &str) -> Result<T, TaskError> {
         self.get(index, name)?.ok_or_else(|| {
             TaskError::type_error(format!("missing 1 required positional argument: '{name}'"))
         })
+    }
+}
+
+/// One parameter of a function a call is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param {
+    pub name: &'static str,
+    /// Without a default: a call must give it.
+    pub required: bool,
+}
+
+/// A call bound to its function's parameters ([`TaskArgs::bind_call`]): each value taken
+/// once, converted to the parameter's type.
+#[derive(Debug)]
+pub struct Bound {
+    function: &'static str,
+    values: Map<String, Value>,
+}
+
+impl Bound {
+    /// The value of `name` as a `T`, or `default()` when the call did not give it; a value of
+    /// the wrong type is a TypeError naming the parameter.
+    pub fn take<T: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        default: impl FnOnce() -> Option<T>,
+    ) -> Result<T, TaskError> {
+        let missing = || {
+            TaskError::type_error(format!(
+                "{}() missing 1 required positional argument: '{name}'",
+                self.function
+            ))
+        };
+        match self.values.remove(name) {
+            Some(v) => serde_json::from_value(v).map_err(|e| {
+                TaskError::type_error(format!("{}() argument '{name}': {e}", self.function))
+            }),
+            None => default().ok_or_else(missing),
+        }
     }
 }
 
@@ -163,6 +261,72 @@ mod tests {
         assert!(err(json!([]), json!({})).contains("missing 1 required argument: 'url'"));
         assert!(err(json!(["u"]), json!({"x": 1})).contains("unexpected keyword argument 'x'"));
         assert!(err(json!([5]), json!({})).contains("argument 'url': invalid type"));
+    }
+
+    #[test]
+    fn calls_bind_to_a_function_in_pythons_words() {
+        let params = [
+            Param {
+                name: "x",
+                required: true,
+            },
+            Param {
+                name: "y",
+                required: true,
+            },
+            Param {
+                name: "z",
+                required: false,
+            },
+        ];
+        let bind = |args: Value, kwargs: Value| {
+            TaskArgs::from_values(&args, &kwargs)
+                .expect("valid")
+                .bind_call("add", &params)
+        };
+        let mut b = bind(json!([1]), json!({"y": 2})).expect("binds");
+        assert_eq!(b.take::<i64>("x", || None).expect("x"), 1);
+        assert_eq!(b.take::<i64>("y", || None).expect("y"), 2);
+        assert_eq!(b.take::<i64>("z", || Some(7)).expect("default"), 7);
+        // The exception's type and message, as a Python caller reads them.
+        let text = |e: TaskError| match e {
+            TaskError::Fail { exc, .. } => format!(
+                "{}: {}",
+                exc.exc_type,
+                exc.exc_message
+                    .first()
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            ),
+            other => other.to_string(),
+        };
+        let err = |args: Value, kwargs: Value| text(bind(args, kwargs).expect_err("refused"));
+        assert_eq!(
+            err(json!([]), json!({})),
+            "TypeError: add() missing 2 required positional arguments: 'x' and 'y'"
+        );
+        assert_eq!(
+            err(json!([1]), json!({})),
+            "TypeError: add() missing 1 required positional argument: 'y'"
+        );
+        assert_eq!(
+            err(json!([1, 2, 3, 4]), json!({})),
+            "TypeError: add() takes 3 positional arguments but 4 were given"
+        );
+        assert_eq!(
+            err(json!([1]), json!({"x": 2, "y": 1})),
+            "TypeError: add() got multiple values for argument 'x'"
+        );
+        assert_eq!(
+            err(json!([1, 2]), json!({"w": 0})),
+            "TypeError: add() got an unexpected keyword argument 'w'"
+        );
+        let mut wrong = bind(json!(["a", 2]), json!({})).expect("binds");
+        let e = text(wrong.take::<i64>("x", || None).expect_err("wrong type"));
+        assert_eq!(
+            e,
+            "TypeError: add() argument 'x': invalid type: string \"a\", expected i64"
+        );
     }
 
     #[test]

@@ -10,12 +10,20 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 /// The delay before try `retries + 1`: `min` doubled `retries` times, plus up to as much
 /// again as jitter, at most `max` before jitter and `2 x max` after.
 pub fn retry_delay(min: Duration, max: Duration, retries: u32) -> Duration {
-    ExponentialBuilder::default()
+    backoff_delay(min, max, retries, true)
+}
+
+/// [`retry_delay`], with the jitter on or off (a task's `retry_jitter`).
+pub fn backoff_delay(min: Duration, max: Duration, retries: u32, jitter: bool) -> Duration {
+    let mut builder = ExponentialBuilder::default()
         .with_min_delay(min)
         .with_max_delay(max)
         .with_factor(2.0)
-        .with_jitter()
-        .without_max_times()
+        .without_max_times();
+    if jitter {
+        builder = builder.with_jitter();
+    }
+    builder
         .build()
         // Past 64 doublings every delay is the maximum; a message claiming billions of
         // retries must not make the caller step through them one by one.

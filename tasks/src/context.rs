@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::TaskError;
 use crate::followup::{ChordHandle, FollowUp, Parent};
+use crate::state::States;
 use maestro_broker::Signature;
 
 /// The context of one task run.
@@ -32,6 +33,8 @@ pub struct TaskContext {
     pub trace: Option<maestro_broker::trace::TraceContext>,
     /// Sends follow-up tasks through the worker (absent outside a worker).
     pub follow_up: Option<Arc<dyn FollowUp>>,
+    /// The worker's shared state (see [`state`](Self::state)).
+    pub states: Arc<States>,
     soft_limit: CancellationToken,
 }
 
@@ -56,8 +59,23 @@ impl TaskContext {
             soft_time_limit: None,
             follow_up: None,
             trace: None,
+            states: Arc::default(),
             soft_limit: CancellationToken::new(),
         }
+    }
+
+    /// The worker's state of type `T` (added with the worker's `state(...)`); a
+    /// `RuntimeError` naming the type when there is none.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, TaskError> {
+        self.states.get::<T>().ok_or_else(|| {
+            TaskError::fail(
+                "RuntimeError",
+                format!(
+                    "this worker has no state of type {}",
+                    std::any::type_name::<T>()
+                ),
+            )
+        })
     }
 
     /// The token cancelled when the soft time limit passes (the runtime cancels it).

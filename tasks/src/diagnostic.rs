@@ -10,33 +10,26 @@ use serde_json::Value;
 use crate::args::TaskArgs;
 use crate::context::TaskContext;
 use crate::error::TaskError;
-use crate::task::{Task, TaskFuture};
+use crate::task::{Task, TaskFuture, TaskResult};
 
 /// Longest `maestro.sleep` accepted: one day. Longer is a ValueError, not a stuck worker slot.
 pub const SLEEP_SECS_MAX: f64 = 86_400.0;
 
 pub(crate) fn all() -> Vec<Arc<dyn Task>> {
     vec![
-        Arc::new(Noop),
+        Arc::new(noop),
         Arc::new(Echo),
-        Arc::new(Sleep),
-        Arc::new(Fail),
+        Arc::new(sleep),
+        Arc::new(fail),
     ]
 }
 
 /// `maestro.noop()`: does nothing, returns None.
-pub struct Noop;
+#[crate::task(name = "maestro.noop", crate = "crate")]
+pub async fn noop() {}
 
-impl Task for Noop {
-    fn name(&self) -> &str {
-        "maestro.noop"
-    }
-    fn run<'a>(&'a self, _ctx: &'a TaskContext, _args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(async { Ok(Value::Null) })
-    }
-}
-
-/// `maestro.echo(*args, **kwargs)`: returns `[args, kwargs]` as received.
+/// `maestro.echo(*args, **kwargs)`: returns `[args, kwargs]` as received. Written by hand:
+/// `#[task]` functions have named parameters, and this one takes any.
 pub struct Echo;
 
 impl Task for Echo {
@@ -55,52 +48,32 @@ impl Task for Echo {
 
 /// `maestro.sleep(seconds)`: waits without holding a thread, returns `seconds`. Stops with
 /// SoftTimeLimitExceeded when the soft time limit passes first.
-pub struct Sleep;
-
-impl Task for Sleep {
-    fn name(&self) -> &str {
-        "maestro.sleep"
+#[crate::task(name = "maestro.sleep", crate = "crate")]
+pub async fn sleep(
+    ctx: &TaskContext,
+    seconds: serde_json::Number,
+) -> TaskResult<serde_json::Number> {
+    let secs = seconds.as_f64().unwrap_or(f64::NAN);
+    if !(0.0..=SLEEP_SECS_MAX).contains(&secs) {
+        return Err(TaskError::value_error(format!(
+            "argument 'seconds' must be between 0 and {SLEEP_SECS_MAX}, got {seconds}"
+        )));
     }
-    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(async move {
-            let seconds: Value = args.require(0, "seconds")?;
-            let secs = seconds
-                .as_f64()
-                .ok_or_else(|| TaskError::type_error("argument 'seconds' must be a number"))?;
-            if !(0.0..=SLEEP_SECS_MAX).contains(&secs) {
-                return Err(TaskError::value_error(format!(
-                    "argument 'seconds' must be between 0 and {SLEEP_SECS_MAX}, got {secs}"
-                )));
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs_f64(secs)) => Ok(seconds),
-                _ = ctx.soft_limit() => Err(ctx.soft_limit_error()),
-            }
-        })
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs_f64(secs)) => Ok(seconds),
+        _ = ctx.soft_limit() => Err(ctx.soft_limit_error()),
     }
 }
 
-/// `maestro.fail(message)`: fails with `RuntimeError(message)`.
-pub struct Fail;
-
-impl Task for Fail {
-    fn name(&self) -> &str {
-        "maestro.fail"
-    }
-    fn max_retries(&self) -> Option<u32> {
-        Some(0)
-    }
-    fn run<'a>(&'a self, _ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(async move {
-            let message: Option<Value> = args.get(0, "message")?;
-            let text = match message {
-                None | Some(Value::Null) => "maestro.fail was called".to_owned(),
-                Some(Value::String(s)) => s,
-                Some(other) => other.to_string(),
-            };
-            Err(TaskError::fail("RuntimeError", text))
-        })
-    }
+/// `maestro.fail(message)`: fails with `RuntimeError(message)`, never retried.
+#[crate::task(name = "maestro.fail", max_retries = 0, crate = "crate")]
+pub async fn fail(message: Option<Value>) -> TaskResult<()> {
+    let text = match message {
+        None | Some(Value::Null) => "maestro.fail was called".to_owned(),
+        Some(Value::String(s)) => s,
+        Some(other) => other.to_string(),
+    };
+    Err(TaskError::fail("RuntimeError", text))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::state::States;
 use crate::task::Task;
 
 /// A task name registered twice.
@@ -10,10 +11,20 @@ use crate::task::Task;
 #[error("task {0:?} is registered twice")]
 pub struct DuplicateTask(pub String);
 
-/// Tasks by name. A name registered twice is an error at start-up, never a silent override.
+/// A task needs state the worker was not given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("task {task:?} needs state of type {state}, which this worker was not given")]
+pub struct MissingState {
+    pub task: String,
+    pub state: &'static str,
+}
+
+/// Tasks by name, and the state they share. A name registered twice is an error at start-up,
+/// never a silent override.
 #[derive(Default, Clone)]
 pub struct Registry {
     tasks: HashMap<String, Arc<dyn Task>>,
+    states: Arc<States>,
 }
 
 impl Registry {
@@ -38,6 +49,41 @@ impl Registry {
             return Err(DuplicateTask(name));
         }
         self.tasks.insert(name, task);
+        Ok(())
+    }
+
+    /// Adds `task` (a `#[task]` function's value, or any [`Task`]).
+    pub fn add<T: Task>(&mut self, task: T) -> Result<(), DuplicateTask> {
+        self.register(Arc::new(task))
+    }
+
+    /// Adds state the tasks look up by type (a client, a pool, configuration).
+    pub fn insert_state<T: Send + Sync + 'static>(&mut self, value: T) {
+        Arc::make_mut(&mut self.states).insert(value);
+    }
+
+    /// The shared state, for each run's context.
+    pub fn states(&self) -> &Arc<States> {
+        &self.states
+    }
+
+    /// The first task needing state the registry does not hold.
+    pub fn check_states(&self) -> Result<(), MissingState> {
+        for name in self.names() {
+            let Some(task) = self.tasks.get(name) else {
+                continue;
+            };
+            if let Some(need) = task
+                .state_needs()
+                .into_iter()
+                .find(|n| !self.states.contains(n.id))
+            {
+                return Err(MissingState {
+                    task: name.to_owned(),
+                    state: need.name,
+                });
+            }
+        }
         Ok(())
     }
 

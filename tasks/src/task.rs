@@ -8,24 +8,32 @@ use serde_json::Value;
 use crate::args::TaskArgs;
 use crate::context::TaskContext;
 use crate::error::TaskError;
+use crate::options::TaskOptions;
+use crate::state::StateNeed;
 
-/// What `Task::run` returns: the result as JSON, or why not.
-pub type TaskResult = Result<Value, TaskError>;
+/// What a task returns: its result (JSON for `Task::run`, any serializable type for a
+/// `#[task]` function), or why not.
+pub type TaskResult<T = Value> = Result<T, TaskError>;
 /// The boxed future of one run.
 pub type TaskFuture<'a> = Pin<Box<dyn Future<Output = TaskResult> + Send + 'a>>;
 
-/// Celery's default `max_retries`.
-pub const DEFAULT_MAX_RETRIES: u32 = 3;
-
-/// One registered task.
+/// One registered task. `#[task]` writes this for a function; implement it by hand for a
+/// task that holds state of its own or reads its arguments itself.
 pub trait Task: Send + Sync + 'static {
     /// The name clients send it by (`maestro.echo`).
     fn name(&self) -> &str;
 
-    /// How many times a `TaskError::Retry` is honoured before the task fails for good;
-    /// `None` retries forever.
-    fn max_retries(&self) -> Option<u32> {
-        Some(DEFAULT_MAX_RETRIES)
+    /// Its options (retries, limits, acks, hooks); unset ones are the worker's.
+    fn options(&self) -> &TaskOptions {
+        static DEFAULTS: std::sync::LazyLock<TaskOptions> =
+            std::sync::LazyLock::new(TaskOptions::default);
+        &DEFAULTS
+    }
+
+    /// The state types it looks up in its context ([`TaskContext::state`]): a worker refuses to
+    /// start when one is missing, rather than failing every call.
+    fn state_needs(&self) -> Vec<StateNeed> {
+        Vec::new()
     }
 
     /// Runs one call. Blocking work belongs in `context::blocking`.

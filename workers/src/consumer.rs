@@ -86,7 +86,9 @@ pub(crate) async fn consume(
     );
     let abort = shutdown.abort.child_token();
     let publisher_lost = tokio_util::sync::CancellationToken::new();
+    let slots = Arc::new(Semaphore::new(cfg.concurrency));
     let session = Arc::new(Session {
+        slots: slots.clone(),
         cfg: cfg.clone(),
         registry,
         hostname,
@@ -122,7 +124,6 @@ pub(crate) async fn consume(
         streams.push(consumer.map(move |d| (name.clone(), d)));
     }
 
-    let slots = Arc::new(Semaphore::new(cfg.concurrency));
     // Ready from here until the loop ends (shutdown or loss): not while draining.
     let consuming = ConsumingGuard::new(&state.metrics);
     let end = loop {

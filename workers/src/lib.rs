@@ -18,6 +18,7 @@
 //! - `acker`     acks and requeues on the wire, batched
 //! - `shutdown`  cancellation: stop taking, drain to one deadline, requeue the rest
 //! - `stats`     running tasks, totals, revoked ids, the Lamport clock
+//! - `rate`      per-task rate limits
 //! - `events`    Celery events (-E) on celeryev
 //! - `control`   remote control on celery.pidbox (inspect, revoke)
 //! - `metrics`   Prometheus metrics and readiness, served on --metrics-addr
@@ -34,6 +35,7 @@ pub mod launch;
 mod metrics;
 mod outcome;
 mod processor;
+mod rate;
 mod results;
 pub mod retry;
 mod run;

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 use crate::canvas;
 use crate::metrics::TaskOutcome;
 use crate::results::{NotRecorded, RESULT_BYTES_MAX, record_state, store_state};
-use crate::retry::{publish_retry, retry_delay};
+use crate::retry::{publish_retry, task_retry_delay};
 use crate::run::Outcome;
 use crate::session::{Session, Unfinished};
 use crate::settle::Disposition;
@@ -77,7 +77,7 @@ pub(crate) async fn record(
                     Err(NotRecorded::Unfinished) => return Disposition::Requeue,
                 }
             };
-            Disposition::after(match refused {
+            let how = Disposition::after(match refused {
                 None => canvas::on_success(s, msg, &value).await,
                 Some(why) => {
                     warn!(event = "result_not_stored", task = %h.task, id = %h.id, reason = %why);
@@ -85,13 +85,30 @@ pub(crate) async fn record(
                     let tb = traceback_text(&s.hostname, msg, &exc);
                     record_failure(s, queue, msg, &exc, &tb).await
                 }
-            })
+            });
+            hook(s, queue, msg, |ctx| {
+                if let Some(f) = task.options().hooks.on_success {
+                    f(ctx, &value);
+                }
+            });
+            how
+        }
+        Outcome::Failure { exc, .. } if task.options().autoretries(&exc) => {
+            // Celery's autoretry_for: retried, and when the retries run out the task fails
+            // with the exception itself.
+            retry(s, queue, task, msg, None, None, exc, true, runtime_ms).await
         }
         Outcome::Failure { exc, traceback } => {
             warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
             count(TaskOutcome::Failed);
             let tb = traceback.unwrap_or_else(|| traceback_text(&s.hostname, msg, &exc));
-            Disposition::after(record_failure(s, queue, msg, &exc, &tb).await)
+            let how = Disposition::after(record_failure(s, queue, msg, &exc, &tb).await);
+            hook(s, queue, msg, |ctx| {
+                if let Some(f) = task.options().hooks.on_failure {
+                    f(ctx, &exc);
+                }
+            });
+            how
         }
         Outcome::Reject {
             requeue: true,
@@ -117,40 +134,96 @@ pub(crate) async fn record(
             max_retries,
             exc,
         } => {
-            let limit = max_retries.or(task.max_retries());
-            if limit.is_some_and(|max| h.retries >= max) {
-                let exc = ExceptionInfo::celery(
-                    "MaxRetriesExceededError",
-                    format!(
-                        "Can't retry {}[{}] args:{} kwargs:{} (after {} retries, last: {})",
-                        h.task,
-                        h.id,
-                        msg.args.get(),
-                        msg.kwargs.get(),
-                        h.retries,
-                        exc.repr()
-                    ),
-                );
-                warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
-                count(TaskOutcome::Failed);
-                let tb = traceback_text(&s.hostname, msg, &exc);
-                return Disposition::after(record_failure(s, queue, msg, &exc, &tb).await);
-            }
-            count(TaskOutcome::Retried);
-            let wait = countdown.unwrap_or_else(|| retry_delay(&s.cfg, h.retries));
-            let published = publish_retry(s, queue, msg, wait).await;
-            if let Err(e) = published {
-                warn!(event = "retry_publish_failed", task = %h.task, id = %h.id, error = %e, "requeued instead");
-                s.publish_failed(&e);
-                return Disposition::Requeue;
-            }
-            info!(event = "task_retry", task = %h.task, id = %h.id, retries = h.retries + 1,
-                delay_secs = wait.as_secs_f64(), exception = %exc.repr());
-            let tb = traceback_text(&s.hostname, msg, &exc);
-            Disposition::after(
-                record_state(s, queue, msg, TaskState::Retry, &exc.to_value(), Some(&tb)).await,
+            retry(
+                s,
+                queue,
+                task,
+                msg,
+                countdown,
+                max_retries,
+                exc,
+                false,
+                runtime_ms,
             )
+            .await
         }
+    }
+}
+
+/// A retry: the next try published (after `countdown`, else the task's retry delay) and RETRY
+/// recorded, or, past the retries allowed, a FAILURE: `MaxRetriesExceededError`, or the
+/// exception itself for an automatic retry (`autoretry_for`), as Celery does.
+#[allow(clippy::too_many_arguments)]
+async fn retry(
+    s: &Session,
+    queue: &str,
+    task: &dyn Task,
+    msg: &TaskMessage,
+    countdown: Option<Duration>,
+    max_retries: Option<u32>,
+    exc: ExceptionInfo,
+    automatic: bool,
+    runtime_ms: f64,
+) -> Disposition {
+    let h = &msg.headers;
+    let count = |outcome| s.state.metrics.task_outcome(queue, &h.task, outcome);
+    let options = task.options();
+    let limit = max_retries.or(options.max_retries);
+    if limit.is_some_and(|max| h.retries >= max) {
+        let exc = if automatic {
+            exc
+        } else {
+            ExceptionInfo::celery(
+                "MaxRetriesExceededError",
+                format!(
+                    "Can't retry {}[{}] args:{} kwargs:{} (after {} retries, last: {})",
+                    h.task,
+                    h.id,
+                    msg.args.get(),
+                    msg.kwargs.get(),
+                    h.retries,
+                    exc.repr()
+                ),
+            )
+        };
+        warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
+        count(TaskOutcome::Failed);
+        let tb = traceback_text(&s.hostname, msg, &exc);
+        let how = Disposition::after(record_failure(s, queue, msg, &exc, &tb).await);
+        hook(s, queue, msg, |ctx| {
+            if let Some(f) = options.hooks.on_failure {
+                f(ctx, &exc);
+            }
+        });
+        return how;
+    }
+    count(TaskOutcome::Retried);
+    let wait = countdown.unwrap_or_else(|| task_retry_delay(&s.cfg, options, h.retries));
+    let published = publish_retry(s, queue, msg, wait).await;
+    if let Err(e) = published {
+        warn!(event = "retry_publish_failed", task = %h.task, id = %h.id, error = %e, "requeued instead");
+        s.publish_failed(&e);
+        return Disposition::Requeue;
+    }
+    info!(event = "task_retry", task = %h.task, id = %h.id, retries = h.retries + 1,
+        delay_secs = wait.as_secs_f64(), exception = %exc.repr());
+    let tb = traceback_text(&s.hostname, msg, &exc);
+    let how = Disposition::after(
+        record_state(s, queue, msg, TaskState::Retry, &exc.to_value(), Some(&tb)).await,
+    );
+    hook(s, queue, msg, |ctx| {
+        if let Some(f) = options.hooks.on_retry {
+            f(ctx, &exc);
+        }
+    });
+    how
+}
+
+/// Runs a task's hook with the run's context; a panicking hook is logged, not fatal.
+fn hook(s: &Session, queue: &str, msg: &TaskMessage, f: impl FnOnce(&maestro_tasks::TaskContext)) {
+    let ctx = crate::run::context(s, queue, msg);
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&ctx))).is_err() {
+        warn!(event = "task_hook_panicked", task = %msg.headers.task, id = %msg.headers.id);
     }
 }
 

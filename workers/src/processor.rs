@@ -53,7 +53,7 @@ pub(crate) async fn process(
     }
     let how = match Box::pin(admit(&s, &d, slot)).await {
         Admission::Settle(how) => how,
-        Admission::Run(job) if !s.cfg.acks_late => {
+        Admission::Run(job) if !job.task.options().acks_late.unwrap_or(s.cfg.acks_late) => {
             // Acks early (Celery's acks_late=False): the delivery is done before the task
             // runs; its outcome is still recorded, but a crash mid-run loses the task.
             settle(&s, &d, token, Disposition::Ack).await;
@@ -109,6 +109,10 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
         return Admission::Settle(Box::pin(canvas::chord_unlock(s, &d.queue, &msg)).await);
     };
     hide_credentials(task.as_ref(), &mut msg);
+    let options = task.options();
+    if options.ignore_result == Some(true) {
+        msg.headers.ignore_result = true;
+    }
     let h = &msg.headers;
     if let Some(ev) = &s.events {
         ev.task(
@@ -147,7 +151,7 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
             }
         }
     }
-    if s.cfg.track_started {
+    if options.track_started.unwrap_or(s.cfg.track_started) {
         let started = json!({"pid": std::process::id(), "hostname": &*s.hostname});
         if record_state(s, &d.queue, &msg, TaskState::Started, &started, None)
             .await
@@ -164,7 +168,40 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
             detail,
         });
     }
+    let slot = match options.rate_limit {
+        Some(limit) => match rate_limited(s, &msg, limit, slot).await {
+            Some(slot) => slot,
+            None => return Admission::Settle(Disposition::Requeue),
+        },
+        None => slot,
+    };
     Admission::Run(Box::new(Job { msg, task, slot }))
+}
+
+/// Waits for the task's next start under its rate limit, without holding a concurrency slot
+/// meanwhile; the slot to run with, or `None` when the worker is abandoning its runs.
+async fn rate_limited(
+    s: &Session,
+    msg: &TaskMessage,
+    limit: maestro_tasks::RateLimit,
+    slot: OwnedSemaphorePermit,
+) -> Option<OwnedSemaphorePermit> {
+    let wait = s.state.rates.reserve(&msg.headers.task, limit);
+    if wait.is_zero() {
+        return Some(slot);
+    }
+    drop(slot);
+    debug!(event = "task_rate_limited", task = %msg.headers.task, id = %msg.headers.id, wait_secs = wait.as_secs_f64());
+    tokio::select! {
+        biased;
+        _ = s.abort.cancelled() => return None,
+        _ = tokio::time::sleep(wait) => {}
+    }
+    tokio::select! {
+        biased;
+        _ = s.abort.cancelled() => None,
+        p = s.slots.clone().acquire_owned() => p.ok(),
+    }
 }
 
 /// For a task whose arguments carry credentials (`Task::shown_arguments`): its own reprs

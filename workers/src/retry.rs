@@ -51,6 +51,30 @@ pub fn retry_delay(cfg: &WorkerConfig, retries: u32) -> Duration {
     maestro_tasks::retry_delay(cfg.retry_backoff_min, cfg.retry_backoff_max, retries)
 }
 
+/// The delay of a task's retry that names no countdown: its own backoff (`retry_backoff`,
+/// `retry_backoff_max`, `retry_jitter`) when it has one, else its `default_retry_delay`, else
+/// the worker's backoff.
+pub fn task_retry_delay(
+    cfg: &WorkerConfig,
+    options: &maestro_tasks::TaskOptions,
+    retries: u32,
+) -> Duration {
+    if let Some(first) = options.retry_backoff {
+        let max = options
+            .retry_backoff_max
+            .unwrap_or(maestro_tasks::DEFAULT_RETRY_BACKOFF_MAX);
+        return maestro_tasks::backoff_delay(
+            first,
+            max,
+            retries,
+            options.retry_jitter.unwrap_or(true),
+        );
+    }
+    options
+        .default_retry_delay
+        .unwrap_or_else(|| retry_delay(cfg, retries))
+}
+
 /// Moves a delivery whose `eta` is `wait_secs` ahead into the delay queues, unchanged, and
 /// acknowledges it; requeues it when the move is not confirmed.
 pub(crate) async fn delay_early(

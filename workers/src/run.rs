@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use maestro_broker::trace::TraceContext;
 use maestro_broker::{ExceptionInfo, TaskHeaders, TaskMessage};
-use maestro_tasks::{Task, TaskArgs, TaskContext, TaskError};
+use maestro_tasks::{Task, TaskArgs, TaskContext, TaskError, TaskOptions};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
@@ -64,22 +64,42 @@ impl Outcome {
     }
 }
 
-/// The `(hard, soft)` time limits of a run: the message's own `timelimit`, else the worker's
-/// flags; zero means none.
-pub fn time_limits(h: &TaskHeaders, cfg: &WorkerConfig) -> (Option<Duration>, Option<Duration>) {
+/// The `(hard, soft)` time limits of a run: the message's own `timelimit`, else the task's
+/// options, else the worker's flags; zero means none.
+pub fn time_limits(
+    h: &TaskHeaders,
+    options: &TaskOptions,
+    cfg: &WorkerConfig,
+) -> (Option<Duration>, Option<Duration>) {
     let hard = h
         .timelimit
         .hard_secs
         .map(Duration::from_secs_f64)
+        .or(options.time_limit)
         .or(cfg.time_limit)
         .filter(|d| !d.is_zero());
     let soft = h
         .timelimit
         .soft_secs
         .map(Duration::from_secs_f64)
+        .or(options.soft_time_limit)
         .or(cfg.soft_time_limit)
         .filter(|d| !d.is_zero());
     (hard, soft)
+}
+
+/// The context of a run of `msg` from `queue`: its ids, retries and the worker's state.
+pub(crate) fn context(s: &Session, queue: &str, msg: &TaskMessage) -> TaskContext {
+    let h = &msg.headers;
+    let mut ctx = TaskContext::new(h.id.clone(), h.task.clone(), queue, s.hostname.clone());
+    ctx.retries = h.retries;
+    ctx.root_id = h.root_id.clone();
+    ctx.parent_id = h.parent_id.clone();
+    ctx.group = h.group.clone();
+    ctx.eta = h.eta;
+    ctx.expires = h.expires;
+    ctx.states = s.registry.states().clone();
+    ctx
 }
 
 /// Runs the task under its time limits; gives the message back for what follows.
@@ -89,15 +109,8 @@ pub(crate) async fn run(
     task: &dyn Task,
     mut msg: TaskMessage,
 ) -> (Outcome, TaskMessage) {
-    let h = &msg.headers;
-    let (hard, soft) = time_limits(h, &s.cfg);
-    let mut ctx = TaskContext::new(h.id.clone(), h.task.clone(), queue, s.hostname.clone());
-    ctx.retries = h.retries;
-    ctx.root_id = h.root_id.clone();
-    ctx.parent_id = h.parent_id.clone();
-    ctx.group = h.group.clone();
-    ctx.eta = h.eta;
-    ctx.expires = h.expires;
+    let (hard, soft) = time_limits(&msg.headers, task.options(), &s.cfg);
+    let mut ctx = context(s, queue, &msg);
     ctx.soft_time_limit = soft;
     ctx.follow_up = Some(Arc::new(crate::followup::SessionFollowUp(s.clone())));
     // This run is a span of the caller's trace; what it sends (follow-ups, callbacks,

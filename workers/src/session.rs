@@ -38,6 +38,8 @@ pub(crate) struct Session {
     pub(crate) state: Arc<WorkerState>,
     /// Celery events, with `-E`.
     pub(crate) events: Option<Events>,
+    /// Concurrency slots: a run holds one (a rate-limited one gives it back while it waits).
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Session {

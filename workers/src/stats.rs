@@ -36,6 +36,8 @@ pub(crate) struct WorkerState {
     revoked: Mutex<(HashSet<String>, VecDeque<String>)>,
     /// Counters, the run time histogram and readiness, served on `--metrics-addr`.
     pub metrics: Arc<Metrics>,
+    /// When each rate-limited task may start next.
+    pub rates: crate::rate::RateLimits,
 }
 
 impl WorkerState {
@@ -49,6 +51,7 @@ impl WorkerState {
             totals: Mutex::default(),
             revoked: Mutex::default(),
             metrics,
+            rates: crate::rate::RateLimits::default(),
         }
     }
 

@@ -42,8 +42,10 @@ impl Task for Stubborn {
     fn name(&self) -> &str {
         "test.stubborn"
     }
-    fn max_retries(&self) -> Option<u32> {
-        Some(1)
+    fn options(&self) -> &maestro_tasks::TaskOptions {
+        static OPTIONS: std::sync::LazyLock<maestro_tasks::TaskOptions> =
+            std::sync::LazyLock::new(|| maestro_tasks::TaskOptions::new().max_retries(Some(1)));
+        &OPTIONS
     }
     fn run<'a>(&'a self, _ctx: &'a TaskContext, _args: &'a TaskArgs) -> TaskFuture<'a> {
         Box::pin(async { Err(TaskError::retry("ConnectionError", "still down")) })

@@ -542,8 +542,12 @@ impl Task for Scan {
         TASK_NAME
     }
 
-    fn max_retries(&self) -> Option<u32> {
-        Some(SCAN_MAX_RETRIES)
+    fn options(&self) -> &maestro_tasks::TaskOptions {
+        static OPTIONS: std::sync::LazyLock<maestro_tasks::TaskOptions> =
+            std::sync::LazyLock::new(|| {
+                maestro_tasks::TaskOptions::new().max_retries(Some(SCAN_MAX_RETRIES))
+            });
+        &OPTIONS
     }
 
     fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {

@@ -1,0 +1,46 @@
+//! Rate limits per task (Celery's `rate_limit`): when each task may start next on this worker.
+//! A run over its limit waits without its concurrency slot, so other tasks run meanwhile; the
+//! message stays unacknowledged, as Celery keeps rate-limited messages reserved.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use maestro_tasks::RateLimit;
+use tokio::time::Instant;
+
+/// The next start allowed per task name.
+#[derive(Debug, Default)]
+pub(crate) struct RateLimits {
+    next: Mutex<HashMap<String, Instant>>,
+}
+
+impl RateLimits {
+    /// Reserves the next start of `task` under `limit`: how long from now it must wait.
+    /// Starts are spaced `limit.interval` apart (a token bucket of capacity one).
+    pub(crate) fn reserve(&self, task: &str, limit: RateLimit) -> Duration {
+        let now = Instant::now();
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let at = next.get(task).copied().filter(|t| *t > now).unwrap_or(now);
+        next.insert(task.to_owned(), at + limit.interval);
+        at - now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn starts_are_spaced_by_the_interval() {
+        let r = RateLimits::default();
+        let limit = RateLimit::parse("10/s").expect("valid");
+        assert_eq!(r.reserve("a", limit), Duration::ZERO);
+        assert_eq!(r.reserve("a", limit), Duration::from_millis(100));
+        assert_eq!(r.reserve("a", limit), Duration::from_millis(200));
+        assert_eq!(r.reserve("b", limit), Duration::ZERO, "per task");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(r.reserve("a", limit), Duration::ZERO, "no burst saved up");
+        assert_eq!(r.reserve("a", limit), Duration::from_millis(100));
+    }
+}
