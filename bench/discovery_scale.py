@@ -5,9 +5,10 @@ Starts a moto_server of its own (no default AMIs), runs N instances in one regio
 connection as server-app does, starts maestro-worker on queues of its own and sends
 `maestro.discovery.scan` with a Celery client. Reports, for the first scan (every item new) and
 a second one (nothing changed): seconds, items/s, the AWS calls moto served, the MongoDB
-upserts the scan reports, and the worker's peak RSS (VmHWM). Next to them, the ceiling of the
-same MongoDB server for the same writes: pymongo upserting N translated-size documents in
-batches, since SecantusDB (the test MongoDB) is far slower than MongoDB and bounds the scan.
+writes the scan reports, and the worker's peak RSS (VmHWM). Beside them, the two ceilings the scan cannot beat, measured in the same run: the same
+moto's pages read by a plain boto3 loop (the cloud's rate), and the same documents inserted by
+pymongo into a collection with discovery's indexes (the store's raw insert rate), and for
+comparison the same documents upserted by unique_id.
 Drops its databases, deletes its queues, stops moto and the worker.
 
 usage: discovery_scale.py [--n 10000] [--page 25] [--http-timeout 60]
@@ -173,18 +174,45 @@ def main():
                           "pages": result["pages"], "mongo_upserts": result["written"],
                           "worker_peak_rss_mib": round(vm_hwm_kb(worker.pid) / 1024, 1)}
         app.close()
-        # The same MongoDB's ceiling for the first scan's writes: the stored servers, upserted
-        # again by pymongo in batches of 50 (the worker's --translate-qtd default).
+        # The same MongoDB's ceilings for the first scan's writes, measured right after it: the
+        # stored servers written again by pymongo in batches of --translate-qtd (50) into
+        # collections with the indexes discovery makes, as plain inserts (the store's raw
+        # insert rate) and as upserts by unique_id (what a writer that does not look first
+        # would send).
         docs = list(db.servers.find({}, {"_id": 0}))
+        for name in ("servers", "upserted"):
+            for field in ("unique_id", "accountant", "ipv4_private"):
+                ceiling_db[name].create_index(field)
         t = time.time()
         for i in range(0, len(docs), 50):
-            ceiling_db.servers.bulk_write([
+            ceiling_db.servers.insert_many([dict(d) for d in docs[i:i + 50]], ordered=False)
+        secs = time.time() - t
+        out["mongo_insert_ceiling"] = {"s": round(secs, 2), "items_per_s": round(len(docs) / secs)}
+        t = time.time()
+        for i in range(0, len(docs), 50):
+            ceiling_db.upserted.bulk_write([
                 pymongo.UpdateOne({"unique_id": d["unique_id"]}, {"$set": d}, upsert=True)
                 for d in docs[i:i + 50]], ordered=False)
         secs = time.time() - t
-        out["mongo_ceiling"] = {"s": round(secs, 2), "items_per_s": round(len(docs) / secs)}
-        out["first_vs_ceiling"] = round(out["first"]["items_per_s"] /
-                                        out["mongo_ceiling"]["items_per_s"], 2)
+        out["mongo_upsert_ceiling"] = {"s": round(secs, 2), "items_per_s": round(len(docs) / secs)}
+        # The cloud's ceiling: the same pages read by boto3 from the same moto, nothing else.
+        t = time.time()
+        listed, token = 0, None
+        while True:
+            kw = {"MaxResults": max(5, min(a.page, 1000))}
+            if token:
+                kw["NextToken"] = token
+            page = ec2.describe_instances(**kw)
+            listed += sum(len(r["Instances"]) for r in page["Reservations"])
+            token = page.get("NextToken")
+            if not token:
+                break
+        secs = time.time() - t
+        out["aws_ceiling"] = {"s": round(secs, 2), "items_per_s": round(listed / secs)}
+        bound = min(out["mongo_insert_ceiling"]["items_per_s"], out["aws_ceiling"]["items_per_s"])
+        out["first_vs_insert_ceiling"] = round(
+            out["first"]["items_per_s"] / out["mongo_insert_ceiling"]["items_per_s"], 2)
+        out["first_vs_slower_ceiling"] = round(out["first"]["items_per_s"] / bound, 2)
         print(json.dumps(out, indent=1))
     finally:
         for p in reversed(procs):

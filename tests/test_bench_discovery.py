@@ -22,4 +22,7 @@ def test_discovery_benchmark_short_run():
     assert first["mongo_upserts"] == 200 and again["mongo_upserts"] == 0
     # Reservations of 20 in pages of 5 reservations: two pages, one AWS call each.
     assert first["pages"] == first["aws_calls"] == 2
-    assert first["worker_peak_rss_mib"] > 0 and r["mongo_ceiling"]["items_per_s"] > 0
+    assert first["worker_peak_rss_mib"] > 0
+    for ceiling in ("mongo_insert_ceiling", "mongo_upsert_ceiling", "aws_ceiling"):
+        assert r[ceiling]["items_per_s"] > 0, ceiling
+    assert r["first_vs_slower_ceiling"] > 0

@@ -46,8 +46,8 @@ pub use connection::api_region;
 pub use credentials::{CREDENTIAL_LEEWAY_SECS, Credentials, decode_credentials};
 pub use flavors::{FLAVORS_PUBLIC, Flavors};
 pub use inventory::{
-    Origin, UPSERTS_IN_FLIGHT_MAX, Written, canonical_json, checksum, deactivate_unseen,
-    finish_item, store_batch,
+    Origin, Written, canonical_json, checksum, deactivate_unseen, ensure_indexes, finish_item,
+    store_batch,
 };
 pub use links::{LINKS_PER_TAG_MAX, Links};
 pub use provider::{Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture};
@@ -243,7 +243,6 @@ impl Scan {
             origins,
         } = job;
         let coll = self.db().collection::<Document>(kind.collection);
-        let batch_size = self.svc.cfg.translate_qtd.max(1);
         // Calls whose items share a family and item provider (ELB's two APIs) are retired
         // together: each call's scope is the first call with the same pair.
         let scopes: Vec<usize> = origins
@@ -255,30 +254,34 @@ impl Scan {
                     .unwrap_or_default()
             })
             .collect();
-        let mut flavors = Flavors::default();
-        let mut links = Links::default();
+        ensure_indexes(&coll, &origins[0].key_comparer).await;
+        // Flavors and applications looked up once per scan, for the server hooks.
+        let mut hooks = (Flavors::default(), Links::default());
         for label in regions {
             let region = label.as_deref().map(api_region).unwrap_or_default();
             let mut seen: Vec<HashSet<String>> = vec![HashSet::new(); origins.len()];
             // A scope with a call left unanswered retires nothing in this region.
             let mut complete = vec![true; origins.len()];
             'calls: for (command, origin) in origins.iter().enumerate() {
-                let mut token: Option<String> = None;
-                loop {
-                    if ctx.soft_limit_reached() {
-                        return Err(ctx.soft_limit_error());
-                    }
-                    let answer = provider
+                let request = |token: Option<String>| async move {
+                    let page = provider
                         .page(PageRequest {
                             credentials: creds,
-                            connection: &origins[command].conn_id,
+                            connection: &origin.conn_id,
                             kind,
                             command,
                             region,
                             token: token.as_deref(),
                         })
                         .await;
-                    let mut page = match answer {
+                    (token, page)
+                };
+                // The next page is asked for while this one is translated and stored, so the
+                // scan waits for the slower of the cloud and the store, not for both in turn.
+                let mut answer = request(None).await;
+                loop {
+                    let (token, page) = answer;
+                    let mut page = match page {
                         Ok(p) => p,
                         Err(ProviderError::Unsupported(m)) => {
                             complete[scopes[command]] = false;
@@ -294,40 +297,33 @@ impl Scan {
                         tally.answered += 1;
                     }
                     tally.pages += 1;
-                    if kind.collection == "servers" {
-                        flavors
-                            .complete(self.db(), &mut page.items)
-                            .await
-                            .map_err(|e| mongo_retry(e, ctx.retries))?;
-                        links
-                            .complete(self.db(), origin.owner_id.as_deref(), &mut page.items)
-                            .await
-                            .map_err(|e| mongo_retry(e, ctx.retries))?;
-                    }
-                    let items: Vec<_> = page
-                        .items
-                        .into_iter()
-                        .filter_map(|i| finish_item(i, origin, label.as_deref()))
-                        .collect();
-                    for chunk in items.chunks(batch_size) {
-                        for m in chunk {
-                            if let Some(id) = m.get("unique_id").and_then(Value::as_str) {
-                                seen[scopes[command]].insert(id.to_owned());
-                            }
+                    // A provider repeating its token would loop forever: stop instead.
+                    let next = page.next.take().filter(|n| token.as_deref() != Some(n));
+                    let store = self.store_page(
+                        ctx,
+                        &coll,
+                        origin,
+                        label.as_deref(),
+                        &mut hooks,
+                        page.items,
+                    );
+                    let (stored, following) = match next {
+                        Some(n) if !ctx.soft_limit_reached() => {
+                            let (stored, following) = tokio::join!(store, request(Some(n)));
+                            (stored, Some(following))
                         }
-                        let written = store_batch(&coll, origin, chunk.to_vec())
-                            .await
-                            .map_err(|e| mongo_retry(e, ctx.retries))?;
-                        tally.written += written.len() as u64;
-                        self.audit(ctx, kind.collection, written).await?;
+                        _ => (store.await, None),
+                    };
+                    let (ids, written) = stored?;
+                    tally.seen += ids.len() as u64;
+                    tally.written += written;
+                    seen[scopes[command]].extend(ids);
+                    if ctx.soft_limit_reached() {
+                        return Err(ctx.soft_limit_error());
                     }
-                    tally.seen += items.len() as u64;
-                    match page.next {
-                        // A provider repeating its token would loop forever: stop instead.
-                        Some(next) if token.as_deref() != Some(next.as_str()) => {
-                            token = Some(next);
-                        }
-                        _ => break,
+                    match following {
+                        Some(f) => answer = f,
+                        None => break,
                     }
                 }
             }
@@ -344,6 +340,54 @@ impl Scan {
             }
         }
         Ok(())
+    }
+
+    /// Translates one page's items into Maestro's documents (with the server hooks: cpu and
+    /// memory by flavor, applications by tag), stores them in batches of
+    /// `MAESTRO_TRANSLATE_QTD` and audits what was written; the `unique_id`s seen and the
+    /// number of items written.
+    async fn store_page(
+        &self,
+        ctx: &TaskContext,
+        coll: &mongodb::Collection<Document>,
+        origin: &Origin,
+        label: Option<&str>,
+        hooks: &mut (Flavors, Links),
+        mut items: Vec<Value>,
+    ) -> Result<(Vec<String>, u64), TaskError> {
+        if coll.name() == "servers" {
+            hooks
+                .0
+                .complete(self.db(), &mut items)
+                .await
+                .map_err(|e| mongo_retry(e, ctx.retries))?;
+            hooks
+                .1
+                .complete(self.db(), origin.owner_id.as_deref(), &mut items)
+                .await
+                .map_err(|e| mongo_retry(e, ctx.retries))?;
+        }
+        let items: Vec<_> = items
+            .into_iter()
+            .filter_map(|i| finish_item(i, origin, label))
+            .collect();
+        let ids = items
+            .iter()
+            .filter_map(|m| m.get("unique_id").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect();
+        let mut count = 0;
+        let batch_size = self.svc.cfg.translate_qtd.max(1);
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let chunk: Vec<_> = items.by_ref().take(batch_size).collect();
+            let written = store_batch(coll, origin, chunk)
+                .await
+                .map_err(|e| store_error(e, ctx.retries))?;
+            count += written.len() as u64;
+            self.audit(ctx, coll.name(), written).await?;
+        }
+        Ok((ids, count))
     }
 
     async fn run_scan(&self, ctx: &TaskContext, args: &TaskArgs) -> Result<Value, TaskError> {
@@ -518,6 +562,17 @@ fn mongo_retry(e: mongodb::error::Error, retries: u32) -> TaskError {
         "OperationalError",
         format!("MongoDB: {e}"),
     )
+}
+
+/// A write of the inventory that failed: retried when the server was away, a failure when it
+/// refused the write for good (a document too large, a validation rule), which a retry
+/// would meet again.
+fn store_error(e: maestro_results::StoreError, retries: u32) -> TaskError {
+    if e.is_retryable() {
+        TaskError::retry_in(backoff(retries), "OperationalError", e.to_string())
+    } else {
+        TaskError::fail("OperationFailure", e.to_string())
+    }
 }
 
 fn provider_error(e: ProviderError, retries: u32) -> TaskError {
