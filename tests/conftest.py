@@ -142,12 +142,12 @@ def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
 class Worker:
     """One maestro-worker process."""
 
-    def __init__(self, names, tmp_path, queues, args=(), env=None, index=0):
+    def __init__(self, names, tmp_path, queues, args=(), env=None, index=0, binary=None):
         self.names = names
         self.log_path = tmp_path / f"worker-{index}.log"
         self.node = f"w{index}-{names.run}@%h"
         backend = [] if "--result-backend" in args else ["--result-backend", "rpc://"]
-        argv = [WORKER_BIN, "-Q", ",".join(queues), "-n", self.node,
+        argv = [binary or WORKER_BIN, "-Q", ",".join(queues), "-n", self.node,
                 "--delay-prefix", names.delay_prefix,
                 "--dead-letter-exchange", names.dead_exchange,
                 "--dead-letter-queue", names.dead_queue, *backend, *args]
@@ -203,8 +203,8 @@ def amqp(names):
 def workers(names, tmp_path, amqp):
     started = []
 
-    def start(queues, args=(), env=None, ready=True):
-        w = Worker(names, tmp_path, queues, args, env, index=len(started))
+    def start(queues, args=(), env=None, ready=True, binary=None):
+        w = Worker(names, tmp_path, queues, args, env, index=len(started), binary=binary)
         started.append(w)
         if ready:
             w.wait_ready()

@@ -223,7 +223,8 @@ fn parse_rate(text: &str) -> Option<f64> {
     (rate.is_finite() && rate > 0.0).then_some(rate)
 }
 
-/// What a parameter of the task function is.
+/// What a parameter of the task function is (a handful per function: size does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Role {
     /// `&TaskContext`: the run's context.
     Context,
@@ -499,6 +500,14 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
                 let args: ::core::result::Result<::std::vec::Vec<#private::serde_json::Value>, ::std::string::String> =
                     [#(#new_values),*].into_iter().collect();
                 #private::TypedSignature::new(#task_name, args) #queue_option #expires_option
+            }
+        }
+
+        impl #ident {
+            /// A signature without arguments, for a callback, a chord's body or a link: the
+            /// parent's result becomes its first argument (Celery's `task.s()`).
+            #vis fn partial() -> #private::TypedSignature<#out_ty> {
+                #private::TypedSignature::new(#task_name, ::core::result::Result::Ok(::std::vec::Vec::new())) #queue_option #expires_option
             }
         }
 

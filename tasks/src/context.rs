@@ -113,6 +113,29 @@ impl TaskContext {
             .map_err(|e| TaskError::retry("OperationalError", format!("chord not started: {e}")))
     }
 
+    /// Sends `members` as a chord: once each has finished, `callback` runs with their results,
+    /// in order, as its first argument (a `<task>::partial()` signature). Needs the MongoDB
+    /// result backend. Returns the callback's task id, where the chord's result will be.
+    pub async fn chord<T, R>(
+        &self,
+        members: impl IntoIterator<Item = maestro_broker::TypedSignature<T>>,
+        callback: maestro_broker::TypedSignature<R>,
+    ) -> Result<String, TaskError> {
+        let encode = |e: String| TaskError::fail("EncodeError", e);
+        let members: Vec<Signature> = members
+            .into_iter()
+            .map(|m| m.into_signature().map_err(encode))
+            .collect::<Result<_, _>>()?;
+        let callback = callback.into_signature().map_err(encode)?;
+        let chord = self.start_chord(members.len(), callback).await?;
+        for (i, m) in members.into_iter().enumerate() {
+            if let Some(sig) = chord.member(i, m) {
+                self.send(sig).await?;
+            }
+        }
+        Ok(chord.callback_id().to_owned())
+    }
+
     /// This run as the parent of what it sends.
     pub fn parent(&self) -> Parent<'_> {
         Parent {

@@ -53,7 +53,7 @@ impl WorkerBuilder {
 
     /// Node name pattern (`%h`, `%n`, `%d`, `%p` expand as Celery's `-n`).
     pub fn hostname(mut self, pattern: impl Into<String>) -> Self {
-        self.args.hostname = pattern.into();
+        self.args.hostname = Some(pattern.into());
         self
     }
 
@@ -108,7 +108,7 @@ impl WorkerBuilder {
 
     /// Where `/healthz`, `/readyz` and `/metrics` are served; `None` serves nothing.
     pub fn metrics_addr(mut self, addr: Option<SocketAddr>) -> Self {
-        self.args.metrics_addr = addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
+        self.args.metrics_addr = Some(addr.map_or_else(|| "off".to_owned(), |a| a.to_string()));
         self
     }
 
@@ -133,8 +133,8 @@ impl WorkerBuilder {
 
     /// The dead-letter exchange and the queue that keeps what it takes.
     pub fn dead_letter(mut self, exchange: impl Into<String>, queue: impl Into<String>) -> Self {
-        self.args.dead_letter_exchange = exchange.into();
-        self.args.dead_letter_queue = queue.into();
+        self.args.dead_letter_exchange = Some(exchange.into());
+        self.args.dead_letter_queue = Some(queue.into());
         self
     }
 

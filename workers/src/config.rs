@@ -54,14 +54,10 @@ pub struct WorkerArgs {
     #[arg(long, env = "CELERYD_PREFETCH_MULTIPLIER", default_value_t = 4)]
     pub prefetch_multiplier: u32,
 
-    /// Node name (`%h` host, `%n` host without domain, `%d` domain, `%p` pid).
-    #[arg(
-        short = 'n',
-        long = "hostname",
-        env = "MAESTRO_WORKER_NAME",
-        default_value = "maestro@%h"
-    )]
-    pub hostname: String,
+    /// Node name (`%h` host, `%n` host without domain, `%d` domain, `%p` pid) [default:
+    /// <app>@%h].
+    #[arg(short = 'n', long = "hostname", env = "MAESTRO_WORKER_NAME")]
+    pub hostname: Option<String>,
 
     #[command(flatten)]
     pub broker: BrokerArgs,
@@ -131,21 +127,13 @@ pub struct WorkerArgs {
     #[arg(long, env = "MAESTRO_DELAY_PREFIX", default_value = "celery_delayed")]
     pub delay_prefix: String,
 
-    /// Exchange that takes messages no worker can run.
-    #[arg(
-        long,
-        env = "MAESTRO_DEAD_LETTER_EXCHANGE",
-        default_value = "maestro.dead"
-    )]
-    pub dead_letter_exchange: String,
+    /// Exchange that takes messages no worker can run [default: <app>.dead].
+    #[arg(long, env = "MAESTRO_DEAD_LETTER_EXCHANGE")]
+    pub dead_letter_exchange: Option<String>,
 
-    /// Queue bound to the dead-letter exchange that keeps them.
-    #[arg(
-        long,
-        env = "MAESTRO_DEAD_LETTER_QUEUE",
-        default_value = "maestro.dead"
-    )]
-    pub dead_letter_queue: String,
+    /// Queue bound to the dead-letter exchange that keeps them [default: <app>.dead].
+    #[arg(long, env = "MAESTRO_DEAD_LETTER_QUEUE")]
+    pub dead_letter_queue: Option<String>,
 
     /// First retry delay, seconds, when a task asks to retry without a countdown.
     #[arg(long, env = "MAESTRO_RETRY_BACKOFF_MIN", default_value = "1", value_parser = parse_secs)]
@@ -168,13 +156,50 @@ pub struct WorkerArgs {
     #[arg(long, env = "CELERY_WORKER_ENABLE_REMOTE_CONTROL", default_value_t = true, action = clap::ArgAction::Set)]
     pub remote_control: bool,
 
-    /// Address of the `/healthz`, `/readyz` and `/metrics` endpoint; `off` disables it.
-    #[arg(
-        long,
-        env = "MAESTRO_WORKER_METRICS_ADDR",
-        default_value = "0.0.0.0:9809"
-    )]
-    pub metrics_addr: String,
+    /// Address of the `/healthz`, `/readyz` and `/metrics` endpoint; `off` disables it
+    /// [default: the application's; maestro-worker's is 0.0.0.0:9809, a library worker's off].
+    #[arg(long, env = "MAESTRO_WORKER_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+}
+
+/// The defaults that belong to an application rather than to the runtime: its node name, its
+/// dead-letter names and whether it serves metrics, so two applications on one host or one
+/// broker do not collide. Flags and environment variables override them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppDefaults {
+    /// Node name pattern (`myapp@%h`).
+    pub hostname: String,
+    /// Dead-letter exchange and queue (`myapp.dead`).
+    pub dead_letter: String,
+    /// Metrics address (`0.0.0.0:9809`); `None` serves none.
+    pub metrics_addr: Option<String>,
+}
+
+impl AppDefaults {
+    /// The defaults of application `app`: node `app@%h`, dead letters in `app.dead`, no
+    /// metrics endpoint unless asked for.
+    pub fn named(app: &str) -> Self {
+        Self {
+            hostname: format!("{app}@%h"),
+            dead_letter: format!("{app}.dead"),
+            metrics_addr: None,
+        }
+    }
+
+    /// maestro-worker's: `maestro@%h`, `maestro.dead`, metrics on `0.0.0.0:9809`.
+    pub fn maestro() -> Self {
+        Self {
+            metrics_addr: Some("0.0.0.0:9809".into()),
+            ..Self::named("maestro")
+        }
+    }
+}
+
+impl Default for AppDefaults {
+    /// Celery's node name (`celery@%h`), `celery.dead`, no metrics endpoint.
+    fn default() -> Self {
+        Self::named("celery")
+    }
 }
 
 /// Where results go.
@@ -254,8 +279,26 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 }
 
 impl WorkerArgs {
-    /// Checks every value and computes what derives from them.
+    /// Checks every value and computes what derives from them, with Celery's node name and no
+    /// metrics endpoint where the flags say nothing (see [`into_config_for`](Self::into_config_for)).
     pub fn into_config(self) -> Result<WorkerConfig, ConfigError> {
+        self.into_config_for(&AppDefaults::default())
+    }
+
+    /// Checks every value and computes what derives from them; what the flags leave unset
+    /// comes from the application's `defaults`.
+    pub fn into_config_for(self, defaults: &AppDefaults) -> Result<WorkerConfig, ConfigError> {
+        let dead_letter_exchange = self
+            .dead_letter_exchange
+            .unwrap_or_else(|| defaults.dead_letter.clone());
+        let dead_letter_queue = self
+            .dead_letter_queue
+            .unwrap_or_else(|| defaults.dead_letter.clone());
+        let metrics_text = self
+            .metrics_addr
+            .or_else(|| defaults.metrics_addr.clone())
+            .unwrap_or_else(|| "off".into());
+        let hostname_pattern = self.hostname.unwrap_or_else(|| defaults.hostname.clone());
         let mut names: Vec<String> = Vec::new();
         for q in &self.queues {
             let q = q.trim();
@@ -345,18 +388,18 @@ impl WorkerArgs {
             .map_err(|r| err("--default-queue", "CELERY_TASK_DEFAULT_QUEUE", r))?;
         validate_queue_name(&self.delay_prefix)
             .map_err(|r| err("--delay-prefix", "MAESTRO_DELAY_PREFIX", r))?;
-        validate_queue_name(&self.dead_letter_exchange)
+        validate_queue_name(&dead_letter_exchange)
             .map_err(|r| err("--dead-letter-exchange", "MAESTRO_DEAD_LETTER_EXCHANGE", r))?;
-        validate_queue_name(&self.dead_letter_queue)
+        validate_queue_name(&dead_letter_queue)
             .map_err(|r| err("--dead-letter-queue", "MAESTRO_DEAD_LETTER_QUEUE", r))?;
-        if names.iter().any(|n| n == &self.dead_letter_queue) {
+        if names.iter().any(|n| n == &dead_letter_queue) {
             return Err(err(
                 "--queues",
                 "MAESTRO_WORKER_QUEUES",
                 "the dead-letter queue cannot be consumed as a task queue",
             ));
         }
-        let metrics_addr = match self.metrics_addr.trim() {
+        let metrics_addr = match metrics_text.trim() {
             "off" | "" => None,
             a => Some(a.parse::<SocketAddr>().map_err(|e| {
                 err(
@@ -366,7 +409,7 @@ impl WorkerArgs {
                 )
             })?),
         };
-        let hostname = expand_hostname(&self.hostname, &host_name(), std::process::id());
+        let hostname = expand_hostname(&hostname_pattern, &host_name(), std::process::id());
         if hostname.is_empty() || hostname.len() > 200 {
             return Err(err(
                 "--hostname",
@@ -399,8 +442,8 @@ impl WorkerArgs {
             shutdown_grace: self.shutdown_grace,
             delay: DelayTopology::with_prefix(self.delay_prefix),
             queue_type: self.queue_type,
-            dead_letter_exchange: self.dead_letter_exchange,
-            dead_letter_queue: self.dead_letter_queue,
+            dead_letter_exchange,
+            dead_letter_queue,
             retry_backoff_min: self.retry_backoff_min,
             retry_backoff_max: self.retry_backoff_max,
             metrics_addr,
@@ -445,7 +488,7 @@ mod tests {
         WorkerCli::try_parse_from(argv)
             .map_err(|e| e.to_string())?
             .worker
-            .into_config()
+            .into_config_for(&AppDefaults::maestro())
             .map_err(|e| e.to_string())
     }
 
@@ -478,6 +521,34 @@ mod tests {
         assert_eq!(c.metrics_addr, Some(SocketAddr::from(([0, 0, 0, 0], 9809))));
         let off = parse(&["--metrics-addr", "off"]).expect("off parses");
         assert_eq!(off.metrics_addr, None);
+        assert!(c.hostname.starts_with("maestro@"), "{}", c.hostname);
+        assert_eq!(c.dead_letter_queue, "maestro.dead");
+    }
+
+    #[test]
+    fn an_application_has_its_own_defaults() {
+        let args = || WorkerCli::try_parse_from(["app"]).expect("flags").worker;
+        let mine = args()
+            .into_config_for(&AppDefaults::named("myapp"))
+            .expect("valid");
+        assert!(mine.hostname.starts_with("myapp@"), "{}", mine.hostname);
+        assert_eq!(mine.dead_letter_exchange, "myapp.dead");
+        assert_eq!(mine.dead_letter_queue, "myapp.dead");
+        assert_eq!(mine.metrics_addr, None, "no port taken unless asked");
+        let celery = args().into_config().expect("valid");
+        assert!(
+            celery.hostname.starts_with("celery@"),
+            "{}",
+            celery.hostname
+        );
+        let flags = WorkerCli::try_parse_from(["app", "-n", "w1@%h", "--dead-letter-queue", "dq"])
+            .expect("flags")
+            .worker
+            .into_config_for(&AppDefaults::named("myapp"))
+            .expect("valid");
+        assert!(flags.hostname.starts_with("w1@"));
+        assert_eq!(flags.dead_letter_queue, "dq");
+        assert_eq!(flags.dead_letter_exchange, "myapp.dead");
     }
 
     #[test]

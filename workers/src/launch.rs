@@ -1,17 +1,20 @@
 //! A worker process from `main`: the stack guard, logging and trace export, the async
 //! runtime, the signals, then [`worker::run`](crate::worker::run) with the application's tasks.
 //!
+//! Most applications use [`Worker`](crate::Worker), which calls this; an application whose
+//! tasks need state made asynchronously (a database client) calls it itself:
+//!
 //! ```no_run
 //! use std::process::ExitCode;
 //!
 //! use clap::Parser;
-//! use maestro_tasks::Registry;
-//! use maestro_worker::{WorkerCli, launch};
+//! use maestro_worker::tasks::Registry;
+//! use maestro_worker::{AppDefaults, WorkerCli, launch};
 //!
 //! fn main() -> ExitCode {
 //!     launch::guard_stack();
 //!     let cli = WorkerCli::parse();
-//!     launch::run("my-worker", &cli.log, cli.worker, || async {
+//!     launch::run("my-worker", &cli.log, cli.worker, AppDefaults::named("my-worker"), || async {
 //!         Ok(Registry::with_diagnostics())
 //!     })
 //! }
@@ -25,7 +28,7 @@ use std::process::{Command, ExitCode};
 use maestro_tasks::Registry;
 use maestro_telemetry::LogArgs;
 
-use crate::config::WorkerArgs;
+use crate::config::{AppDefaults, WorkerArgs};
 use crate::shutdown::Shutdown;
 
 /// Stack size of the threads std starts (lapin's I/O thread among them), when the operator set
@@ -61,11 +64,18 @@ pub fn guard_stack() {
     );
 }
 
-/// Runs a worker until it is stopped: installs logging as `service`, checks `args`, starts
-/// the runtime (`--threads`) on a thread of [`THREAD_STACK_BYTES`], listens for SIGTERM and
-/// SIGINT, builds the registry with `tasks` and runs the worker. Exit codes: 0 after a clean
-/// stop, 2 for bad configuration (flags or `tasks`' error), 1 when the worker failed.
-pub fn run<F, Fut>(service: &'static str, log: &LogArgs, args: WorkerArgs, tasks: F) -> ExitCode
+/// Runs a worker until it is stopped: installs logging as `service`, checks `args` (what they
+/// leave unset comes from `defaults`), starts the runtime (`--threads`) on a thread of
+/// [`THREAD_STACK_BYTES`], listens for SIGTERM and SIGINT, builds the registry with `tasks`
+/// and runs the worker. Exit codes: 0 after a clean stop, 2 for bad configuration (flags,
+/// `tasks`' error, a task's missing state), 1 when the worker failed.
+pub fn run<F, Fut>(
+    service: &'static str,
+    log: &LogArgs,
+    args: WorkerArgs,
+    defaults: AppDefaults,
+    tasks: F,
+) -> ExitCode
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<Registry, Box<dyn Error + Send + Sync>>>,
@@ -79,7 +89,7 @@ where
         }
     };
     let threads = args.threads;
-    let cfg = match args.into_config() {
+    let cfg = match args.into_config_for(&defaults) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("{service}: {e}");
@@ -127,6 +137,10 @@ where
                         return ExitCode::from(2);
                     }
                 };
+                if let Err(e) = registry.check_states() {
+                    eprintln!("{name}: {e}");
+                    return ExitCode::from(2);
+                }
                 match crate::worker::run(cfg, registry, shutdown).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {

@@ -1,5 +1,6 @@
 //! The worker runtime: Celery protocol-v2 tasks from RabbitMQ queues, run by Rust code.
 //!
+//! - `app`       [`Worker`]: an application's worker in a few lines (tasks, state, settings)
 //! - `config`    [`WorkerArgs`] (flags), [`WorkerConfig`] (the checked configuration)
 //! - `builder`   [`WorkerBuilder`]: a configuration made in code, checked as the flags are
 //! - `launch`    a worker process from `main`: stack guard, logging, runtime, signals
@@ -24,6 +25,7 @@
 //! - `metrics`   Prometheus metrics and readiness, served on --metrics-addr
 
 mod acker;
+mod app;
 mod builder;
 mod canvas;
 pub mod config;
@@ -46,8 +48,19 @@ mod stats;
 pub mod triage;
 mod worker;
 
+pub use app::Worker;
 pub use builder::WorkerBuilder;
-pub use config::{ResultBackend, WorkerArgs, WorkerCli, WorkerConfig};
+pub use config::{AppDefaults, ResultBackend, WorkerArgs, WorkerCli, WorkerConfig};
+/// The message plane: the Rust client (`broker::client::Client`), signatures, messages.
+pub use maestro_broker as broker;
+/// Tasks: `#[task]`, the `Task` trait, context, errors, options, registry.
+pub use maestro_tasks as tasks;
+
+/// What a worker application needs in scope: `use maestro_worker::prelude::*;`.
+pub mod prelude {
+    pub use crate::Worker;
+    pub use maestro_tasks::{TaskContext, TaskError, TaskOptions, TaskResult, task};
+}
 pub use maestro_broker::config::ConfigError;
 pub use run::time_limits;
 pub use shutdown::Shutdown;

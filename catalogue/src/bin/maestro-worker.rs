@@ -8,7 +8,7 @@ use clap::Parser;
 use maestro_catalogue::{CatalogueArgs, Services, register};
 use maestro_tasks::Registry;
 use maestro_telemetry::LogArgs;
-use maestro_worker::{WorkerArgs, launch};
+use maestro_worker::{AppDefaults, WorkerArgs, launch};
 
 /// maestro-worker: runs Celery protocol-v2 tasks, Maestro's among them, from RabbitMQ queues.
 #[derive(Debug, Parser)]
@@ -28,14 +28,21 @@ fn main() -> ExitCode {
     launch::guard_stack();
     let cli = Cli::parse();
     let catalogue = cli.catalogue;
-    launch::run("maestro-worker", &cli.log, cli.worker, || async move {
-        let mut registry = if catalogue.enable_diagnostics {
-            Registry::with_diagnostics()
-        } else {
-            Registry::new()
-        };
-        let svc = Services::new(catalogue).await?;
-        register(&mut registry, &svc)?;
-        Ok(registry)
-    })
+    let defaults = AppDefaults::maestro();
+    launch::run(
+        "maestro-worker",
+        &cli.log,
+        cli.worker,
+        defaults,
+        || async move {
+            let mut registry = if catalogue.enable_diagnostics {
+                Registry::with_diagnostics()
+            } else {
+                Registry::new()
+            };
+            let svc = Services::new(catalogue).await?;
+            register(&mut registry, &svc)?;
+            Ok(registry)
+        },
+    )
 }
