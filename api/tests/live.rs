@@ -268,7 +268,12 @@ async fn task_states_come_from_the_result_store() {
     assert_eq!(b, json!({"task_id": "never-sent", "state": "PENDING"}));
     let (s, _, b) = call(&app, "GET", "/readyz", None, None, &[]).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    store.database().drop().await.expect("drop test database");
+    store
+        .mongo_database()
+        .expect("a MongoDB store")
+        .drop()
+        .await
+        .expect("drop test database");
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 

@@ -1,14 +1,26 @@
-//! Results in MongoDB, in Celery's MongoDB backend layout, so Python clients with
-//! `result_backend='mongodb://host/db'` read what Rust workers store.
+//! Task results where Python Celery clients read them: Celery's MongoDB backend layout
+//! (`mongodb` feature) and its Redis key layout (`redis` feature), behind one store.
 //!
-//! - `store`   the result store: task and group results, chord counters, batched writes
-//! - `convert` JSON to BSON and back, with pymongo's integer rules
+//! - `record`  what is stored: a state record, what a write did, the state read back, errors
+//! - `store`   [`ResultStore`]: the backend a URL names, one facade over the backends
+//! - `mongo`   the MongoDB backend: task and group results, chord counters, batched writes
+//! - `convert` JSON to BSON and back, with pymongo's integer rules (`mongodb` feature)
 
+#[cfg(feature = "mongodb")]
 mod convert;
+#[cfg(feature = "mongodb")]
+mod mongo;
+mod record;
 mod store;
 
+#[cfg(feature = "mongodb")]
 pub use convert::{bson_to_json, json_to_bson};
-pub use store::{
-    BATCH_MAX, CHORDMETA, DEFAULT_DATABASE, GROUPMETA, ResultStore, StoreError, Stored, TASKMETA,
-    TRANSIENT_CODES, TTL_INDEX, TaskMeta, TaskRecord, is_transient, member_ids, parse_backend_url,
+#[cfg(feature = "mongodb")]
+pub use mongo::{
+    CHORDMETA, DEFAULT_DATABASE, GROUPMETA, MongoStore, TASKMETA, TTL_INDEX, is_transient,
+    parse_backend_url,
 };
+pub use record::{
+    BATCH_MAX, StoreError, Stored, TRANSIENT_CODES, TaskMeta, TaskRecord, member_ids,
+};
+pub use store::{ResultStore, SCHEMES, is_store_url};

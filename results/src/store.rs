@@ -1,431 +1,151 @@
-//! The MongoDB result store, in Celery's MongoDB backend layout, so a Python client with
-//! `result_backend='mongodb://host/db'` reads what Rust workers stored:
-//! `celery_taskmeta {_id, status, result: JSON text, traceback, children, date_done, name, args,
-//! kwargs, worker, retries, queue, group_id?, parent_id?}` (the extended fields too, since a
-//! client with `result_extended` reads them).
-//!
-//! Writes are batched: every caller awaits its own write, and a writer task sends whatever is
-//! waiting as one multi-statement `update` command (no added latency when idle, one round trip
-//! per batch under load). A SUCCESS is never overwritten: every upsert filters on
-//! `status != SUCCESS`, so against a stored SUCCESS it fails with a duplicate key (E11000),
-//! reported as `Stored::AlreadySucceeded`. "Has this id succeeded?" lookups are batched the same
-//! way into one `$in` query.
-//!
-//! Results expire through a TTL index on a field of their own, `expires_at` (set on ready
-//! states), not on `date_done`: Celery's MongoDB backend creates a plain `date_done_1` index on
-//! every client, and a TTL index of that name makes those clients fail (IndexKeySpecsConflict).
+//! [`ResultStore`]: where a worker records task states, whichever backend holds them. One
+//! facade over the backends this build has (`mongodb://` with the `mongodb` feature, `redis://`
+//! with `redis`), chosen by the URL's scheme.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use maestro_broker::TaskState;
-use mongodb::bson::{self, Bson, Document, doc};
-use mongodb::options::{ClientOptions, IndexOptions, WriteConcern};
-use mongodb::{Client, Collection, Database, IndexModel};
-use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
-use tracing::warn;
+use crate::record::{StoreError, Stored, TaskMeta, TaskRecord};
 
-use crate::convert::json_to_bson;
+/// The boxed future of a backend operation.
+pub(crate) type StoreFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// Celery's collection names.
-pub const TASKMETA: &str = "celery_taskmeta";
-pub const GROUPMETA: &str = "celery_groupmeta";
-/// Chord counters (this project's own collection).
-pub const CHORDMETA: &str = "maestro_chordmeta";
-/// How often each redelivered task id was started (the poison-message limit).
-pub(crate) const REDELIVERIES: &str = "maestro_redeliveries";
-/// Celery's default database for the MongoDB backend.
-pub const DEFAULT_DATABASE: &str = "celery";
-/// The TTL index on `expires_at`.
-pub const TTL_INDEX: &str = "maestro_expires_at_ttl";
-/// Most statements in one batched write or ids in one batched lookup.
-pub const BATCH_MAX: usize = 256;
-/// Waiting writes and lookups before callers wait for room.
-const QUEUE_DEPTH: usize = 4096;
-
-/// Errors of the result store.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("result backend URL is invalid: {0}")]
-    Url(String),
-    /// The server or the network is away, or the server said the error is transient (a
-    /// primary stepping down, a write concern not met yet): trying again later may succeed.
-    #[error("MongoDB: {0}")]
-    Unavailable(String),
-    /// The server refused the operation for good (document too large, unauthorized,
-    /// validation): trying again cannot help.
-    #[error("MongoDB refused it: {0}")]
-    Refused(String),
-    #[error("the result store is shut down")]
-    Closed,
-}
-
-impl StoreError {
-    /// Whether trying again later may succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+/// What a result backend does (see [`ResultStore`] for each operation).
+pub(crate) trait Backend: Send + Sync + 'static {
+    fn store<'a>(&'a self, record: &'a TaskRecord) -> StoreFuture<'a, Stored>;
+    fn has_succeeded<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TaskMeta>>;
+    fn chord_member_done<'a>(&'a self, group: &'a str, member: &'a str) -> StoreFuture<'a, u64>;
+    fn count_redelivered_start<'a>(&'a self, id: &'a str) -> StoreFuture<'a, u64>;
+    fn chord_fired<'a>(&'a self, group: &'a str) -> StoreFuture<'a, bool>;
+    fn mark_chord_fired<'a>(&'a self, group: &'a str) -> StoreFuture<'a, bool>;
+    fn save_group<'a>(&'a self, group: &'a str, members: &'a [String]) -> StoreFuture<'a, ()>;
+    fn group_members<'a>(&'a self, group: &'a str) -> StoreFuture<'a, Option<Vec<String>>>;
+    fn ping(&self) -> StoreFuture<'_, ()>;
+    #[cfg(feature = "mongodb")]
+    fn mongo_database(&self) -> Option<&mongodb::Database> {
+        None
     }
 }
 
-impl From<mongodb::error::Error> for StoreError {
-    fn from(e: mongodb::error::Error) -> Self {
-        if is_transient(&e) {
-            StoreError::Unavailable(e.to_string())
-        } else {
-            StoreError::Refused(e.to_string())
-        }
-    }
-}
-
-/// Server error codes MongoDB's drivers treat as transient (retryable reads and writes), and
-/// the write-concern ones (`64` WriteConcernFailed, `100` UnsatisfiableWriteConcern while a
-/// replica set member is away).
-pub const TRANSIENT_CODES: [i32; 17] = [
-    6,     // HostUnreachable
-    7,     // HostNotFound
-    63,    // StaleShardVersion
-    64,    // WriteConcernFailed
-    89,    // NetworkTimeout
-    91,    // ShutdownInProgress
-    100,   // UnsatisfiableWriteConcern
-    134,   // ReadConcernMajorityNotAvailableYet
-    150,   // StaleEpoch
-    189,   // PrimarySteppedDown
-    262,   // ExceededTimeLimit
-    9001,  // SocketException
-    10107, // NotWritablePrimary
-    11600, // InterruptedAtShutdown
-    11602, // InterruptedDueToReplStateChange
-    13435, // NotPrimaryNoSecondaryOk
-    13436, // NotPrimaryOrSecondary
-];
-
-/// Whether trying a MongoDB operation again later may succeed: the network or the server was
-/// away, or the server's error is one MongoDB's drivers call transient.
-pub fn is_transient(e: &mongodb::error::Error) -> bool {
-    use mongodb::error::ErrorKind;
-    (match e.kind.as_ref() {
-        ErrorKind::Io(_)
-        | ErrorKind::ConnectionPoolCleared { .. }
-        | ErrorKind::ServerSelection { .. }
-        | ErrorKind::DnsResolve { .. } => true,
-        ErrorKind::Command(c) => TRANSIENT_CODES.contains(&c.code),
-        ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(_)) => true,
-        _ => false,
-    }) || e.contains_label("RetryableWriteError")
-        || e.contains_label("TransientTransactionError")
-}
-
-/// One task state to store.
-#[derive(Debug, Clone)]
-pub struct TaskRecord {
-    pub id: String,
-    pub state: TaskState,
-    pub result: Value,
-    pub traceback: Option<String>,
-    pub children: Vec<Value>,
-    pub name: Option<String>,
-    pub args: Option<Value>,
-    pub kwargs: Option<Value>,
-    pub worker: Option<String>,
-    pub retries: u32,
-    pub queue: Option<String>,
-    pub group_id: Option<String>,
-    pub parent_id: Option<String>,
-}
-
-impl TaskRecord {
-    /// A record of `state` for `id` with `result`; the other fields empty, to fill in with
-    /// struct update syntax.
-    pub fn new(id: impl Into<String>, state: TaskState, result: Value) -> Self {
-        Self {
-            id: id.into(),
-            state,
-            result,
-            traceback: None,
-            children: Vec::new(),
-            name: None,
-            args: None,
-            kwargs: None,
-            worker: None,
-            retries: 0,
-            queue: None,
-            group_id: None,
-            parent_id: None,
-        }
-    }
-}
-
-/// What a write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stored {
-    Written,
-    /// A SUCCESS for this id was already stored; it was left as it is.
-    AlreadySucceeded,
-}
-
-/// A stored task state, as a client reads it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskMeta {
-    pub id: String,
-    pub status: String,
-    pub result: Value,
-    pub traceback: Option<String>,
-    pub date_done: Option<DateTime<Utc>>,
-    pub group_id: Option<String>,
-    pub parent_id: Option<String>,
-}
-
-type WriteReply = oneshot::Sender<Result<Stored, StoreError>>;
-type ReadReply = oneshot::Sender<Result<bool, StoreError>>;
-type CountReply = oneshot::Sender<Result<u64, StoreError>>;
-
-/// The result store. Cheap to clone.
+/// The result store: task states, group members, chord counters. Cheap to clone.
 #[derive(Clone)]
 pub struct ResultStore {
-    db: Database,
-    expires: Option<Duration>,
-    taskmeta: Collection<Document>,
-    writes: mpsc::Sender<(Document, WriteReply)>,
-    reads: mpsc::Sender<(String, ReadReply)>,
-    counts: mpsc::Sender<(String, CountReply)>,
+    backend: Arc<dyn Backend>,
 }
 
-/// Splits a Celery backend URL into the MongoDB URI and the database (the URL's path, else
-/// `celery`).
-pub async fn parse_backend_url(url: &str) -> Result<(ClientOptions, String), StoreError> {
-    let options = ClientOptions::parse(url)
-        .await
-        .map_err(|e| StoreError::Url(e.to_string()))?;
-    let database = options
-        .default_database
-        .clone()
-        .unwrap_or_else(|| DEFAULT_DATABASE.into());
-    Ok((options, database))
+/// The backends this build can use, for error messages.
+pub const SCHEMES: &str = {
+    #[cfg(all(feature = "mongodb", feature = "redis"))]
+    {
+        "mongodb://, redis://"
+    }
+    #[cfg(all(feature = "mongodb", not(feature = "redis")))]
+    {
+        "mongodb://"
+    }
+    #[cfg(all(not(feature = "mongodb"), feature = "redis"))]
+    {
+        "redis://"
+    }
+    #[cfg(not(any(feature = "mongodb", feature = "redis")))]
+    {
+        "none (built without the mongodb and redis features)"
+    }
+};
+
+/// Whether this build has the backend `url` names (by its scheme).
+pub fn is_store_url(url: &str) -> bool {
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    (cfg!(feature = "mongodb") && matches!(scheme, "mongodb" | "mongodb+srv"))
+        || (cfg!(feature = "redis") && matches!(scheme, "redis" | "rediss"))
 }
 
 impl ResultStore {
-    /// Connects, checks the server answers, and makes the TTL index on `expires_at`.
-    /// `expires`: how long ready results live; `None` keeps them.
+    /// Connects to the backend `url` names and checks it answers. `expires`: how long ready
+    /// results live; `None` keeps them.
     pub async fn connect(url: &str, expires: Option<Duration>) -> Result<Self, StoreError> {
-        let (mut options, database) = parse_backend_url(url).await?;
-        options
-            .app_name
-            .get_or_insert_with(|| "maestro-workers".into());
-        options
-            .server_selection_timeout
-            .get_or_insert(Duration::from_secs(10));
-        let url_concern = options.write_concern.clone();
-        let client = Client::with_options(options)?;
-        let db = client.database(&database);
-        // `hello` both checks the server answers and says whether it is a replica set member
-        // (for the write concern): one round trip at start-up.
-        let hello = db.run_command(doc! {"hello": 1}).await?;
-        let concern = write_concern(url_concern.as_ref(), hello.contains_key("setName"));
-        let taskmeta = db.collection::<Document>(TASKMETA);
-        let index = IndexOptions::builder()
-            .name(Some(TTL_INDEX.to_owned()))
-            .expire_after(Some(Duration::ZERO))
-            .build();
-        let model = IndexModel::builder()
-            .keys(doc! {"expires_at": 1})
-            .options(index)
-            .build();
-        if let Err(e) = taskmeta.create_index(model).await {
-            warn!(event = "result_index_failed", error = %e, "results will not expire by TTL");
-        }
-        // Redelivery counts matter while a message is being redelivered: a day is plenty. Made
-        // in the background: a worker need not wait for it to start.
-        let counts = IndexModel::builder()
-            .keys(doc! {"at": 1})
-            .options(
-                IndexOptions::builder()
-                    .name(Some("maestro_redeliveries_ttl".to_owned()))
-                    .expire_after(Some(Duration::from_secs(86_400)))
-                    .build(),
-            )
-            .build();
-        let redeliveries = db.collection::<Document>(REDELIVERIES);
-        tokio::spawn(async move {
-            if let Err(e) = redeliveries.create_index(counts).await {
-                warn!(event = "redeliveries_index_failed", error = %e, "redelivery counts are kept");
-            }
-        });
-        let (writes, write_rx) = mpsc::channel(QUEUE_DEPTH);
-        let (reads, read_rx) = mpsc::channel(QUEUE_DEPTH);
-        let (counts, count_rx) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(count_loop(db.clone(), count_rx));
-        tokio::spawn(write_loop(db.clone(), concern, write_rx));
-        tokio::spawn(read_loop(taskmeta.clone(), read_rx));
         Ok(Self {
-            db,
-            expires,
-            taskmeta,
-            writes,
-            reads,
-            counts,
+            backend: open(url, expires).await?,
         })
     }
 
-    pub fn database(&self) -> &Database {
-        &self.db
-    }
-
-    /// Stores one state (batched with concurrent writes).
+    /// Stores one state. A SUCCESS already stored for the id is never overwritten
+    /// ([`Stored::AlreadySucceeded`]).
     pub async fn store(&self, record: &TaskRecord) -> Result<Stored, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let statement = update_statement(record, self.expires);
-        self.writes
-            .send((statement, tx))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.backend.store(record).await
     }
 
-    /// Whether a SUCCESS is stored for `id` (batched with concurrent lookups).
+    /// Whether a SUCCESS is stored for `id`.
     pub async fn has_succeeded(&self, id: &str) -> Result<bool, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.reads
-            .send((id.to_owned(), tx))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.backend.has_succeeded(id).await
     }
 
     /// The stored state of `id`, or `None` (PENDING: unknown).
     pub async fn get(&self, id: &str) -> Result<Option<TaskMeta>, StoreError> {
-        let Some(d) = self.taskmeta.find_one(doc! {"_id": id}).await? else {
-            return Ok(None);
-        };
-        let text = |k: &str| d.get_str(k).ok().map(str::to_owned);
-        let result = match d.get("result") {
-            Some(Bson::String(s)) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
-            _ => Value::Null,
-        };
-        Ok(Some(TaskMeta {
-            id: id.to_owned(),
-            status: text("status").unwrap_or_else(|| "PENDING".into()),
-            result,
-            traceback: text("traceback"),
-            date_done: d
-                .get_datetime("date_done")
-                .ok()
-                .and_then(|t| DateTime::from_timestamp_millis(t.timestamp_millis())),
-            group_id: text("group_id"),
-            parent_id: text("parent_id"),
-        }))
+        self.backend.get(id).await
     }
 
-    /// Counts one finished member of chord `group_id` and returns how many have finished. One
-    /// atomic `$inc` per member: the member that reads the chord's size fires the callback, so
-    /// it fires exactly once, with no polling task.
-    pub async fn chord_member_done(
-        &self,
-        group_id: &str,
-        member_id: &str,
-    ) -> Result<u64, StoreError> {
-        let chords = self.db.collection::<Document>(CHORDMETA);
-        // First make sure the counter exists (an upsert that only sets on insert; members
-        // finishing at once may race to create it, and a duplicate key then only means it
-        // exists). Then count with a conditional update and no upsert, so counting itself has
-        // no duplicate-key path: the filter skips a member already counted (a redelivery).
-        let created = chords
-            .update_one(
-                doc! {"_id": group_id},
-                doc! {"$setOnInsert": {"done": 0_i64, "members": [], "created": bson::DateTime::now()}},
-            )
-            .upsert(true)
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(e) if is_duplicate_key(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let counted = chords
-            .find_one_and_update(
-                doc! {"_id": group_id, "members": {"$ne": member_id}},
-                doc! {"$inc": {"done": 1_i64}, "$push": {"members": member_id}},
-            )
-            .return_document(mongodb::options::ReturnDocument::After)
-            .await?;
-        // A member counted before (a redelivery after a crash, maybe before the callback went
-        // out) is not counted again, but learns the count, so it can still fire the callback.
-        let d = match counted {
-            Some(d) => Some(d),
-            None => chords.find_one(doc! {"_id": group_id}).await?,
-        };
-        Ok(d.map(|d| {
-            d.get_i64("done")
-                .or_else(|_| d.get_i32("done").map(i64::from))
-                .unwrap_or(0) as u64
-        })
-        .unwrap_or(0))
+    /// Counts one finished member of chord `group` (a member counted before is not counted
+    /// again) and returns how many have finished: the member that reads the chord's size
+    /// fires the callback.
+    pub async fn chord_member_done(&self, group: &str, member: &str) -> Result<u64, StoreError> {
+        self.backend.chord_member_done(group, member).await
     }
 
     /// Counts one more start of redelivered task `id`; the count so far.
     pub async fn count_redelivered_start(&self, id: &str) -> Result<u64, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.counts
-            .send((id.to_owned(), tx))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.backend.count_redelivered_start(id).await
     }
 
     /// Whether a chord's callback was sent ([`mark_chord_fired`](Self::mark_chord_fired)).
-    pub async fn chord_fired(&self, group_id: &str) -> Result<bool, StoreError> {
-        let chords = self.db.collection::<Document>(CHORDMETA);
-        Ok(chords
-            .find_one(doc! {"_id": group_id, "fired": true})
-            .projection(doc! {"_id": 1})
-            .await?
-            .is_some())
+    pub async fn chord_fired(&self, group: &str) -> Result<bool, StoreError> {
+        self.backend.chord_fired(group).await
     }
 
-    /// Records that a chord's callback was sent (after it was: a crash before this leaves the
-    /// chord to be fired again, with the callback's fixed id); true for the first caller.
-    pub async fn mark_chord_fired(&self, group_id: &str) -> Result<bool, StoreError> {
-        let chords = self.db.collection::<Document>(CHORDMETA);
-        let r = chords
-            .update_one(
-                doc! {"_id": group_id, "fired": {"$ne": true}},
-                doc! {"$set": {"fired": true}},
-            )
-            .await?;
-        Ok(r.modified_count == 1)
+    /// Records that a chord's callback was sent (after it was); true for the first caller.
+    pub async fn mark_chord_fired(&self, group: &str) -> Result<bool, StoreError> {
+        self.backend.mark_chord_fired(group).await
     }
 
-    /// Saves a group's member ids in `celery_groupmeta` as Celery's `GroupResult.save()` does.
-    pub async fn save_group(
-        &self,
-        group_id: &str,
-        member_ids: &[String],
-    ) -> Result<(), StoreError> {
-        let groups = self.db.collection::<Document>(GROUPMETA);
-        let result = serde_json::to_string(member_ids).unwrap_or_else(|_| "[]".into());
-        groups
-            .replace_one(
-                doc! {"_id": group_id},
-                doc! {"_id": group_id, "result": result, "date_done": bson::DateTime::now()},
-            )
-            .upsert(true)
-            .await?;
-        Ok(())
+    /// Saves a group's member ids as Celery's `GroupResult.save()` does.
+    pub async fn save_group(&self, group: &str, members: &[String]) -> Result<(), StoreError> {
+        self.backend.save_group(group, members).await
     }
 
-    /// The member ids of group `group_id` as the client saved them (`celery_groupmeta`).
-    pub async fn group_members(&self, group_id: &str) -> Result<Option<Vec<String>>, StoreError> {
-        let groups = self.db.collection::<Document>(GROUPMETA);
-        let Some(d) = groups.find_one(doc! {"_id": group_id}).await? else {
-            return Ok(None);
-        };
-        let ids = match d.get("result") {
-            Some(Bson::String(s)) => serde_json::from_str::<Value>(s).ok(),
-            _ => None,
-        };
-        Ok(ids.map(|v| member_ids(&v)))
+    /// The member ids of `group` as its client saved them.
+    pub async fn group_members(&self, group: &str) -> Result<Option<Vec<String>>, StoreError> {
+        self.backend.group_members(group).await
     }
+
+    /// Checks the backend answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.backend.ping().await
+    }
+
+    /// The MongoDB database, when the backend is MongoDB (tests drop it).
+    #[cfg(feature = "mongodb")]
+    pub fn mongo_database(&self) -> Option<&mongodb::Database> {
+        self.backend.mongo_database()
+    }
+}
+
+/// The backend `url` names, connected.
+async fn open(url: &str, expires: Option<Duration>) -> Result<Arc<dyn Backend>, StoreError> {
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    #[cfg(feature = "mongodb")]
+    if matches!(scheme, "mongodb" | "mongodb+srv") {
+        return Ok(Arc::new(
+            crate::mongo::MongoStore::connect(url, expires).await?,
+        ));
+    }
+    let _ = expires;
+    Err(StoreError::Url(format!(
+        "the scheme {scheme:?} is not a result backend of this build ({SCHEMES})"
+    )))
 }
 
 impl maestro_broker::client::GroupStore for ResultStore {
@@ -433,287 +153,5 @@ impl maestro_broker::client::GroupStore for ResultStore {
         ResultStore::save_group(self, group_id, member_ids)
             .await
             .map_err(|e| e.to_string())
-    }
-}
-
-/// Member ids from a saved group result, or from `celery.chord_unlock`'s `result` argument:
-/// `["id", ...]` or Celery's tuples `[[["id", null], null], ...]`.
-pub fn member_ids(v: &Value) -> Vec<String> {
-    fn first_str(v: &Value) -> Option<String> {
-        match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Array(a) => a.first().and_then(first_str),
-            _ => None,
-        }
-    }
-    v.as_array()
-        .map(|a| a.iter().filter_map(first_str).collect())
-        .unwrap_or_default()
-}
-
-fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
-    e.to_string().contains("E11000")
-}
-
-fn update_statement(r: &TaskRecord, expires: Option<Duration>) -> Document {
-    let mut set = doc! {
-        "status": r.state.as_str(),
-        "result": serde_json::to_string(&r.result).unwrap_or_else(|_| "null".into()),
-        "traceback": r.traceback.clone().map_or(Bson::Null, Bson::String),
-        "children": Bson::Array(r.children.iter().map(json_to_bson).collect()),
-        "date_done": if r.state.is_ready() { Bson::DateTime(bson::DateTime::now()) } else { Bson::Null },
-        "retries": i64::from(r.retries),
-    };
-    let opt = |v: &Option<String>| v.clone().map_or(Bson::Null, Bson::String);
-    set.insert("name", opt(&r.name));
-    set.insert("worker", opt(&r.worker));
-    set.insert("queue", opt(&r.queue));
-    set.insert(
-        "args",
-        r.args.as_ref().map_or(Bson::Array(vec![]), json_to_bson),
-    );
-    set.insert(
-        "kwargs",
-        r.kwargs
-            .as_ref()
-            .map_or(Bson::Document(Document::new()), json_to_bson),
-    );
-    if let (Some(ttl), true) = (expires, r.state.is_ready()) {
-        let at = bson::DateTime::from_millis(
-            bson::DateTime::now().timestamp_millis() + ttl.as_millis() as i64,
-        );
-        set.insert("expires_at", at);
-    }
-    if let Some(g) = &r.group_id {
-        set.insert("group_id", g.clone());
-    }
-    if let Some(p) = &r.parent_id {
-        set.insert("parent_id", p.clone());
-    }
-    doc! {
-        "q": {"_id": &r.id, "status": {"$ne": "SUCCESS"}},
-        "u": {"$set": set},
-        "upsert": true,
-    }
-}
-
-/// Largest `update` command sent at once, bytes: MongoDB refuses commands over 16 MiB, so a
-/// batch of large results goes as several.
-const COMMAND_BYTES_MAX: usize = 8 * 1024 * 1024;
-
-/// The write concern of result writes: the URL's (`?w=majority&journal=true`) when it names
-/// one, else majority with journaling where the server is a replica set member (a SUCCESS
-/// acknowledged by a primary alone can be rolled back by a failover), else the server's default.
-fn write_concern(from_url: Option<&WriteConcern>, replica_set: bool) -> Option<Document> {
-    if let Some(wc) = from_url {
-        return bson::to_document(wc).ok().filter(|d| !d.is_empty());
-    }
-    replica_set.then(|| doc! {"w": "majority", "j": true})
-}
-
-async fn write_loop(
-    db: Database,
-    concern: Option<Document>,
-    mut rx: mpsc::Receiver<(Document, WriteReply)>,
-) {
-    let mut batch = Vec::with_capacity(BATCH_MAX);
-    while rx.recv_many(&mut batch, BATCH_MAX).await > 0 {
-        let mut rest: Vec<(Document, WriteReply)> = std::mem::take(&mut batch);
-        while !rest.is_empty() {
-            // As many statements as fit in one command (at least one).
-            let mut bytes = 0;
-            let split = rest
-                .iter()
-                .position(|(d, _)| {
-                    bytes += bson::to_vec(d).map_or(0, |v| v.len());
-                    bytes > COMMAND_BYTES_MAX
-                })
-                .map_or(rest.len(), |p| p.max(1));
-            let tail = rest.split_off(split);
-            write_batch(&db, concern.as_ref(), std::mem::replace(&mut rest, tail)).await;
-        }
-    }
-}
-
-/// One `update` command for `batch`, each caller told how its statement went.
-async fn write_batch(
-    db: &Database,
-    concern: Option<&Document>,
-    batch: Vec<(Document, WriteReply)>,
-) {
-    let (statements, replies): (Vec<Document>, Vec<WriteReply>) = batch.into_iter().unzip();
-    let mut command = doc! {"update": TASKMETA, "updates": statements, "ordered": false};
-    if let Some(wc) = concern {
-        command.insert("writeConcern", wc.clone());
-    }
-    match db.run_command(command).await {
-        Ok(reply) => {
-            // A write concern not met: the writes may not survive a failover; try again.
-            let concern_error = reply.get_document("writeConcernError").ok().map(|e| {
-                e.get_str("errmsg")
-                    .unwrap_or("write concern not met")
-                    .to_owned()
-            });
-            let mut outcome: Vec<Result<Stored, StoreError>> = (0..replies.len())
-                .map(|_| match &concern_error {
-                    Some(text) => Err(StoreError::Unavailable(format!("write concern: {text}"))),
-                    None => Ok(Stored::Written),
-                })
-                .collect();
-            if let Ok(errors) = reply.get_array("writeErrors") {
-                for e in errors.iter().filter_map(Bson::as_document) {
-                    let index = e.get_i32("index").map(|i| i as usize).unwrap_or(usize::MAX);
-                    let code = e.get_i32("code").unwrap_or(0);
-                    if let Some(slot) = outcome.get_mut(index) {
-                        let text = e.get_str("errmsg").unwrap_or("write error").to_owned();
-                        *slot = if code == 11000 {
-                            Ok(Stored::AlreadySucceeded)
-                        } else if TRANSIENT_CODES.contains(&code) {
-                            Err(StoreError::Unavailable(text))
-                        } else {
-                            Err(StoreError::Refused(format!("{text} (code {code})")))
-                        };
-                    }
-                }
-            }
-            for (reply, result) in replies.into_iter().zip(outcome) {
-                let _ = reply.send(result);
-            }
-        }
-        Err(e) => {
-            let err = StoreError::from(e);
-            for reply in replies {
-                let _ = reply.send(Err(err.clone()));
-            }
-        }
-    }
-}
-
-/// Counts redelivered starts in batches: the redeliveries after a worker dies come together,
-/// and one `update` of many upserts plus one read of the counts costs the server two commands,
-/// not two per message.
-async fn count_loop(db: Database, mut rx: mpsc::Receiver<(String, CountReply)>) {
-    use futures_util::TryStreamExt;
-    let coll = db.collection::<Document>(REDELIVERIES);
-    let mut batch = Vec::with_capacity(BATCH_MAX);
-    while rx.recv_many(&mut batch, BATCH_MAX).await > 0 {
-        let now = bson::DateTime::now();
-        let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
-        // The same id twice in one batch is counted twice, as two deliveries would be.
-        let updates: Vec<Document> = ids
-            .iter()
-            .map(|id| {
-                doc! {"q": {"_id": id}, "u": {"$inc": {"starts": 1_i64}, "$set": {"at": now}},
-                "upsert": true}
-            })
-            .collect();
-        let counted = async {
-            let reply = db
-                .run_command(doc! {"update": REDELIVERIES, "updates": updates, "ordered": false})
-                .await?;
-            if let Ok(errors) = reply.get_array("writeErrors")
-                && !errors.is_empty()
-            {
-                return Err(StoreError::Refused(format!("{errors:?}")));
-            }
-            let found: Vec<Document> = coll
-                .find(doc! {"_id": {"$in": &ids}})
-                .await?
-                .try_collect()
-                .await?;
-            Ok(found
-                .into_iter()
-                .filter_map(|d| {
-                    let n = d
-                        .get_i64("starts")
-                        .ok()
-                        .or_else(|| d.get_i32("starts").ok().map(i64::from))?;
-                    Some((d.get_str("_id").ok()?.to_owned(), n as u64))
-                })
-                .collect::<std::collections::HashMap<_, _>>())
-        }
-        .await;
-        for (id, reply) in batch.drain(..) {
-            let _ = reply.send(match &counted {
-                Ok(counts) => Ok(counts.get(&id).copied().unwrap_or(1)),
-                Err(e) => Err(e.clone()),
-            });
-        }
-    }
-}
-
-async fn read_loop(taskmeta: Collection<Document>, mut rx: mpsc::Receiver<(String, ReadReply)>) {
-    use futures_util::TryStreamExt;
-    let mut batch = Vec::with_capacity(BATCH_MAX);
-    while rx.recv_many(&mut batch, BATCH_MAX).await > 0 {
-        let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
-        let found = async {
-            let cursor = taskmeta
-                .find(doc! {"_id": {"$in": &ids}, "status": "SUCCESS"})
-                .projection(doc! {"_id": 1})
-                .await?;
-            let docs: Vec<Document> = cursor.try_collect().await?;
-            Ok::<_, mongodb::error::Error>(
-                docs.iter()
-                    .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
-                    .collect::<std::collections::HashSet<_>>(),
-            )
-        }
-        .await;
-        match found {
-            Ok(succeeded) => {
-                for (id, reply) in batch.drain(..) {
-                    let _ = reply.send(Ok(succeeded.contains(&id)));
-                }
-            }
-            Err(e) => {
-                let err = StoreError::from(e);
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(err.clone()));
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn json_becomes_bson_as_pymongo_writes_it() {
-        assert_eq!(json_to_bson(&json!(5)), Bson::Int32(5));
-        assert_eq!(json_to_bson(&json!(1i64 << 40)), Bson::Int64(1 << 40));
-        assert_eq!(json_to_bson(&json!(1.5)), Bson::Double(1.5));
-        let big: Value = serde_json::from_str("123456789012345678901234567890").expect("json");
-        assert_eq!(
-            json_to_bson(&big),
-            Bson::String("123456789012345678901234567890".into())
-        );
-        assert_eq!(
-            json_to_bson(&json!({"a": [null, true]})),
-            Bson::Document(doc! {"a": [Bson::Null, true]})
-        );
-    }
-
-    #[test]
-    fn group_member_ids_read_both_layouts() {
-        assert_eq!(member_ids(&json!(["a", "b"])), ["a", "b"]);
-        assert_eq!(
-            member_ids(&json!([[["a", null], null], [["b", null], null]])),
-            ["a", "b"]
-        );
-    }
-
-    #[test]
-    fn a_success_is_protected_by_the_filter() {
-        let r = TaskRecord::new("t", TaskState::Failure, json!(null));
-        let s = update_statement(&r, None);
-        assert_eq!(
-            s.get_document("q").expect("q"),
-            &doc! {"_id": "t", "status": {"$ne": "SUCCESS"}}
-        );
-        assert!(s.get_bool("upsert").expect("upsert"));
     }
 }

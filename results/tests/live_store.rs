@@ -54,7 +54,7 @@ async fn chord_members_finishing_at_once_are_each_counted_once() {
         "marked once"
     );
     assert!(s.chord_fired(group).await.expect("read"));
-    let _ = s.database().drop().await;
+    let _ = s.mongo_database().expect("a MongoDB store").drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +83,7 @@ async fn a_success_is_never_overwritten() {
     assert_eq!((meta.status.as_str(), meta.result), ("SUCCESS", json!(1)));
     assert!(s.has_succeeded("a").await.expect("lookup"));
     assert!(!s.has_succeeded("b").await.expect("lookup"));
-    let _ = s.database().drop().await;
+    let _ = s.mongo_database().expect("a MongoDB store").drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +114,7 @@ async fn large_batches_are_split_and_a_refused_write_is_not_retryable() {
             eprintln!("this server stores documents over 16 MiB ({got:?}); MongoDB does not")
         }
     }
-    let _ = s.database().drop().await;
+    let _ = s.mongo_database().expect("a MongoDB store").drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,5 +134,5 @@ async fn the_write_concern_of_the_url_is_sent() {
             .expect("stored with the URL's write concern"),
         Stored::Written
     );
-    let _ = s.database().drop().await;
+    let _ = s.mongo_database().expect("a MongoDB store").drop().await;
 }

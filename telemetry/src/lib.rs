@@ -8,8 +8,10 @@
 //! - `ops`: [`LogArgs`], [`Signals`], and [`serve`] for `/healthz`, `/readyz`, `/metrics`.
 //!
 //! The worker runtime and the binaries depend on this crate; `maestro-broker` and
-//! `maestro-tasks` do not, so the OTLP exporter and its HTTP client stay out of them.
+//! `maestro-tasks` do not, so the OTLP exporter and its HTTP client stay out of them. The
+//! exporter itself is the `otlp` feature (on by default): without it, logs only.
 
+#[cfg(feature = "otlp")]
 pub mod config;
 pub mod ops;
 mod span;

@@ -6,19 +6,9 @@
 //! context for the message. When nothing is exported, callers skip all of this:
 //! [`exporting`] is one relaxed atomic load.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use opentelemetry::Context;
-use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::TraceContextExt;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
-
 pub(crate) static EXPORTING: AtomicBool = AtomicBool::new(false);
-
-const TRACEPARENT: &str = "traceparent";
-const TRACESTATE: &str = "tracestate";
 
 /// Whether spans are exported (set once by [`crate::init`]).
 pub fn exporting() -> bool {
@@ -42,48 +32,77 @@ pub struct Propagation {
 /// root of a new trace when there is none or it is invalid, and returns its context. `None`
 /// when `span` is not exported (no OpenTelemetry layer, or the span is disabled). Call it
 /// before the span is first entered: a started span's parent cannot change.
+#[cfg(not(feature = "otlp"))]
 pub fn start(
-    span: &tracing::Span,
-    traceparent: Option<&str>,
-    tracestate: Option<&str>,
+    _span: &tracing::Span,
+    _traceparent: Option<&str>,
+    _tracestate: Option<&str>,
 ) -> Option<Propagation> {
-    if span.is_disabled() {
-        return None;
-    }
-    let propagator = TraceContextPropagator::new();
-    let parent = match traceparent {
-        Some(tp) => {
-            let mut carrier = HashMap::with_capacity(2);
-            carrier.insert(TRACEPARENT.to_owned(), tp.to_owned());
-            if let Some(ts) = tracestate {
-                carrier.insert(TRACESTATE.to_owned(), ts.to_owned());
-            }
-            propagator.extract(&carrier)
-        }
-        // An explicit empty parent: a root, whatever span the thread happens to be in.
-        None => Context::new(),
-    };
-    span.set_parent(parent).ok()?;
-    let cx = span.context();
-    let (trace_id, span_id) = {
-        let s = cx.span();
-        let sc = s.span_context();
-        if !sc.is_valid() {
-            return None;
-        }
-        (sc.trace_id().to_string(), sc.span_id().to_string())
-    };
-    let mut out: HashMap<String, String> = HashMap::with_capacity(2);
-    propagator.inject_context(&cx, &mut out);
-    Some(Propagation {
-        traceparent: out.remove(TRACEPARENT)?,
-        tracestate: out.remove(TRACESTATE).filter(|s| !s.is_empty()),
-        trace_id,
-        span_id,
-    })
+    None
 }
 
-#[cfg(test)]
+#[cfg(feature = "otlp")]
+pub use otlp::start;
+
+#[cfg(feature = "otlp")]
+mod otlp {
+    use std::collections::HashMap;
+
+    use opentelemetry::Context;
+    use opentelemetry::propagation::TextMapPropagator;
+    use opentelemetry::trace::TraceContextExt;
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    use super::Propagation;
+
+    const TRACEPARENT: &str = "traceparent";
+    const TRACESTATE: &str = "tracestate";
+
+    /// See the function of the same name above.
+    pub fn start(
+        span: &tracing::Span,
+        traceparent: Option<&str>,
+        tracestate: Option<&str>,
+    ) -> Option<Propagation> {
+        if span.is_disabled() {
+            return None;
+        }
+        let propagator = TraceContextPropagator::new();
+        let parent = match traceparent {
+            Some(tp) => {
+                let mut carrier = HashMap::with_capacity(2);
+                carrier.insert(TRACEPARENT.to_owned(), tp.to_owned());
+                if let Some(ts) = tracestate {
+                    carrier.insert(TRACESTATE.to_owned(), ts.to_owned());
+                }
+                propagator.extract(&carrier)
+            }
+            // An explicit empty parent: a root, whatever span the thread happens to be in.
+            None => Context::new(),
+        };
+        span.set_parent(parent).ok()?;
+        let cx = span.context();
+        let (trace_id, span_id) = {
+            let s = cx.span();
+            let sc = s.span_context();
+            if !sc.is_valid() {
+                return None;
+            }
+            (sc.trace_id().to_string(), sc.span_id().to_string())
+        };
+        let mut out: HashMap<String, String> = HashMap::with_capacity(2);
+        propagator.inject_context(&cx, &mut out);
+        Some(Propagation {
+            traceparent: out.remove(TRACEPARENT)?,
+            tracestate: out.remove(TRACESTATE).filter(|s| !s.is_empty()),
+            trace_id,
+            span_id,
+        })
+    }
+}
+
+#[cfg(all(test, feature = "otlp"))]
 mod tests {
     use super::*;
     use opentelemetry::trace::{SpanId, TracerProvider as _};

@@ -62,8 +62,8 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub broker: BrokerArgs,
 
-    /// Result backend: `mongodb://host/db` (Celery's MongoDB layout) or `rpc://` (replies to
-    /// the caller's `reply_to`); unset stores no results.
+    /// Result backend: `mongodb://host/db` (Celery's MongoDB layout), `redis://host/0` (its
+    /// Redis layout) or `rpc://` (replies to the caller's `reply_to`); unset stores no results.
     #[arg(long, env = "CELERY_RESULT_BACKEND", hide_env_values = true,
           value_parser = |s: &str| Ok::<_, String>(secrecy::SecretString::from(s.to_owned())))]
     pub result_backend: Option<secrecy::SecretString>,
@@ -209,8 +209,9 @@ pub enum ResultBackend {
     None,
     /// Replies to `reply_to` with `correlation_id`, as Celery's RPC backend.
     Rpc,
-    /// Celery's MongoDB backend layout at this URL.
-    Mongo { url: String },
+    /// A result store at this URL: Celery's MongoDB layout (`mongodb://`, the `mongodb`
+    /// feature) or its Redis layout (`redis://`, the `redis` feature).
+    Store { url: String },
 }
 
 /// The URL may hold a password: shown redacted.
@@ -219,8 +220,8 @@ impl std::fmt::Debug for ResultBackend {
         match self {
             ResultBackend::None => f.write_str("None"),
             ResultBackend::Rpc => f.write_str("Rpc"),
-            ResultBackend::Mongo { url } => f
-                .debug_struct("Mongo")
+            ResultBackend::Store { url } => f
+                .debug_struct("Store")
                 .field("url", &maestro_broker::connection::redact(url))
                 .finish(),
         }
@@ -345,18 +346,17 @@ impl WorkerArgs {
         {
             None | Some("") | Some("disabled") => ResultBackend::None,
             Some(url) if url.starts_with("rpc://") => ResultBackend::Rpc,
-            Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
-                ResultBackend::Mongo {
-                    url: url.to_owned(),
-                }
-            }
+            Some(url) if maestro_results::is_store_url(url) => ResultBackend::Store {
+                url: url.to_owned(),
+            },
             Some(other) => {
                 return Err(err(
                     "--result-backend",
                     "CELERY_RESULT_BACKEND",
                     format!(
-                        "{:?} is not a supported backend (mongodb://, rpc://)",
-                        maestro_broker::connection::redact(other)
+                        "{:?} is not a backend of this build ({}, rpc://)",
+                        maestro_broker::connection::redact(other),
+                        maestro_results::SCHEMES
                     ),
                 ));
             }
@@ -581,7 +581,7 @@ mod tests {
             (&["--result-expires", "soon"], "--result-expires"),
             (
                 &["--result-backend", "redis://h"],
-                "not a supported backend",
+                "not a backend of this build",
             ),
             (
                 &["--time-limit", "1", "--soft-time-limit", "2"],

@@ -62,6 +62,7 @@ pub mod prelude {
     pub use maestro_tasks::{TaskContext, TaskError, TaskOptions, TaskResult, task};
 }
 pub use maestro_broker::config::ConfigError;
+pub use maestro_telemetry::LogArgs;
 pub use run::time_limits;
 pub use shutdown::Shutdown;
 pub use worker::{WorkerError, run};

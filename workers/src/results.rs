@@ -68,7 +68,7 @@ pub(crate) async fn store_state(
     }
     match &s.cfg.result_backend {
         ResultBackend::None => Ok(()),
-        ResultBackend::Mongo { .. } => {
+        ResultBackend::Store { .. } => {
             let Some(store) = &s.store else { return Ok(()) };
             let extended = s.cfg.result_extended;
             let record = TaskRecord {

@@ -60,7 +60,7 @@ pub async fn run(
     }
     let state = Arc::new(WorkerState::new(cfg.hostname.as_str(), metrics));
     let store = match &cfg.result_backend {
-        ResultBackend::Mongo { url } => match open_store_until_stopped(url, &cfg, &shutdown).await?
+        ResultBackend::Store { url } => match open_store_until_stopped(url, &cfg, &shutdown).await?
         {
             Some(store) => Some(store),
             None => return Ok(()),

@@ -111,6 +111,10 @@ async fn chains_groups_and_chords_built_in_rust() {
         .expect("stops")
         .expect("joined")
         .expect("clean exit");
-    let _ = store.database().drop().await;
+    let _ = store
+        .mongo_database()
+        .expect("a MongoDB store")
+        .drop()
+        .await;
     client.close().await;
 }

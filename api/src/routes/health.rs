@@ -97,9 +97,7 @@ async fn check_dependencies(state: &AppState) -> Vec<(&'static str, bool)> {
             None => Ok(()),
             Some(r) => match tokio::time::timeout(timeout, r.get()).await {
                 Ok(Ok(store)) => {
-                    let ping = store
-                        .database()
-                        .run_command(mongodb::bson::doc! {"ping": 1});
+                    let ping = store.ping();
                     match tokio::time::timeout(timeout, ping).await {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(e)) => Err(e.to_string()),
