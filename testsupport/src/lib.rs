@@ -93,7 +93,8 @@ impl Drop for Run {
                 return;
             };
             // Bounded: a broker that stops answering fails the next test, not hangs this one.
-            let _ = rt.block_on(tokio::time::timeout(TEARDOWN_TIMEOUT, async move {
+            // The timer is made inside the runtime (a timer made outside has no clock to use).
+            let teardown = async move {
                 let Ok(uri) = parse_broker_url(&broker_url()) else {
                     return;
                 };
@@ -106,8 +107,12 @@ impl Drop for Run {
                 let _ = topology::delete_delay_topology(&conn, &delay).await;
                 let _ = topology::delete_dead_letter(&conn, &dead, &dead).await;
                 let _ = conn.close(200, "teardown".into()).await;
-            }));
+            };
+            let _ = rt.block_on(async { tokio::time::timeout(TEARDOWN_TIMEOUT, teardown).await });
         });
-        let _ = cleanup.join();
+        // A teardown that panicked is a bug of the test harness: say so.
+        if cleanup.join().is_err() {
+            eprintln!("the broker teardown of this test panicked; its queues may be left");
+        }
     }
 }

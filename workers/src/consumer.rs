@@ -133,18 +133,21 @@ pub(crate) async fn consume(
         if publisher_lost.is_cancelled() {
             break lost();
         }
+        // The delivery first, then a slot: the loop never holds a slot while it waits for the
+        // broker, so a run that gave its slot back (a rate-limited one) can always take one
+        // again. A delivery dropped here at shutdown is requeued when the channel closes.
+        let next = tokio::select! {
+            biased;
+            d = streams.next() => d,
+            _ = shutdown.stop.cancelled() => break SessionEnd::Stopped,
+            _ = publisher_lost.cancelled() => break lost(),
+        };
         let permit = tokio::select! {
             biased;
             p = slots.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break SessionEnd::Stopped,
             },
-            _ = shutdown.stop.cancelled() => break SessionEnd::Stopped,
-            _ = publisher_lost.cancelled() => break lost(),
-        };
-        let next = tokio::select! {
-            biased;
-            d = streams.next() => d,
             _ = shutdown.stop.cancelled() => break SessionEnd::Stopped,
             _ = publisher_lost.cancelled() => break lost(),
         };

@@ -137,6 +137,7 @@ where
                         return ExitCode::from(2);
                     }
                 };
+                // Checked again by the worker; here it is bad configuration (exit 2).
                 if let Err(e) = registry.check_states() {
                     eprintln!("{name}: {e}");
                     return ExitCode::from(2);

@@ -27,6 +27,8 @@ pub enum WorkerError {
     Broker(#[from] BrokerError),
     #[error("metrics endpoint (--metrics-addr): {0}")]
     Metrics(#[from] std::io::Error),
+    #[error(transparent)]
+    MissingState(#[from] maestro_tasks::MissingState),
 }
 
 /// Runs the worker until shutdown. Returns an error only for what retrying cannot fix.
@@ -35,6 +37,7 @@ pub async fn run(
     registry: Registry,
     shutdown: Shutdown,
 ) -> Result<(), WorkerError> {
+    registry.check_states()?;
     let cfg = Arc::new(cfg);
     let registry = Arc::new(registry);
     let hostname: Arc<str> = Arc::from(cfg.hostname.as_str());
