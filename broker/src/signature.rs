@@ -90,6 +90,16 @@ impl<R> TypedSignature<R> {
         }
     }
 
+    /// A call of `task` with keyword arguments `kwargs` (a JSON object), or the error writing
+    /// them.
+    pub fn with_kwargs(task: &str, kwargs: Result<Value, String>) -> Self {
+        Self {
+            task: task.to_owned(),
+            signature: kwargs.map(|k| Signature::new(task, Vec::new()).with_kwargs(k)),
+            result: std::marker::PhantomData,
+        }
+    }
+
     /// Sets option `name` (`queue`, `countdown`, `expires`, `task_id`, `link`, ...).
     pub fn with_option(mut self, name: &str, value: Value) -> Self {
         self.signature = self.signature.map(|s| s.with_option(name, value));

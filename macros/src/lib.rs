@@ -11,7 +11,7 @@
 //!   the parameter for a wrong type, a missing or an unexpected argument, the result as JSON.
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as TokenStream2};
+use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote};
 use syn::parse::Parser;
 use syn::spanned::Spanned;
@@ -41,7 +41,8 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// The attribute's arguments.
 #[derive(Default)]
 struct Options {
-    name: Option<LitStr>,
+    /// A string literal, or a path to a `&str` constant.
+    name: Option<Expr>,
     root: Option<Path>,
     blocking: bool,
     /// `TaskOptions` setter calls.
@@ -49,6 +50,7 @@ struct Options {
     queue: Option<LitStr>,
     expires: Option<TokenStream2>,
     rate_per_second: Option<f64>,
+    shown_arguments: Option<Path>,
 }
 
 fn seconds(meta: &ParseNestedMeta) -> syn::Result<TokenStream2> {
@@ -97,12 +99,23 @@ impl Options {
             .unwrap_or_default();
         match key.as_str() {
             "name" => {
-                let name: LitStr = meta.value()?.parse()?;
-                if name.value().is_empty() || name.value().len() > 255 {
-                    return Err(syn::Error::new(
-                        name.span(),
-                        "a task name is 1 to 255 bytes",
-                    ));
+                let name: Expr = meta.value()?.parse()?;
+                match &name {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) if s.value().is_empty() || s.value().len() > 255 => {
+                        return Err(syn::Error::new(s.span(), "a task name is 1 to 255 bytes"));
+                    }
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(_), ..
+                    })
+                    | Expr::Path(_) => {}
+                    other => {
+                        return Err(syn::Error::new(
+                            other.span(),
+                            "a task name is a string, or the path of a &str constant",
+                        ));
+                    }
                 }
                 self.name = Some(name);
             }
@@ -123,10 +136,11 @@ impl Options {
                     Expr::Path(p) if p.path.is_ident("None") => {
                         quote!(max_retries(::core::option::Option::None))
                     }
+                    Expr::Path(p) => quote!(max_retries(::core::option::Option::Some(#p))),
                     _ => {
                         return Err(syn::Error::new(
                             expr.span(),
-                            "max_retries is a count, or None to retry for ever",
+                            "max_retries is a count (or a constant's path), or None to retry for ever",
                         ));
                     }
                 };
@@ -187,6 +201,7 @@ impl Options {
                 self.setters.push(quote!(queue(#q)));
                 self.queue = Some(q);
             }
+            "shown_arguments" => self.shown_arguments = Some(path_value(&meta)?),
             "on_success" | "on_failure" | "on_retry" => {
                 let f = path_value(&meta)?;
                 let setter = format_ident!("{}", key);
@@ -198,7 +213,7 @@ impl Options {
                      default_retry_delay, autoretry_for, retry_backoff, retry_backoff_max, \
                      retry_jitter, rate_limit, time_limit, soft_time_limit, acks_late, \
                      ignore_result, track_started, queue, expires, on_success, on_failure, \
-                     on_retry, blocking, crate",
+                     on_retry, shown_arguments, blocking, crate",
                 ));
             }
         }
@@ -230,6 +245,8 @@ enum Role {
     Context,
     /// `#[state] x: &T`: the worker's state of type `T`.
     State(Type),
+    /// `#[args] req: T`: the whole call, bound to `T`'s parameters (`T: CallArgs`).
+    Call(Type),
     /// An argument of the call, read from JSON.
     Argument {
         name: String,
@@ -279,11 +296,14 @@ fn read_params(function: &mut ItemFn) -> syn::Result<Vec<Param>> {
         };
         let ident = pi.ident.clone();
         let mut state = false;
+        let mut call = false;
         let mut default = None;
         let mut kept = Vec::new();
         for a in pt.attrs.drain(..) {
             if a.path().is_ident("state") {
                 state = true;
+            } else if a.path().is_ident("args") {
+                call = true;
             } else if a.path().is_ident("arg") {
                 a.parse_nested_meta(|m| {
                     if m.path.is_ident("default") {
@@ -300,6 +320,19 @@ fn read_params(function: &mut ItemFn) -> syn::Result<Vec<Param>> {
         pt.attrs = kept;
         let ty = (*pt.ty).clone();
         let role = match &ty {
+            _ if call && state => {
+                return Err(syn::Error::new(
+                    ty.span(),
+                    "a parameter is either #[args] or #[state]",
+                ));
+            }
+            Type::Reference(_) if call => {
+                return Err(syn::Error::new(
+                    ty.span(),
+                    "#[args] takes the call by value: #[args] req: Request",
+                ));
+            }
+            _ if call => Role::Call(ty.clone()),
             Type::Reference(r) if state => Role::State((*r.elem).clone()),
             _ if state => {
                 return Err(syn::Error::new(
@@ -368,6 +401,18 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
         return Err(syn::Error::new(function.sig.fn_token.span(), why));
     }
     let params = read_params(&mut function)?;
+    let calls = params.iter().filter(|p| matches!(p.role, Role::Call(_))).count();
+    let arguments = params
+        .iter()
+        .filter(|p| matches!(p.role, Role::Argument { .. }))
+        .count();
+    if calls > 1 || (calls == 1 && arguments > 0) {
+        return Err(syn::Error::new(
+            function.sig.inputs.span(),
+            "an #[args] parameter takes the whole call: it is the task's only argument \
+             (besides &TaskContext and #[state] ones)",
+        ));
+    }
     let root = opts
         .root
         .clone()
@@ -377,10 +422,10 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
     let vis = function.vis.clone();
     let ident = function.sig.ident.clone();
     let fn_name = ident.to_string().trim_start_matches("r#").to_owned();
-    let task_name = opts
+    let task_name: Expr = opts
         .name
         .clone()
-        .unwrap_or_else(|| LitStr::new(&fn_name, Span::call_site()));
+        .unwrap_or_else(|| syn::parse_quote!(#fn_name));
     let docs: Vec<_> = function
         .attrs
         .iter()
@@ -401,10 +446,19 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
     let mut call_args = Vec::new();
     let mut new_params = Vec::new();
     let mut new_values = Vec::new();
+    let mut whole_call = None;
     for p in &params {
         let id = &p.ident;
         match &p.role {
             Role::Context => call_args.push(quote!(__ctx)),
+            Role::Call(ty) => {
+                takes.push(quote!(
+                    let #id: #ty = args.parse::<#ty>(<#ty as #private::CallArgs>::PARAMETERS)?;
+                ));
+                call_args.push(quote!(#id));
+                new_params.push(quote!(#id: #ty));
+                whole_call = Some(id.clone());
+            }
             Role::State(ty) => {
                 states.push(quote!(let #id: &#ty = __ctx.state::<#ty>()?;));
                 needs.push(quote!(#private::StateNeed::of::<#ty>()));
@@ -459,7 +513,9 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
             #result
         }
     };
-    let bind = if param_specs.is_empty() {
+    let bind = if whole_call.is_some() {
+        quote!()
+    } else if param_specs.is_empty() {
         quote!(#[allow(unused_mut, unused_variables)] let mut __bound = args.bind_call(#fn_name, &[])?;)
     } else {
         quote!(let mut __bound = args.bind_call(#fn_name, &[#(#param_specs),*])?;)
@@ -477,7 +533,34 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
     let expires_option = opts.expires.as_ref().map(
         |d| quote!(.with_option("expires", #private::serde_json::Value::from((#d).as_secs_f64()))),
     );
-    let struct_doc = format!(" The Celery task `{}`.", task_name.value());
+    let new_body = match &whole_call {
+        Some(id) => quote! {
+            #private::TypedSignature::with_kwargs(#task_name, #private::to_argument(&#id))
+                #queue_option #expires_option
+        },
+        None => quote! {
+            let args: ::core::result::Result<::std::vec::Vec<#private::serde_json::Value>, ::std::string::String> =
+                [#(#new_values),*].into_iter().collect();
+            #private::TypedSignature::new(#task_name, args) #queue_option #expires_option
+        },
+    };
+    let shown = opts.shown_arguments.as_ref().map(|f| {
+        quote! {
+            fn shown_arguments(
+                &self,
+                args: &#private::serde_json::Value,
+                kwargs: &#private::serde_json::Value,
+            ) -> ::core::option::Option<(#private::serde_json::Value, #private::serde_json::Value)> {
+                ::core::option::Option::Some(#f(args, kwargs))
+            }
+        }
+    });
+    let struct_doc = match &task_name {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => format!(" The Celery task `{}`.", s.value()),
+        other => format!(" The Celery task named by `{}`.", quote!(#other)),
+    };
     Ok(quote! {
         #(#docs)*
         #[doc = ""]
@@ -497,9 +580,7 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
             /// A typed signature of a call, to send from Rust (`Client::call`).
             #[allow(clippy::too_many_arguments)]
             #vis fn new(#(#new_params),*) -> #private::TypedSignature<#out_ty> {
-                let args: ::core::result::Result<::std::vec::Vec<#private::serde_json::Value>, ::std::string::String> =
-                    [#(#new_values),*].into_iter().collect();
-                #private::TypedSignature::new(#task_name, args) #queue_option #expires_option
+                #new_body
             }
         }
 
@@ -525,6 +606,8 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
             fn state_needs(&self) -> ::std::vec::Vec<#private::StateNeed> {
                 ::std::vec![#(#needs),*]
             }
+
+            #shown
 
             fn run<'a>(
                 &'a self,

@@ -177,6 +177,13 @@ impl TaskArgs {
     }
 }
 
+/// A request type that takes a whole call (`#[args] req: T` in a `#[task]`): its fields are the
+/// task's parameters, in this order for positional arguments.
+pub trait CallArgs: serde::de::DeserializeOwned + serde::Serialize {
+    /// The parameter names, in positional order.
+    const PARAMETERS: &'static [&'static str];
+}
+
 /// One parameter of a function a call is bound to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Param {

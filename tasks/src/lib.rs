@@ -26,7 +26,7 @@ mod routes;
 mod state;
 mod task;
 
-pub use args::{Bound, Param, TaskArgs};
+pub use args::{Bound, CallArgs, Param, TaskArgs};
 pub use backoff::{backoff_delay, retry_delay};
 pub use context::{TaskContext, blocking};
 pub use error::TaskError;
@@ -46,8 +46,8 @@ pub use task::{Task, TaskFuture, TaskResult};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::{
-        Bound, Param, RateLimit, StateNeed, Task, TaskArgs, TaskContext, TaskError, TaskFuture,
-        TaskOptions, TypedSignature, blocking,
+        Bound, CallArgs, Param, RateLimit, StateNeed, Task, TaskArgs, TaskContext, TaskError,
+        TaskFuture, TaskOptions, TypedSignature, blocking,
     };
     pub use serde_json;
 
