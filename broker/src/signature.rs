@@ -100,6 +100,15 @@ impl<R> TypedSignature<R> {
         }
     }
 
+    /// A call of `task` with positional `args` and keyword `kwargs` as they are.
+    pub fn with_call(task: &str, args: Vec<Value>, kwargs: Map<String, Value>) -> Self {
+        Self {
+            task: task.to_owned(),
+            signature: Ok(Signature::new(task, args).with_kwargs(Value::Object(kwargs))),
+            result: std::marker::PhantomData,
+        }
+    }
+
     /// Sets option `name` (`queue`, `countdown`, `expires`, `task_id`, `link`, ...).
     pub fn with_option(mut self, name: &str, value: Value) -> Self {
         self.signature = self.signature.map(|s| s.with_option(name, value));

@@ -29,10 +29,7 @@ use tracing::info;
 
 use crate::Services;
 use crate::mongo::mongo_error;
-use maestro_tasks::TaskArgs;
-use maestro_tasks::TaskContext;
-use maestro_tasks::TaskError;
-use maestro_tasks::{Task, TaskFuture};
+use maestro_tasks::{TaskContext, TaskError, TaskResult, task};
 
 /// The task's name.
 pub const TASK_NAME: &str = maestro_contract::names::TASK_AGGREGATION;
@@ -51,10 +48,9 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    /// Reads and checks the call (`report_id` defaults to the task's id), scopes the pipeline
-    /// to the owner, and converts the stages from extended JSON.
-    pub fn from_args(args: &TaskArgs, task_id: &str) -> Result<Self, TaskError> {
-        let req: AggregationRequest = args.parse(&AggregationRequest::PARAMS)?;
+    /// Checks the call (`report_id` defaults to the task's id), scopes the pipeline to the
+    /// owner, and converts the stages from extended JSON.
+    pub fn from_request(req: AggregationRequest, task_id: &str) -> Result<Self, TaskError> {
         req.validate()?;
         let target = req.target(task_id);
         // The caller's stages are converted first, so that an error names the caller's stage;
@@ -90,93 +86,80 @@ fn to_documents(stages: Vec<Value>) -> Result<Vec<Document>, FieldError> {
         .collect()
 }
 
-/// The `maestro.aggregation` task.
-pub struct Aggregation {
-    svc: Arc<Services>,
+/// `maestro.aggregation(collection, pipeline, owner_user, report_id=None)`: see the module
+/// documentation.
+#[task(name = TASK_NAME)]
+pub async fn aggregation(
+    ctx: &TaskContext,
+    #[state] svc: &Arc<Services>,
+    #[args] req: AggregationRequest,
+) -> TaskResult<Value> {
+    let req = Aggregate::from_request(req, &ctx.id)?;
+    aggregate(svc, ctx, req).await
 }
 
-impl Aggregation {
-    /// The task over the worker's shared services.
-    pub fn new(svc: Arc<Services>) -> Self {
-        Self { svc }
-    }
-
-    async fn aggregate(&self, ctx: &TaskContext, req: Aggregate) -> Result<Value, TaskError> {
-        let batch_rows = self.svc.cfg.insert_qtd.max(1);
-        let target_name = req.target.clone();
-        let source = self.svc.inventory.collection::<Document>(&req.collection);
-        let target = self.svc.reports.collection::<Document>(&target_name);
-        let mut cursor = source
-            .aggregate(req.pipeline)
-            .batch_size(u32::try_from(batch_rows).unwrap_or(u32::MAX))
-            .max_time(PIPELINE_MAX_TIME)
-            .allow_disk_use(false)
-            .await
-            .map_err(|e| mongo_error("running the pipeline", &e))?;
-        target
-            .drop()
-            .await
-            .map_err(|e| mongo_error("dropping the old result", &e))?;
-        let mut rows: u64 = 0;
-        let mut batch = Vec::with_capacity(batch_rows);
-        loop {
-            if ctx.soft_limit_reached() {
-                return Err(ctx.soft_limit_error());
-            }
-            let next = cursor
-                .try_next()
-                .await
-                .map_err(|e| mongo_error("reading the pipeline's output", &e))?;
-            let done = next.is_none();
-            if let Some(doc) = next {
-                batch.push(doc);
-            }
-            if batch.len() >= batch_rows || (done && !batch.is_empty()) {
-                let n = batch.len() as u64;
-                target
-                    .insert_many(std::mem::take(&mut batch))
-                    .await
-                    .map_err(|e| mongo_error("writing the result", &e))?;
-                rows += n;
-            }
-            if done {
-                break;
-            }
+async fn aggregate(svc: &Services, ctx: &TaskContext, req: Aggregate) -> Result<Value, TaskError> {
+    let batch_rows = svc.cfg.insert_qtd.max(1);
+    let target_name = req.target.clone();
+    let source = svc.inventory.collection::<Document>(&req.collection);
+    let target = svc.reports.collection::<Document>(&target_name);
+    let mut cursor = source
+        .aggregate(req.pipeline)
+        .batch_size(u32::try_from(batch_rows).unwrap_or(u32::MAX))
+        .max_time(PIPELINE_MAX_TIME)
+        .allow_disk_use(false)
+        .await
+        .map_err(|e| mongo_error("running the pipeline", &e))?;
+    target
+        .drop()
+        .await
+        .map_err(|e| mongo_error("dropping the old result", &e))?;
+    let mut rows: u64 = 0;
+    let mut batch = Vec::with_capacity(batch_rows);
+    loop {
+        if ctx.soft_limit_reached() {
+            return Err(ctx.soft_limit_error());
         }
-        info!(event = "aggregation_stored", id = %ctx.id, collection = %req.collection,
-            target = %target_name, rows);
-        Ok(json!({"report_id": req.report_id, "collection": target_name, "rows": rows}))
+        let next = cursor
+            .try_next()
+            .await
+            .map_err(|e| mongo_error("reading the pipeline's output", &e))?;
+        let done = next.is_none();
+        if let Some(doc) = next {
+            batch.push(doc);
+        }
+        if batch.len() >= batch_rows || (done && !batch.is_empty()) {
+            let n = batch.len() as u64;
+            target
+                .insert_many(std::mem::take(&mut batch))
+                .await
+                .map_err(|e| mongo_error("writing the result", &e))?;
+            rows += n;
+        }
+        if done {
+            break;
+        }
     }
-}
-
-impl Task for Aggregation {
-    fn name(&self) -> &str {
-        TASK_NAME
-    }
-
-    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(async move {
-            let req = Aggregate::from_args(args, &ctx.id)?;
-            self.aggregate(ctx, req).await
-        })
-    }
+    info!(event = "aggregation_stored", id = %ctx.id, collection = %req.collection,
+        target = %target_name, rows);
+    Ok(json!({"report_id": req.report_id, "collection": target_name, "rows": rows}))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use maestro_tasks::{CallArgs, TaskArgs};
     use mongodb::bson::{Bson, doc};
 
     const OWNER: &str = "5f0000000000000000000001";
 
+    /// The call read as the task reads it: bound to `AggregationRequest`, then checked.
     fn parse(mut kwargs: Value) -> Result<Aggregate, TaskError> {
         if let Value::Object(m) = &mut kwargs {
             m.entry("owner_user").or_insert(json!(OWNER));
         }
-        Aggregate::from_args(
-            &TaskArgs::from_values(&json!([]), &kwargs).expect("json"),
-            "task-1",
-        )
+        let args = TaskArgs::from_values(&json!([]), &kwargs).expect("json");
+        Aggregate::from_request(args.parse(AggregationRequest::PARAMETERS)?, "task-1")
     }
 
     #[test]

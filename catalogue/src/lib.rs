@@ -13,9 +13,10 @@
 //! - `scheduler`   `maestro.scheduler.run`: server-app's scheduled HTTP jobs
 //! - `record`      `maestro.record`: how often each task id really ran
 //!
-//! Every task holds an `Arc<Services>`: the MongoDB databases, one HTTP client and the
-//! configuration, made once per worker from [`CatalogueArgs`]. Each task reads its arguments
-//! into its `maestro_contract` request, the type the API checks the same request with.
+//! Every task is a `#[task]` function. Each takes the worker's `Arc<Services>` as state (the
+//! MongoDB databases, one HTTP client and the configuration, made once per worker from
+//! [`CatalogueArgs`]) and its whole call as its `maestro_contract` request (`#[args]`), the type
+//! the API checks the same request with; [`register`] adds the tasks and their state.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -342,25 +343,28 @@ fn http_url(
     Ok(url)
 }
 
-/// Registers every catalogue task (`maestro.record` only with `--enable-diagnostics`).
+/// Registers every catalogue task (`maestro.record` only with `--enable-diagnostics`) and the
+/// state they need: `svc`, the discovery providers, notify's skip notices.
 pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), DuplicateTask> {
-    for task in report::all(svc) {
-        registry.register(task)?;
-    }
-    registry.register(Arc::new(webhook::Webhook::new(svc.clone())))?;
-    registry.register(Arc::new(notify::Notify::new(svc.clone())))?;
-    registry.register(Arc::new(aggregation::Aggregation::new(svc.clone())))?;
+    registry.insert_state(svc.clone());
+    registry.add(report::general)?;
+    registry.add(report::pivot)?;
+    registry.add(report::upload)?;
+    registry.add(report::finish)?;
+    registry.add(webhook::webhook)?;
+    registry.insert_state(notify::SkipNotices::default());
+    registry.add(notify::notify)?;
+    registry.add(aggregation::aggregation)?;
     if svc.cfg.enable_diagnostics {
-        registry.register(Arc::new(record::Record::new(svc.clone())))?;
+        registry.add(record::record)?;
     }
-    registry.register(Arc::new(scheduler::SchedulerRun::new(svc.clone())))?;
+    registry.add(scheduler::scheduler_run)?;
     let aws = aws::AwsProvider::new(
         svc.http.clone(),
         svc.cfg.aws_endpoint.clone(),
         svc.cfg.scan_qtd,
     );
-    for task in discovery::all(svc, vec![Arc::new(aws)]) {
-        registry.register(task)?;
-    }
+    registry.insert_state(discovery::Providers(vec![Arc::new(aws)]));
+    registry.add(discovery::scan)?;
     Ok(())
 }

@@ -11,7 +11,8 @@
 //!
 //! Retries as webhooks do (`delivery`: 5xx, 429, network errors; backoff with jitter through the
 //! broker). When the channel's service is not configured the task succeeds with
-//! `{"skipped": "<VARIABLE> unset"}` and says so once per worker in the log.
+//! `{"skipped": "<VARIABLE> unset"}` and says so once per worker in the log ([`SkipNotices`],
+//! worker state).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,10 +27,7 @@ use tracing::{info, warn};
 
 use crate::Services;
 use crate::delivery::{self, Class, DELIVERY_MAX_RETRIES};
-use maestro_tasks::TaskArgs;
-use maestro_tasks::TaskContext;
-use maestro_tasks::TaskError;
-use maestro_tasks::{Task, TaskFuture};
+use maestro_tasks::{TaskArgs, TaskContext, TaskError, TaskResult, task};
 
 /// The task's name.
 pub const TASK_NAME: &str = maestro_contract::names::TASK_NOTIFY;
@@ -38,24 +36,34 @@ pub const QUEUE: &str = maestro_contract::names::QUEUE_NOTIFY;
 /// Centrifugo's error code for its own internal errors (worth a retry); other codes are not.
 const CENTRIFUGO_INTERNAL_ERROR: u64 = 100;
 
-/// The `maestro.notify` task.
-pub struct Notify {
-    svc: Arc<Services>,
-    /// Whether "websocket skipped" / "audit skipped" were logged already.
-    ws_skip_logged: AtomicBool,
-    audit_skip_logged: AtomicBool,
+/// Whether "websocket skipped" / "audit skipped" were logged already: worker state, so that each
+/// is said once per worker.
+#[derive(Debug, Default)]
+pub struct SkipNotices {
+    ws: AtomicBool,
+    audit: AtomicBool,
 }
 
-impl Notify {
-    /// The task over the worker's shared services.
-    pub fn new(svc: Arc<Services>) -> Self {
-        Self {
-            svc,
-            ws_skip_logged: AtomicBool::new(false),
-            audit_skip_logged: AtomicBool::new(false),
-        }
-    }
+/// `maestro.notify(channel, ...)`: see the module documentation. Its parameters depend on the
+/// channel, so it reads its call itself ([`Notification::from_args`]).
+#[task(name = TASK_NAME, max_retries = DELIVERY_MAX_RETRIES)]
+pub async fn notify(
+    ctx: &TaskContext,
+    #[state] svc: &Arc<Services>,
+    #[state] skips: &SkipNotices,
+    call: &TaskArgs,
+) -> TaskResult<Value> {
+    let n = Notification::from_args(call)?;
+    Notify { svc, skips }.publish(ctx, n).await
+}
 
+/// One run of `maestro.notify`, over the worker's shared services.
+struct Notify<'a> {
+    svc: &'a Services,
+    skips: &'a SkipNotices,
+}
+
+impl Notify<'_> {
     fn skipped(&self, logged: &AtomicBool, variable: &str, channel: &str) -> Value {
         if !logged.swap(true, Ordering::Relaxed) {
             info!(event = "notify_skipped", channel, reason = %format!("{variable} unset"),
@@ -69,16 +77,16 @@ impl Notify {
         let (what, request, channel) = match n {
             Notification::Ws(WsNotification {
                 owner_id,
-                notify,
+                notify: message,
                 event,
             }) => {
                 let Some(base) = self.svc.cfg.websocket_uri.as_deref() else {
-                    return Ok(self.skipped(&self.ws_skip_logged, "MAESTRO_WEBSOCKET_URI", "ws"));
+                    return Ok(self.skipped(&self.skips.ws, "MAESTRO_WEBSOCKET_URI", "ws"));
                 };
                 let url = endpoint(base, "MAESTRO_WEBSOCKET_URI", &["api"])?;
                 let channel = format!("maestro-{owner_id}");
                 let body = json!({"method": "publish", "params": {
-                    "channel": channel, "data": {"notify": notify, "event": event}}});
+                    "channel": channel, "data": {"notify": message, "event": event}}});
                 let mut req = self.svc.http.post(url.clone()).json(&body);
                 if let Some(secret) = self.svc.cfg.websocket_secret.as_deref() {
                     let mut auth =
@@ -102,7 +110,7 @@ impl Notify {
                 body,
             }) => {
                 let Some(base) = self.svc.cfg.audit_uri.as_deref() else {
-                    return Ok(self.skipped(&self.audit_skip_logged, "MAESTRO_AUDIT_URI", "audit"));
+                    return Ok(self.skipped(&self.skips.audit, "MAESTRO_AUDIT_URI", "audit"));
                 };
                 let mut path = vec!["audit", entity.as_str(), entity_id.as_str()];
                 if let Some(u) = user.as_deref() {
@@ -181,27 +189,6 @@ fn centrifugo_error(answer: &delivery::Answer) -> Option<(u64, String)> {
     Some((code, message.to_owned()))
 }
 
-impl Task for Notify {
-    fn name(&self) -> &str {
-        TASK_NAME
-    }
-
-    fn options(&self) -> &maestro_tasks::TaskOptions {
-        static OPTIONS: std::sync::LazyLock<maestro_tasks::TaskOptions> =
-            std::sync::LazyLock::new(|| {
-                maestro_tasks::TaskOptions::new().max_retries(Some(DELIVERY_MAX_RETRIES))
-            });
-        &OPTIONS
-    }
-
-    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(async move {
-            let n = Notification::from_args(args)?;
-            self.publish(ctx, n).await
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,11 +198,13 @@ mod tests {
     use serde_json::Map;
 
     fn parse(sig: &Signature) -> Result<Notification, TaskError> {
-        Notification::from_args(&TaskArgs::from_values(&json!([]), &sig.kwargs).expect("json"))
+        parse_kwargs(sig.kwargs.clone())
     }
 
+    /// The call read as the task reads it.
     fn parse_kwargs(kwargs: Value) -> Result<Notification, TaskError> {
-        Notification::from_args(&TaskArgs::from_values(&json!([]), &kwargs).expect("json"))
+        let args = TaskArgs::from_values(&json!([]), &kwargs).expect("json");
+        Notification::from_args(&args)
     }
 
     #[test]

@@ -13,90 +13,74 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mongodb::bson::{DateTime as BsonDateTime, doc};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::Services;
 use crate::mongo::mongo_error;
 use maestro_contract::RecordRequest;
-use maestro_tasks::TaskArgs;
-use maestro_tasks::TaskContext;
-use maestro_tasks::TaskError;
-use maestro_tasks::{Task, TaskFuture};
+use maestro_tasks::{TaskContext, TaskError, TaskResult, task};
 
 /// The task's name.
 pub const TASK_NAME: &str = maestro_contract::names::TASK_RECORD;
 
-/// See the module docs.
-pub struct Record {
-    svc: Arc<Services>,
-}
-
-impl Record {
-    pub fn new(svc: Arc<Services>) -> Self {
-        Self { svc }
-    }
-}
-
-/// Reads and checks the call.
-fn request(args: &TaskArgs) -> Result<(String, u64), TaskError> {
-    let req: RecordRequest = args.parse(&RecordRequest::PARAMS)?;
+/// Checks the call: the collection and the wait.
+fn request(req: RecordRequest) -> Result<(String, u64), TaskError> {
     req.validate()?;
     Ok((req.collection, req.ms))
 }
 
-impl Task for Record {
-    fn name(&self) -> &str {
-        TASK_NAME
+/// `maestro.record(collection, ms=0)`: see the module documentation.
+#[task(name = TASK_NAME)]
+pub async fn record(
+    ctx: &TaskContext,
+    #[state] svc: &Arc<Services>,
+    #[args] req: RecordRequest,
+) -> TaskResult<Value> {
+    let (collection, ms) = request(req)?;
+    if ms > 0 {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            _ = ctx.soft_limit_token().cancelled() => return Err(ctx.soft_limit_error()),
+        }
     }
-
-    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(async move {
-            let (collection, ms) = request(args)?;
-            if ms > 0 {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
-                    _ = ctx.soft_limit_token().cancelled() => return Err(ctx.soft_limit_error()),
-                }
-            }
-            let update = doc! {
-                "$inc": {"runs": 1},
-                "$push": {
-                    "at": BsonDateTime::now(),
-                    "workers": ctx.hostname.as_ref(),
-                    "retries": i64::from(ctx.retries),
-                },
-            };
-            let outcome = self
-                .svc
-                .inventory
-                .collection::<mongodb::bson::Document>(&collection)
-                .update_one(doc! {"_id": &ctx.id}, update)
-                .upsert(true)
-                .await
-                .map_err(|e| mongo_error("recording the run", &e))?;
-            let first = outcome.upserted_id.is_some();
-            Ok(json!({"collection": collection, "first_run": first}))
-        })
-    }
+    let update = doc! {
+        "$inc": {"runs": 1},
+        "$push": {
+            "at": BsonDateTime::now(),
+            "workers": ctx.hostname.as_ref(),
+            "retries": i64::from(ctx.retries),
+        },
+    };
+    let outcome = svc
+        .inventory
+        .collection::<mongodb::bson::Document>(&collection)
+        .update_one(doc! {"_id": &ctx.id}, update)
+        .upsert(true)
+        .await
+        .map_err(|e| mongo_error("recording the run", &e))?;
+    let first = outcome.upserted_id.is_some();
+    Ok(json!({"collection": collection, "first_run": first}))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
+    use maestro_tasks::{CallArgs, TaskArgs};
 
-    fn args(a: Value, k: Value) -> TaskArgs {
-        TaskArgs::from_values(&a, &k).expect("json")
+    /// The call read as the task reads it: bound to `RecordRequest`, then checked.
+    fn read(a: Value, k: Value) -> Result<(String, u64), TaskError> {
+        let args = TaskArgs::from_values(&a, &k).expect("json");
+        request(args.parse(RecordRequest::PARAMETERS)?)
     }
 
     #[test]
     fn arguments_are_checked() {
         assert_eq!(
-            request(&args(json!(["ledger"]), json!({}))).expect("ok"),
+            read(json!(["ledger"]), json!({})).expect("ok"),
             ("ledger".into(), 0)
         );
         assert_eq!(
-            request(&args(json!([]), json!({"collection": "l", "ms": 5}))).expect("ok"),
+            read(json!([]), json!({"collection": "l", "ms": 5})).expect("ok"),
             ("l".into(), 5)
         );
         for (a, k, field) in [
@@ -106,7 +90,7 @@ mod tests {
             (json!(["l", -1]), json!({}), "ms"),
             (json!(["l"]), json!({"ms": 60_001}), "ms"),
         ] {
-            let e = request(&args(a, k)).expect_err("refused");
+            let e = read(a, k).expect_err("refused");
             assert!(e.to_string().contains(field), "{e}");
         }
     }

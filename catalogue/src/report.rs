@@ -33,7 +33,7 @@ use maestro_contract::report::{
 use maestro_contract::stored::from_stored_document;
 use maestro_contract::{Notification, ReportKind, ReportRequest};
 use maestro_tasks::followup::ChordHandle;
-use maestro_tasks::{FieldError, Task, TaskArgs, TaskContext, TaskError, TaskFuture};
+use maestro_tasks::{FieldError, TaskContext, TaskError, TaskResult, task};
 use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::InsertManyOptions;
@@ -47,21 +47,6 @@ use crate::mongo::mongo_error;
 pub const COLUMN_ROWS: usize = 50;
 /// The pivot levels whose ids make a pivot row's own id.
 const PIVOT_LEVELS: [&str; 3] = ["systems", "applications", "servers"];
-
-pub(crate) fn all(svc: &Arc<Services>) -> Vec<Arc<dyn Task>> {
-    vec![
-        Arc::new(Report {
-            svc: svc.clone(),
-            kind: ReportKind::General,
-        }),
-        Arc::new(Report {
-            svc: svc.clone(),
-            kind: ReportKind::Pivot,
-        }),
-        Arc::new(Upload { svc: svc.clone() }),
-        Arc::new(Finish { svc: svc.clone() }),
-    ]
-}
 
 /// Writes a report's state onto server-app's report document (`status`, `msg`, and on
 /// completion `columns` and `aggr`), as report-app did through data-app; never creates one.
@@ -86,14 +71,64 @@ pub(crate) async fn write_status(
     Ok(())
 }
 
-/// `maestro.report.general(report_id, filters, component, owner_user)` and
-/// `maestro.report.pivot(...)`: see the module documentation.
-pub struct Report {
-    svc: Arc<Services>,
+/// `maestro.report.general(report_id, filters, component, owner_user)`: a general report; see
+/// the module documentation.
+#[task(name = TASK_REPORT_GENERAL)]
+pub async fn general(
+    ctx: &TaskContext,
+    #[state] svc: &Arc<Services>,
+    #[args] req: ReportRequest,
+) -> TaskResult<Value> {
+    report(ctx, svc, ReportKind::General, req).await
+}
+
+/// `maestro.report.pivot(report_id, filters, component, owner_user)`: a pivot report; see the
+/// module documentation.
+#[task(name = TASK_REPORT_PIVOT)]
+pub async fn pivot(
+    ctx: &TaskContext,
+    #[state] svc: &Arc<Services>,
+    #[args] req: ReportRequest,
+) -> TaskResult<Value> {
+    report(ctx, svc, ReportKind::Pivot, req).await
+}
+
+/// A report of `kind`: its rows sent as a chord of chunks, or, when it cannot be made, its
+/// error written where server-app reads it and told to the owner.
+async fn report(
+    ctx: &TaskContext,
+    svc: &Services,
+    kind: ReportKind,
+    req: ReportRequest,
+) -> Result<Value, TaskError> {
+    let report = Report { svc, kind };
+    let outcome = match req.plan(kind) {
+        Ok(plan) => report.build(ctx, &req, plan).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e @ (TaskError::Fail { .. } | TaskError::Reject { .. })) = &outcome {
+        // For good: the report must not stay "process" in server-app.
+        let msg = e.to_string();
+        if let Err(w) = write_status(svc, &req.report_id, "error", &msg, doc! {}).await {
+            tracing::warn!(report_id = %req.report_id, error = %w, "report_error_not_recorded");
+        }
+        if let Err(w) = ctx
+            .send(report.finished_notice(&req, NotifyType::Danger))
+            .await
+        {
+            tracing::warn!(report_id = %req.report_id, error = %w, "report_notice_not_sent");
+        }
+    }
+    outcome
+}
+
+/// One report of one kind, over the worker's shared services.
+struct Report<'a> {
+    svc: &'a Services,
     kind: ReportKind,
 }
 
-impl Report {
+impl Report<'_> {
     async fn build(
         &self,
         ctx: &TaskContext,
@@ -162,7 +197,7 @@ impl Report {
 
         if count == 0 {
             record_summary(
-                &self.svc,
+                self.svc,
                 &req.report_id,
                 self.kind,
                 &collection,
@@ -172,7 +207,7 @@ impl Report {
             )
             .await?;
             write_status(
-                &self.svc,
+                self.svc,
                 &req.report_id,
                 "warning",
                 "This report is empty",
@@ -209,7 +244,7 @@ impl Report {
                 rows.push(row);
                 if bytes > CHUNK_BYTES_MAX {
                     // Too large for one message: stored here, counted in the chunk's result.
-                    stored += store_rows(&self.svc, &collection, std::mem::take(&mut rows)).await?;
+                    stored += store_rows(self.svc, &collection, std::mem::take(&mut rows)).await?;
                     bytes = 0;
                 }
             }
@@ -315,7 +350,7 @@ impl Report {
     }
 
     fn finished_notice(&self, req: &ReportRequest, kind: NotifyType) -> Signature {
-        notice(&self.svc, &req.owner_user, &req.report_id, self.kind, kind)
+        notice(self.svc, &req.owner_user, &req.report_id, self.kind, kind)
     }
 }
 
@@ -340,66 +375,19 @@ fn notice(
     .with_option("queue", svc.queue_for(TASK_NOTIFY).into())
 }
 
-impl Task for Report {
-    fn name(&self) -> &str {
-        match self.kind {
-            ReportKind::Pivot => TASK_REPORT_PIVOT,
-            _ => TASK_REPORT_GENERAL,
-        }
-    }
-
-    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(async move {
-            let req: ReportRequest = args.parse(&ReportRequest::PARAMS)?;
-            let outcome = match req.plan(self.kind) {
-                Ok(plan) => self.build(ctx, &req, plan).await,
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e @ (TaskError::Fail { .. } | TaskError::Reject { .. })) = &outcome {
-                // For good: the report must not stay "process" in server-app.
-                let msg = e.to_string();
-                if let Err(w) =
-                    write_status(&self.svc, &req.report_id, "error", &msg, doc! {}).await
-                {
-                    tracing::warn!(report_id = %req.report_id, error = %w, "report_error_not_recorded");
-                }
-                if let Err(w) = ctx
-                    .send(self.finished_notice(&req, NotifyType::Danger))
-                    .await
-                {
-                    tracing::warn!(report_id = %req.report_id, error = %w, "report_notice_not_sent");
-                }
-            }
-            outcome
-        })
-    }
-}
-
-/// `maestro.report.upload(collection, chunk, rows)`: stores one chunk of report rows.
+/// `maestro.report.upload(collection, chunk, rows, stored=0)`: stores one chunk of report rows.
 /// Redelivered chunks are harmless: rows keep their `_id`, and duplicates are skipped.
-pub struct Upload {
-    svc: Arc<Services>,
-}
-
-impl Task for Upload {
-    fn name(&self) -> &str {
-        TASK_REPORT_UPLOAD
-    }
-
-    fn run<'a>(&'a self, _ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(async move {
-            let req: UploadRequest = args.parse(&UploadRequest::PARAMS)?;
-            req.validate()?;
-            let UploadRequest {
-                collection,
-                chunk,
-                rows,
-                stored,
-            } = req;
-            let n = store_rows(&self.svc, &collection, rows).await? + stored;
-            Ok(json!({"chunk": chunk, "rows": n}))
-        })
-    }
+#[task(name = TASK_REPORT_UPLOAD)]
+pub async fn upload(#[state] svc: &Arc<Services>, #[args] req: UploadRequest) -> TaskResult<Value> {
+    req.validate()?;
+    let UploadRequest {
+        collection,
+        chunk,
+        rows,
+        stored,
+    } = req;
+    let n = store_rows(svc, &collection, rows).await? + stored;
+    Ok(json!({"chunk": chunk, "rows": n}))
 }
 
 /// Stores report rows (their `_id`s kept, so a chunk stored twice is stored once); how many.
@@ -460,91 +448,82 @@ fn only_duplicates(e: &mongodb::error::Error) -> bool {
 /// the chord callback. Reads the stored rows back for the columns (of the first
 /// [`COLUMN_ROWS`]) and the charts (of all), writes the completion onto server-app's report,
 /// the summary, and tells the owner.
-pub struct Finish {
-    svc: Arc<Services>,
-}
-
-impl Task for Finish {
-    fn name(&self) -> &str {
-        TASK_REPORT_FINISH
+#[task(name = TASK_REPORT_FINISH)]
+pub async fn finish(
+    ctx: &TaskContext,
+    #[state] svc: &Arc<Services>,
+    #[args] req: FinishRequest,
+) -> TaskResult<Value> {
+    req.validate()?;
+    let rows: u64 = req
+        .chunk_results
+        .iter()
+        .filter_map(|r| r.get("rows").and_then(Value::as_u64))
+        .sum();
+    let mut cursor = svc
+        .reports
+        .collection::<Document>(&req.collection)
+        .find(doc! {})
+        .sort(doc! {"_id": 1})
+        .await
+        .map_err(|e| mongo_error("reading the report back", &e))?;
+    let mut first = Vec::with_capacity(COLUMN_ROWS);
+    let mut charts = Charts::new(req.entity.as_deref());
+    while let Some(d) = cursor
+        .try_next()
+        .await
+        .map_err(|e| mongo_error("reading the report back", &e))?
+    {
+        let row = from_stored_document(&d);
+        charts.add(&row);
+        if first.len() < COLUMN_ROWS {
+            first.push(row);
+        }
     }
-
-    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(async move {
-            let req: FinishRequest = args.parse(&FinishRequest::PARAMS)?;
-            req.validate()?;
-            let rows: u64 = req
-                .chunk_results
-                .iter()
-                .filter_map(|r| r.get("rows").and_then(Value::as_u64))
-                .sum();
-            let mut cursor = self
-                .svc
-                .reports
-                .collection::<Document>(&req.collection)
-                .find(doc! {})
-                .sort(doc! {"_id": 1})
-                .await
-                .map_err(|e| mongo_error("reading the report back", &e))?;
-            let mut first = Vec::with_capacity(COLUMN_ROWS);
-            let mut charts = Charts::new(req.entity.as_deref());
-            while let Some(d) = cursor
-                .try_next()
-                .await
-                .map_err(|e| mongo_error("reading the report back", &e))?
-            {
-                let row = from_stored_document(&d);
-                charts.add(&row);
-                if first.len() < COLUMN_ROWS {
-                    first.push(row);
-                }
-            }
-            let names = columns(&first);
-            let aggr = charts.finish(View::Label);
-            record_summary(
-                &self.svc,
-                &req.report_id,
-                req.kind,
-                &req.collection,
-                rows,
-                &names,
-                "finished",
-            )
-            .await?;
-            let more = doc! {
-                "columns": names.iter().map(|c| Bson::String(c.clone())).collect::<Vec<_>>(),
-                "aggr": maestro_results::json_to_bson(&Value::Object(aggr.clone())),
-            };
-            write_status(&self.svc, &req.report_id, "finished", "completed", more).await?;
-            let audit = Notification::Audit(AuditRecord {
-                entity: "reports".into(),
-                entity_id: req.report_id.clone(),
-                method: AuditMethod::PUT,
-                user: None,
-                body: [("aggr".to_owned(), Value::Object(aggr))]
-                    .into_iter()
-                    .collect(),
-            });
-            ctx.send(
-                audit
-                    .signature()
-                    .with_option("queue", self.svc.queue_for(TASK_NOTIFY).into()),
-            )
-            .await?;
-            ctx.send(notice(
-                &self.svc,
-                &req.owner_user,
-                &req.report_id,
-                req.kind,
-                NotifyType::Success,
-            ))
-            .await?;
-            Ok(
-                json!({"report_id": req.report_id, "collection": req.collection, "rows": rows,
-                      "columns": names}),
-            )
-        })
-    }
+    let names = columns(&first);
+    let aggr = charts.finish(View::Label);
+    record_summary(
+        svc,
+        &req.report_id,
+        req.kind,
+        &req.collection,
+        rows,
+        &names,
+        "finished",
+    )
+    .await?;
+    let more = doc! {
+        "columns": names.iter().map(|c| Bson::String(c.clone())).collect::<Vec<_>>(),
+        "aggr": maestro_results::json_to_bson(&Value::Object(aggr.clone())),
+    };
+    write_status(svc, &req.report_id, "finished", "completed", more).await?;
+    let audit = Notification::Audit(AuditRecord {
+        entity: "reports".into(),
+        entity_id: req.report_id.clone(),
+        method: AuditMethod::PUT,
+        user: None,
+        body: [("aggr".to_owned(), Value::Object(aggr))]
+            .into_iter()
+            .collect(),
+    });
+    ctx.send(
+        audit
+            .signature()
+            .with_option("queue", svc.queue_for(TASK_NOTIFY).into()),
+    )
+    .await?;
+    ctx.send(notice(
+        svc,
+        &req.owner_user,
+        &req.report_id,
+        req.kind,
+        NotifyType::Success,
+    ))
+    .await?;
+    Ok(
+        json!({"report_id": req.report_id, "collection": req.collection, "rows": rows,
+              "columns": names}),
+    )
 }
 
 /// This project's summary of a report (in the reports database): its rows, columns, status.

@@ -27,7 +27,7 @@ use maestro_contract::job::{HttpMethod, JobKind, JobRequest, Source};
 use maestro_contract::names::TASK_SCHEDULER_RUN;
 use maestro_contract::schedule::Schedule;
 use maestro_contract::stored::{from_stored, to_stored};
-use maestro_tasks::{FieldError, Task, TaskArgs, TaskContext, TaskError, TaskFuture};
+use maestro_tasks::{FieldError, TaskContext, TaskError, TaskResult, task};
 use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, Url};
@@ -46,15 +46,21 @@ pub const EVENT_CONTEXT: &str = "scheduler";
 const CONNECTIONS: &str = "connections";
 const REPORTS: &str = "reports";
 
-/// The `maestro.scheduler.run` task.
-pub struct SchedulerRun {
-    svc: Arc<Services>,
+/// `maestro.scheduler.run(schedule_id, name, job, endpoint, method, source, args, chain)`: one
+/// run of a scheduled job; see the module documentation.
+#[task(name = TASK_SCHEDULER_RUN)]
+pub async fn scheduler_run(
+    ctx: &TaskContext,
+    #[state] svc: &Arc<Services>,
+    #[args] job: JobRequest,
+) -> TaskResult<Value> {
+    job.validate()?;
+    SchedulerRun { svc }.run(ctx, job).await
 }
 
-impl SchedulerRun {
-    pub fn new(svc: Arc<Services>) -> Self {
-        Self { svc }
-    }
+/// One run of `maestro.scheduler.run`, over the worker's shared services.
+struct SchedulerRun<'a> {
+    svc: &'a Services,
 }
 
 /// How a run ended before or instead of its call.
@@ -67,34 +73,25 @@ enum Precheck {
     Skip(String),
 }
 
-impl Task for SchedulerRun {
-    fn name(&self) -> &str {
-        TASK_SCHEDULER_RUN
-    }
-
-    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(async move {
-            let job: JobRequest = args.parse(&JobRequest::PARAMS)?;
-            job.validate()?;
-            match self.precheck(&job).await? {
-                Precheck::Call(body) => self.call(ctx, &job, body).await,
-                Precheck::Deplete(msg) => {
-                    self.deplete(&job, &msg).await?;
-                    self.record(ctx, &job, "danger", &msg, Value::String(msg.clone()))
-                        .await;
-                    info!(event = "schedule_depleted", schedule = %job.schedule_id, msg = %msg);
-                    Ok(json!({"schedule_id": job.schedule_id, "depleted": msg}))
-                }
-                Precheck::Skip(why) => {
-                    info!(event = "schedule_run_skipped", schedule = %job.schedule_id, why = %why);
-                    Ok(json!({"schedule_id": job.schedule_id, "skipped": why}))
-                }
+impl SchedulerRun<'_> {
+    /// Precheck, then the call, or the schedule's depletion, or nothing.
+    async fn run(&self, ctx: &TaskContext, job: JobRequest) -> Result<Value, TaskError> {
+        match self.precheck(&job).await? {
+            Precheck::Call(body) => self.call(ctx, &job, body).await,
+            Precheck::Deplete(msg) => {
+                self.deplete(&job, &msg).await?;
+                self.record(ctx, &job, "danger", &msg, Value::String(msg.clone()))
+                    .await;
+                info!(event = "schedule_depleted", schedule = %job.schedule_id, msg = %msg);
+                Ok(json!({"schedule_id": job.schedule_id, "depleted": msg}))
             }
-        })
+            Precheck::Skip(why) => {
+                info!(event = "schedule_run_skipped", schedule = %job.schedule_id, why = %why);
+                Ok(json!({"schedule_id": job.schedule_id, "skipped": why}))
+            }
+        }
     }
-}
 
-impl SchedulerRun {
     async fn precheck(&self, job: &JobRequest) -> Result<Precheck, TaskError> {
         let mut body = job.body();
         match job.job {

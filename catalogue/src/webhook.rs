@@ -20,10 +20,7 @@ use crate::Services;
 use crate::delivery::{self, Answer, Class, DELIVERY_MAX_RETRIES};
 use maestro_contract::WebhookRequest;
 use maestro_contract::webhook::{ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, WebhookMethod};
-use maestro_tasks::TaskArgs;
-use maestro_tasks::TaskContext;
-use maestro_tasks::TaskError;
-use maestro_tasks::{Task, TaskFuture};
+use maestro_tasks::{TaskContext, TaskError, TaskResult, task};
 
 /// The task's name.
 pub const TASK_NAME: &str = maestro_contract::names::TASK_WEBHOOK;
@@ -45,9 +42,8 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Reads and checks the call (see `maestro_contract::webhook`).
-    pub fn from_args(args: &TaskArgs) -> Result<Self, TaskError> {
-        let req: WebhookRequest = args.parse(&WebhookRequest::PARAMS)?;
+    /// Checks the call (see `maestro_contract::webhook`).
+    pub fn from_request(req: WebhookRequest) -> Result<Self, TaskError> {
         let url = req.parsed_url()?;
         let headers = req.parsed_headers()?.into_iter().collect();
         Ok(Self {
@@ -62,17 +58,29 @@ impl Delivery {
     }
 }
 
-/// The `maestro.webhook` task.
-pub struct Webhook {
-    svc: Arc<Services>,
+/// `maestro.webhook(url, method="POST", payload=None, headers=None)`: see the module
+/// documentation. Results, `inspect active` and events show the call without its header values
+/// and the URL's secrets.
+#[task(
+    name = TASK_NAME,
+    max_retries = DELIVERY_MAX_RETRIES,
+    shown_arguments = WebhookRequest::shown_arguments
+)]
+pub async fn webhook(
+    ctx: &TaskContext,
+    #[state] svc: &Arc<Services>,
+    #[args] req: WebhookRequest,
+) -> TaskResult<Value> {
+    let delivery = Delivery::from_request(req)?;
+    Webhook { svc }.deliver(ctx, delivery).await
 }
 
-impl Webhook {
-    /// The task over the worker's shared services.
-    pub fn new(svc: Arc<Services>) -> Self {
-        Self { svc }
-    }
+/// One run of `maestro.webhook`, over the worker's shared services.
+struct Webhook<'a> {
+    svc: &'a Services,
+}
 
+impl Webhook<'_> {
     async fn deliver(&self, ctx: &TaskContext, req: Delivery) -> Result<Value, TaskError> {
         let body = serde_json::to_vec(&req.payload)
             .map_err(|e| TaskError::value_error(format!("argument 'payload': {e}")))?;
@@ -177,41 +185,17 @@ fn attempt_record(
     doc
 }
 
-impl Task for Webhook {
-    fn name(&self) -> &str {
-        TASK_NAME
-    }
-
-    fn options(&self) -> &maestro_tasks::TaskOptions {
-        static OPTIONS: std::sync::LazyLock<maestro_tasks::TaskOptions> =
-            std::sync::LazyLock::new(|| {
-                maestro_tasks::TaskOptions::new().max_retries(Some(DELIVERY_MAX_RETRIES))
-            });
-        &OPTIONS
-    }
-
-    fn shown_arguments(&self, args: &Value, kwargs: &Value) -> Option<(Value, Value)> {
-        Some(maestro_contract::WebhookRequest::shown_arguments(
-            args, kwargs,
-        ))
-    }
-
-    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(async move {
-            let req = Delivery::from_args(args)?;
-            self.deliver(ctx, req).await
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     use maestro_contract::webhook::{HEADERS_MAX, URL_BYTES_MAX};
+    use maestro_tasks::{CallArgs, TaskArgs};
 
+    /// The call read as the task reads it: bound to `WebhookRequest`, then checked.
     fn parse(kwargs: Value) -> Result<Delivery, TaskError> {
-        Delivery::from_args(&TaskArgs::from_values(&json!([]), &kwargs).expect("json"))
+        let args = TaskArgs::from_values(&json!([]), &kwargs).expect("json");
+        Delivery::from_request(args.parse(WebhookRequest::PARAMETERS)?)
     }
 
     #[test]

@@ -71,7 +71,8 @@ impl Fixture {
             .get("maestro.aggregation")
             .expect("registered")
             .clone();
-        let ctx = TaskContext::new(id, "maestro.aggregation", "report", Arc::from("w@h"));
+        let mut ctx = TaskContext::new(id, "maestro.aggregation", "report", Arc::from("w@h"));
+        ctx.states = self.registry.states().clone();
         task.run(
             &ctx,
             &TaskArgs::from_values(&json!([]), &kwargs).expect("json"),
@@ -310,7 +311,8 @@ async fn an_unreachable_server_is_retried() {
         .get("maestro.aggregation")
         .expect("registered")
         .clone();
-    let ctx = TaskContext::new("t-6", "maestro.aggregation", "report", Arc::from("w@h"));
+    let mut ctx = TaskContext::new("t-6", "maestro.aggregation", "report", Arc::from("w@h"));
+    ctx.states = registry.states().clone();
     let kwargs =
         json!({"collection": "servers", "pipeline": [{"$match": {}}], "owner_user": OWNER});
     let err = task

@@ -142,6 +142,7 @@ impl Catalogue {
     async fn run(&self, name: &str, id: &str, retries: u32, kwargs: Value) -> TaskResult {
         let task = self.registry.get(name).expect("registered").clone();
         let mut ctx = TaskContext::new(id, name, "q", Arc::from("w@h"));
+        ctx.states = self.registry.states().clone();
         ctx.retries = retries;
         let args = TaskArgs::from_values(&json!([]), &kwargs).expect("json");
         task.run(&ctx, &args).await
@@ -364,7 +365,8 @@ async fn an_unreachable_attempt_store_does_not_fail_the_delivery() {
     let mut registry = Registry::new();
     register(&mut registry, &svc).expect("registered");
     let task = registry.get("maestro.webhook").expect("registered").clone();
-    let ctx = TaskContext::new("d5", "maestro.webhook", "q", Arc::from("w@h"));
+    let mut ctx = TaskContext::new("d5", "maestro.webhook", "q", Arc::from("w@h"));
+    ctx.states = registry.states().clone();
     let args = TaskArgs::from_values(&json!([server.url("/ok")]), &json!({})).expect("json");
     let got = task.run(&ctx, &args).await.expect("delivered");
     assert_eq!(got, json!({"status": 200, "attempts": 1}));
@@ -477,4 +479,70 @@ async fn notify_is_skipped_when_its_service_is_not_configured() {
         Ok(json!({"skipped": "MAESTRO_AUDIT_URI unset"}))
     );
     cat.cleanup().await;
+}
+
+#[tokio::test]
+async fn register_adds_every_task_with_its_options_and_state() {
+    let mut cfg = settings(&db_name());
+    let registered = |cfg: CatalogueArgs| async move {
+        let svc = Services::new(cfg).await.expect("services");
+        let mut registry = Registry::new();
+        register(&mut registry, &svc).expect("registered");
+        // Every task's state is there: a worker over this registry starts.
+        registry.check_states().expect("state");
+        registry
+    };
+    let registry = registered(cfg.clone()).await;
+    assert_eq!(
+        registry.names(),
+        [
+            "maestro.aggregation",
+            "maestro.discovery.scan",
+            "maestro.notify",
+            "maestro.report.finish",
+            "maestro.report.general",
+            "maestro.report.pivot",
+            "maestro.report.upload",
+            "maestro.scheduler.run",
+            "maestro.webhook",
+        ]
+    );
+    let retries = |name: &str| registry.get(name).expect(name).options().max_retries;
+    use maestro_catalogue::{delivery::DELIVERY_MAX_RETRIES, discovery::SCAN_MAX_RETRIES};
+    assert_eq!(retries("maestro.webhook"), Some(DELIVERY_MAX_RETRIES));
+    assert_eq!(retries("maestro.notify"), Some(DELIVERY_MAX_RETRIES));
+    assert_eq!(retries("maestro.discovery.scan"), Some(SCAN_MAX_RETRIES));
+    for other in [
+        "maestro.report.general",
+        "maestro.aggregation",
+        "maestro.scheduler.run",
+    ] {
+        assert_eq!(
+            retries(other),
+            Some(maestro_tasks::DEFAULT_MAX_RETRIES),
+            "{other}"
+        );
+    }
+    let (args, kwargs) = registry
+        .get("maestro.webhook")
+        .expect("webhook")
+        .shown_arguments(
+            &json!(["https://h/x?token=t", "PUT", {}, {"X-Token": "secret"}]),
+            &json!({}),
+        )
+        .expect("webhook arguments are shown redacted");
+    assert_eq!(args[3]["X-Token"], "***");
+    assert!(!args.to_string().contains("token=t"), "{args}");
+    assert_eq!(kwargs, json!({}));
+    assert!(
+        registry
+            .get("maestro.notify")
+            .expect("notify")
+            .shown_arguments(&json!([]), &json!({}))
+            .is_none()
+    );
+
+    cfg.enable_diagnostics = true;
+    let registry = registered(cfg).await;
+    assert!(registry.get("maestro.record").is_some());
 }

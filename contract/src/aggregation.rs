@@ -79,6 +79,11 @@ pub struct AggregationRequest {
     pub report_id: Option<String>,
 }
 
+/// The task's call binds to the request: `#[args] req: AggregationRequest` in a `#[task]`.
+impl maestro_tasks::CallArgs for AggregationRequest {
+    const PARAMETERS: &'static [&'static str] = &AggregationRequest::PARAMS;
+}
+
 impl AggregationRequest {
     /// The task's parameters, in order.
     pub const PARAMS: [&'static str; 4] = ["collection", "pipeline", "owner_user", "report_id"];

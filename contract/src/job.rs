@@ -132,6 +132,11 @@ pub struct JobRequest {
     pub chain: Vec<ChainLink>,
 }
 
+/// The task's call binds to the request: `#[args] req: JobRequest` in a `#[task]`.
+impl maestro_tasks::CallArgs for JobRequest {
+    const PARAMETERS: &'static [&'static str] = &JobRequest::PARAMS;
+}
+
 impl JobRequest {
     /// The task's parameters, in order.
     pub const PARAMS: [&'static str; 8] = [

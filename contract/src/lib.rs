@@ -18,7 +18,10 @@
 //! - `mongo`       the flags naming Maestro's MongoDB
 //!
 //! Every request is a serde type with `PARAMS` (its positional order, for task calls) and
-//! `validate()`, whose `FieldError` the API answers as a 422 and a task as a `ValueError`.
+//! `validate()`, whose `FieldError` the API answers as a 422 and a task as a `ValueError`. Each
+//! is its task's `CallArgs`: the worker's `#[task]` takes the whole call into it (`#[args]`);
+//! `maestro.notify`, whose parameters depend on its channel, reads its call itself
+//! ([`Notification::from_args`]).
 
 pub mod aggregation;
 pub mod check;

@@ -174,6 +174,11 @@ pub struct ScanRequest {
     pub task: String,
 }
 
+/// The task's call binds to the request: `#[args] req: ScanRequest` in a `#[task]`.
+impl maestro_tasks::CallArgs for ScanRequest {
+    const PARAMETERS: &'static [&'static str] = &ScanRequest::PARAMS;
+}
+
 impl ScanRequest {
     /// The task's parameters, in order.
     pub const PARAMS: [&'static str; 3] = ["provider", "conn_id", "task"];

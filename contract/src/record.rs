@@ -20,6 +20,11 @@ pub struct RecordRequest {
     pub ms: u64,
 }
 
+/// The task's call binds to the request: `#[args] req: RecordRequest` in a `#[task]`.
+impl maestro_tasks::CallArgs for RecordRequest {
+    const PARAMETERS: &'static [&'static str] = &RecordRequest::PARAMS;
+}
+
 impl RecordRequest {
     /// The task's parameters, in order.
     pub const PARAMS: [&'static str; 2] = ["collection", "ms"];

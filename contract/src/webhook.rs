@@ -71,6 +71,11 @@ pub struct WebhookRequest {
     pub headers: BTreeMap<String, String>,
 }
 
+/// The task's call binds to the request: `#[args] req: WebhookRequest` in a `#[task]`.
+impl maestro_tasks::CallArgs for WebhookRequest {
+    const PARAMETERS: &'static [&'static str] = &WebhookRequest::PARAMS;
+}
+
 impl WebhookRequest {
     /// A call's arguments as results, `inspect active` and events show them: header values
     /// `***` (they are often tokens), the URL without its user, query and fragment; given by

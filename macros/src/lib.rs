@@ -243,6 +243,8 @@ fn parse_rate(text: &str) -> Option<f64> {
 enum Role {
     /// `&TaskContext`: the run's context.
     Context,
+    /// `&TaskArgs`: the call as it came, for a task that reads it itself (variable arguments).
+    RawArgs,
     /// `#[state] x: &T`: the worker's state of type `T`.
     State(Type),
     /// `#[args] req: T`: the whole call, bound to `T`'s parameters (`T: CallArgs`).
@@ -345,6 +347,9 @@ fn read_params(function: &mut ItemFn) -> syn::Result<Vec<Param>> {
             {
                 Role::Context
             }
+            Type::Reference(r) if last_segment(&r.elem).is_some_and(|s| s.ident == "TaskArgs") => {
+                Role::RawArgs
+            }
             Type::Reference(_) => {
                 return Err(syn::Error::new(
                     ty.span(),
@@ -401,7 +406,10 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
         return Err(syn::Error::new(function.sig.fn_token.span(), why));
     }
     let params = read_params(&mut function)?;
-    let calls = params.iter().filter(|p| matches!(p.role, Role::Call(_))).count();
+    let calls = params
+        .iter()
+        .filter(|p| matches!(p.role, Role::Call(_) | Role::RawArgs))
+        .count();
     let arguments = params
         .iter()
         .filter(|p| matches!(p.role, Role::Argument { .. }))
@@ -409,8 +417,8 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
     if calls > 1 || (calls == 1 && arguments > 0) {
         return Err(syn::Error::new(
             function.sig.inputs.span(),
-            "an #[args] parameter takes the whole call: it is the task's only argument \
-             (besides &TaskContext and #[state] ones)",
+            "an #[args] or &TaskArgs parameter takes the whole call: it is the task's only \
+             argument (besides &TaskContext and #[state] ones)",
         ));
     }
     let root = opts
@@ -447,10 +455,15 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
     let mut new_params = Vec::new();
     let mut new_values = Vec::new();
     let mut whole_call = None;
+    let mut raw_args = false;
     for p in &params {
         let id = &p.ident;
         match &p.role {
             Role::Context => call_args.push(quote!(__ctx)),
+            Role::RawArgs => {
+                call_args.push(quote!(__args));
+                raw_args = true;
+            }
             Role::Call(ty) => {
                 takes.push(quote!(
                     let #id: #ty = args.parse::<#ty>(<#ty as #private::CallArgs>::PARAMETERS)?;
@@ -492,12 +505,23 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
     } else {
         quote!(#private::to_result(&__out))
     };
+    let (own_args, lend_args, bind_args) = if raw_args {
+        (
+            quote!(let __owned_args = ::core::clone::Clone::clone(args);),
+            quote!(let __args = &__owned_args;),
+            quote!(let __args = args;),
+        )
+    } else {
+        (quote!(), quote!(), quote!())
+    };
     let body = if opts.blocking {
         quote! {
             let __owned = ::core::clone::Clone::clone(ctx);
+            #own_args
             #(#takes)*
             #private::blocking(move || {
                 let __ctx = &__owned;
+                #lend_args
                 #(#states)*
                 let __out = #ident::call(#(#call_args),*);
                 #result
@@ -507,13 +531,14 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
     } else {
         quote! {
             let __ctx = ctx;
+            #bind_args
             #(#takes)*
             #(#states)*
             let __out = #ident::call(#(#call_args),*).await;
             #result
         }
     };
-    let bind = if whole_call.is_some() {
+    let bind = if whole_call.is_some() || raw_args {
         quote!()
     } else if param_specs.is_empty() {
         quote!(#[allow(unused_mut, unused_variables)] let mut __bound = args.bind_call(#fn_name, &[])?;)
@@ -533,7 +558,14 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
     let expires_option = opts.expires.as_ref().map(
         |d| quote!(.with_option("expires", #private::serde_json::Value::from((#d).as_secs_f64()))),
     );
+    if raw_args {
+        new_params.push(quote!(args: ::std::vec::Vec<#private::serde_json::Value>));
+        new_params.push(quote!(kwargs: #private::serde_json::Map<::std::string::String, #private::serde_json::Value>));
+    }
     let new_body = match &whole_call {
+        _ if raw_args => quote! {
+            #private::TypedSignature::with_call(#task_name, args, kwargs) #queue_option #expires_option
+        },
         Some(id) => quote! {
             #private::TypedSignature::with_kwargs(#task_name, #private::to_argument(&#id))
                 #queue_option #expires_option

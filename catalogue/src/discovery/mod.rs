@@ -11,7 +11,8 @@
 //! items of this kind that the region no longer has `active: false`. Finally `process.<task>`
 //! says `success` (or `danger` with the reason) and the owner's websocket channel hears
 //! "Finish Sync". Throttling and network errors retry the task with backoff; refused
-//! credentials fail it.
+//! credentials fail it. The providers it scans with are worker state ([`Providers`]), as the
+//! services are.
 //!
 //! - `provider`    the `Provider` trait, kinds, pages, provider errors
 //! - `credentials` the connection's credential JWT
@@ -37,7 +38,7 @@ use maestro_contract::notify::{
     AuditMethod, AuditRecord, Notification, NotifyType, ws_notification,
 };
 use maestro_contract::providers::{ScanState, progress_update};
-use maestro_tasks::{Task, TaskArgs, TaskContext, TaskError, TaskFuture};
+use maestro_tasks::{TaskContext, TaskError, TaskResult, task};
 use mongodb::Database;
 use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 use serde_json::{Value, json};
@@ -94,21 +95,32 @@ struct Job<'a> {
     origins: Vec<Origin>,
 }
 
-/// `maestro.discovery.scan`.
-pub struct Scan {
-    svc: Arc<Services>,
-    providers: Vec<Arc<dyn Provider>>,
+/// The providers a worker scans with: worker state, added by [`crate::register`].
+pub struct Providers(pub Vec<Arc<dyn Provider>>);
+
+/// `maestro.discovery.scan(provider, conn_id, task)`: see the module documentation.
+#[task(name = TASK_NAME, max_retries = SCAN_MAX_RETRIES)]
+pub async fn scan(
+    ctx: &TaskContext,
+    #[state] svc: &Arc<Services>,
+    #[state] providers: &Providers,
+    #[args] req: ScanRequest,
+) -> TaskResult<Value> {
+    Scan {
+        svc,
+        providers: &providers.0,
+    }
+    .run_scan(ctx, req)
+    .await
 }
 
-impl Scan {
-    /// The scan task over `providers`.
-    pub fn new(svc: &Arc<Services>, providers: Vec<Arc<dyn Provider>>) -> Self {
-        Self {
-            svc: svc.clone(),
-            providers,
-        }
-    }
+/// One scan, over the worker's shared services and providers.
+struct Scan<'a> {
+    svc: &'a Services,
+    providers: &'a [Arc<dyn Provider>],
+}
 
+impl Scan<'_> {
     fn db(&self) -> &Database {
         &self.svc.inventory
     }
@@ -390,8 +402,7 @@ impl Scan {
         Ok((ids, count))
     }
 
-    async fn run_scan(&self, ctx: &TaskContext, args: &TaskArgs) -> Result<Value, TaskError> {
-        let req: ScanRequest = args.parse(&ScanRequest::PARAMS)?;
+    async fn run_scan(&self, ctx: &TaskContext, req: ScanRequest) -> Result<Value, TaskError> {
         let (spec, task_spec) = req.check()?;
         let ScanRequest { conn_id, task, .. } = req;
         let provider = self
@@ -590,29 +601,6 @@ fn provider_error(e: ProviderError, retries: u32) -> TaskError {
         ProviderError::Unsupported(m) => TaskError::fail("NotImplementedError", m),
         ProviderError::Api(m) | ProviderError::Invalid(m) => TaskError::fail("RuntimeError", m),
     }
-}
-
-impl Task for Scan {
-    fn name(&self) -> &str {
-        TASK_NAME
-    }
-
-    fn options(&self) -> &maestro_tasks::TaskOptions {
-        static OPTIONS: std::sync::LazyLock<maestro_tasks::TaskOptions> =
-            std::sync::LazyLock::new(|| {
-                maestro_tasks::TaskOptions::new().max_retries(Some(SCAN_MAX_RETRIES))
-            });
-        &OPTIONS
-    }
-
-    fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a> {
-        Box::pin(self.run_scan(ctx, args))
-    }
-}
-
-/// The discovery tasks over `providers`, for [`crate::register`].
-pub fn all(svc: &Arc<Services>, providers: Vec<Arc<dyn Provider>>) -> Vec<Arc<dyn Task>> {
-    vec![Arc::new(Scan::new(svc, providers))]
 }
 
 #[cfg(test)]

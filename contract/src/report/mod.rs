@@ -89,6 +89,11 @@ pub struct ReportRequest {
     pub owner_user: String,
 }
 
+/// The task's call binds to the request: `#[args] req: ReportRequest` in a `#[task]`.
+impl maestro_tasks::CallArgs for ReportRequest {
+    const PARAMETERS: &'static [&'static str] = &ReportRequest::PARAMS;
+}
+
 impl ReportRequest {
     /// The task's parameters, in order.
     pub const PARAMS: [&'static str; 4] = ["report_id", "filters", "component", "owner_user"];
@@ -180,6 +185,11 @@ pub struct UploadRequest {
 /// exhaust a worker's memory when prefetched.
 pub const CHUNK_BYTES_MAX: usize = 1024 * 1024;
 
+/// The task's call binds to the request: `#[args] req: UploadRequest` in a `#[task]`.
+impl maestro_tasks::CallArgs for UploadRequest {
+    const PARAMETERS: &'static [&'static str] = &UploadRequest::PARAMS;
+}
+
 impl UploadRequest {
     /// The task's parameters, in order.
     pub const PARAMS: [&'static str; 4] = ["collection", "chunk", "rows", "stored"];
@@ -204,6 +214,11 @@ pub struct FinishRequest {
     /// absent for a pivot.
     #[serde(default, deserialize_with = "null_as_default")]
     pub entity: Option<String>,
+}
+
+/// The task's call binds to the request: `#[args] req: FinishRequest` in a `#[task]`.
+impl maestro_tasks::CallArgs for FinishRequest {
+    const PARAMETERS: &'static [&'static str] = &FinishRequest::PARAMS;
 }
 
 impl FinishRequest {
