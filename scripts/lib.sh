@@ -32,7 +32,7 @@ ensure_rabbitmq() {
 }
 
 ensure_venv() {
-  local want="celery==5.7.0 kombu==5.7.0 pika==1.4.4 pytest==8.4.2 pymongo==4.15.3 SecantusDB==0.7.0b3 schemathesis==4.32.5 moto[server]==5.2.5"
+  local want="celery==5.7.0 kombu==5.7.0 pika==1.4.4 pytest==8.4.2 pymongo==4.15.3 SecantusDB==0.7.0b3 schemathesis==4.32.5 moto[server]==5.2.5 redis==6.4.0"
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
     log "making the Python test venv in $venv"
     rm -rf "$venv"
@@ -41,6 +41,37 @@ ensure_venv() {
     "$venv/bin/pip" install -q $want
     echo "$want" > "$venv/.requirements"
   fi
+}
+
+# Redis for the Redis result backend's tests: the one on 127.0.0.1:6379 when it runs (tests use
+# only keys of their own), else Debian's redis-server on a free port, in memory, stopped on exit.
+# Exports REDIS_URL.
+ensure_redis() {
+  if [ -n "${REDIS_URL:-}" ]; then
+    log "using Redis at REDIS_URL"
+    return
+  fi
+  if port_open 127.0.0.1 6379; then
+    export REDIS_URL="redis://127.0.0.1:6379/0"
+    log "Redis is running on 127.0.0.1:6379"
+    return
+  fi
+  if ! command -v redis-server >/dev/null 2>&1; then
+    log "installing redis-server"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
+  fi
+  local port
+  port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  log "starting Redis on 127.0.0.1:$port"
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no >/dev/null 2>&1 &
+  started_pids+=("$!")
+  for _ in $(seq 1 30); do
+    port_open 127.0.0.1 "$port" && break
+    sleep 0.5
+  done
+  port_open 127.0.0.1 "$port" || { echo "Redis did not start on 127.0.0.1:$port" >&2; exit 1; }
+  export REDIS_URL="redis://127.0.0.1:$port/0"
 }
 
 ensure_mongodb() {

@@ -4,6 +4,7 @@
 //! - `record`  what is stored: a state record, what a write did, the state read back, errors
 //! - `store`   [`ResultStore`]: the backend a URL names, one facade over the backends
 //! - `mongo`   the MongoDB backend: task and group results, chord counters, batched writes
+//! - `redis`   the Redis backend: Celery's keys, written by one script that keeps a SUCCESS
 //! - `convert` JSON to BSON and back, with pymongo's integer rules (`mongodb` feature)
 
 #[cfg(feature = "mongodb")]
@@ -11,6 +12,8 @@ mod convert;
 #[cfg(feature = "mongodb")]
 mod mongo;
 mod record;
+#[cfg(feature = "redis")]
+mod redis;
 mod store;
 
 #[cfg(feature = "mongodb")]
@@ -23,4 +26,6 @@ pub use mongo::{
 pub use record::{
     BATCH_MAX, StoreError, Stored, TRANSIENT_CODES, TaskMeta, TaskRecord, member_ids,
 };
+#[cfg(feature = "redis")]
+pub use redis::{GROUP_KEY_PREFIX, RedisStore, TASK_KEY_PREFIX};
 pub use store::{ResultStore, SCHEMES, is_store_url};

@@ -142,6 +142,12 @@ async fn open(url: &str, expires: Option<Duration>) -> Result<Arc<dyn Backend>, 
             crate::mongo::MongoStore::connect(url, expires).await?,
         ));
     }
+    #[cfg(feature = "redis")]
+    if matches!(scheme, "redis" | "rediss") {
+        return Ok(Arc::new(
+            crate::redis::RedisStore::connect(url, expires).await?,
+        ));
+    }
     let _ = expires;
     Err(StoreError::Url(format!(
         "the scheme {scheme:?} is not a result backend of this build ({SCHEMES})"

@@ -152,7 +152,7 @@ async fn open_store_until_stopped(
         .when(StoreError::is_retryable)
         .notify(|e, wait| {
             warn!(event = "result_store_unreachable", error = %e, retry_in_ms = wait.as_millis() as u64,
-                "cannot reach MongoDB; retrying");
+                "cannot reach the result store; retrying");
         });
     tokio::select! {
         r = retrying => r.map(Some).map_err(|e| BrokerError::Topology { name: "--result-backend".into(), reason: e.to_string() }),
