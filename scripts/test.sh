@@ -40,6 +40,10 @@ if [ "$#" -eq 0 ]; then
   cargo fmt --all -- --check
   log "cargo clippy"
   cargo clippy --workspace --all-targets -q -- -D warnings
+  cargo clippy -p maestro-worker --no-default-features -q -- -D warnings
+  log "cargo package (the library crates could be published)"
+  cargo package --no-verify --allow-dirty -q -p maestro-macros -p maestro-broker -p maestro-tasks \
+    -p maestro-results -p maestro-telemetry -p maestro-worker
 fi
 log "cargo build"
 cargo build --workspace --bins -q

@@ -20,7 +20,29 @@ use syn::{
     PathArguments, ReturnType, Type, meta::ParseNestedMeta,
 };
 
-/// Turns a function into a Celery task. See `maestro_worker::task` for the options.
+/// Turns a function into a Celery task.
+///
+/// ```ignore
+/// #[task(name = "myapp.add", max_retries = 5, rate_limit = "10/s", time_limit = 30)]
+/// async fn add(x: i64, y: i64) -> i64 { x + y }
+/// ```
+///
+/// Generates the unit struct `add` (registered with `Worker::task(add)`), `add::call` (the
+/// function itself), `add::new(x, y)` and `add::partial()` (typed signatures) and `add::NAME`.
+///
+/// Parameters: typed arguments bound by position or keyword as Python binds them (`Option<T>`
+/// optional, `#[arg(default = expr)]` for a default); `ctx: &TaskContext`; `#[state] x: &T`
+/// (the worker's state of type `T`); `#[args] req: T` (the whole call into a `CallArgs` type);
+/// `call: &TaskArgs` (the raw call). The result: any `Serialize` type, or `Result<T, E>` /
+/// `TaskResult<T>` with `E: Into<TaskError>`.
+///
+/// Options: `name`, `max_retries` (a count or `None`), `default_retry_delay`, `autoretry_for =
+/// ["ExcType", ...]`, `retry_backoff`, `retry_backoff_max`, `retry_jitter`, `rate_limit =
+/// "N/s|m|h"`, `time_limit`, `soft_time_limit`, `acks_late`, `ignore_result`, `track_started`,
+/// `queue`, `expires` (durations in seconds), `on_success`, `on_failure`, `on_retry` (hook
+/// functions), `shown_arguments` (what results and events show of the arguments), `blocking`
+/// (a plain `fn` run on the blocking pool), `crate = "path"` (where `maestro_tasks` is, for
+/// crates that do not depend on `maestro_worker`). The guide: `docs/writing-tasks.md`.
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut opts = Options::default();

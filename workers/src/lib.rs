@@ -1,5 +1,44 @@
 //! The worker runtime: Celery protocol-v2 tasks from RabbitMQ queues, run by Rust code.
 //!
+//! A task is a typed function; a worker is a few lines; Python Celery clients call it by name
+//! (`app.send_task("myapp.slugify", args=["Hello, World"], kwargs={"max_len": 5})`), and Rust
+//! code can call it through a typed signature:
+//!
+//! ```no_run
+//! use maestro_worker::prelude::*;
+//!
+//! /// Lower-case words joined by `-`, at most `max_len` characters.
+//! #[task(name = "myapp.slugify", max_retries = 0, rate_limit = "100/s")]
+//! async fn slugify(text: String, #[arg(default = 40)] max_len: usize) -> TaskResult<String> {
+//!     if max_len == 0 {
+//!         return Err(TaskError::value_error("max_len must be at least 1"));
+//!     }
+//!     let words: Vec<String> = text
+//!         .split(|c: char| !c.is_alphanumeric())
+//!         .filter(|w| !w.is_empty())
+//!         .map(str::to_lowercase)
+//!         .collect();
+//!     Ok(words.join("-").chars().take(max_len).collect())
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     Worker::new("myapp").task(slugify).queues(["myapp"]).run()
+//! }
+//!
+//! // The function stays plain Rust ...
+//! async fn unit_test() {
+//!     let slug = slugify::call("Hello, World".into(), 40).await;
+//!     assert_eq!(slug, Ok("hello-world".to_owned()));
+//! }
+//!
+//! // ... and its typed signature is what a Rust client sends (`Client::call`).
+//! fn signature() -> maestro_worker::tasks::TypedSignature<String> {
+//!     slugify::new("Hello, World", 5_usize).queue("myapp")
+//! }
+//! ```
+//!
+//! See `docs/writing-tasks.md` for the options, blocking tasks, chords and features.
+//!
 //! - `app`       [`Worker`]: an application's worker in a few lines (tasks, state, settings)
 //! - `config`    [`WorkerArgs`] (flags), [`WorkerConfig`] (the checked configuration)
 //! - `builder`   [`WorkerBuilder`]: a configuration made in code, checked as the flags are
