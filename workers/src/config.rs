@@ -19,6 +19,10 @@ use maestro_broker::connection::BrokerUrls;
 use maestro_broker::delay::DelayTopology;
 use maestro_broker::topology::{QueueType, TaskQueue, validate_queue_name};
 
+/// Starts of one redelivered message before it is dead-lettered, by default (RabbitMQ 4's
+/// quorum-queue delivery limit).
+pub const DEFAULT_MAX_REDELIVERIES: u32 = 20;
+
 /// Largest prefetch AMQP allows per channel (a 16-bit count).
 pub const PREFETCH_COUNT_MAX: u32 = u16::MAX as u32;
 
@@ -105,14 +109,13 @@ pub struct WorkerArgs {
 
     /// Runs of one redelivered message (a worker died while running it, or was killed by it)
     /// before it is dead-lettered as `redelivered-too-often` instead of run again, so a poison
-    /// message cannot crash-loop a fleet; 0 (the default) runs it however often. Counted in
-    /// the MongoDB result store (`maestro_redeliveries`, batched), one more write per
-    /// redelivered message: turn it on (20, RabbitMQ 4's quorum default, is a good value) for
-    /// queues whose messages can kill a worker (report, analytics); quorum queues have their own
-    /// `x-delivery-limit`. A message started just before its worker dies is counted too, so a
-    /// low limit dead-letters innocent messages when workers die again and again (the fault
-    /// suite's SIGKILL run lost 43 of 20,000 that way with 5).
-    #[arg(long, env = "MAESTRO_MAX_REDELIVERIES", default_value_t = 0)]
+    /// message cannot crash-loop a fleet; 0 runs it however often. 20 is RabbitMQ 4's quorum
+    /// default. Counted in the result store (MongoDB or Redis; batched), one more write per
+    /// redelivered message only, so without a store nothing is counted. A message started just
+    /// before its worker dies is counted too, so a low limit dead-letters innocent messages when
+    /// workers die again and again (the fault suite's SIGKILL run lost 43 of 20,000 that way
+    /// with 5).
+    #[arg(long, env = "MAESTRO_MAX_REDELIVERIES", default_value_t = DEFAULT_MAX_REDELIVERIES)]
     pub max_redeliveries: u32,
 
     /// Seconds running tasks get to finish after SIGTERM before they are requeued.
