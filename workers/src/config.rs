@@ -583,7 +583,7 @@ mod tests {
             (&["-Q", ","], "no queue given"),
             (&["--result-expires", "soon"], "--result-expires"),
             (
-                &["--result-backend", "redis://h"],
+                &["--result-backend", "couchdb://h"],
                 "not a backend of this build",
             ),
             (
