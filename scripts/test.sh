@@ -30,6 +30,9 @@ trap cleanup EXIT
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
 
+# One build from a clean clone: incremental caches would only take disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 ensure_rabbitmq
 ensure_venv
 ensure_mongodb
