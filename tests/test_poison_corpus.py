@@ -11,7 +11,7 @@ import struct
 import pika
 import pika.data
 
-from conftest import amqp_params, wait_for
+from conftest import ROOT, amqp_params, wait_for
 
 CORPUS = pathlib.Path(__file__).resolve().parent / "poison"
 MAX_BODY_BYTES = 65536
@@ -79,7 +79,8 @@ def test_the_corpus_is_large_enough_and_well_formed():
     corpus = load_corpus()
     assert len(corpus) >= 40
     reasons = {d["expect"]["reason"] for d in corpus.values()}
-    assert reasons == {"undecodable", "unsupported-content-type", "unknown-task", "oversized"}
+    assert reasons == {"undecodable", "unsupported-content-type", "unknown-task", "oversized",
+                       "untrusted"}
     for label, doc in corpus.items():
         assert doc["about"] and doc["expect"]["detail"], label
         body_of(doc)
@@ -91,14 +92,23 @@ def test_every_poison_message_is_dead_lettered_with_its_reason(names, workers, c
     # pika has no float type: teach it the double py-amqp would send.
     monkeypatch.setattr(pika.data, "encode_value", _encode_value(pika.data.encode_value))
     corpus = {k: d for k, d in load_corpus().items() if "broker_refuses" not in d}
-    q = names.queue()
+    # Files with `accept` go to a worker reading only signed messages (its own key signs).
+    q, signed_q = names.queue(), names.queue("signed")
     w = workers([q], args=["--max-body-bytes", str(MAX_BODY_BYTES)])
+    auth = ROOT / "broker" / "tests" / "fixtures" / "auth"
+    signed_w = workers([signed_q], args=[
+        "--max-body-bytes", str(MAX_BODY_BYTES), "--accept-content", "auth",
+        "--security-cert-store", str(auth / "producer.pem"),
+        "--security-key", str(auth / "producer.key"),
+        "--security-certificate", str(auth / "producer.pem")])
+    queue_of = {label: signed_q if "accept" in doc else q for label, doc in corpus.items()}
     for label, doc in corpus.items():
-        amqp.publish(q, body_of(doc), properties_of(label, doc))
+        amqp.publish(queue_of[label], body_of(doc), properties_of(label, doc))
     wait_for(lambda: amqp.ready(names.dead_queue) == len(corpus), 60,
              what=f"{len(corpus)} poison messages dead-lettered")
-    # The worker is still up and runs a good task after all of them.
+    # The workers are still up and the plain one runs a good task after all of them.
     assert w.proc.poll() is None, w.log()
+    assert signed_w.proc.poll() is None, signed_w.log()
     assert celery_app.send_task("maestro.echo", args=["alive"], queue=q).get(timeout=30) == [["alive"], {}]
     dead = amqp.get_all(names.dead_queue)
     by_label = {props.message_id: (props, body) for _, props, body in dead}
@@ -115,13 +125,13 @@ def test_every_poison_message_is_dead_lettered_with_its_reason(names, workers, c
             wrong.append(f"{label}: {reason} ({detail!r}), expected {want['reason']} with {want['detail']!r}")
         if body != body_of(doc):
             wrong.append(f"{label}: the dead letter's body differs from what was published")
-        if props.headers.get("x-maestro-dead-queue") != q:
+        if props.headers.get("x-maestro-dead-queue") != queue_of[label]:
             wrong.append(f"{label}: x-maestro-dead-queue is {props.headers.get('x-maestro-dead-queue')!r}")
     assert not wrong, "\n".join(wrong)
-    assert amqp.ready(q) == 0
-    assert w.proc.poll() is None
-    assert w.log().count("dead_lettered") == len(corpus)
-    assert "panicked" not in w.log()
+    assert amqp.ready(q) == 0 and amqp.ready(signed_q) == 0
+    assert w.proc.poll() is None and signed_w.proc.poll() is None
+    assert w.log().count("dead_lettered") + signed_w.log().count("dead_lettered") == len(corpus)
+    assert "panicked" not in w.log() + signed_w.log()
 
 
 def test_a_header_nested_thousands_deep_does_not_crash_the_worker(names, workers, celery_app,

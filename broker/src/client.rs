@@ -138,6 +138,8 @@ pub struct Client {
     reply_queue: String,
     waiters: Waiters,
     dispatcher: tokio::task::JoinHandle<()>,
+    /// This producer's node name when it sends `task-sent` events.
+    sent_events: Option<String>,
 }
 
 /// The pending result of one sent task. Dropping it stops listening for its replies.
@@ -217,7 +219,17 @@ impl Client {
             reply_queue,
             waiters,
             dispatcher,
+            sent_events: None,
         })
+    }
+
+    /// Announces every task this client sends with Celery's `task-sent` event (Python's
+    /// `task_send_sent_event = True`), as node `gen<pid>@<host>`, so Flower lists the task as
+    /// SENT before a worker takes it. Declares the `celeryev` exchange.
+    pub async fn with_sent_events(mut self) -> Result<Self, BrokerError> {
+        self.publisher.declare_event_exchange().await?;
+        self.sent_events = Some(crate::sent_event::producer_hostname());
+        Ok(self)
     }
 
     /// The connection, for declaring topology or inspecting queues.
@@ -250,6 +262,16 @@ impl Client {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
             return Err(e);
+        }
+        if let Some(hostname) = &self.sent_events {
+            let queue = if exchange.is_empty() { routing_key } else { "" };
+            if let Err(e) = self
+                .publisher
+                .publish_sent_event(hostname, &msg, queue, exchange, routing_key)
+                .await
+            {
+                tracing::warn!(event = "task_sent_event_lost", id = %id, error = %e);
+            }
         }
         Ok(AsyncResult {
             id,

@@ -22,17 +22,21 @@ pub const TIME_HEADER: &str = "x-maestro-dead-at";
 pub enum DeadReason {
     /// Headers or body are not a protocol-v2 task message.
     Undecodable,
-    /// Not JSON (pickle, yaml, msgpack), or compressed.
+    /// A content type (pickle), content encoding or compression the worker does not read.
     UnsupportedContentType,
     /// No task of that name is registered in this worker.
     UnknownTask,
-    /// The body is larger than the worker's limit.
+    /// The body is larger than the worker's limit, as received or once decompressed or
+    /// decoded (a decompression bomb).
     Oversized,
     /// The task itself rejected the message without requeue (`TaskError::Reject`).
     Rejected,
     /// Redelivered and started more often than the worker's limit (a poison message that
     /// kills the worker running it).
     RedeliveredTooOften,
+    /// Signed (Celery's `auth` serializer) but not by a trusted certificate, or not as signed:
+    /// an unknown signer, an expired certificate, a signature that does not check out.
+    Untrusted,
 }
 
 impl DeadReason {
@@ -44,6 +48,7 @@ impl DeadReason {
             DeadReason::Oversized => "oversized",
             DeadReason::Rejected => "rejected",
             DeadReason::RedeliveredTooOften => "redelivered-too-often",
+            DeadReason::Untrusted => "untrusted",
         }
     }
 }

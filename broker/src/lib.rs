@@ -1,6 +1,7 @@
 //! The message plane: Celery protocol v2 over AMQP.
 //!
 //! - `message`     protocol-v2 task messages: decode what Celery sends, encode what it accepts
+//! - `codec`       kombu's serializers (json, msgpack, yaml) and compressions, bounded
 //! - `field`       AMQP field values (every RabbitMQ type) to and from JSON
 //! - `signature`   canvas signatures in a body's embed (callbacks, errbacks, chain, chord)
 //! - `state`       Celery's task states and result payloads (rpc replies, exceptions)
@@ -18,6 +19,7 @@
 //! public; the types most callers need are re-exported here.
 
 pub mod client;
+pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod dead_letter;
@@ -26,11 +28,13 @@ mod error;
 pub mod field;
 pub mod message;
 mod publisher;
+pub mod sent_event;
 mod signature;
 pub mod state;
 pub mod topology;
 pub mod trace;
 
+pub use codec::{Accept, Compression, Serializer, Signing, WireFormat};
 pub use error::BrokerError;
 pub use lapin;
 pub use message::{DecodeError, TaskHeaders, TaskMessage, TimeLimit};

@@ -2,9 +2,10 @@
 //! messages encoded so Python Celery accepts them.
 //!
 //! A task message is AMQP properties (`content_type`, `correlation_id` = task id, `reply_to`,
-//! `priority`), headers naming the task and its execution options, and a JSON body
-//! `[args, kwargs, embed]`. Arguments stay raw JSON text until a task asks for them, so a
-//! message is never parsed twice and big integers keep every digit.
+//! `priority`), headers naming the task and its execution options, and a body
+//! `[args, kwargs, embed]`: JSON, or kombu's msgpack or yaml, maybe compressed (see `codec`).
+//! Arguments are kept as raw JSON text until a task asks for them, so a JSON message is never
+//! parsed twice and big integers keep every digit.
 
 use std::collections::BTreeMap;
 
@@ -14,11 +15,20 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::codec::{self, Accept, CONTENT_TYPE_AUTH, Compression, Serializer, Signing, WireFormat};
 use crate::field;
 use crate::signature::{Embed, Signature};
 
-/// The only content type this runtime speaks (Celery's `json` serializer).
-pub const CONTENT_TYPE_JSON: &str = "application/json";
+/// Celery's `json` serializer: what this runtime writes for new messages.
+pub use crate::codec::CONTENT_TYPE_JSON;
+
+/// The limit on a decoded body (decompressed, or converted from msgpack or yaml) of
+/// [`TaskMessage::decode`]: the worker's default `--max-body-bytes`. The worker passes its own
+/// limit to [`TaskMessage::decode_limited`].
+pub const DEFAULT_MAX_DECODED_BYTES: usize = 8 * 1024 * 1024;
+
+/// The header kombu names a body's compression in.
+pub const COMPRESSION_HEADER: &str = "compression";
 
 /// Longest `countdown` or `expires` (seconds from now) a signature may name: about a century;
 /// longer is ignored rather than overflowing the clock.
@@ -37,12 +47,24 @@ const BROKER_DEATH_HEADERS: [&str; 5] = [
 /// Why a delivery is not a task message this runtime can run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
-    #[error("content type {0:?} is not supported (only application/json)")]
+    #[error("content type {0:?} is not supported (accepted: {accepted})", accepted = codec::supported_content_types())]
     ContentType(String),
-    #[error("content encoding {0:?} is not supported (only utf-8)")]
+    #[error(
+        "content encoding {0:?} is not supported for this content type (json and yaml: utf-8, msgpack: binary)"
+    )]
     ContentEncoding(String),
-    #[error("compressed bodies ({0}) are not supported")]
+    #[error("compression {0:?} is not supported (accepted: {accepted})", accepted = codec::supported_compressions())]
     Compression(String),
+    /// A compressed body that does not decompress: truncated, corrupt, or not that compression.
+    #[error("compressed body ({compression}) is invalid: {reason}")]
+    Decompress {
+        compression: &'static str,
+        reason: String,
+    },
+    /// A body larger than the limit once decompressed or decoded (a decompression bomb, or yaml
+    /// aliases repeating a node).
+    #[error("{what} is more than the limit of {limit} bytes")]
+    TooLarge { what: String, limit: usize },
     #[error("message has no headers: protocol v1 messages are not supported")]
     NoHeaders,
     #[error("header {0:?} is missing")]
@@ -51,6 +73,18 @@ pub enum DecodeError {
     BadHeader { name: &'static str, reason: String },
     #[error("body is invalid: {0}")]
     Body(String),
+    /// A serializer this receiver does not accept (Celery's `ContentDisallowed`): unsigned
+    /// where only signed messages are, or signed where no certificate is trusted.
+    #[error(
+        "refusing to deserialize untrusted content of type {content_type:?} (accepted: {accepted})"
+    )]
+    Disallowed {
+        content_type: String,
+        accepted: String,
+    },
+    /// A signed message whose signature does not check out, or whose signer is unknown.
+    #[error("signed message refused: {0}")]
+    Signature(String),
 }
 
 /// The `[hard, soft]` time limits of one task run, in seconds.
@@ -133,6 +167,10 @@ pub struct TaskMessage {
     /// Keyword arguments: a JSON object, as received.
     pub kwargs: Box<RawValue>,
     pub embed: Embed,
+    /// The serializer and compression it came in (JSON, uncompressed, for a new message):
+    /// [`TaskMessage::encode`] writes it in them again, so a retry goes out as its first try
+    /// came, as a Celery worker configured like its clients sends it.
+    pub format: WireFormat,
 }
 
 /// The task name and id of a delivery, read without decoding the rest, for logs about
@@ -279,33 +317,106 @@ impl TaskMessage {
             args: to_raw(args)?,
             kwargs: to_raw(kwargs)?,
             embed: Embed::default(),
+            format: WireFormat::default(),
         })
     }
 
-    /// Decodes one delivery's properties and body.
+    /// Decodes one delivery's properties and body, a decoded body of at most
+    /// [`DEFAULT_MAX_DECODED_BYTES`].
     pub fn decode(props: &BasicProperties, body: &[u8]) -> Result<Self, DecodeError> {
-        let content_type = props.content_type().as_ref().map(ShortString::as_str);
-        if content_type != Some(CONTENT_TYPE_JSON) {
-            return Err(DecodeError::ContentType(
-                content_type.unwrap_or("").to_owned(),
-            ));
+        Self::decode_limited(props, body, DEFAULT_MAX_DECODED_BYTES)
+    }
+
+    /// Decodes one delivery's properties and body: JSON, msgpack or yaml (the `content_type`),
+    /// compressed or not (the `compression` header). A body that decompresses, or converts
+    /// from msgpack or yaml, to more than `max_decoded` bytes is [`DecodeError::TooLarge`],
+    /// refused before it is all in memory. Signed (`auth`) messages are refused: see
+    /// [`TaskMessage::decode_accepting`].
+    pub fn decode_limited(
+        props: &BasicProperties,
+        body: &[u8],
+        max_decoded: usize,
+    ) -> Result<Self, DecodeError> {
+        Self::decode_accepting(props, body, max_decoded, &Accept::default())
+    }
+
+    /// [`TaskMessage::decode_limited`], reading what `accept` accepts (Celery's
+    /// `accept_content`): unsigned serializers, and signed (`auth`) messages whose signature
+    /// a trusted certificate checks. A signed body is decompressed first (kombu compresses
+    /// the signed body), then opened; its inner serializer is read whatever `accept` says of
+    /// it unsigned, as Celery's `auth` serializer does.
+    pub fn decode_accepting(
+        props: &BasicProperties,
+        body: &[u8],
+        max_decoded: usize,
+        accept: &Accept,
+    ) -> Result<Self, DecodeError> {
+        let content_type = props
+            .content_type()
+            .as_ref()
+            .map_or("", ShortString::as_str);
+        let signed = content_type == CONTENT_TYPE_AUTH;
+        if signed && !accept.signed() {
+            return Err(DecodeError::Disallowed {
+                content_type: content_type.to_owned(),
+                accepted: accept.describe(),
+            });
         }
-        if let Some(enc) = props.content_encoding() {
-            let enc = enc.as_str();
-            if !enc.eq_ignore_ascii_case("utf-8") && !enc.eq_ignore_ascii_case("utf8") {
-                return Err(DecodeError::ContentEncoding(enc.to_owned()));
+        let serializer = if signed {
+            None
+        } else {
+            let serializer = Serializer::from_content_type(content_type)
+                .ok_or_else(|| DecodeError::ContentType(content_type.to_owned()))?;
+            if !accept.unsigned(serializer) {
+                return Err(DecodeError::Disallowed {
+                    content_type: content_type.to_owned(),
+                    accepted: accept.describe(),
+                });
             }
-        }
+            if let Some(enc) = props.content_encoding()
+                && !serializer.accepts_encoding(enc.as_str())
+            {
+                return Err(DecodeError::ContentEncoding(enc.as_str().to_owned()));
+            }
+            Some(serializer)
+        };
         let table = props.headers().as_ref().ok_or(DecodeError::NoHeaders)?;
-        // Celery's `compression=` keeps content type json and says so in this header.
-        if let Some(c) = table.inner().get("compression")
-            && !matches!(c, AMQPValue::Void)
-        {
-            let name = field::as_str(c).map_or_else(|| format!("{c:?}"), |s| s.into_owned());
-            return Err(DecodeError::Compression(name));
-        }
+        // Celery's `compression=` keeps the content type and names the compression here.
+        let compression = match table.inner().get(COMPRESSION_HEADER) {
+            None | Some(AMQPValue::Void) => None,
+            Some(c) => {
+                let name = field::as_str(c).map_or_else(|| format!("{c:?}"), |s| s.into_owned());
+                Some(Compression::from_header(&name).ok_or(DecodeError::Compression(name))?)
+            }
+        };
         let headers = decode_headers(table)?;
-        let (args, kwargs, embed) = decode_body(body)?;
+        let inflated;
+        let body = match compression {
+            None => body,
+            Some(c) => {
+                inflated = codec::decompress(c, body, max_decoded)?;
+                &inflated[..]
+            }
+        };
+        let opened;
+        let (serializer, body) = match serializer {
+            Some(s) => (s, body),
+            None => {
+                opened = accept.open_signed(body).map_err(DecodeError::Signature)?;
+                let inner = Serializer::from_content_type(&opened.content_type)
+                    .ok_or_else(|| DecodeError::ContentType(opened.content_type.clone()))?;
+                if !inner.accepts_encoding(&opened.content_encoding) {
+                    return Err(DecodeError::ContentEncoding(
+                        opened.content_encoding.clone(),
+                    ));
+                }
+                (inner, &opened.body[..])
+            }
+        };
+        let (args, kwargs, embed) = match serializer {
+            Serializer::Json => decode_body(body)?,
+            other => split_body(codec::decode_value(other, body, max_decoded)?)?,
+        };
         Ok(Self {
             headers,
             properties: TaskProperties {
@@ -316,10 +427,103 @@ impl TaskMessage {
             args,
             kwargs,
             embed,
+            format: WireFormat {
+                serializer,
+                compression,
+                signed,
+            },
         })
     }
 
-    /// The body `[args, kwargs, embed]` as JSON bytes.
+    /// The message as it goes on the wire, in its own [`TaskMessage::format`]: properties
+    /// (content type and encoding of its serializer, the `compression` header) and body. What
+    /// that format cannot say (an integer beyond 64 bits in msgpack) goes out as JSON,
+    /// uncompressed, which every Celery reads.
+    pub fn encode(&self) -> (BasicProperties, Vec<u8>) {
+        if self.format == WireFormat::default() {
+            return (self.encode_properties(), self.encode_body());
+        }
+        match self.encode_as(self.format) {
+            Ok(out) => out,
+            Err(error) => {
+                tracing::warn!(event = "message_sent_as_json", task = %self.headers.task,
+                    id = %self.headers.id, serializer = self.format.serializer.name(),
+                    compression = self.format.compression.map(Compression::content_type),
+                    %error, "the message's own format cannot carry it");
+                (self.encode_properties(), self.encode_body())
+            }
+        }
+    }
+
+    /// The message signed with Celery's `auth` serializer by `signing`: its own serializer
+    /// inside (JSON where that cannot carry it), signed, then compressed as its format says.
+    pub fn encode_signed(&self, signing: &Signing) -> (BasicProperties, Vec<u8>) {
+        let inner = WireFormat {
+            compression: None,
+            signed: false,
+            ..self.format
+        };
+        let (props, body) = self
+            .encode_as(inner)
+            .unwrap_or_else(|_| (self.encode_properties(), self.encode_body()));
+        let text = |v: &Option<ShortString>| v.as_ref().map_or("", ShortString::as_str).to_owned();
+        let signed = signing.sign(
+            &text(props.content_type()),
+            &text(props.content_encoding()),
+            &body,
+        );
+        let compression = self.format.compression;
+        let body = match compression.map(|c| codec::compress(c, &signed)) {
+            Some(Ok(compressed)) => compressed,
+            _ => signed,
+        };
+        let mut headers = encode_headers(&self.headers);
+        if let Some(c) = compression {
+            headers.insert(
+                COMPRESSION_HEADER.into(),
+                AMQPValue::LongString(c.content_type().into()),
+            );
+        }
+        let props = props
+            .with_content_type(CONTENT_TYPE_AUTH.into())
+            .with_content_encoding("utf-8".into())
+            .with_headers(headers);
+        (props, body)
+    }
+
+    fn encode_as(&self, format: WireFormat) -> Result<(BasicProperties, Vec<u8>), String> {
+        let body = match format.serializer {
+            Serializer::Json => self.encode_body(),
+            other => {
+                let embed = serde_json::to_value(&self.embed).map_err(|e| e.to_string())?;
+                let parse = |raw: &RawValue| -> Result<Value, String> {
+                    serde_json::from_str(raw.get()).map_err(|e| e.to_string())
+                };
+                let parts = Value::Array(vec![parse(&self.args)?, parse(&self.kwargs)?, embed]);
+                codec::encode_value(other, &parts)?
+            }
+        };
+        let body = match format.compression {
+            None => body,
+            Some(c) => codec::compress(c, &body)?,
+        };
+        let mut headers = encode_headers(&self.headers);
+        if let Some(c) = format.compression {
+            headers.insert(
+                COMPRESSION_HEADER.into(),
+                AMQPValue::LongString(c.content_type().into()),
+            );
+        }
+        let props = self
+            .encode_properties()
+            .with_content_type(format.serializer.content_type().into())
+            .with_content_encoding(format.serializer.content_encoding().into())
+            .with_headers(headers);
+        Ok((props, body))
+    }
+
+    /// The body `[args, kwargs, embed]` as JSON bytes (whatever [`TaskMessage::format`] says:
+    /// [`TaskMessage::encode`] writes the message's own format).
     pub fn encode_body(&self) -> Vec<u8> {
         let embed = serde_json::to_string(&self.embed).unwrap_or_else(|_| "{}".into());
         let mut out =
@@ -334,7 +538,8 @@ impl TaskMessage {
         out
     }
 
-    /// AMQP properties as Celery's own producer sets them (persistent, JSON, utf-8).
+    /// AMQP properties as Celery's own producer sets them (persistent, JSON, utf-8, no
+    /// compression): those of [`TaskMessage::encode_body`].
     pub fn encode_properties(&self) -> BasicProperties {
         let mut props = BasicProperties::default()
             .with_content_type(CONTENT_TYPE_JSON.into())
@@ -454,6 +659,8 @@ fn decode_headers(table: &FieldTable) -> Result<TaskHeaders, DecodeError> {
             "stamped_headers" => h.stamped_headers = field::to_json(value),
             "stamps" => h.stamps = field::to_json(value),
             other if BROKER_DEATH_HEADERS.contains(&other) => {}
+            // The body's compression: `TaskMessage::format`, written again by `encode`.
+            COMPRESSION_HEADER => {}
             other => {
                 h.extra.insert(other.to_owned(), field::to_json(value));
             }
@@ -486,7 +693,7 @@ fn encode_headers(h: &TaskHeaders) -> FieldTable {
         Some(x) => AMQPValue::Double(x),
     };
     let mut t = FieldTable::default();
-    for (k, v) in &h.extra {
+    for (k, v) in h.extra.iter().filter(|(k, _)| *k != COMPRESSION_HEADER) {
         t.insert(field::short(k), field::from_json(v));
     }
     t.insert("lang".into(), s(&h.lang));
@@ -650,6 +857,61 @@ fn decode_timelimit(value: &AMQPValue) -> Result<TimeLimit, DecodeError> {
             "timelimit",
             format!("expected [hard, soft], got {:?}", other.get_type()),
         )),
+    }
+}
+
+/// `[args, kwargs, embed]` decoded from msgpack or yaml, checked as a JSON body is.
+fn split_body(body: Value) -> Result<(Box<RawValue>, Box<RawValue>, Embed), DecodeError> {
+    let parts = match body {
+        Value::Array(parts) => parts,
+        other => {
+            return Err(DecodeError::Body(format!(
+                "expected [args, kwargs, embed], got {}",
+                json_type(&other)
+            )));
+        }
+    };
+    let n = parts.len();
+    let mut parts = parts.into_iter();
+    let (args, kwargs, embed) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(k), e) if n <= 3 => (a, k, e),
+        _ => {
+            return Err(DecodeError::Body(format!(
+                "expected [args, kwargs, embed], got an array of {n} elements"
+            )));
+        }
+    };
+    if !args.is_array() {
+        return Err(DecodeError::Body("args (element 0) is not an array".into()));
+    }
+    let kwargs = match kwargs {
+        Value::Null => Value::Object(Map::new()),
+        k @ Value::Object(_) => k,
+        _ => {
+            return Err(DecodeError::Body(
+                "kwargs (element 1) is not an object".into(),
+            ));
+        }
+    };
+    let embed = match embed {
+        None | Some(Value::Null) => Embed::default(),
+        Some(e) => serde_json::from_value(e)
+            .map_err(|err| DecodeError::Body(format!("embed (element 2) is invalid: {err}")))?,
+    };
+    let raw = |v: &Value| {
+        serde_json::value::to_raw_value(v).map_err(|e| DecodeError::Body(e.to_string()))
+    };
+    Ok((raw(&args)?, raw(&kwargs)?, embed))
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -884,23 +1146,298 @@ mod tests {
         TaskMessage::decode(&msg.encode_properties(), &msg.encode_body()).expect("round trip");
     }
 
-    /// Found by the poison corpus: Celery's `compression=` keeps content type json and names
-    /// the compression in a header; such a body is unsupported, not undecodable.
+    #[cfg(feature = "codecs")]
+    /// Celery's `compression=` keeps the content type and names the compression in a header:
+    /// one this worker does not know is unsupported; a corrupt body of one it knows is
+    /// undecodable.
     #[test]
-    fn compressed_bodies_are_named_as_such() {
+    fn compressed_bodies_name_their_compression() {
+        let with = |c: AMQPValue| {
+            let mut h = minimal_headers();
+            h.insert("compression".into(), c);
+            props_with(h)
+        };
+        let err = TaskMessage::decode(
+            &with(AMQPValue::LongString("application/x-snappy".into())),
+            b"[[], {}, {}]",
+        );
+        let err = err.expect_err("must fail");
+        assert_eq!(err, DecodeError::Compression("application/x-snappy".into()));
+        assert!(err.to_string().contains("application/zstd"), "{err}");
+        let err = TaskMessage::decode(
+            &with(AMQPValue::LongString("application/x-gzip".into())),
+            &[0x1f, 0x8b, 0x08, 0x00],
+        );
+        assert!(
+            matches!(
+                err,
+                Err(DecodeError::Decompress {
+                    compression: "application/x-gzip",
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        TaskMessage::decode(&with(AMQPValue::Void), b"[[], {}, {}]").expect("no compression");
+    }
+
+    #[cfg(feature = "codecs")]
+    fn sample() -> TaskMessage {
+        let mut msg = TaskMessage::with_id(
+            "maestro.echo",
+            "id-9",
+            &serde_json::json!([1, -2, "ü", null, true, 0.5, [{"a": {"b": []}}],
+                {"__type__": "bytes", "__value__": "raw"}]),
+            &serde_json::json!({"k": "v", "n": 18446744073709551615u64}),
+        )
+        .expect("valid");
+        msg.headers.retries = 1;
+        msg.embed.callbacks = Some(vec![
+            serde_json::from_value(serde_json::json!({"task": "maestro.noop", "args": [],
+                "kwargs": {}, "options": {}, "subtask_type": null, "immutable": false}))
+            .expect("signature"),
+        ]);
+        msg
+    }
+
+    #[cfg(feature = "codecs")]
+    /// A message is written in its own serializer and compression and reads back the same:
+    /// what a retry of a msgpack, yaml or compressed message sends.
+    #[test]
+    fn every_format_round_trips_through_encode_and_decode() {
+        let serializers = [Serializer::Json, Serializer::Msgpack, Serializer::Yaml];
+        let compressions = std::iter::once(None).chain(Compression::ALL.map(Some));
+        for compression in compressions {
+            for serializer in serializers {
+                let format = WireFormat {
+                    serializer,
+                    compression,
+                    signed: false,
+                };
+                let mut msg = sample();
+                msg.format = format;
+                let (props, body) = msg.encode();
+                assert_eq!(
+                    props.content_type().as_ref().map(ShortString::as_str),
+                    Some(serializer.content_type())
+                );
+                assert_eq!(
+                    props.content_encoding().as_ref().map(ShortString::as_str),
+                    Some(serializer.content_encoding())
+                );
+                let header = props
+                    .headers()
+                    .as_ref()
+                    .and_then(|h| h.inner().get("compression").cloned());
+                assert_eq!(
+                    header
+                        .as_ref()
+                        .and_then(field::as_str)
+                        .map(|s| s.into_owned()),
+                    compression.map(|c| c.content_type().to_owned()),
+                );
+                let back = TaskMessage::decode(&props, &body)
+                    .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+                assert_eq!(back.format, format);
+                assert_eq!(back.headers, msg.headers, "{format:?}");
+                let json = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).expect("json");
+                assert_eq!(json(&back.args), json(&msg.args), "{format:?}");
+                assert_eq!(json(&back.kwargs), json(&msg.kwargs), "{format:?}");
+                assert_eq!(back.embed, msg.embed, "{format:?}");
+                // The compression travels in the format, not as a stale header: the JSON
+                // properties of the decoded message say nothing of it.
+                let plain = back.encode_properties();
+                assert!(
+                    !plain
+                        .headers()
+                        .as_ref()
+                        .is_some_and(|h| h.contains_key("compression")),
+                    "{format:?}"
+                );
+                TaskMessage::decode(&plain, &back.encode_body()).expect("plain JSON");
+            }
+        }
+    }
+
+    #[cfg(feature = "auth")]
+    #[test]
+    fn a_signed_message_reads_back_only_where_its_signer_is_trusted() {
+        let fixture = |f: &str| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/auth")
+                .join(f)
+        };
+        let signing =
+            Signing::load(&fixture("producer.key"), &fixture("producer.pem")).expect("signing");
+        let trusted = |names: &[&str], store: &str| {
+            let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            Accept::configure(Some(&names), Some(&fixture(store))).expect("accept")
+        };
+        for compression in [None, Some(Compression::Zlib)] {
+            let mut msg = sample();
+            msg.format.compression = compression;
+            let (props, body) = msg.encode_signed(&signing);
+            assert_eq!(
+                props.content_type().as_ref().map(ShortString::as_str),
+                Some("application/data")
+            );
+            let back = TaskMessage::decode_accepting(
+                &props,
+                &body,
+                1 << 20,
+                &trusted(&["auth"], "producer.pem"),
+            )
+            .expect("trusted");
+            assert!(back.format.signed);
+            assert_eq!(back.format.compression, compression);
+            assert_eq!(back.headers, msg.headers);
+            assert_eq!(back.args.get(), msg.args.get());
+            // Nobody trusted, or another signer trusted: refused.
+            let e = TaskMessage::decode(&props, &body).expect_err("no store");
+            assert!(matches!(e, DecodeError::Disallowed { .. }), "{e}");
+            let e = TaskMessage::decode_accepting(
+                &props,
+                &body,
+                1 << 20,
+                &trusted(&["auth"], "other.pem"),
+            )
+            .expect_err("another signer");
+            assert!(
+                matches!(&e, DecodeError::Signature(s) if s.contains("Unknown certificate")),
+                "{e}"
+            );
+        }
+        // Signed only: a plain JSON message is refused.
+        let msg = sample();
+        let e = TaskMessage::decode_accepting(
+            &msg.encode_properties(),
+            &msg.encode_body(),
+            1 << 20,
+            &trusted(&["auth"], "producer.pem"),
+        )
+        .expect_err("unsigned");
+        assert!(
+            e.to_string()
+                .contains("refusing to deserialize untrusted content"),
+            "{e}"
+        );
+    }
+
+    #[cfg(feature = "codecs")]
+    #[test]
+    fn what_msgpack_cannot_carry_is_sent_as_json() {
+        let mut msg = TaskMessage::with_id(
+            "maestro.echo",
+            "id-big",
+            &serde_json::from_str::<Value>("[123456789012345678901234567890]").expect("json"),
+            &serde_json::json!({}),
+        )
+        .expect("valid");
+        msg.format = WireFormat {
+            serializer: Serializer::Msgpack,
+            compression: Some(Compression::Zlib),
+            signed: false,
+        };
+        let (props, body) = msg.encode();
+        assert_eq!(
+            props.content_type().as_ref().map(ShortString::as_str),
+            Some(CONTENT_TYPE_JSON)
+        );
+        let back = TaskMessage::decode(&props, &body).expect("decodes");
+        assert_eq!(back.format, WireFormat::default());
+        assert_eq!(back.args.get(), "[123456789012345678901234567890]");
+    }
+
+    #[cfg(feature = "codecs")]
+    /// A small compressed body that inflates past the limit is refused at the limit.
+    #[test]
+    fn a_decompression_bomb_is_too_large() {
+        let mut msg = TaskMessage::with_id(
+            "maestro.echo",
+            "bomb",
+            &serde_json::json!(["0".repeat(4 << 20)]),
+            &serde_json::json!({}),
+        )
+        .expect("valid");
+        for c in Compression::ALL {
+            msg.format.compression = Some(c);
+            let (props, body) = msg.encode();
+            assert!(body.len() < 64 * 1024, "{c:?}: {}", body.len());
+            let err = TaskMessage::decode_limited(&props, &body, 1 << 20).expect_err("a bomb");
+            assert!(
+                matches!(
+                    err,
+                    DecodeError::TooLarge {
+                        limit: 1_048_576,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            TaskMessage::decode_limited(&props, &body, 8 << 20).expect("within the limit");
+        }
+    }
+
+    #[cfg(feature = "codecs")]
+    #[test]
+    fn pickle_is_never_read_and_encodings_must_match_the_serializer() {
+        let mut h = minimal_headers();
+        h.insert("x".into(), AMQPValue::Void);
+        let pickle = props_with(h.clone())
+            .with_content_type(codec::CONTENT_TYPE_PICKLE.into())
+            .with_content_encoding("binary".into());
+        let err = TaskMessage::decode(&pickle, b"\x80\x04K\x01.").expect_err("refused");
+        assert_eq!(
+            err,
+            DecodeError::ContentType(codec::CONTENT_TYPE_PICKLE.into())
+        );
+        assert!(err.to_string().contains("application/x-msgpack"), "{err}");
+        let msgpack_as_text = props_with(h.clone())
+            .with_content_type(codec::CONTENT_TYPE_MSGPACK.into())
+            .with_content_encoding("utf-8".into());
+        let err = TaskMessage::decode(&msgpack_as_text, &[0x93, 0x90, 0x80, 0xc0]);
+        assert!(
+            matches!(err, Err(DecodeError::ContentEncoding(_))),
+            "{err:?}"
+        );
+        let msgpack = props_with(h)
+            .with_content_type(codec::CONTENT_TYPE_MSGPACK.into())
+            .with_content_encoding("binary".into());
+        let msg = TaskMessage::decode(&msgpack, &[0x93, 0x91, 0x01, 0x80, 0xc0]).expect("msgpack");
+        assert_eq!(msg.args.get(), "[1]");
+        assert_eq!(msg.kwargs.get(), "{}");
+        for (body, want) in [
+            (&[0x91, 0x90][..], "array of 1 elements"),
+            (&[0x94, 0x90, 0x80, 0xc0, 0xc0][..], "array of 4 elements"),
+            (&[0x93, 0x80, 0x80, 0xc0][..], "args (element 0)"),
+            (&[0x93, 0x90, 0x90, 0xc0][..], "kwargs (element 1)"),
+            (&[0x93, 0x90, 0x80, 0x05][..], "embed (element 2)"),
+            (&[0xc0][..], "got null"),
+        ] {
+            let err = TaskMessage::decode(&msgpack, body)
+                .expect_err("refused")
+                .to_string();
+            assert!(err.contains(want), "{body:x?}: {err}");
+        }
+    }
+
+    /// Without the codecs, msgpack, yaml and compressed messages are unsupported, as before.
+    #[cfg(not(any(feature = "msgpack", feature = "yaml", feature = "compression")))]
+    #[test]
+    fn without_the_codecs_only_plain_json_is_read() {
+        for ct in [codec::CONTENT_TYPE_MSGPACK, codec::CONTENT_TYPE_YAML] {
+            let props = props_with(minimal_headers()).with_content_type(ct.into());
+            let err = TaskMessage::decode(&props, b"[[], {}, null]").expect_err("refused");
+            assert_eq!(err, DecodeError::ContentType(ct.into()));
+        }
         let mut h = minimal_headers();
         h.insert(
             "compression".into(),
             AMQPValue::LongString("application/x-gzip".into()),
         );
-        let err = TaskMessage::decode(&props_with(h), &[0x1f, 0x8b, 0x08, 0x00]);
-        assert_eq!(
-            err.expect_err("must fail"),
-            DecodeError::Compression("application/x-gzip".into())
-        );
-        let mut h = minimal_headers();
-        h.insert("compression".into(), AMQPValue::Void);
-        TaskMessage::decode(&props_with(h), b"[[], {}, {}]").expect("no compression");
+        let err = TaskMessage::decode(&props_with(h), b"x").expect_err("refused");
+        assert_eq!(err, DecodeError::Compression("application/x-gzip".into()));
+        assert!(err.to_string().contains("none in this build"), "{err}");
     }
 
     #[test]

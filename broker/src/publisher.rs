@@ -5,6 +5,7 @@
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 
+use crate::codec::Signing;
 use crate::delay::{self, DelayTopology};
 use crate::error::BrokerError;
 use crate::message::TaskMessage;
@@ -13,6 +14,8 @@ use crate::message::TaskMessage;
 #[derive(Clone)]
 pub struct Publisher {
     channel: Channel,
+    /// Signs every task message it publishes (Celery's `auth` serializer), when set.
+    signing: Option<Signing>,
 }
 
 impl Publisher {
@@ -22,7 +25,17 @@ impl Publisher {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        Ok(Self { channel })
+        Ok(Self {
+            channel,
+            signing: None,
+        })
+    }
+
+    /// Signs every task message this publisher sends with `signing` (Celery's `auth`
+    /// serializer, as a producer with `task_serializer = 'auth'` does).
+    pub fn with_signing(mut self, signing: Option<Signing>) -> Self {
+        self.signing = signing;
+        self
     }
 
     /// Whether the channel is still usable.
@@ -68,21 +81,19 @@ impl Publisher {
     }
 
     /// Publishes a task message to `exchange` with `routing_key` (mandatory: it must reach a
-    /// queue).
+    /// queue), in its own serializer and compression (`TaskMessage::encode`).
     pub async fn publish_task(
         &self,
         exchange: &str,
         routing_key: &str,
         msg: &TaskMessage,
     ) -> Result<(), BrokerError> {
-        self.publish(
-            exchange,
-            routing_key,
-            msg.encode_properties(),
-            &msg.encode_body(),
-            true,
-        )
-        .await
+        let (properties, body) = match &self.signing {
+            Some(signing) => msg.encode_signed(signing),
+            None => msg.encode(),
+        };
+        self.publish(exchange, routing_key, properties, &body, true)
+            .await
     }
 
     /// Publishes a message into the delay levels so it reaches the queue bound for
@@ -99,6 +110,26 @@ impl Publisher {
         let key = delay::routing_key(delay_secs.max(1), destination);
         self.publish(&topo.entry_exchange(), &key, properties, body, true)
             .await
+    }
+
+    /// Announces `msg`, just published to `exchange` / `routing_key` (so into `queue`), with
+    /// Celery's `task-sent` event from `hostname`; the event's confirm is not awaited. The
+    /// event exchange must exist ([`sent_event::declare_exchange`](crate::sent_event)).
+    pub async fn publish_sent_event(
+        &self,
+        hostname: &str,
+        msg: &TaskMessage,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+    ) -> Result<(), BrokerError> {
+        let body = crate::sent_event::body(msg, hostname, queue, exchange, routing_key);
+        crate::sent_event::publish(&self.channel, hostname, &body).await
+    }
+
+    /// Declares Celery's event exchange on this channel (see [`Self::publish_sent_event`]).
+    pub async fn declare_event_exchange(&self) -> Result<(), BrokerError> {
+        crate::sent_event::declare_exchange(&self.channel).await
     }
 
     /// Closes the channel after outstanding confirms have arrived.

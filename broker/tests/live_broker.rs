@@ -169,3 +169,84 @@ async fn a_failover_list_skips_a_node_that_is_down() {
     let _ = again.close(200, "done".into()).await;
     let _ = conn.close(200, "done".into()).await;
 }
+
+#[tokio::test]
+async fn a_client_asked_to_announces_what_it_sends_with_task_sent() {
+    let conn = conn().await;
+    let run = Run::new();
+    let queue = run.queue("announced");
+    topology::declare_task_queue(&conn, &queue)
+        .await
+        .expect("queue");
+    let client = maestro_broker::client::Client::connect(
+        &maestro_testsupport::broker_url(),
+        "sent events test",
+    )
+    .await
+    .expect("client")
+    .with_sent_events()
+    .await
+    .expect("the event exchange");
+    let ch = conn.create_channel().await.expect("channel");
+    let events = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("events queue");
+    ch.queue_bind(
+        events.name().clone(),
+        maestro_broker::sent_event::EXCHANGE.into(),
+        maestro_broker::sent_event::ROUTING_KEY.into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bound");
+    let mut consumer = ch
+        .basic_consume(
+            events.name().clone(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consumer");
+    let sent = client
+        .send_task(
+            "maestro.noop",
+            serde_json::json!([]),
+            serde_json::json!({}),
+            &queue.routing_key,
+        )
+        .await
+        .expect("sent");
+    let event = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(d)) = consumer.next().await {
+            let e: serde_json::Value = serde_json::from_slice(&d.data).expect("JSON event");
+            if e["uuid"] == sent.id.as_str() {
+                return e;
+            }
+        }
+        panic!("the consumer ended");
+    })
+    .await
+    .expect("the task-sent event arrives");
+    assert_eq!(event["type"], "task-sent");
+    assert_eq!(event["name"], "maestro.noop");
+    assert_eq!(event["queue"], queue.routing_key.as_str());
+    assert!(
+        event["hostname"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("gen"))
+    );
+}

@@ -37,7 +37,7 @@ pub(crate) async fn publish_retry(
     if wait_secs == 0 {
         Box::pin(s.publisher.publish_task("", queue, &next)).await
     } else {
-        let (props, body) = (next.encode_properties(), next.encode_body());
+        let (props, body) = next.encode();
         Box::pin(
             s.publisher
                 .publish_delayed(&s.cfg.delay, wait_secs, queue, props, &body),
@@ -135,5 +135,49 @@ mod tests {
         assert_eq!(next.headers.retries, u32::MAX);
         let again = TaskMessage::decode(&next.encode_properties(), &next.encode_body());
         assert_eq!(again.expect("decodes").headers.retries, u32::MAX);
+    }
+
+    /// A retry goes out in the serializer and compression its message came in, as a Celery
+    /// worker configured like its clients sends it (`publish_retry` publishes `encode()`).
+    #[cfg(feature = "codecs")]
+    #[test]
+    fn a_retry_keeps_the_serializer_and_compression_of_its_message() {
+        use maestro_broker::{Compression, Serializer, WireFormat};
+        for (serializer, compression) in [
+            (Serializer::Msgpack, Some(Compression::Bzip2)),
+            (Serializer::Yaml, Some(Compression::Lzma)),
+            (Serializer::Json, Some(Compression::Brotli)),
+            (Serializer::Msgpack, None),
+        ] {
+            let mut first = TaskMessage::with_id(
+                "maestro.echo",
+                "r-2",
+                &json!(["ü", 1, {"__type__": "bytes", "__value__": "b"}]),
+                &json!({"k": 2.5}),
+            )
+            .expect("message");
+            first.format = WireFormat {
+                serializer,
+                compression,
+                signed: false,
+            };
+            // As the worker got it from a Python client.
+            let (props, body) = first.encode();
+            let got = TaskMessage::decode(&props, &body).expect("decodes");
+            let next = next_try(&got, Duration::from_secs(3), Utc::now());
+            let (props, body) = next.encode();
+            assert_eq!(
+                props.content_type().as_ref().map(|c| c.as_str()),
+                Some(serializer.content_type())
+            );
+            let retried = TaskMessage::decode(&props, &body).expect("the retry decodes");
+            assert_eq!(retried.format, first.format);
+            assert_eq!(retried.headers.retries, 1);
+            assert_eq!(retried.headers.parent_id.as_deref(), Some("r-2"));
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(retried.args.get()).expect("json"),
+                json!(["ü", 1, {"__type__": "bytes", "__value__": "b"}])
+            );
+        }
     }
 }

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, DecimalValue, FieldTable, ShortString};
+use maestro_broker::Accept;
 use maestro_broker::field;
 use maestro_tasks::Registry;
-use maestro_worker::triage::{Unrunnable, triage};
+use maestro_worker::triage::{Unrunnable, triage, triage_accepting};
 use serde_json::Value;
 
 /// The body limit the corpus assumes (its `oversized` entry is just over it); the end-to-end
@@ -108,6 +109,23 @@ fn delivery(doc: &Value) -> (BasicProperties, Vec<u8>) {
     (props, body)
 }
 
+/// What the worker of a corpus file accepts: `accept.content` (`--accept-content`) and
+/// `accept.cert_store` (`--security-cert-store`, relative to the repository), else the default.
+fn accept(doc: &Value) -> Result<Accept, String> {
+    let Some(a) = doc.get("accept") else {
+        return Ok(Accept::default());
+    };
+    let content: Option<Vec<String>> = a["content"].as_array().map(|l| {
+        l.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    });
+    let store = a["cert_store"]
+        .as_str()
+        .map(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p));
+    Accept::configure(content.as_deref(), store.as_deref())
+}
+
 #[test]
 fn every_poison_message_gets_its_dead_letter_reason() {
     let registry = Registry::with_diagnostics();
@@ -131,8 +149,9 @@ fn every_poison_message_gets_its_dead_letter_reason() {
         let (props, body) = delivery(&doc);
         let want_reason = doc["expect"]["reason"].as_str().expect("expect.reason");
         let want_detail = doc["expect"]["detail"].as_str().expect("expect.detail");
+        let accept = accept(&doc).unwrap_or_else(|e| panic!("{name}: {e}"));
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            triage(&props, &body, MAX_BODY_BYTES, runnable)
+            triage_accepting(&props, &body, MAX_BODY_BYTES, &accept, runnable)
         }));
         match outcome {
             Err(_) => failures.push(format!("{name}: panicked")),
