@@ -238,6 +238,31 @@ def test_enqueue_through_the_api_runs_on_a_worker_and_reads_the_result(
     assert s == 200, b
 
 
+def test_task_sent_events_announce_what_the_api_enqueues_when_asked(names, amqp, apis):
+    q, events = names.queue("sent"), names.queue("events")
+    ch = amqp._fresh()
+    ch.exchange_declare("celeryev", "topic", durable=True)
+    ch.queue_declare(events, auto_delete=True)
+    ch.queue_bind(events, "celeryev", "task.sent")
+    quiet = apis(["--routes", f"maestro.echo={q}", "--enable-diagnostics", "true"])
+    assert quiet.request("POST", "/tasks/maestro.echo", {"args": [0], "kwargs": {}})[0] == 202
+    api = apis(["--routes", f"maestro.echo={q}", "--enable-diagnostics", "true"],
+               env={"MAESTRO_TASK_SENT_EVENTS": "true"})
+    status, body = api.request("POST", "/tasks/maestro.echo", {"args": [1, "a"], "kwargs": {}})
+    assert status == 202, body
+    got = wait_for(lambda: amqp.get_all(events), 10, interval=0.1, what="the task-sent event")
+    assert len(got) == 1, "only the API asked to announces its tasks"
+    method, props, raw = got[0]
+    assert method.routing_key == "task.sent" and props.delivery_mode == 1
+    event = json.loads(raw)
+    assert event["type"] == "task-sent" and event["uuid"] == body["task_id"]
+    assert event["name"] == "maestro.echo" and event["queue"] == q
+    assert event["routing_key"] == q and event["hostname"].startswith("maestro-api@")
+    assert event["retries"] == 0 and isinstance(event["clock"], int)
+    assert props.headers["hostname"] == event["hostname"]
+    assert amqp.ready(q) == 2, "both tasks enqueued"
+
+
 def test_broker_cut_mid_test_gives_503_then_recovers_and_loses_nothing(
         names, amqp, proxy, apis):
     q = names.queue("cut")

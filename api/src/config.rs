@@ -93,6 +93,11 @@ pub struct Cli {
     #[arg(long, env = "MAESTRO_ENABLE_DIAGNOSTICS", default_value_t = false, action = clap::ArgAction::Set)]
     pub enable_diagnostics: bool,
 
+    /// Announce every enqueued task with Celery's `task-sent` event on `celeryev` (Python's
+    /// `task_send_sent_event`), so Flower lists it as SENT before a worker takes it.
+    #[arg(long, env = "MAESTRO_TASK_SENT_EVENTS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub task_sent_events: bool,
+
     /// Largest request body, bytes; larger ones get 413.
     #[arg(long, env = "MAESTRO_BODY_BYTES_MAX", default_value_t = DEFAULT_BODY_BYTES_MAX)]
     pub body_bytes_max: usize,
@@ -158,6 +163,7 @@ pub struct ApiConfig {
     pub routes: RoutingTable,
     pub allow_any_queue: bool,
     pub enable_diagnostics: bool,
+    pub task_sent_events: bool,
     pub body_bytes_max: usize,
     pub queue_type: QueueType,
     pub amqp_connections: usize,
@@ -295,6 +301,7 @@ impl Cli {
             routes,
             allow_any_queue: self.allow_any_queue,
             enable_diagnostics: self.enable_diagnostics,
+            task_sent_events: self.task_sent_events,
             body_bytes_max: self.body_bytes_max,
             queue_type: self.queue_type,
             amqp_connections: self.amqp_connections,

@@ -80,6 +80,8 @@ pub(crate) struct Link {
 pub(crate) struct LinkManager {
     connections: Vec<deadpool_lapin::Pool>,
     urls: BrokerUrls,
+    /// Declare Celery's event exchange on each new link (`task-sent` events are on).
+    events: bool,
 }
 
 impl managed::Manager for LinkManager {
@@ -95,6 +97,9 @@ impl managed::Manager for LinkManager {
             match self.connections[i].get().await {
                 Ok(conn) => {
                     let publisher = Publisher::open(&conn).await?;
+                    if self.events {
+                        publisher.declare_event_exchange().await?;
+                    }
                     info!(event = "broker_link_opened", node = %redact(&self.urls.lapin_urls()[i]));
                     return Ok(Link { conn, publisher });
                 }
@@ -147,6 +152,8 @@ pub struct Enqueuer {
     queue_type: QueueType,
     deadline: Duration,
     origin: String,
+    /// This producer's node name in `task-sent` events, when they are on.
+    sent_events: Option<String>,
     metrics: Arc<Metrics>,
 }
 
@@ -158,6 +165,7 @@ impl Enqueuer {
         connections: usize,
         queue_type: QueueType,
         deadline: Duration,
+        sent_events: bool,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
         let timeouts = Timeouts {
@@ -190,6 +198,7 @@ impl Enqueuer {
         let links = managed::Pool::builder(LinkManager {
             connections: connections_pools,
             urls: urls.clone(),
+            events: sent_events,
         })
         .max_size(connections)
         .timeouts(timeouts)
@@ -203,6 +212,7 @@ impl Enqueuer {
             queue_type,
             deadline,
             origin: format!("maestro-api@{host}"),
+            sent_events: sent_events.then(|| format!("maestro-api@{host}")),
             metrics,
         })
     }
@@ -289,6 +299,17 @@ impl Enqueuer {
                 warn!(event = "publisher_reset", queue, error = %e, "closing the channel after a nack");
                 publisher.close().await;
                 Err(e.into())
+            }
+            Ok(()) => {
+                if let Some(hostname) = &self.sent_events
+                    && let Err(e) = publisher
+                        .publish_sent_event(hostname, msg, queue, queue, queue)
+                        .await
+                {
+                    // The task went out; only its announcement is lost.
+                    warn!(event = "task_sent_event_lost", id = %msg.headers.id, error = %e);
+                }
+                Ok(())
             }
             other => other.map_err(Into::into),
         }

@@ -77,6 +77,7 @@ impl AppState {
             config.amqp_connections,
             config.queue_type,
             config.publish_timeout,
+            config.task_sent_events,
             metrics.clone(),
         )?;
         let mut options = ClientOptions::parse(config.mongo_uri.expose_secret())
