@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from celery import chain, chord, group
+from celery.canvas import chunks, xmap, xstarmap
 
 from conftest import ROOT, backend_url, wait_for
 
@@ -124,3 +125,30 @@ def test_chord_with_a_failed_member_fails_the_callback(rust_queue, app, mongo):
 
 def rust_queue_log():
     return rust_queue.worker.log()
+
+
+def test_map_starmap_and_chunks_from_a_python_client(rust_queue, app):
+    echo = app.signature("maestro.echo")
+    # task.map / task.starmap: celery.map and celery.starmap, one call per item in one run.
+    assert xmap(echo, [1, [2, 3]], app=app).apply_async(queue=rust_queue).get(timeout=30) == [
+        [[1], {}], [[[2, 3]], {}]]
+    assert xstarmap(echo, [[1, 2], ["a"]], app=app).apply_async(queue=rust_queue).get(
+        timeout=30) == [[[1, 2], {}], [["a"], {}]]
+    # task.chunks: a group of celery.starmap parts, sent by the client.
+    parts = chunks(echo, zip(range(5), range(5)), 2, app=app).apply_async(queue=rust_queue)
+    assert parts.get(timeout=30) == [[[[0, 0], {}], [[1, 1], {}]], [[[2, 2], {}], [[3, 3], {}]],
+                                     [[[4, 4], {}]]]
+    # celery.chunks sent as one task: the worker sends the parts and returns the group.
+    r = app.send_task("celery.chunks", args=[dict(echo), [[0, 1], [2, 3], [4, 5]], 2],
+                      queue=rust_queue)
+    (group_id, _), members = r.get(timeout=30)
+    assert len(members) == 2
+    assert [app.AsyncResult(m[0][0]).get(timeout=30) for m in members] == [
+        [[[0, 1], {}], [[2, 3], {}]], [[[4, 5], {}]]]
+    # celery.accumulate, and an inner task this worker does not know.
+    assert app.send_task("celery.accumulate", args=[1, 2, 3], kwargs={"index": -1},
+                         queue=rust_queue).get(timeout=30) == 3
+    with pytest.raises(Exception) as e:
+        xmap(app.signature("python.only"), [1], app=app).apply_async(queue=rust_queue).get(
+            timeout=30)
+    assert type(e.value).__name__ == "NotRegistered", e.value

@@ -36,9 +36,14 @@ def test_a_new_crate_serves_a_typed_task_to_python(names, workers, celery_app, t
     (crate / "src" / "main.rs").write_text(main)
     shutil.copy(ROOT / "Cargo.lock", crate / "Cargo.lock")
     target = pathlib.Path(WORKER_BIN).parent.parent
+    # The workspace's own dev profile, so the dependencies built for it are reused (and not
+    # built again with full debug info into the shared target directory).
+    profile = ['profile.dev.debug="line-tables-only"', 'profile.dev.package."*".opt-level=1',
+               'profile.dev.package."*".debug=false']
     build = subprocess.run(
-        ["cargo", "build", "--offline", "-q"], cwd=crate, capture_output=True, text=True,
-        timeout=1800, env={**os.environ, "CARGO_TARGET_DIR": str(target)})
+        ["cargo", "build", "--offline", "-q", *[a for p in profile for a in ("--config", p)]],
+        cwd=crate, capture_output=True, text=True, timeout=1800,
+        env={**os.environ, "CARGO_TARGET_DIR": str(target)})
     assert build.returncode == 0, build.stderr[-4000:]
     binary = target / "debug" / "newcomer"
     q = names.queue("newcomer")

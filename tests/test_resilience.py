@@ -168,7 +168,7 @@ def test_bad_configuration_is_refused_naming_the_field():
         (["-b", "redis://localhost:6379/0"], "CELERY_BROKER_URL"),
         (["-Q", "amq.reserved"], "--queues"),
         (["--time-limit", "soon"], "--time-limit"),
-        (["--result-backend", "redis://localhost/0"], "CELERY_RESULT_BACKEND"),
+        (["--result-backend", "couchdb://localhost/0"], "CELERY_RESULT_BACKEND"),
         (["--log-level", "maestro=loud"], "MAESTRO_LOG_LEVEL"),
     ]
     for args, field in cases:

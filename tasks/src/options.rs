@@ -264,9 +264,18 @@ impl RateLimit {
     }
 }
 
+/// In Celery's syntax, in the largest unit that gives a whole count (`10/m`, not
+/// `0.1666/s`).
 impl fmt::Display for RateLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/s", self.per_second_rate())
+        let per_second = self.per_second_rate();
+        for (unit, secs) in [("s", 1.0), ("m", 60.0), ("h", 3600.0)] {
+            let count = per_second * secs;
+            if (count - count.round()).abs() < 1e-6 && count.round() >= 1.0 {
+                return write!(f, "{}/{unit}", count.round());
+            }
+        }
+        write!(f, "{per_second}/s")
     }
 }
 
@@ -282,6 +291,15 @@ mod tests {
         assert_eq!(per("3600/h"), Ok(Duration::from_secs(1)));
         assert_eq!(per("4"), Ok(Duration::from_millis(250)));
         assert_eq!(per(" 2 / s "), Ok(Duration::from_millis(500)));
+        let shown = |t: &str| {
+            RateLimit::parse(t)
+                .map(|r| r.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(shown("10/s"), "10/s");
+        assert_eq!(shown("10/m"), "10/m");
+        assert_eq!(shown("90/m"), "90/m");
+        assert_eq!(shown("7/h"), "7/h");
         for bad in ["", "x/s", "10/d", "0/s", "-1/s", "10/", "inf/s", "NaN"] {
             assert!(RateLimit::parse(bad).is_err(), "{bad}");
         }

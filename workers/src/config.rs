@@ -1,4 +1,6 @@
-//! The worker's configuration.
+//! The worker's configuration. This file is long because every flag is declared once, with its
+//! environment variable, default and meaning, next to the checks that read it; split, the
+//! table of flags would be in pieces.
 //!
 //! - [`WorkerArgs`]: the runtime's flags, each also read from an environment variable
 //!   (Celery's names where they exist), as a clap group an application flattens beside its
@@ -155,6 +157,45 @@ pub struct WorkerArgs {
     #[arg(short = 'E', long = "events", env = "CELERY_WORKER_SEND_TASK_EVENTS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub events: bool,
 
+    /// Send no worker events (worker-online, worker-heartbeat, worker-offline), as Celery's
+    /// `--without-heartbeat`; Flower then shows the worker offline.
+    #[arg(long = "without-heartbeat", env = "MAESTRO_WITHOUT_HEARTBEAT", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub without_heartbeat: bool,
+
+    /// Do not ask the other workers for their revoked ids at start (Celery's mingle).
+    #[arg(long = "without-mingle", env = "MAESTRO_WITHOUT_MINGLE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub without_mingle: bool,
+
+    /// Accepted for Celery's command line; this worker never gossips.
+    #[arg(long = "without-gossip", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", hide = true)]
+    pub without_gossip: bool,
+
+    /// File keeping this worker's revoked ids across restarts (Celery's `--statedb`); unset:
+    /// kept in memory only (and learnt from the other workers at start, unless
+    /// `--without-mingle`).
+    #[arg(short = 'S', long = "statedb", env = "CELERYD_STATE_DB")]
+    pub statedb: Option<std::path::PathBuf>,
+
+    /// Serializers accepted, comma separated (Celery's `accept_content`): `json`, `msgpack`,
+    /// `yaml`, `auth` (signed messages). Unset: every one this build reads, and `auth` when
+    /// `--security-cert-store` is given. `auth` alone refuses every unsigned task.
+    #[arg(long, env = "CELERY_ACCEPT_CONTENT", value_delimiter = ',')]
+    pub accept_content: Option<Vec<String>>,
+
+    /// Certificates whose signed (`auth`) messages are trusted: a directory of PEM files, or
+    /// one file (Celery's `security_cert_store`).
+    #[arg(long, env = "CELERY_SECURITY_CERT_STORE")]
+    pub security_cert_store: Option<std::path::PathBuf>,
+
+    /// PEM RSA private key (not encrypted) this worker signs what it sends with (retries,
+    /// follow-ups), with `--security-certificate` (Celery's `security_key`).
+    #[arg(long, env = "CELERY_SECURITY_KEY")]
+    pub security_key: Option<std::path::PathBuf>,
+
+    /// PEM certificate of `--security-key` (Celery's `security_certificate`).
+    #[arg(long, env = "CELERY_SECURITY_CERTIFICATE")]
+    pub security_certificate: Option<std::path::PathBuf>,
+
     /// Answer remote control (`celery inspect`, `celery control revoke`) on celery.pidbox.
     #[arg(long, env = "CELERY_WORKER_ENABLE_REMOTE_CONTROL", default_value_t = true, action = clap::ArgAction::Set)]
     pub remote_control: bool,
@@ -246,7 +287,16 @@ pub struct WorkerConfig {
     pub track_started: bool,
     pub default_queue: String,
     pub events: bool,
+    /// Worker events (not `--without-heartbeat`).
+    pub heartbeat: bool,
+    /// Ask the other workers for revoked ids at start (not `--without-mingle`).
+    pub mingle: bool,
+    pub statedb: Option<std::path::PathBuf>,
     pub remote_control: bool,
+    /// What deliveries are read (`--accept-content`, `--security-cert-store`).
+    pub accept: maestro_broker::Accept,
+    /// Signs every task message the worker sends (`--security-key`), when set.
+    pub signing: Option<maestro_broker::Signing>,
     pub time_limit: Option<Duration>,
     pub soft_time_limit: Option<Duration>,
     pub acks_late: bool,
@@ -412,6 +462,47 @@ impl WorkerArgs {
                 )
             })?),
         };
+        let accept = maestro_broker::Accept::configure(
+            self.accept_content.as_deref(),
+            self.security_cert_store.as_deref(),
+        )
+        .map_err(|r| {
+            let (flag, var) = if r.contains("certificate store") || r.contains("Certificate") {
+                ("--security-cert-store", "CELERY_SECURITY_CERT_STORE")
+            } else {
+                ("--accept-content", "CELERY_ACCEPT_CONTENT")
+            };
+            err(flag, var, r)
+        })?;
+        let signing = match (&self.security_key, &self.security_certificate) {
+            (None, None) => None,
+            (Some(key), Some(cert)) => Some(
+                maestro_broker::Signing::load(key, cert)
+                    .map_err(|r| err("--security-key", "CELERY_SECURITY_KEY", r))?,
+            ),
+            (Some(_), None) => {
+                return Err(err(
+                    "--security-certificate",
+                    "CELERY_SECURITY_CERTIFICATE",
+                    "is needed with --security-key",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "--security-key",
+                    "CELERY_SECURITY_KEY",
+                    "is needed with --security-certificate",
+                ));
+            }
+        };
+        if signing.is_none() && accept.signed() && !accept.accepts_unsigned() {
+            return Err(err(
+                "--accept-content",
+                "CELERY_ACCEPT_CONTENT",
+                "auth alone needs --security-key and --security-certificate: the worker's own \
+                 retries and follow-ups must be signed to be read again",
+            ));
+        }
         let hostname = expand_hostname(&hostname_pattern, &host_name(), std::process::id());
         if hostname.is_empty() || hostname.len() > 200 {
             return Err(err(
@@ -435,7 +526,12 @@ impl WorkerArgs {
             track_started: self.track_started,
             default_queue: self.default_queue,
             events: self.events,
+            heartbeat: !self.without_heartbeat,
+            mingle: !self.without_mingle,
+            statedb: self.statedb,
             remote_control: self.remote_control,
+            accept,
+            signing,
             time_limit: self.time_limit,
             soft_time_limit: self.soft_time_limit,
             acks_late: self.acks_late,

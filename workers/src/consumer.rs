@@ -15,10 +15,11 @@ use futures_util::stream::SelectAll;
 use lapin::Connection;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
+use lapin::types::ShortString as ConsumerTag;
 use maestro_broker::{BrokerError, Publisher, QueueType};
 use maestro_results::ResultStore;
 use maestro_tasks::Registry;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tracing::{info, warn};
 
 use crate::acker;
@@ -30,6 +31,81 @@ use crate::processor;
 use crate::session::Session;
 use crate::shutdown::Shutdown;
 use crate::stats::WorkerState;
+
+/// What a consumer yields.
+type DeliveryResult = Result<lapin::message::Delivery, lapin::Error>;
+/// Tags a delivery with its queue's name.
+type Label = Box<dyn FnMut(DeliveryResult) -> (Arc<str>, DeliveryResult) + Send>;
+/// One queue's deliveries, each with the queue's name.
+type QueueStream = futures_util::stream::Map<lapin::Consumer, Label>;
+
+/// Starts consuming `queue` on `channel`.
+async fn consume_queue(
+    channel: &lapin::Channel,
+    queue: &str,
+) -> Result<(ConsumerTag, QueueStream), BrokerError> {
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let tag = consumer.tag();
+    let name: Arc<str> = Arc::from(queue);
+    let label: Label = Box::new(move |d| (name.clone(), d));
+    Ok((tag, consumer.map(label)))
+}
+
+/// Carries out remote control's `add_consumer` / `cancel_consumer` (a failure is logged: the
+/// reply went out already, as Celery's does).
+async fn change_consumers(
+    channel: &lapin::Channel,
+    conn: &Arc<Connection>,
+    cfg: &WorkerConfig,
+    state: &WorkerState,
+    tags: &mut Vec<(String, ConsumerTag)>,
+    streams: &mut SelectAll<QueueStream>,
+    command: control::ConsumerCommand,
+) {
+    match command {
+        control::ConsumerCommand::Add(name) => {
+            if tags.iter().any(|(q, _)| *q == name) {
+                return;
+            }
+            let q = maestro_broker::TaskQueue::named(&name, cfg.queue_type);
+            let added = async {
+                maestro_broker::topology::declare_task_queue(conn, &q).await?;
+                maestro_broker::topology::bind_delayed_delivery(conn, &cfg.delay, &q).await?;
+                consume_queue(channel, &name).await
+            }
+            .await;
+            match added {
+                Ok((tag, stream)) => {
+                    tags.push((name.clone(), tag));
+                    streams.push(stream);
+                    state.add_queue(q);
+                    info!(event = "consumer_added", queue = %name, "by remote control");
+                }
+                Err(e) => warn!(event = "consumer_not_added", queue = %name, error = %e),
+            }
+        }
+        control::ConsumerCommand::Cancel(name) => {
+            let Some(i) = tags.iter().position(|(q, _)| *q == name) else {
+                return;
+            };
+            let (_, tag) = tags.remove(i);
+            // The queue's stream ends once the broker confirms; prefetched deliveries of it
+            // still run.
+            let _ = channel
+                .basic_cancel(tag, BasicCancelOptions::default())
+                .await;
+            state.remove_queue(&name);
+            info!(event = "consumer_cancelled", queue = %name, "by remote control");
+        }
+    }
+}
 
 /// Why a session ended.
 #[derive(Debug)]
@@ -50,24 +126,23 @@ pub(crate) async fn consume(
     state: Arc<WorkerState>,
     shutdown: &Shutdown,
 ) -> Result<SessionEnd, BrokerError> {
-    let events = if cfg.events {
+    // Worker events unless --without-heartbeat; task events as `state` says (-E, or remote
+    // control), so the channel is there whenever either may be sent.
+    let events = if cfg.heartbeat || cfg.events || cfg.remote_control {
         Some(Events::open(conn, state.clone()).await?)
     } else {
         None
     };
-    let control = if cfg.remote_control {
-        Some(control::spawn(conn, cfg.clone(), registry.clone(), state.clone()).await?)
-    } else {
-        None
-    };
-    let heartbeat = match &events {
+    let heartbeat = match events.as_ref().filter(|_| cfg.heartbeat) {
         Some(ev) => {
             ev.worker("worker-online").await;
             Some(ev.spawn_heartbeat())
         }
         None => None,
     };
-    let publisher = Publisher::open(conn).await?;
+    let publisher = Publisher::open(conn)
+        .await?
+        .with_signing(cfg.signing.clone());
     let channel = conn.create_channel().await?;
     // Celery asks for a channel-wide (global) prefetch; quorum queues do not support it, so
     // there the limit is per consumer.
@@ -86,7 +161,22 @@ pub(crate) async fn consume(
     );
     let abort = shutdown.abort.child_token();
     let publisher_lost = tokio_util::sync::CancellationToken::new();
-    let slots = Arc::new(Semaphore::new(cfg.concurrency));
+    let slots = Arc::new(Semaphore::new(state.concurrency()));
+    let (commands_tx, mut commands) = mpsc::unbounded_channel();
+    let control = if cfg.remote_control {
+        let c = control::Control {
+            cfg: cfg.clone(),
+            registry: registry.clone(),
+            state: state.clone(),
+            store: store.clone(),
+            events: events.clone(),
+            slots: slots.clone(),
+            consumers: commands_tx,
+        };
+        Some(control::spawn(conn, c).await?)
+    } else {
+        None
+    };
     let session = Arc::new(Session {
         slots: slots.clone(),
         cfg: cfg.clone(),
@@ -109,19 +199,11 @@ pub(crate) async fn consume(
     };
 
     let mut streams = SelectAll::new();
-    let mut tags = Vec::new();
-    for q in &cfg.queues {
-        let consumer = channel
-            .basic_consume(
-                q.name.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        tags.push(consumer.tag());
-        let name: Arc<str> = Arc::from(q.name.as_str());
-        streams.push(consumer.map(move |d| (name.clone(), d)));
+    let mut tags: Vec<(String, ConsumerTag)> = Vec::new();
+    for q in &state.queues() {
+        let (tag, stream) = consume_queue(&channel, &q.name).await?;
+        tags.push((q.name.clone(), tag));
+        streams.push(stream);
     }
 
     // Ready from here until the loop ends (shutdown or loss): not while draining.
@@ -133,30 +215,25 @@ pub(crate) async fn consume(
         if publisher_lost.is_cancelled() {
             break lost();
         }
-        // The delivery first, then a slot: the loop never holds a slot while it waits for the
-        // broker, so a run that gave its slot back (a rate-limited one) can always take one
-        // again. A delivery dropped here at shutdown is requeued when the channel closes.
+        // Every delivery goes to its own run at once: the run takes a concurrency slot when it
+        // is about to start (prefetch bounds how many wait). Remote control's consumer changes
+        // come in between deliveries.
         let next = tokio::select! {
             biased;
-            d = streams.next() => d,
-            _ = shutdown.stop.cancelled() => break SessionEnd::Stopped,
-            _ = publisher_lost.cancelled() => break lost(),
-        };
-        let permit = tokio::select! {
-            biased;
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break SessionEnd::Stopped,
-            },
+            d = streams.next(), if !streams.is_empty() => d,
+            command = commands.recv() => {
+                if let Some(command) = command {
+                    change_consumers(&channel, conn, &cfg, &state, &mut tags, &mut streams, command).await;
+                }
+                continue;
+            }
             _ = shutdown.stop.cancelled() => break SessionEnd::Stopped,
             _ = publisher_lost.cancelled() => break lost(),
         };
         match next {
             Some((queue, Ok(delivery))) => {
                 let s = session.clone();
-                shutdown
-                    .tasks
-                    .spawn(processor::process(s, queue, delivery, permit));
+                shutdown.tasks.spawn(processor::process(s, queue, delivery));
             }
             Some((queue, Err(e))) => {
                 warn!(event = "consumer_failed", queue = %queue, error = %e);
@@ -164,8 +241,8 @@ pub(crate) async fn consume(
             }
             None => {
                 break SessionEnd::Lost(BrokerError::Topology {
-                    name: cfg
-                        .queues
+                    name: state
+                        .queues()
                         .iter()
                         .map(|q| q.name.as_str())
                         .collect::<Vec<_>>()
@@ -185,7 +262,7 @@ pub(crate) async fn consume(
     }
     match &end {
         SessionEnd::Stopped => {
-            for tag in tags {
+            for (_, tag) in tags {
                 let _ = channel
                     .basic_cancel(tag, BasicCancelOptions::default())
                     .await;
@@ -200,7 +277,7 @@ pub(crate) async fn consume(
                 );
             }
             let abandoned = shutdown.drain(cfg.shutdown_grace).await;
-            if let Some(ev) = &events {
+            if let Some(ev) = events.as_ref().filter(|_| cfg.heartbeat) {
                 ev.worker("worker-offline").await;
             }
             drop(session);

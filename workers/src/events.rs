@@ -1,8 +1,9 @@
-//! Celery events (`-E`): task and worker events on the `celeryev` topic exchange in Celery's
-//! shapes, so Flower and `celery events` show these workers. Task events go out as Celery 5.7
-//! sends them, routing key `task.multi` with a list body; worker events as `worker.online`,
-//! `worker.heartbeat` (every 2 s) and `worker.offline`. Events are transient (delivery mode 1)
-//! and not confirmed: a lost event never holds up a task.
+//! Celery events on the `celeryev` topic exchange in Celery's shapes, so Flower and `celery
+//! events` show these workers. As Celery's worker: worker events (`worker.online`,
+//! `worker.heartbeat` every 2 s, `worker.offline`) always, unless `--without-heartbeat`; task
+//! events (routing key `task.multi`, a list body, as Celery 5.7 sends them) with `-E`, or once
+//! `celery control enable_events` turns them on. Events are transient (delivery mode 1) and not
+//! confirmed: a lost event never holds up a task.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -91,8 +92,12 @@ impl Events {
             .await;
     }
 
-    /// A task event (`task-received`, `task-started`, ...) with its own fields.
+    /// A task event (`task-received`, `task-started`, ...) with its own fields, when task
+    /// events are on.
     pub(crate) async fn task(&self, kind: &str, uuid: &str, fields: Value) {
+        if !self.state.task_events() {
+            return;
+        }
         let mut m = self.base(kind);
         m.insert("uuid".into(), json!(uuid));
         if let Value::Object(extra) = fields {

@@ -53,6 +53,7 @@
 //! - `retry`     the next try: its message, its delay, its delayed publish
 //! - `results`   states into the result backend (MongoDB, rpc, none)
 //! - `canvas`    links, errbacks, chain steps, chord callbacks, `celery.chord_unlock`
+//! - `builtins`  Celery's `celery.map`, `starmap`, `chunks` and `accumulate`
 //! - `followup`  what running tasks send (`TaskContext::send`, chords)
 //! - `settle`    a disposition carried out: ack, requeue, or dead-letter then ack
 //! - `acker`     acks and requeues on the wire, batched
@@ -60,12 +61,14 @@
 //! - `stats`     running tasks, totals, revoked ids, the Lamport clock
 //! - `rate`      per-task rate limits
 //! - `events`    Celery events (-E) on celeryev
-//! - `control`   remote control on celery.pidbox (inspect, revoke)
+//! - `control`   remote control on celery.pidbox: every command of Celery's worker
+//! - `revocations` revoked ids across restarts (`--statedb`) and workers (mingle)
 //! - `metrics`   Prometheus metrics and readiness, served on --metrics-addr
 
 mod acker;
 mod app;
 mod builder;
+mod builtins;
 mod canvas;
 pub mod config;
 mod consumer;
@@ -79,6 +82,7 @@ mod processor;
 mod rate;
 mod results;
 pub mod retry;
+mod revocations;
 mod run;
 mod session;
 mod settle;

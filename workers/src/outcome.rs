@@ -58,6 +58,14 @@ pub(crate) async fn record(
             info!(event = "task_requeued", task = %h.task, id = %h.id, "abandoned at shutdown; requeued");
             Disposition::Requeue
         }
+        Outcome::Terminated => {
+            info!(event = "task_terminated", task = %h.task, id = %h.id, "revoked with terminate: stopped");
+            count(TaskOutcome::Revoked);
+            let exc = ExceptionInfo::celery("TaskRevokedError", "terminated");
+            Disposition::after(
+                record_state(s, queue, msg, TaskState::Revoked, &exc.to_value(), None).await,
+            )
+        }
         Outcome::Success(value) => {
             debug!(event = "task_succeeded", task = %h.task, id = %h.id, runtime_ms);
             count(TaskOutcome::Succeeded);

@@ -23,7 +23,6 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
 use crate::canvas::{self, CHORD_UNLOCK};
-use crate::events::now_unix;
 use crate::metrics::TaskOutcome;
 use crate::outcome;
 use crate::results::{has_succeeded, record_state};
@@ -31,27 +30,23 @@ use crate::retry::delay_early;
 use crate::run::{self, Outcome};
 use crate::session::{Received, Session};
 use crate::settle::{Disposition, settle};
-use crate::stats::ActiveTask;
-use crate::triage::{Unrunnable, triage};
+use crate::stats::{TaskInfo, WorkerState};
+use crate::triage::{Unrunnable, triage_accepting};
 
 /// Longest argument text kept for `inspect active`, bytes.
 const ACTIVE_ARGS_BYTES_MAX: usize = 1024;
 
-/// Processes one delivery from `queue`. `slot` is the concurrency permit: it is given back as
-/// soon as it is clear no task code will run (dead letters, expiry, early ETA moves), so those
-/// are bounded by the prefetch window alone and never hold up runnable tasks.
-pub(crate) async fn process(
-    s: Arc<Session>,
-    queue: Arc<str>,
-    delivery: Delivery,
-    slot: OwnedSemaphorePermit,
-) {
+/// Processes one delivery from `queue`. A concurrency slot is taken only once the task is to
+/// run (after the checks, and after its rate limit's wait): dead letters, expiry and early ETA
+/// moves are bounded by the prefetch window alone and never hold up runnable tasks, and a task
+/// waiting for a slot is listed as reserved.
+pub(crate) async fn process(s: Arc<Session>, queue: Arc<str>, delivery: Delivery) {
     let d = Received::new(queue, delivery);
     let token = s.acker.token(d.tag);
     if d.redelivered {
         s.state.metrics.redelivered(&d.queue);
     }
-    let how = match Box::pin(admit(&s, &d, slot)).await {
+    let how = match Box::pin(admit(&s, &d)).await {
         Admission::Settle(how) => how,
         Admission::Run(job) if !job.task.options().acks_late.unwrap_or(s.cfg.acks_late) => {
             // Acks early (Celery's acks_late=False): the delivery is done before the task
@@ -73,20 +68,39 @@ enum Admission {
     Run(Box<Job>),
 }
 
-/// A delivery that runs: its message, its task and its concurrency slot.
+/// A delivery that runs: its message, its task, its concurrency slot and its reservation.
 struct Job {
     msg: TaskMessage,
     task: Arc<dyn Task>,
     slot: OwnedSemaphorePermit,
+    reserved: Reserved,
 }
 
-/// The checks before a run (see the module docs); gives the slot back with every refusal.
-async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Admission {
+/// A task listed as reserved (`inspect reserved`) until it runs or is settled otherwise.
+struct Reserved {
+    state: Arc<WorkerState>,
+    info: TaskInfo,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.state.unreserve(&self.info.id);
+    }
+}
+
+/// The checks before a run (see the module docs), then the wait for a concurrency slot.
+async fn admit(s: &Arc<Session>, d: &Received) -> Admission {
     // Python clients send celery.chord_unlock for chords on the MongoDB backend; it is run
     // here (after the expiry and ETA checks below) unless a task of that name is registered.
     let runnable =
         |name: &str| s.registry.get(name).is_some() || (name == CHORD_UNLOCK && s.store.is_some());
-    let mut msg = match triage(&d.properties, &d.data, s.cfg.max_body_bytes, runnable) {
+    let mut msg = match triage_accepting(
+        &d.properties,
+        &d.data,
+        s.cfg.max_body_bytes,
+        &s.cfg.accept,
+        runnable,
+    ) {
         Ok(msg) => msg,
         Err(Unrunnable { reason, detail }) => {
             return Admission::Settle(Disposition::DeadLetter { reason, detail });
@@ -95,17 +109,14 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
     let h = &msg.headers;
     let now = Utc::now();
     if h.expires.is_some_and(|exp| exp <= now) {
-        drop(slot);
         info!(event = "task_expired", task = %h.task, id = %h.id, "expired before it ran: REVOKED");
         return Admission::Settle(outcome::revoked(s, &d.queue, &msg, true).await);
     }
     if let Some(wait_secs) = h.eta.and_then(|eta| delay::delay_until(eta, now)) {
         // Early: into the delay queues, never held here.
-        drop(slot);
         return Admission::Settle(delay_early(s, d, &msg, wait_secs).await);
     }
     let Some(task) = s.registry.get(&h.task).cloned() else {
-        drop(slot);
         return Admission::Settle(Box::pin(canvas::chord_unlock(s, &d.queue, &msg)).await);
     };
     hide_credentials(task.as_ref(), &mut msg);
@@ -114,6 +125,24 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
         msg.headers.ignore_result = true;
     }
     let h = &msg.headers;
+    let info = TaskInfo {
+        id: h.id.clone(),
+        name: h.task.clone(),
+        args: h.argsrepr.clone().unwrap_or_else(|| clip(msg.args.get())),
+        kwargs: h
+            .kwargsrepr
+            .clone()
+            .unwrap_or_else(|| clip(msg.kwargs.get())),
+        queue: d.queue.to_string(),
+        redelivered: d.redelivered,
+        started_unix: None,
+        stamps: h.stamps.clone(),
+    };
+    s.state.reserve(info.clone());
+    let reserved = Reserved {
+        state: s.state.clone(),
+        info,
+    };
     if let Some(ev) = &s.events {
         ev.task(
             "task-received",
@@ -127,8 +156,7 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
         )
         .await;
     }
-    if s.state.is_revoked(&h.id) {
-        drop(slot);
+    if s.state.is_revoked(&h.id) || s.state.is_revoked_by_stamps(&h.stamps) {
         info!(event = "task_revoked", task = %h.task, id = %h.id, "revoked by remote control: not run");
         return Admission::Settle(outcome::revoked(s, &d.queue, &msg, false).await);
     }
@@ -141,7 +169,6 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
                 s.state
                     .metrics
                     .task_outcome(&d.queue, &h.task, TaskOutcome::Duplicate);
-                drop(slot);
                 return Admission::Settle(resend_follow_ups(s, &msg).await);
             }
             Ok(false) => {}
@@ -161,46 +188,51 @@ async fn admit(s: &Arc<Session>, d: &Received, slot: OwnedSemaphorePermit) -> Ad
         }
     }
     if let Some(detail) = redelivered_too_often(s, d, &msg).await {
-        drop(slot);
         warn!(event = "poison_message", task = %h.task, id = %h.id, detail, "dead-lettered");
         return Admission::Settle(Disposition::DeadLetter {
             reason: DeadReason::RedeliveredTooOften,
             detail,
         });
     }
-    let slot = match options.rate_limit {
-        Some(limit) => match rate_limited(s, &msg, limit, slot).await {
-            Some(slot) => slot,
-            None => return Admission::Settle(Disposition::Requeue),
+    if let Some(limit) = s
+        .state
+        .rates
+        .limit_for(&msg.headers.task, options.rate_limit)
+        && !rate_limited(s, &msg, limit).await
+    {
+        return Admission::Settle(Disposition::Requeue);
+    }
+    // A worker stopping runs no more: what waits for a slot then goes back to the queue.
+    let slot = tokio::select! {
+        biased;
+        _ = s.state.stop.cancelled() => return Admission::Settle(Disposition::Requeue),
+        _ = s.abort.cancelled() => return Admission::Settle(Disposition::Requeue),
+        p = s.slots.clone().acquire_owned() => match p {
+            Ok(p) => p,
+            Err(_) => return Admission::Settle(Disposition::Requeue),
         },
-        None => slot,
     };
-    Admission::Run(Box::new(Job { msg, task, slot }))
+    Admission::Run(Box::new(Job {
+        msg,
+        task,
+        slot,
+        reserved,
+    }))
 }
 
-/// Waits for the task's next start under its rate limit, without holding a concurrency slot
-/// meanwhile; the slot to run with, or `None` when the worker is abandoning its runs.
-async fn rate_limited(
-    s: &Session,
-    msg: &TaskMessage,
-    limit: maestro_tasks::RateLimit,
-    slot: OwnedSemaphorePermit,
-) -> Option<OwnedSemaphorePermit> {
+/// Waits for the task's next start under its rate limit (holding no concurrency slot, which
+/// is taken after); false when the worker stops meanwhile.
+async fn rate_limited(s: &Session, msg: &TaskMessage, limit: maestro_tasks::RateLimit) -> bool {
     let wait = s.state.rates.reserve(&msg.headers.task, limit);
     if wait.is_zero() {
-        return Some(slot);
+        return true;
     }
-    drop(slot);
     debug!(event = "task_rate_limited", task = %msg.headers.task, id = %msg.headers.id, wait_secs = wait.as_secs_f64());
     tokio::select! {
         biased;
-        _ = s.abort.cancelled() => return None,
-        _ = tokio::time::sleep(wait) => {}
-    }
-    tokio::select! {
-        biased;
-        _ = s.abort.cancelled() => None,
-        p = s.slots.clone().acquire_owned() => p.ok(),
+        _ = s.state.stop.cancelled() => false,
+        _ = s.abort.cancelled() => false,
+        _ = tokio::time::sleep(wait) => true,
     }
 }
 
@@ -243,26 +275,22 @@ async fn redelivered_too_often(s: &Session, d: &Received, msg: &TaskMessage) -> 
 
 /// Runs the task and records its outcome; the delivery's disposition.
 async fn execute(s: &Arc<Session>, d: &Received, job: Box<Job>) -> Disposition {
-    let Job { msg, task, slot } = *job;
+    let Job {
+        msg,
+        task,
+        slot,
+        reserved,
+    } = *job;
     let queue = &*d.queue;
     debug!(event = "task_started", task = %msg.headers.task, id = %msg.headers.id, retries = msg.headers.retries);
     let started = Instant::now();
     let h = &msg.headers;
-    s.state.started(ActiveTask {
-        id: h.id.clone(),
-        name: h.task.clone(),
-        args: h.argsrepr.clone().unwrap_or_else(|| clip(msg.args.get())),
-        kwargs: h
-            .kwargsrepr
-            .clone()
-            .unwrap_or_else(|| clip(msg.kwargs.get())),
-        queue: queue.to_owned(),
-        started_unix: now_unix(),
-    });
+    let terminate = s.state.started(reserved.info.clone());
+    drop(reserved);
     if let Some(ev) = &s.events {
         ev.task("task-started", &h.id, json!({})).await;
     }
-    let (outcome, msg) = run::run(s, queue, task.as_ref(), msg).await;
+    let (outcome, msg) = run::run(s, queue, task.as_ref(), msg, terminate).await;
     let runtime = started.elapsed();
     s.state.finished(&msg.headers.id, &msg.headers.task);
     if !matches!(outcome, Outcome::Aborted) {

@@ -9,13 +9,36 @@ use std::time::Duration;
 use maestro_tasks::RateLimit;
 use tokio::time::Instant;
 
-/// The next start allowed per task name.
+/// The next start allowed per task name, and the limits remote control set.
 #[derive(Debug, Default)]
 pub(crate) struct RateLimits {
     next: Mutex<HashMap<String, Instant>>,
+    /// `celery control rate_limit`: a task's limit replaced (`None`: no limit).
+    set: Mutex<HashMap<String, Option<RateLimit>>>,
 }
 
 impl RateLimits {
+    /// The limit in force for `task`: the one remote control set, else the task's own.
+    pub(crate) fn limit_for(&self, task: &str, own: Option<RateLimit>) -> Option<RateLimit> {
+        let set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        if set.is_empty() {
+            return own;
+        }
+        set.get(task).copied().unwrap_or(own)
+    }
+
+    /// Replaces `task`'s limit (`None`: none) until the worker stops.
+    pub(crate) fn set_limit(&self, task: &str, limit: Option<RateLimit>) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task.to_owned(), limit);
+        self.next
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(task);
+    }
+
     /// Reserves the next start of `task` under `limit`: how long from now it must wait.
     /// Starts are spaced `limit.interval` apart (a token bucket of capacity one).
     pub(crate) fn reserve(&self, task: &str, limit: RateLimit) -> Duration {
@@ -42,5 +65,18 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(r.reserve("a", limit), Duration::ZERO, "no burst saved up");
         assert_eq!(r.reserve("a", limit), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn remote_control_replaces_a_tasks_limit() {
+        let r = RateLimits::default();
+        let own = RateLimit::parse("10/s").ok();
+        assert_eq!(r.limit_for("a", own), own);
+        r.set_limit("a", None);
+        assert_eq!(r.limit_for("a", own), None, "disabled");
+        let new = RateLimit::parse("1/m").ok();
+        r.set_limit("a", new);
+        assert_eq!(r.limit_for("a", own), new);
+        assert_eq!(r.limit_for("b", own), own, "per task");
     }
 }

@@ -14,6 +14,7 @@ use maestro_broker::trace::TraceContext;
 use maestro_broker::{ExceptionInfo, TaskHeaders, TaskMessage};
 use maestro_tasks::{Task, TaskArgs, TaskContext, TaskError, TaskOptions};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::WorkerConfig;
@@ -36,6 +37,8 @@ pub(crate) enum Outcome {
         requeue: bool,
         reason: String,
     },
+    /// `revoke(terminate=True)` stopped the run: REVOKED.
+    Terminated,
     /// Shutdown abandoned the run: requeue.
     Aborted,
 }
@@ -59,30 +62,46 @@ impl Outcome {
             Outcome::Reject { reason, .. } => {
                 ("task-rejected", json!({"requeue": false, "reason": reason}))
             }
+            Outcome::Terminated => (
+                "task-revoked",
+                json!({"terminated": true, "signum": TERMINATE_SIGNUM, "expired": false}),
+            ),
             Outcome::Aborted => ("task-rejected", json!({"requeue": true})),
         }
     }
 }
 
+/// The signal number `task-revoked` reports for a terminated run (SIGTERM, Celery's default).
+pub(crate) const TERMINATE_SIGNUM: i32 = 15;
+
 /// The `(hard, soft)` time limits of a run: the message's own `timelimit`, else the task's
-/// options, else the worker's flags; zero means none.
+/// (its options, or what `celery control time_limit` set for it), else the worker's flags; zero
+/// means none.
 pub fn time_limits(
     h: &TaskHeaders,
     options: &TaskOptions,
+    cfg: &WorkerConfig,
+) -> (Option<Duration>, Option<Duration>) {
+    limits_with(h, (options.time_limit, options.soft_time_limit), cfg)
+}
+
+fn limits_with(
+    h: &TaskHeaders,
+    task: (Option<Duration>, Option<Duration>),
     cfg: &WorkerConfig,
 ) -> (Option<Duration>, Option<Duration>) {
     let hard = h
         .timelimit
         .hard_secs
         .map(Duration::from_secs_f64)
-        .or(options.time_limit)
+        .or(task.0)
         .or(cfg.time_limit)
         .filter(|d| !d.is_zero());
     let soft = h
         .timelimit
         .soft_secs
         .map(Duration::from_secs_f64)
-        .or(options.soft_time_limit)
+        .or(task.1)
         .or(cfg.soft_time_limit)
         .filter(|d| !d.is_zero());
     (hard, soft)
@@ -108,8 +127,14 @@ pub(crate) async fn run(
     queue: &str,
     task: &dyn Task,
     mut msg: TaskMessage,
+    terminate: CancellationToken,
 ) -> (Outcome, TaskMessage) {
-    let (hard, soft) = time_limits(&msg.headers, task.options(), &s.cfg);
+    let options = task.options();
+    let own = s
+        .state
+        .time_limits(&msg.headers.task)
+        .unwrap_or((options.time_limit, options.soft_time_limit));
+    let (hard, soft) = limits_with(&msg.headers, own, &s.cfg);
     let mut ctx = context(s, queue, &msg);
     ctx.soft_time_limit = soft;
     ctx.follow_up = Some(Arc::new(crate::followup::SessionFollowUp(s.clone())));
@@ -153,6 +178,12 @@ pub(crate) async fn run(
             },
         },
         _ = s.abort.cancelled() => Outcome::Aborted,
+        _ = terminate.cancelled() => {
+            // The run's future is dropped here; code on the blocking pool goes on until it
+            // looks at its soft limit, which is now reached.
+            ctx.soft_limit_token().cancel();
+            Outcome::Terminated
+        }
     };
     if let Some(span) = exported {
         let state = match &outcome {
@@ -160,6 +191,7 @@ pub(crate) async fn run(
             Outcome::Failure { .. } => "FAILURE",
             Outcome::Retry { .. } => "RETRY",
             Outcome::Reject { .. } => "REJECTED",
+            Outcome::Terminated => "REVOKED",
             Outcome::Aborted => "ABORTED",
         };
         span.record("state", state);

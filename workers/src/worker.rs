@@ -39,7 +39,11 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     registry.check_states()?;
     let cfg = Arc::new(cfg);
+    let mut registry = registry;
+    let builtins = crate::builtins::RegistryHandle::default();
+    crate::builtins::add(&mut registry, &builtins);
     let registry = Arc::new(registry);
+    builtins.set(&registry);
     let hostname: Arc<str> = Arc::from(cfg.hostname.as_str());
     info!(
         event = "worker_starting",
@@ -61,7 +65,16 @@ pub async fn run(
         let bound = maestro_telemetry::serve(addr, metrics.clone(), serving).await?;
         info!(event = "metrics_listening", addr = %bound);
     }
-    let state = Arc::new(WorkerState::new(cfg.hostname.as_str(), metrics));
+    let state = Arc::new(WorkerState::for_worker(
+        cfg.hostname.as_str(),
+        metrics,
+        shutdown.stop.clone(),
+        cfg.queues.clone(),
+        cfg.concurrency,
+    ));
+    state.set_task_events(cfg.events);
+    crate::revocations::load(&state, &cfg);
+    let mut mingled = !cfg.mingle || !cfg.remote_control;
     let store = match &cfg.result_backend {
         ResultBackend::Store { url } => match open_store_until_stopped(url, &cfg, &shutdown).await?
         {
@@ -75,7 +88,7 @@ pub async fn run(
             return Ok(());
         };
         let conn = Arc::new(conn);
-        if let Err(e) = declare(&conn, &cfg).await {
+        if let Err(e) = declare(&conn, &cfg, &state).await {
             if !e.is_retryable() {
                 let _ = conn.close(200, "topology refused".into()).await;
                 return Err(e.into());
@@ -84,6 +97,10 @@ pub async fn run(
             state.metrics.reconnecting();
             let _ = conn.close(200, "reconnecting".into()).await;
             continue;
+        }
+        if !mingled {
+            crate::revocations::mingle(&conn, &state, &cfg).await;
+            mingled = true;
         }
         info!(event = "worker_ready", node = %cfg.hostname, "consuming");
         match consumer::consume(
@@ -161,7 +178,11 @@ async fn open_store_until_stopped(
 }
 
 /// Celery's topology for every queue, the delay levels, and the dead-letter exchange.
-async fn declare(conn: &Connection, cfg: &WorkerConfig) -> Result<(), BrokerError> {
+async fn declare(
+    conn: &Connection,
+    cfg: &WorkerConfig,
+    state: &WorkerState,
+) -> Result<(), BrokerError> {
     topology::declare_delay_topology(conn, &cfg.delay, cfg.queue_type).await?;
     let dead = topology::declare_dead_letter(
         conn,
@@ -180,7 +201,7 @@ async fn declare(conn: &Connection, cfg: &WorkerConfig) -> Result<(), BrokerErro
         }
         Err(e) => return Err(e),
     }
-    for q in &cfg.queues {
+    for q in &state.queues() {
         topology::declare_task_queue(conn, q).await?;
         topology::bind_delayed_delivery(conn, &cfg.delay, q).await?;
     }
