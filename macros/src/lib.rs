@@ -567,6 +567,16 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
     } else {
         quote!(let mut __bound = args.bind_call(#fn_name, &[#(#param_specs),*])?;)
     };
+    // The whole call (`#[args]`, `&TaskArgs`) has no parameter list of its own.
+    let parameters = if whole_call.is_some() || raw_args {
+        quote!()
+    } else {
+        quote!(
+            fn parameters(&self) -> ::core::option::Option<&'static [#private::Param]> {
+                ::core::option::Option::Some(&[#(#param_specs),*])
+            }
+        )
+    };
     let mut setters = opts.setters.clone();
     if let Some(rate) = opts.rate_per_second {
         setters.push(quote!(rate_limit(#private::RateLimit {
@@ -660,6 +670,8 @@ fn expand(opts: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
             fn state_needs(&self) -> ::std::vec::Vec<#private::StateNeed> {
                 ::std::vec![#(#needs),*]
             }
+
+            #parameters
 
             #shown
 

@@ -36,6 +36,15 @@ pub trait Task: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The parameters a call binds to, in order, where the task declares them (`#[task]`
+    /// functions do; `None` for a task that reads its arguments itself). The worker follows
+    /// Celery with it: an errback registered in the worker that takes more than one
+    /// parameter is called with `(request, exc, traceback)` (new style), else sent the
+    /// failed task's id.
+    fn parameters(&self) -> Option<&'static [crate::args::Param]> {
+        None
+    }
+
     /// Runs one call. Blocking work belongs in `context::blocking`.
     fn run<'a>(&'a self, ctx: &'a TaskContext, args: &'a TaskArgs) -> TaskFuture<'a>;
 

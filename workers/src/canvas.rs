@@ -31,6 +31,10 @@ use maestro_broker::dead_letter::DeadReason;
 use serde_json::json;
 
 use crate::retry::publish_retry;
+use std::sync::Arc;
+
+use maestro_tasks::Task;
+
 use crate::session::{Session, Unfinished};
 use crate::settle::Disposition;
 
@@ -57,7 +61,7 @@ pub(crate) async fn on_success(
 /// After a FAILURE is recorded: the rest of the chain fails too, errbacks get the task id,
 /// the chord count goes on (the callback then fails with ChordError).
 pub(crate) async fn on_failure(
-    s: &Session,
+    s: &Arc<Session>,
     msg: &TaskMessage,
     exc: &ExceptionInfo,
     traceback: &str,
@@ -87,6 +91,10 @@ pub(crate) async fn on_failure(
         }
     }
     for (i, errback) in msg.embed.errbacks.iter().flatten().enumerate() {
+        if let Some(task) = new_style_errback(s, errback) {
+            call_errback(s, task.as_ref(), errback, msg, exc, traceback).await;
+            continue;
+        }
         send(
             s,
             errback,
@@ -98,6 +106,63 @@ pub(crate) async fn on_failure(
         .await?;
     }
     chord_member_done(s, msg).await
+}
+
+/// The errback's task when Celery would call it in the new style: registered in this worker
+/// and taking more than one parameter (`_call_task_errbacks`). Any other errback is sent the
+/// failed task's id, as Celery sends errbacks it does not have.
+fn new_style_errback(s: &Session, errback: &Signature) -> Option<Arc<dyn Task>> {
+    let task = s.registry.get(&errback.task)?;
+    (task.parameters()?.len() > 1).then(|| task.clone())
+}
+
+/// Calls a new-style errback here and now, as Celery does: `errback(request, exc, traceback)`
+/// (then the signature's own arguments), no message and no stored result. Its failure is
+/// logged; it does not change the failed task's outcome.
+async fn call_errback(
+    s: &Arc<Session>,
+    task: &dyn Task,
+    errback: &Signature,
+    failed: &TaskMessage,
+    exc: &ExceptionInfo,
+    traceback: &str,
+) {
+    let h = &failed.headers;
+    let request = json!({
+        "id": h.id, "task": h.task, "args": serde_json::from_str::<Value>(failed.args.get()).ok(),
+        "kwargs": serde_json::from_str::<Value>(failed.kwargs.get()).ok(), "retries": h.retries,
+        "root_id": h.root_id, "parent_id": h.parent_id, "group": h.group,
+        "hostname": &*s.hostname, "eta": h.eta.map(|t| t.to_rfc3339()),
+        "expires": h.expires.map(|t| t.to_rfc3339()),
+    });
+    let mut args = vec![request, exc.to_value(), Value::String(traceback.to_owned())];
+    args.extend(errback.args.as_array().into_iter().flatten().cloned());
+    let kwargs = if errback.kwargs.is_object() {
+        errback.kwargs.clone()
+    } else {
+        json!({})
+    };
+    let call = match maestro_tasks::TaskArgs::from_values(&Value::Array(args), &kwargs) {
+        Ok(call) => call,
+        Err(e) => {
+            warn!(event = "errback_failed", task = %errback.task, parent = %h.id, error = %e);
+            return;
+        }
+    };
+    let queue = errback.option_str("queue").unwrap_or(&s.cfg.default_queue);
+    let mut ctx = crate::run::context(s, queue, failed);
+    ctx.name = errback.task.clone();
+    ctx.id = errback
+        .option_str("task_id")
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    ctx.parent_id = Some(h.id.clone());
+    ctx.follow_up = Some(Arc::new(crate::followup::SessionFollowUp(s.clone())));
+    match task.run(&ctx, &call).await {
+        Ok(_) => info!(event = "errback_called", task = %errback.task, parent = %h.id),
+        Err(e) => {
+            warn!(event = "errback_failed", task = %errback.task, parent = %h.id, error = %e)
+        }
+    }
 }
 
 /// Publishes `msg` to `queue` through the default exchange, declaring the queue (Celery's

@@ -4,6 +4,7 @@
 //! Each path returns the delivery's [`Disposition`]: acknowledged only when everything it
 //! needed was recorded.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use maestro_broker::dead_letter::DeadReason;
@@ -43,7 +44,7 @@ pub(crate) async fn revoked(
 
 /// Records the outcome (result reply, retry message) and says how to settle the delivery.
 pub(crate) async fn record(
-    s: &Session,
+    s: &Arc<Session>,
     queue: &str,
     task: &dyn Task,
     msg: &TaskMessage,
@@ -163,7 +164,7 @@ pub(crate) async fn record(
 /// exception itself for an automatic retry (`autoretry_for`), as Celery does.
 #[allow(clippy::too_many_arguments)]
 async fn retry(
-    s: &Session,
+    s: &Arc<Session>,
     queue: &str,
     task: &dyn Task,
     msg: &TaskMessage,
@@ -237,7 +238,7 @@ fn hook(s: &Session, queue: &str, msg: &TaskMessage, f: impl FnOnce(&maestro_tas
 
 /// Records a FAILURE, then what follows it (chain failure, errbacks, chord count).
 async fn record_failure(
-    s: &Session,
+    s: &Arc<Session>,
     queue: &str,
     msg: &TaskMessage,
     exc: &ExceptionInfo,

@@ -3,7 +3,8 @@
 //! Python's TypeError; autoretry_for retries and then fails with the exception itself;
 //! default_retry_delay beats the worker's backoff; a rate limit spaces starts without holding
 //! the only slot; a per-task hard time limit stops a run; track_started and the hooks run;
-//! state reaches the task, and a task whose state is missing stops the worker before it starts.
+//! state reaches the task, and a task whose state is missing stops the worker before it starts;
+//! a new-style errback is called with the request, the exception and the traceback.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -267,4 +268,97 @@ async fn a_task_without_its_state_stops_the_worker_before_it_starts() {
     assert!(matches!(e, WorkerError::MissingState(_)), "{e}");
     assert!(e.to_string().contains("opt.greet"), "{e}");
     assert!(e.to_string().contains("alloc::string::String"), "{e}");
+}
+
+/// What `opt.on_error` saw, in order.
+#[derive(Default)]
+struct Seen(std::sync::Mutex<Vec<Value>>);
+
+/// An errback in Celery's new style (more than one parameter): called in the worker with
+/// `(request, exc, traceback)`, then the signature's own arguments.
+#[task(name = "opt.on_error", crate = "maestro_tasks")]
+async fn on_error(
+    #[state] seen: &Seen,
+    request: Value,
+    exc: Value,
+    traceback: String,
+    note: String,
+) {
+    seen.0.lock().expect("not poisoned").push(json!([
+        request["id"],
+        request["task"],
+        exc["exc_type"],
+        !traceback.is_empty(),
+        note
+    ]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_style_errback_gets_the_request_the_exception_and_the_traceback() {
+    let run = Run::new();
+    let queue = run.queue("errbacks");
+    let old_style = run.queue("errback-ids");
+    let cfg = config(&run, &queue, &["--result-backend", "rpc://"]);
+    let mut registry = Registry::with_diagnostics();
+    registry.add(on_error).expect("unique");
+    registry.insert_state(Seen::default());
+    let states = registry.states().clone();
+    let shutdown = Shutdown::default();
+    let _stop_worker = shutdown.stop.clone().drop_guard();
+    let worker = tokio::spawn(maestro_worker::run(cfg, registry, shutdown.clone()));
+    let client = Client::connect(&broker_url(), "maestro-worker errback tests")
+        .await
+        .expect("RabbitMQ is reachable");
+    for q in [&queue, &old_style] {
+        topology::declare_task_queue(client.connection(), q)
+            .await
+            .expect("queue");
+    }
+    let q = queue.name.as_str();
+    let new_style = maestro_broker::Signature::new("opt.on_error", vec![json!("a note")]);
+    // maestro.echo takes any arguments (no parameter list): sent the id, to its own queue.
+    let id_only = maestro_broker::Signature::new("maestro.echo", vec![])
+        .with_option("queue", json!(old_style.name));
+    let mut msg = TaskMessage::new("maestro.fail", &json!(["boom"]), &json!({})).expect("message");
+    msg.embed.errbacks = Some(vec![new_style, id_only]);
+    let failed_id = msg.headers.id.clone();
+    let mut r = client.send(msg, q, q).await.expect("sent");
+    let report = r.get(Duration::from_secs(30)).await.expect("a state");
+    assert_eq!(report.status, "FAILURE");
+    let seen = states.get::<Seen>().expect("state");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.0.lock().expect("not poisoned").is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        *seen.0.lock().expect("not poisoned"),
+        vec![json!([
+            failed_id,
+            "maestro.fail",
+            "RuntimeError",
+            true,
+            "a note"
+        ])]
+    );
+    // The old-style errback went out as a message with the failed task's id.
+    let ch = client.connection().create_channel().await.expect("channel");
+    let got = loop {
+        if let Some(m) = ch
+            .basic_get(old_style.name.as_str().into(), Default::default())
+            .await
+            .expect("get")
+        {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old-style errback was not sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let body: Value = serde_json::from_slice(&got.delivery.data).expect("JSON");
+    assert_eq!(body[0], json!([failed_id]));
+    shutdown.stop.cancel();
+    worker.await.expect("joined").expect("clean stop");
+    client.close().await;
 }
