@@ -77,6 +77,23 @@ def test_a_success_is_never_overwritten_nor_run_again(names, workers, mongo, mon
     assert log.count("task_started") == 2  # first and marker; the duplicate never ran
 
 
+def test_duplicate_check_redelivered_runs_a_duplicate_publish_again(names, workers, mongo,
+                                                                    mongo_app):
+    # The operator's trade (--duplicate-check redelivered): no lookup for first deliveries, so
+    # a duplicate publish runs again (its SUCCESS is still never overwritten).
+    q = start(workers, names, mongo, "--duplicate-check", "redelivered",
+              "--log-level", "maestro_worker=debug")
+    first = mongo_app.send_task("maestro.echo", args=["first"], queue=q)
+    assert first.get(timeout=30) == [["first"], {}]
+    mongo_app.send_task("maestro.echo", args=["second"], queue=q, task_id=first.id)
+    marker = mongo_app.send_task("maestro.echo", args=["marker"], queue=q)
+    assert marker.get(timeout=30) == [["marker"], {}]
+    log = start.worker.log()
+    assert log.count("task_started") == 3 and "task_duplicate" not in log
+    doc = mongo.celery_taskmeta.find_one({"_id": first.id})
+    assert json.loads(doc["result"]) == [["first"], {}]
+
+
 def test_results_expire_through_a_ttl_index(names, workers, mongo, mongo_app):
     q = start(workers, names, mongo, "--result-expires", "3600")
     r = mongo_app.send_task("maestro.noop", queue=q)

@@ -120,6 +120,14 @@ pub struct WorkerArgs {
     #[arg(long, env = "MAESTRO_MAX_REDELIVERIES", default_value_t = DEFAULT_MAX_REDELIVERIES)]
     pub max_redeliveries: u32,
 
+    /// Which deliveries are first looked up in the result store, to skip an id that already
+    /// succeeded: `always` (a duplicate publish, a fenced beat's second fire and a redelivery
+    /// after a crash all run once; one batched lookup per task) or `redelivered` (only
+    /// messages the broker redelivers; a duplicate publish runs again, as with Python
+    /// Celery, and the store does half the work).
+    #[arg(long, env = "MAESTRO_DUPLICATE_CHECK", default_value = "always", value_parser = ["always", "redelivered"])]
+    pub duplicate_check: String,
+
     /// Seconds running tasks get to finish after SIGTERM before they are requeued.
     #[arg(long = "shutdown-grace", env = "MAESTRO_SHUTDOWN_GRACE", default_value = "25", value_parser = parse_secs)]
     pub shutdown_grace: Duration,
@@ -302,6 +310,9 @@ pub struct WorkerConfig {
     pub acks_late: bool,
     pub max_body_bytes: usize,
     pub max_redeliveries: u32,
+    /// Look every delivery up before running it (`--duplicate-check always`), else only
+    /// redelivered ones.
+    pub check_every_delivery: bool,
     pub result_extended: bool,
     pub shutdown_grace: Duration,
     pub delay: DelayTopology,
@@ -537,6 +548,7 @@ impl WorkerArgs {
             acks_late: self.acks_late,
             max_body_bytes: self.max_body_bytes,
             max_redeliveries: self.max_redeliveries,
+            check_every_delivery: self.duplicate_check == "always",
             result_extended: self.result_extended,
             shutdown_grace: self.shutdown_grace,
             delay: DelayTopology::with_prefix(self.delay_prefix),

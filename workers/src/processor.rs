@@ -160,7 +160,7 @@ async fn admit(s: &Arc<Session>, d: &Received) -> Admission {
         info!(event = "task_revoked", task = %h.task, id = %h.id, "revoked by remote control: not run");
         return Admission::Settle(outcome::revoked(s, &d.queue, &msg, false).await);
     }
-    if !h.ignore_result {
+    if !h.ignore_result && (s.cfg.check_every_delivery || d.redelivered) {
         // Idempotency: an id that already succeeded (a duplicate publish, a redelivery after
         // a crash between storing and acking) is acknowledged and not run again.
         match has_succeeded(s, &h.id).await {
@@ -291,6 +291,11 @@ async fn execute(s: &Arc<Session>, d: &Received, job: Box<Job>) -> Disposition {
         ev.task("task-started", &h.id, json!({})).await;
     }
     let (outcome, msg) = run::run(s, queue, task.as_ref(), msg, terminate).await;
+    // The slot bounds running task code; recording the outcome (a batched result write, the
+    // follow-ups) waits on the store and the broker, not on a slot, so other tasks run
+    // meanwhile and their results join the same write. Unacknowledged deliveries stay bounded
+    // by the prefetch count.
+    drop(slot);
     let runtime = started.elapsed();
     s.state.finished(&msg.headers.id, &msg.headers.task);
     if !matches!(outcome, Outcome::Aborted) {
@@ -302,9 +307,7 @@ async fn execute(s: &Arc<Session>, d: &Received, job: Box<Job>) -> Disposition {
         let (kind, fields) = outcome.event(runtime);
         ev.task(kind, &msg.headers.id, fields).await;
     }
-    let how = outcome::record(s, queue, task.as_ref(), &msg, outcome, runtime).await;
-    drop(slot);
-    how
+    outcome::record(s, queue, task.as_ref(), &msg, outcome, runtime).await
 }
 
 /// For an id that already succeeded: its follow-ups (links, the chain's next step, the chord

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Results against their store's ceiling, side by side in one run.
+
+Per round, interleaved (worker, ceiling, worker, ceiling, ...):
+- worker: N persistent Celery protocol-v2 `maestro.noop` messages asking for a result are
+  published to a queue of the round's own; then maestro-worker starts on it with
+  `--result-backend mongodb://` and drains it. The rate is read from the worker's own
+  `maestro_worker_acks_total` (a delivery is acknowledged only after its result is stored):
+  steady = 10% -> 90% of N, whole = start -> N.
+- ceiling: a plain pymongo client writes the same N result documents (the fields and the
+  conditional upsert the worker writes: `{_id, status != SUCCESS}`, `$set` of status, result,
+  traceback, children, date_done, retries, name, worker, queue, args, kwargs, expires_at) in
+  `update` commands of --batch statements, one after another, into a database of its own
+  on the same server, in a collection with the worker's TTL index on `expires_at`.
+Prints each round and the median ratio worker/ceiling. Drops its databases and queues, stops
+the worker.
+
+usage: results_ceiling.py [--n 3000] [--rounds 3] [--batch 256]
+                          [--worker target/release/maestro-worker] [-- worker flags...]
+Needs the test venv (pika, pymongo), RabbitMQ at AMQP_URL and MongoDB at MONGODB_URI.
+"""
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import pika
+import pymongo
+
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def message(queue):
+    tid = str(uuid.uuid4())
+    headers = {
+        "lang": "py", "task": "maestro.noop", "id": tid, "shadow": None, "eta": None,
+        "expires": None, "group": None, "group_index": None, "retries": 0,
+        "timelimit": [None, None], "root_id": tid, "parent_id": None, "argsrepr": "()",
+        "kwargsrepr": "{}", "origin": "results-bench", "ignore_result": False,
+        "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+    }
+    props = pika.BasicProperties(content_type="application/json", content_encoding="utf-8",
+                                 delivery_mode=2, priority=0, correlation_id=tid, headers=headers)
+    body = json.dumps([[], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    return tid, props, body.encode()
+
+
+def acks(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    return sum(float(l.split()[-1]) for l in text.splitlines()
+               if l.startswith("maestro_worker_acks_total"))
+
+
+def worker_round(args, run, index):
+    queue, db = f"rb{run}.{index}", f"rb{run}w{index}"
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    ch = conn.channel()
+    ch.exchange_declare(queue, "direct", durable=True)
+    ch.queue_declare(queue, durable=True)
+    ch.queue_bind(queue, queue, queue)
+    ch.confirm_delivery()
+    for _ in range(args.n):
+        _, props, body = message(queue)
+        ch.basic_publish(queue, queue, body, props)
+    port = free_port()
+    backend = MONGODB_URI.rstrip("/") + f"/{db}"
+    proc = subprocess.Popen(
+        [args.worker, "-Q", queue, "-n", f"rb{run}-{index}@%h", "--enable-diagnostics", "true",
+         "--result-backend", backend, "--metrics-addr", f"127.0.0.1:{port}",
+         "--delay-prefix", f"rb{run}_delayed", "--dead-letter-exchange", f"rb{run}.dead",
+         "--dead-letter-queue", f"rb{run}.dead", "--without-heartbeat", "--remote-control",
+         "false", *args.worker_args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "CELERY_BROKER_URL": BROKER_URL})
+    try:
+        started = None
+        marks = {}
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            n = acks(port)
+            now = time.monotonic()
+            if n is not None and started is None:
+                started = now
+            if n is not None:
+                for frac in (0.1, 0.9, 1.0):
+                    if frac not in marks and n >= frac * args.n:
+                        marks[frac] = now
+                if 1.0 in marks:
+                    break
+            if proc.poll() is not None:
+                sys.exit("the worker exited")
+            time.sleep(0.05)
+        else:
+            sys.exit(f"the worker did not drain {args.n} in {args.timeout} s")
+        steady = 0.8 * args.n / (marks[0.9] - marks[0.1])
+        whole = args.n / (marks[1.0] - started)
+        fields = pathlib.Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        stored = pymongo.MongoClient(MONGODB_URI)[db].celery_taskmeta.count_documents({})
+        assert stored == args.n, f"{stored} results stored, expected {args.n}"
+        return steady, whole, cpu
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        for q in (queue, f"rb{run}.dead"):
+            ch.queue_delete(q)
+        ch.exchange_delete(queue)
+        ch.exchange_delete(f"rb{run}.dead")
+        conn.close()
+        pymongo.MongoClient(MONGODB_URI).drop_database(db)
+
+
+def ceiling_round(args, run, index):
+    db = f"rb{run}c{index}"
+    client = pymongo.MongoClient(MONGODB_URI)
+    coll = client[db].celery_taskmeta
+    # The worker's collection layout: its TTL index on expires_at.
+    coll.create_index("expires_at", name="maestro_results_ttl", expireAfterSeconds=0)
+    coll.insert_one({"_id": "warm-up"})
+    host = socket.gethostname()
+    statements = []
+    for _ in range(args.n):
+        tid = str(uuid.uuid4())
+        statements.append(pymongo.UpdateOne(
+            {"_id": tid, "status": {"$ne": "SUCCESS"}},
+            {"$set": {"status": "SUCCESS", "result": "null", "traceback": None, "children": [],
+                      "date_done": datetime.datetime.now(datetime.timezone.utc), "retries": 0,
+                      "name": "maestro.noop", "worker": f"bench@{host}", "queue": "q",
+                      "args": [], "kwargs": {},
+                      "expires_at": datetime.datetime.now(datetime.timezone.utc)
+                      + datetime.timedelta(days=1)}},
+            upsert=True))
+    t0 = time.monotonic()
+    t10 = t90 = None
+    for i in range(0, args.n, args.batch):
+        coll.bulk_write(statements[i:i + args.batch], ordered=False)
+        done = i + args.batch
+        now = time.monotonic()
+        if t10 is None and done >= 0.1 * args.n:
+            t10 = now
+        if t90 is None and done >= 0.9 * args.n:
+            t90 = now
+    whole = args.n / (time.monotonic() - t0)
+    steady = 0.8 * args.n / (t90 - t10) if t90 and t90 > t10 else whole
+    client.drop_database(db)
+    return steady, whole
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=3000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--worker", default=str(ROOT / "target" / "release" / "maestro-worker"))
+    p.add_argument("worker_args", nargs="*")
+    args = p.parse_args()
+    run = uuid.uuid4().hex[:8]
+    rows = []
+    for i in range(args.rounds):
+        w = worker_round(args, run, i)
+        c = ceiling_round(args, run, i)
+        rows.append((w, c))
+        print(f"round {i + 1}: worker steady {w[0]:,.0f}/s whole {w[1]:,.0f}/s "
+              f"(CPU {w[2] * 1000 / args.n:.2f} ms per result) | "
+              f"pymongo steady {c[0]:,.0f}/s whole {c[1]:,.0f}/s | ratio {w[0] / c[0]:.2f}x",
+              flush=True)
+    ratio = statistics.median(w[0] / c[0] for w, c in rows)
+    print(f"median: worker {statistics.median(w[0] for w, _ in rows):,.0f} results/s, pymongo "
+          f"{statistics.median(c[0] for _, c in rows):,.0f}/s, ratio {ratio:.2f}x "
+          f"(N={args.n}, batch {args.batch})")
+
+
+if __name__ == "__main__":
+    main()
