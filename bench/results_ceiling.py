@@ -12,8 +12,8 @@ Per round, interleaved (worker, ceiling, worker, ceiling, ...):
   traceback, children, date_done, retries, name, worker, queue, args, kwargs, expires_at) in
   `update` commands of --batch statements, one after another, into a database of its own
   on the same server, in a collection with the worker's TTL index on `expires_at`.
-Prints each round and the median ratio worker/ceiling. Drops its databases and queues, stops
-the worker.
+Prints each round and the median ratio worker/ceiling. Drops its databases, deletes the
+queues and exchanges it and its workers declared, stops the worker.
 
 usage: results_ceiling.py [--n 3000] [--rounds 3] [--batch 256]
                           [--worker target/release/maestro-worker] [-- worker flags...]
@@ -126,10 +126,13 @@ def worker_round(args, run, index):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
-        for q in (queue, f"rb{run}.dead"):
+        # The worker's queue, its dead letters and its delay levels (kombu's 28, and the
+        # delivery exchange), all named after this run.
+        levels = [f"rb{run}_delayed_{i}" for i in range(28)]
+        for q in (queue, f"rb{run}.dead", *levels):
             ch.queue_delete(q)
-        ch.exchange_delete(queue)
-        ch.exchange_delete(f"rb{run}.dead")
+        for x in (queue, f"rb{run}.dead", *levels, f"rb{run}_delayed_delivery"):
+            ch.exchange_delete(x)
         conn.close()
         pymongo.MongoClient(MONGODB_URI).drop_database(db)
 
