@@ -83,20 +83,21 @@ def worker_round(args, run, index):
     ch.queue_declare(queue, durable=True)
     ch.queue_bind(queue, queue, queue)
     ch.confirm_delivery()
-    for _ in range(args.n):
-        _, props, body = message(queue)
-        ch.basic_publish(queue, queue, body, props)
-    port = free_port()
-    backend = MONGODB_URI.rstrip("/") + f"/{db}"
-    proc = subprocess.Popen(
-        [args.worker, "-Q", queue, "-n", f"rb{run}-{index}@%h", "--enable-diagnostics", "true",
-         "--result-backend", backend, "--metrics-addr", f"127.0.0.1:{port}",
-         "--delay-prefix", f"rb{run}_delayed", "--dead-letter-exchange", f"rb{run}.dead",
-         "--dead-letter-queue", f"rb{run}.dead", "--without-heartbeat", "--remote-control",
-         "false", *args.worker_args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, "CELERY_BROKER_URL": BROKER_URL})
+    proc = None
     try:
+        for _ in range(args.n):
+            _, props, body = message(queue)
+            ch.basic_publish(queue, queue, body, props)
+        port = free_port()
+        backend = MONGODB_URI.rstrip("/") + f"/{db}"
+        proc = subprocess.Popen(
+            [args.worker, "-Q", queue, "-n", f"rb{run}-{index}@%h", "--enable-diagnostics",
+             "true", "--result-backend", backend, "--metrics-addr", f"127.0.0.1:{port}",
+             "--delay-prefix", f"rb{run}_delayed", "--dead-letter-exchange", f"rb{run}.dead",
+             "--dead-letter-queue", f"rb{run}.dead", "--without-heartbeat", "--remote-control",
+             "false", *args.worker_args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "CELERY_BROKER_URL": BROKER_URL})
         started = None
         marks = {}
         deadline = time.monotonic() + args.timeout
@@ -124,8 +125,9 @@ def worker_round(args, run, index):
         assert stored == args.n, f"{stored} results stored, expected {args.n}"
         return steady, whole, cpu
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
         # The worker's queue, its dead letters and its delay levels (kombu's 28, and the
         # delivery exchange), all named after this run.
         levels = [f"rb{run}_delayed_{i}" for i in range(28)]
@@ -182,6 +184,8 @@ def main():
     p.add_argument("--worker", default=str(ROOT / "target" / "release" / "maestro-worker"))
     p.add_argument("worker_args", nargs="*")
     args = p.parse_args()
+    # A SIGTERM (timeout, Ctrl-C's sibling) still runs the clean-up of the round in progress.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run = uuid.uuid4().hex[:8]
     rows = []
     for i in range(args.rounds):
