@@ -228,7 +228,7 @@ impl Client {
     /// SENT before a worker takes it. Declares the `celeryev` exchange.
     pub async fn with_sent_events(mut self) -> Result<Self, BrokerError> {
         self.publisher.declare_event_exchange().await?;
-        self.sent_events = Some(crate::sent_event::producer_hostname());
+        self.sent_events = Some(crate::events::producer_hostname());
         Ok(self)
     }
 

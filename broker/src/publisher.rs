@@ -114,7 +114,7 @@ impl Publisher {
 
     /// Announces `msg`, just published to `exchange` / `routing_key` (so into `queue`), with
     /// Celery's `task-sent` event from `hostname`; the event's confirm is not awaited. The
-    /// event exchange must exist ([`sent_event::declare_exchange`](crate::sent_event)).
+    /// event exchange must exist ([`events::declare_exchange`](crate::events)).
     pub async fn publish_sent_event(
         &self,
         hostname: &str,
@@ -123,13 +123,13 @@ impl Publisher {
         exchange: &str,
         routing_key: &str,
     ) -> Result<(), BrokerError> {
-        let body = crate::sent_event::body(msg, hostname, queue, exchange, routing_key);
-        crate::sent_event::publish(&self.channel, hostname, &body).await
+        let body = crate::events::body(msg, hostname, queue, exchange, routing_key);
+        crate::events::publish(&self.channel, hostname, crate::events::ROUTING_KEY, &body).await
     }
 
     /// Declares Celery's event exchange on this channel (see [`Self::publish_sent_event`]).
     pub async fn declare_event_exchange(&self) -> Result<(), BrokerError> {
-        crate::sent_event::declare_exchange(&self.channel).await
+        crate::events::declare_exchange(&self.channel).await
     }
 
     /// Closes the channel after outstanding confirms have arrived.

@@ -202,8 +202,8 @@ async fn a_client_asked_to_announces_what_it_sends_with_task_sent() {
         .expect("events queue");
     ch.queue_bind(
         events.name().clone(),
-        maestro_broker::sent_event::EXCHANGE.into(),
-        maestro_broker::sent_event::ROUTING_KEY.into(),
+        maestro_broker::events::EXCHANGE.into(),
+        maestro_broker::events::ROUTING_KEY.into(),
         Default::default(),
         FieldTable::default(),
     )

@@ -6,18 +6,14 @@
 //! confirmed: a lost event never holds up a task.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
-use maestro_broker::BrokerError;
+use lapin::{Channel, Connection};
+use maestro_broker::{BrokerError, events};
 use serde_json::{Map, Value, json};
 
 use crate::stats::WorkerState;
 
-/// Celery's event exchange.
-pub(crate) const EXCHANGE: &str = "celeryev";
 /// Seconds between worker heartbeats, as Celery's default.
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
 
@@ -28,30 +24,13 @@ pub(crate) struct Events {
     state: Arc<WorkerState>,
 }
 
-pub(crate) fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 impl Events {
     pub(crate) async fn open(
         conn: &Connection,
         state: Arc<WorkerState>,
     ) -> Result<Self, BrokerError> {
         let channel = conn.create_channel().await?;
-        channel
-            .exchange_declare(
-                EXCHANGE.into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        events::declare_exchange(&channel).await?;
         Ok(Self { channel, state })
     }
 
@@ -61,35 +40,14 @@ impl Events {
         m.insert("utcoffset".into(), json!(0.0));
         m.insert("pid".into(), json!(std::process::id()));
         m.insert("clock".into(), json!(self.state.tick(None)));
-        m.insert("timestamp".into(), json!(now_unix()));
+        m.insert("timestamp".into(), json!(events::now_unix()));
         m.insert("type".into(), json!(kind));
         m
     }
 
     async fn publish(&self, routing_key: &str, body: &Value) {
-        let mut headers = FieldTable::default();
-        headers.insert(
-            "hostname".into(),
-            AMQPValue::LongString(self.state.hostname.as_str().into()),
-        );
-        let props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_content_encoding("utf-8".into())
-            .with_delivery_mode(1)
-            .with_priority(0)
-            .with_headers(headers);
-        let payload = serde_json::to_vec(body).unwrap_or_default();
-        // Not awaited for a confirm: events are best effort.
-        let _ = self
-            .channel
-            .basic_publish(
-                EXCHANGE.into(),
-                routing_key.into(),
-                BasicPublishOptions::default(),
-                &payload,
-                props,
-            )
-            .await;
+        // Best effort: an event that cannot go out never holds up a task.
+        let _ = events::publish(&self.channel, &self.state.hostname, routing_key, body).await;
     }
 
     /// A task event (`task-received`, `task-started`, ...) with its own fields, when task

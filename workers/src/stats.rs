@@ -237,7 +237,7 @@ impl WorkerState {
     /// A task starts running; the token that terminates it.
     pub(crate) fn started(&self, mut task: TaskInfo) -> CancellationToken {
         lock(&self.reserved).remove(&task.id);
-        task.started_unix = Some(crate::events::now_unix());
+        task.started_unix = Some(maestro_broker::events::now_unix());
         let terminate = CancellationToken::new();
         lock(&self.active).insert(
             task.id.clone(),

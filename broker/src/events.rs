@@ -1,7 +1,9 @@
-//! Celery's `task-sent` event (the `task_send_sent_event` setting): after a producer's task
-//! message is confirmed, the producer announces it on the `celeryev` exchange, so Flower and
-//! `celery events` list the task as SENT before a worker receives it. maestro-api and
-//! [`Client`](crate::client::Client) send it when asked.
+//! Celery's events on the `celeryev` exchange, as Flower and `celery events` read them: the
+//! exchange, publishing one event (what the worker's worker and task events and producers'
+//! `task-sent` go through), and the `task-sent` event itself (the `task_send_sent_event`
+//! setting: after a producer's task message is confirmed, the producer announces it, so the
+//! task is listed as SENT before a worker receives it; maestro-api and
+//! [`Client`](crate::client::Client) send it when asked).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,11 +18,19 @@ use crate::message::TaskMessage;
 
 /// Celery's event exchange (a durable topic exchange).
 pub const EXCHANGE: &str = "celeryev";
-/// The routing key of `task-sent` (the type with `-` as `.`).
+/// The routing key of `task-sent` (its type with `-` as `.`).
 pub const ROUTING_KEY: &str = "task.sent";
 
 /// This process's Lamport clock for the events it sends.
 static CLOCK: AtomicU64 = AtomicU64::new(0);
+
+/// Seconds since the epoch, as events carry them.
+pub fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
 
 /// A producer's node name as Celery's producers name themselves: `gen<pid>@<host>`.
 pub fn producer_hostname() -> String {
@@ -55,10 +65,6 @@ pub fn body(
     routing_key: &str,
 ) -> Value {
     let h = &msg.headers;
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
     json!({
         "type": "task-sent",
         "uuid": h.id,
@@ -77,26 +83,33 @@ pub fn body(
         "utcoffset": 0,
         "pid": std::process::id(),
         "clock": CLOCK.fetch_add(1, Ordering::Relaxed) + 1,
-        "timestamp": timestamp,
+        "timestamp": now_unix(),
     })
 }
 
-/// Publishes an event body on `channel`: transient, not mandatory, and not waited for (an
+/// Publishes an event body from `hostname` with `routing_key` (the event type with `.`,
+/// `task.multi` for a list) on `channel`: transient, not mandatory, and not waited for (an
 /// event lost never holds up or fails the task it describes).
-pub async fn publish(channel: &Channel, hostname: &str, body: &Value) -> Result<(), BrokerError> {
+pub async fn publish(
+    channel: &Channel,
+    hostname: &str,
+    routing_key: &str,
+    body: &Value,
+) -> Result<(), BrokerError> {
     let mut headers = FieldTable::default();
     headers.insert("hostname".into(), AMQPValue::LongString(hostname.into()));
     let props = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_content_encoding("utf-8".into())
         .with_delivery_mode(1)
+        .with_priority(0)
         .with_headers(headers);
     let payload = serde_json::to_vec(body).unwrap_or_default();
     // The confirm (on a confirming channel) is not awaited: dropping it is allowed.
     let _confirm = channel
         .basic_publish(
             EXCHANGE.into(),
-            ROUTING_KEY.into(),
+            routing_key.into(),
             lapin::options::BasicPublishOptions::default(),
             &payload,
             props,
