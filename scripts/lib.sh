@@ -98,3 +98,12 @@ PY
     || { echo "SecantusDB did not answer on $MONGODB_URI; see $mongo_dir/server.log" >&2; cat "$mongo_dir/server.log" >&2; exit 1; }
 }
 
+# wrk, the HTTP load generator of the API benchmark (bench/api_ceiling.py, and its short run in
+# the suite), from Debian's package.
+ensure_wrk() {
+  if ! command -v wrk >/dev/null 2>&1; then
+    log "installing wrk"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk
+  fi
+}
