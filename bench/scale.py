@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""How the drain rate grows with worker processes and with queues per process, in one run.
+
+Each configuration gets N persistent Celery protocol-v2 `maestro.noop` messages (no result)
+prefilled into queues of its own, then its workers start and drain them:
+  workers W   W maestro-worker processes consuming one queue (1, 2, 3, 4 by default);
+  queues Q    one maestro-worker process consuming Q queues, N/Q messages in each (1, 10, 100).
+The rate is read from the workers' own `maestro_worker_acks_total` (summed): steady = 10% ->
+90% of N acknowledged, whole = first poll that answered -> N. Beside it: the CPU time per
+10,000 messages of the workers (/proc, summed) and of the broker (RabbitMQ's beam.smp, when it
+runs on this machine), which show which side a configuration is bound by. Configurations are
+interleaved over the rounds; medians are printed last. Deletes every queue and exchange its
+workers declared and stops every process it started.
+
+usage: scale.py [--n 20000] [--rounds 3] [--workers 1,2,3,4] [--queues 1,10,100]
+Needs the test venv (pika) and RabbitMQ at AMQP_URL.
+"""
+import argparse
+import json
+import os
+import pathlib
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import pika
+
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cpu_seconds(pid):
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def broker_pid():
+    out = subprocess.run(["pgrep", "-o", "beam.smp"], capture_output=True, text=True).stdout.split()
+    return int(out[0]) if out else None
+
+
+def message():
+    tid = str(uuid.uuid4())
+    headers = {
+        "lang": "py", "task": "maestro.noop", "id": tid, "shadow": None, "eta": None,
+        "expires": None, "group": None, "group_index": None, "retries": 0,
+        "timelimit": [None, None], "root_id": tid, "parent_id": None, "argsrepr": "()",
+        "kwargsrepr": "{}", "origin": "scale-bench", "ignore_result": True,
+        "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+    }
+    props = pika.BasicProperties(content_type="application/json", content_encoding="utf-8",
+                                 delivery_mode=2, priority=0, correlation_id=tid, headers=headers)
+    body = json.dumps([[], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    return props, body.encode()
+
+
+def acks(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    return sum(float(l.split()[-1]) for l in text.splitlines()
+               if l.startswith("maestro_worker_acks_total"))
+
+
+def run_config(args, run, label, workers, queues, beam):
+    """Prefills, drains with `workers` processes over `queues` queues; returns the figures."""
+    tag = f"sc{run}{label}"
+    names = [f"{tag}.{i}" for i in range(queues)]
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    ch = conn.channel()
+    procs = []
+    try:
+        for q in names:
+            ch.exchange_declare(q, "direct", durable=True)
+            ch.queue_declare(q, durable=True)
+            ch.queue_bind(q, q, q)
+        props, body = message()
+        for i in range(args.n):
+            q = names[i % queues]
+            ch.basic_publish(q, q, body, props)
+        # Unconfirmed publishing: wait until the broker holds all of them.
+        deadline = time.monotonic() + 120
+        while sum(ch.queue_declare(q, passive=True).method.message_count for q in names) < args.n:
+            if time.monotonic() > deadline:
+                sys.exit("the prefill did not arrive")
+            time.sleep(0.1)
+        ports = []
+        beam0 = beam and cpu_seconds(beam)
+        for w in range(workers):
+            port = free_port()
+            ports.append(port)
+            procs.append(subprocess.Popen(
+                [args.worker, "-Q", ",".join(names), "-n", f"{tag}-{w}@%h", "--enable-diagnostics", "true",
+                 "--metrics-addr", f"127.0.0.1:{port}", "--delay-prefix", f"{tag}_delayed",
+                 "--dead-letter-exchange", f"{tag}.dead", "--dead-letter-queue", f"{tag}.dead",
+                 "--without-heartbeat", "--remote-control", "false", *args.worker_args],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                env={**os.environ, "CELERY_BROKER_URL": BROKER_URL}))
+        started, marks = None, {}
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            counts = [acks(p) for p in ports]
+            now = time.monotonic()
+            if any(c is not None for c in counts):
+                started = started or now
+                done = sum(c or 0 for c in counts)
+                for frac in (0.1, 0.9, 1.0):
+                    if frac not in marks and done >= frac * args.n:
+                        marks[frac] = now
+                if 1.0 in marks:
+                    break
+            if any(p.poll() is not None for p in procs):
+                sys.exit(f"{label}: a worker exited")
+            time.sleep(0.02)
+        else:
+            sys.exit(f"{label}: not drained in {args.timeout} s")
+        worker_cpu = sum(cpu_seconds(p.pid) for p in procs)
+        broker_cpu = beam and cpu_seconds(beam) - beam0
+        return dict(config=label, steady=round(0.8 * args.n / (marks[0.9] - marks[0.1])),
+                    whole=round(args.n / (marks[1.0] - started)),
+                    worker_cpu_per_10k_s=round(worker_cpu * 10_000 / args.n, 3),
+                    broker_cpu_per_10k_s=beam and round(broker_cpu * 10_000 / args.n, 3))
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        levels = [f"{tag}_delayed_{i}" for i in range(28)]
+        for q in (*names, f"{tag}.dead", *levels):
+            ch.queue_delete(q)
+        for x in (*names, f"{tag}.dead", *levels, f"{tag}_delayed_delivery"):
+            ch.exchange_delete(x)
+        conn.close()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=20000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--workers", default="1,2,3,4")
+    p.add_argument("--queues", default="1,10,100")
+    p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--worker", default=str(ROOT / "target" / "release" / "maestro-worker"))
+    p.add_argument("worker_args", nargs="*")
+    args = p.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    run = uuid.uuid4().hex[:6]
+    beam = broker_pid()
+    configs = [(f"w{w}", w, 1) for w in map(int, args.workers.split(","))]
+    configs += [(f"q{q}", 1, q) for q in map(int, args.queues.split(",")) if q != 1 or "w1" not in
+                {c[0] for c in configs}]
+    runs = []
+    for r in range(args.rounds):
+        for label, workers, queues in configs:
+            res = run_config(args, run, f"{label}r{r}", workers, queues, beam)
+            res.update(config=label, workers=workers, queues=queues, round=r + 1)
+            runs.append(res)
+            print(json.dumps(res), flush=True)
+    print(f"\nmedians of {args.rounds} rounds, N={args.n}")
+    print("workers  queues  steady msg/s  whole msg/s  worker CPU s/10k  broker CPU s/10k")
+    summary = {}
+    for label, workers, queues in configs:
+        rs = [x for x in runs if x["config"] == label]
+        med = lambda k: statistics.median(x[k] for x in rs) if rs[0][k] is not None else float("nan")
+        summary[label] = dict(workers=workers, queues=queues, steady=med("steady"), whole=med("whole"),
+                              worker_cpu_per_10k_s=med("worker_cpu_per_10k_s"),
+                              broker_cpu_per_10k_s=med("broker_cpu_per_10k_s"))
+        print(f"{workers:7}  {queues:6}  {med('steady'):12,.0f}  {med('whole'):11,.0f}"
+              f"  {med('worker_cpu_per_10k_s'):16.3f}  {med('broker_cpu_per_10k_s'):16.3f}")
+    print(json.dumps(dict(summary=summary, runs=runs)))
+
+
+if __name__ == "__main__":
+    main()

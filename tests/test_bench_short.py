@@ -1,0 +1,98 @@
+"""Short runs of the performance benchmarks (docs/performance.md has the full ones): each script
+works end to end against the real broker, loses nothing, and its figures add up."""
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pika
+
+from conftest import AMQP_URL, ROOT, WORKER_BIN
+
+API_BIN = os.environ.get("MAESTRO_API_BIN", str(ROOT / "target" / "debug" / "maestro-api"))
+CEILING_BIN = str(ROOT / "target" / "debug" / "publish-ceiling")
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_scale_benchmark_short_run():
+    """bench/scale.py: 1 and 2 workers on one queue, one worker on 10 queues."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "scale.py"), "--n", "2000", "--rounds", "1",
+         "--workers", "1,2", "--queues", "10", "--worker", WORKER_BIN],
+        capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    summary = last_json(out.stdout)["summary"]
+    assert set(summary) == {"w1", "w2", "q10"}
+    assert summary["w2"]["workers"] == 2 and summary["q10"]["queues"] == 10
+    for row in summary.values():
+        assert row["steady"] > 0 and row["whole"] > 0
+        assert row["worker_cpu_per_10k_s"] > 0
+
+
+def test_api_ceiling_benchmark_short_run():
+    """bench/api_ceiling.py with the broker's ceiling for the API's own messages beside the API
+    (the peers' raw publisher is left out here): every 202 is on the queue, both queue types."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "api_ceiling.py"), "--rounds", "1", "--duration", "2",
+         "--raw-n", "2000", "--raw-bin", "none", "--api-bin", API_BIN, "--celery-bin", CEILING_BIN],
+        capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    result = last_json(out.stdout)
+    for qtype in ("classic", "quorum"):
+        s = result["summary"][qtype]
+        assert s["celery_rate"] > 0 and s["api_rate"] > 0 and s["rate_ratio_vs_celery"] > 0
+        (api,) = result["runs"][qtype]["api"]
+        assert api["accepted"] > 0 and api["non2xx"] == 0
+        assert api["on_queue"] >= api["accepted"]
+
+
+def test_cputime_wrapper_records_a_contender():
+    """bench/cputime.py, which the drain benchmark wraps every contender in: a worker draining a
+    prefilled queue under it leaves a record with CPU time per 10,000 messages."""
+    import tempfile
+    import time
+    import signal as sig
+    sys.path.insert(0, str(ROOT / "bench"))
+    from scale import message
+
+    queue, n = f"tcpu{uuid.uuid4().hex[:8]}", 3000
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    ch = conn.channel()
+    ch.exchange_declare(queue, "direct", durable=True)
+    ch.queue_declare(queue, durable=True)
+    ch.queue_bind(queue, queue, queue)
+    props, body = message()
+    for _ in range(n):
+        ch.basic_publish(queue, queue, body, props)
+    out_dir = tempfile.mkdtemp()
+    flags = (f"--enable-diagnostics true --delay-prefix {queue}_d --dead-letter-exchange {queue}.dead "
+             f"--dead-letter-queue {queue}.dead --without-heartbeat --remote-control false")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "cputime.py"), out_dir, "w",
+         f"exec {WORKER_BIN} -Q $QUEUE {flags}"],
+        env={**os.environ, "QUEUE": queue, "N": str(n)}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while ch.queue_declare(queue, passive=True).method.message_count > 0:
+            assert time.monotonic() < deadline, "not drained"
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        os.killpg(proc.pid, sig.SIGTERM)
+        proc.wait(60)
+        levels = [f"{queue}_d_{i}" for i in range(28)]
+        for q in (queue, f"{queue}.dead", *levels):
+            ch.queue_delete(q)
+        for x in (queue, f"{queue}.dead", *levels, f"{queue}_d_delivery"):
+            ch.exchange_delete(x)
+        conn.close()
+    (record,) = [json.load(open(os.path.join(out_dir, f))) for f in os.listdir(out_dir)]
+    assert record["contender"] == "w" and record["n"] == n
+    assert record["whole_cpu_s"] > 0 and record["whole_cpu_per_10k_s"] > 0
+    summary = subprocess.run([sys.executable, str(ROOT / "bench" / "cputime.py"), "--summary", out_dir],
+                             capture_output=True, text=True, check=True).stdout
+    assert json.loads(summary.strip().splitlines()[-1])["w"]["runs"] == 1
