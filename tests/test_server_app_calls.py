@@ -77,16 +77,26 @@ def test_provider_templates_and_rules(api):
     status, info = call(api, "GET", "/available/info")
     assert status == 200
     providers = info["items"][0]["value"]["providers"]
-    assert [p["label"] for p in providers] == ["AWS"]
+    assert [p["label"] for p in providers] == ["AWS", "Digital Ocean"]
     # The client asks with whatever the user picked; server-app does not normalise it here.
     for label in ("AWS", "aws"):
         status, one = call(api, "GET", f"/available/info/{label}")
         value = one["items"][0]["value"]["providers"]
         assert status == 200 and value["label"] == "AWS" and value["data"], one
-    status, none = call(api, "GET", "/available/info/Digital%20Ocean")
+    status, do = call(api, "GET", "/available/info/Digital%20Ocean")
+    value = do["items"][0]["value"]["providers"]
+    assert status == 200 and value["label"] == "Digital Ocean" and value["dc"] == "Digital Ocean"
+    assert value["data"][0]["template"]["conn"][0]["metas"]["name"] == "token"
+    status, none = call(api, "GET", "/available/info/OpenStack")
     assert status == 200 and none == {"items": [{"value": {"providers": []}}]}
     status, rules = call(api, "GET", "/available/rules")
-    assert status == 200 and rules["items"][0]["value"] == [{"name": "AWS"}]
+    assert status == 200 and rules["items"][0]["value"] == [{"name": "AWS"}, {"name": "Digital Ocean"}]
+    status, rules = call(api, "GET", "/available/rules/digitalocean")
+    permissions = rules["items"][0]["value"]["permissions"]
+    assert sorted(permissions) == sorted([
+        "server-list", "volumes-list", "images-list", "loadbalance-list", "snapshot-list",
+        "cdns-list", "container-orchestration-list", "network-list"])
+    assert all(cmds[0]["init_job"] for cmds in permissions.values())
 
     # ::create, after inserting a connection: GET /available/rules/<provider lower-cased, no
     # spaces>, then one schedule per task whose first command has a truthy init_job

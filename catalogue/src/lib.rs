@@ -32,6 +32,7 @@ use maestro_tasks::{DuplicateTask, Registry, RoutingTable};
 pub mod aggregation;
 pub mod aws;
 pub mod delivery;
+pub mod digitalocean;
 pub mod discovery;
 pub mod egress;
 mod mongo;
@@ -101,6 +102,11 @@ pub struct CatalogueArgs {
     /// `http://127.0.0.1:5000`; unset uses AWS's regional endpoints.
     #[arg(long = "aws-endpoint", env = "MAESTRO_AWS_ENDPOINT")]
     pub aws_endpoint: Option<String>,
+
+    /// DigitalOcean's API for discovery, e.g. a stand-in's `http://127.0.0.1:8081`; unset uses
+    /// `https://api.digitalocean.com`.
+    #[arg(long = "digitalocean-endpoint", env = "MAESTRO_DIGITALOCEAN_ENDPOINT")]
+    pub digitalocean_endpoint: Option<String>,
 
     /// Items asked per discovery page (EC2 `MaxResults`, kept within 5..=500).
     #[arg(long = "scan-qtd", env = "MAESTRO_SCAN_QTD", default_value_t = 200)]
@@ -180,6 +186,7 @@ impl std::fmt::Debug for CatalogueArgs {
             .field("webhook_secret", &set(&self.webhook_secret))
             .field("secretjwt", &set(&self.secretjwt))
             .field("aws_endpoint", &self.aws_endpoint)
+            .field("digitalocean_endpoint", &self.digitalocean_endpoint)
             .field("scan_qtd", &self.scan_qtd)
             .field("routes", &self.routes)
             .field("discovery_uri", &self.discovery_uri)
@@ -250,6 +257,13 @@ impl Services {
         }
         if let Some(e) = &cfg.aws_endpoint {
             http_url("--aws-endpoint", "MAESTRO_AWS_ENDPOINT", e)?;
+        }
+        if let Some(e) = &cfg.digitalocean_endpoint {
+            http_url(
+                "--digitalocean-endpoint",
+                "MAESTRO_DIGITALOCEAN_ENDPOINT",
+                e,
+            )?;
         }
         let service = |flag, var, v: &Option<String>| {
             v.as_deref()
@@ -364,7 +378,15 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Dupl
         svc.cfg.aws_endpoint.clone(),
         svc.cfg.scan_qtd,
     );
-    registry.insert_state(discovery::Providers(vec![Arc::new(aws)]));
+    let digitalocean = digitalocean::DigitalOceanProvider::new(
+        svc.http.clone(),
+        svc.cfg.digitalocean_endpoint.clone(),
+        svc.cfg.scan_qtd,
+    );
+    registry.insert_state(discovery::Providers(vec![
+        Arc::new(aws),
+        Arc::new(digitalocean),
+    ]));
     registry.add(discovery::scan)?;
     Ok(())
 }

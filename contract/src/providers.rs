@@ -527,17 +527,100 @@ const AWS_TASKS: &[TaskSpec] = &[
     ),
 ];
 
+/// DigitalOcean's tasks: Maestro's 8, one REST call each (`GET /v2/droplets`, ...). The
+/// `access` names are Maestro's (its python-digitalocean manager's methods).
+const DIGITALOCEAN_TASKS: &[TaskSpec] = &[
+    task(
+        "server-list",
+        true,
+        &[Command {
+            key_comparer: "ipv4_private",
+            ..cmd("", "get_all_droplets", "servers", None, None)
+        }],
+    ),
+    task(
+        "volumes-list",
+        true,
+        &[cmd("", "get_all_volumes", "volumes", None, None)],
+    ),
+    task(
+        "images-list",
+        true,
+        &[cmd("", "get_my_images", "images", None, None)],
+    ),
+    task(
+        "loadbalance-list",
+        true,
+        &[cmd(
+            "",
+            "get_all_load_balancers",
+            "applications",
+            Some("Loadbalance"),
+            Some("LB (DigitalOcean)"),
+        )],
+    ),
+    task(
+        "snapshot-list",
+        true,
+        &[cmd("", "get_all_snapshots", "snapshots", None, None)],
+    ),
+    task(
+        "cdns-list",
+        true,
+        &[cmd(
+            "",
+            "get_all_cdns",
+            "applications",
+            Some("CDN"),
+            Some("CDN (DigitalOcean)"),
+        )],
+    ),
+    task(
+        "container-orchestration-list",
+        true,
+        &[cmd(
+            "",
+            "get_all_kubernetes",
+            "applications",
+            Some("ContainerOrchestration"),
+            Some("Kubernetes (DigitalOcean)"),
+        )],
+    ),
+    task(
+        "network-list",
+        true,
+        &[cmd(
+            "",
+            "get_all_firewalls",
+            "networks",
+            Some("Firewall"),
+            None,
+        )],
+    ),
+];
+
 /// Every provider Maestro discovered; the ones this project does not scan yet have no task
 /// marked `runs` and are not advertised.
-pub const PROVIDERS: [Provider; 1] = [Provider {
-    key: "aws",
-    label: "AWS",
-    icon: "icon-aws",
-    methods: &["AWS Access Key(IAM)"],
-    dc: Some("AWS"),
-    tasks: AWS_TASKS,
-    templates: include_str!("../providers/aws.json"),
-}];
+pub const PROVIDERS: [Provider; 2] = [
+    Provider {
+        key: "aws",
+        label: "AWS",
+        icon: "icon-aws",
+        methods: &["AWS Access Key(IAM)"],
+        dc: Some("AWS"),
+        tasks: AWS_TASKS,
+        templates: include_str!("../providers/aws.json"),
+    },
+    Provider {
+        key: "digitalocean",
+        label: "Digital Ocean",
+        icon: "icon-digital-ocean",
+        methods: &["Api Token"],
+        dc: Some("Digital Ocean"),
+        tasks: DIGITALOCEAN_TASKS,
+        templates: include_str!("../providers/digitalocean.json"),
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -596,5 +679,32 @@ mod tests {
         assert!(info["data"][0]["template"]["conn"].is_array(), "{info}");
         let every_task: usize = AWS_TASKS.iter().map(|t| t.commands.len()).sum();
         assert_eq!((AWS_TASKS.len(), every_task), (19, 29));
+    }
+
+    #[test]
+    fn digitalocean_as_maestro_names_it() {
+        assert_eq!(field("Digital Ocean", "5f1c0a", "server-list"), None);
+        assert_eq!(field("digitalocean", "5f1c0a", "network-list"), None);
+        assert_eq!(
+            field("Digital Ocean", "5f1c0a", "dbs-list").as_deref(),
+            Some("task")
+        );
+        let p = provider("Digital Ocean").expect("digitalocean");
+        assert_eq!(p.task_names().len(), 8);
+        let rules = p.rules();
+        assert_eq!(
+            rules["permissions"]["server-list"][0]["key_comparer"],
+            "ipv4_private"
+        );
+        assert_eq!(
+            rules["permissions"]["cdns-list"][0]["provider"],
+            "CDN (DigitalOcean)"
+        );
+        let info = p.info();
+        assert_eq!(info["dc"], "Digital Ocean");
+        assert_eq!(
+            info["data"][0]["template"]["conn"][0]["metas"]["name"],
+            "token"
+        );
     }
 }

@@ -48,7 +48,7 @@ pub struct Origin {
 }
 
 /// Completes a provider's translated item, found in the region labelled `region` (none for
-/// a global kind); `None` when it has no `unique_id`. `updated_at` is set when written.
+/// a global kind, whose items may name their own); `None` when it has no `unique_id`. `updated_at` is set when written.
 pub fn finish_item(
     item: Value,
     origin: &Origin,
@@ -83,13 +83,10 @@ pub fn finish_item(
         if let Some(id) = &origin.dc_id {
             dc.insert("_id".into(), json!(id));
         }
-        match region {
-            Some(r) => {
-                dc.insert("region".into(), json!(r));
-            }
-            None => {
-                dc.remove("region");
-            }
+        // A regional scan's label; a global one keeps what its item says (a DigitalOcean
+        // droplet's own region).
+        if let Some(r) = region {
+            dc.insert("region".into(), json!(r));
         }
     }
     m.entry("active").or_insert(Value::Bool(true));
