@@ -18,7 +18,7 @@ import pytest
 from bson import ObjectId
 
 from conftest import MONGODB_URI, backend_url
-from test_discovery import SECRETJWT, hs256, process
+from test_discovery import SECRETJWT, hs256, moto, process  # noqa: F401 (moto: a fixture)
 
 TOKEN = "dop_v1_standin_token_never_logged_4f9a"
 PAGE = 2  # --scan-qtd, so five droplets take three pages
@@ -280,3 +280,52 @@ def test_a_refused_token_fails_the_scan_clearly(names, workers, mongo, mongo_app
     assert r.state == "FAILURE" and "dbs-list" in str(r.result)
     assert len(digitalocean.requests) == before
     assert mongo.volumes.count_documents({}) == 0
+
+
+def test_spaces_lists_each_regions_buckets(names, workers, mongo, mongo_app, moto):
+    """DigitalOcean Spaces is S3-compatible: moto_server (an S3 emulator) stands in for one
+    region's Spaces endpoint, and the worker signs ListBuckets with the connection's Spaces
+    keys as it would for https://nyc3.digitaloceanspaces.com."""
+    from test_discovery import AWS_ACCESS, AWS_SECRET, client
+    s3 = client(moto, "s3", "us-east-1")
+    for bucket in ("static-images", "backups-2026"):
+        s3.create_bucket(Bucket=bucket)
+    q = names.queue("discovery")
+    w = workers([q], args=[
+        "--routes", f"maestro.notify={names.queue('notify')}",
+        "--result-backend", backend_url(mongo), "--mongo-uri", MONGODB_URI,
+        "--mongo-database", mongo.name, "--secretjwt", SECRETJWT, "--spaces-endpoint", moto])
+    owner = ObjectId()
+    conn = {"_id": ObjectId(), "name": "spaces", "provider": "Spaces", "service": "spaces_do",
+            "dc": "do-dc", "dc_id": str(DC), "regions": ["nyc3 (New York)"],
+            "conn": hs256({"access": AWS_ACCESS, "secret": AWS_SECRET}, SECRETJWT),
+            "status": "enabled", "active": True,
+            "roles": [{"_id": owner, "refs": "users", "role": 7}], "process": {}}
+    mongo.connections.insert_one(conn)
+
+    def spaces_scan(c):
+        r = mongo_app.send_task("maestro.discovery.scan", queue=q, kwargs={
+            "provider": "Spaces", "conn_id": str(c["_id"]), "task": "storage-object-list"})
+        return r, r.get(timeout=90, propagate=False)
+
+    r, result = spaces_scan(conn)
+    assert r.state == "SUCCESS", (r.traceback, w.log()[-2000:])
+    assert result["seen"] == 2 and result["written"] == 2, result
+    buckets = {d["unique_id"]: d for d in mongo.applications.find({"family": "ObjectStorage"})}
+    assert set(buckets) == {"static-images", "backups-2026"}
+    b = buckets["static-images"]
+    assert b["provider"] == "Spaces (DigitalOcean)" and b["own"] == 1 and b["active"] is True
+    assert b["datacenters"]["region"] == "nyc3 (New York)" and b["datacenters"]["_id"] == DC
+    assert "status" not in b and b["created_at"]
+
+    s3.delete_bucket(Bucket="backups-2026")
+    r, result = spaces_scan(conn)
+    assert r.state == "SUCCESS" and result["deactivated"] == 1, result
+    assert mongo.applications.find_one({"unique_id": "backups-2026"})["active"] is False
+
+    # A region label that is not a datacenter slug never becomes part of a host name.
+    bad = {**conn, "_id": ObjectId(), "regions": ["nyc3.attacker.example (New York)"]}
+    mongo.connections.insert_one(bad)
+    r, _ = spaces_scan(bad)
+    assert r.state == "FAILURE" and "not a DigitalOcean region" in str(r.result), r.result
+    assert AWS_SECRET not in w.log()

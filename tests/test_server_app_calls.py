@@ -77,7 +77,7 @@ def test_provider_templates_and_rules(api):
     status, info = call(api, "GET", "/available/info")
     assert status == 200
     providers = info["items"][0]["value"]["providers"]
-    assert [p["label"] for p in providers] == ["AWS", "Digital Ocean"]
+    assert [p["label"] for p in providers] == ["AWS", "Digital Ocean", "Spaces"]
     # The client asks with whatever the user picked; server-app does not normalise it here.
     for label in ("AWS", "aws"):
         status, one = call(api, "GET", f"/available/info/{label}")
@@ -90,13 +90,18 @@ def test_provider_templates_and_rules(api):
     status, none = call(api, "GET", "/available/info/OpenStack")
     assert status == 200 and none == {"items": [{"value": {"providers": []}}]}
     status, rules = call(api, "GET", "/available/rules")
-    assert status == 200 and rules["items"][0]["value"] == [{"name": "AWS"}, {"name": "Digital Ocean"}]
+    assert status == 200 and rules["items"][0]["value"] == [
+        {"name": "AWS"}, {"name": "Digital Ocean"}, {"name": "Spaces"}]
     status, rules = call(api, "GET", "/available/rules/digitalocean")
     permissions = rules["items"][0]["value"]["permissions"]
     assert sorted(permissions) == sorted([
         "server-list", "volumes-list", "images-list", "loadbalance-list", "snapshot-list",
         "cdns-list", "container-orchestration-list", "network-list"])
     assert all(cmds[0]["init_job"] for cmds in permissions.values())
+    status, rules = call(api, "GET", "/available/rules/spaces")
+    (bucket,) = rules["items"][0]["value"]["permissions"]["storage-object-list"]
+    assert (bucket["command"], bucket["access"], bucket["provider"]) == (
+        "s3", "list_buckets", "Spaces (DigitalOcean)")
 
     # ::create, after inserting a connection: GET /available/rules/<provider lower-cased, no
     # spaces>, then one schedule per task whose first command has a truthy init_job

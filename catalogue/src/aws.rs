@@ -437,6 +437,33 @@ impl Provider for AwsProvider {
     }
 }
 
+/// S3's ListBuckets from the S3-compatible endpoint `base` of a service named `who` in
+/// messages (DigitalOcean Spaces: `https://nyc3.digitaloceanspaces.com`), signed for `region`
+/// with the connection's access and secret keys: one page of buckets, translated as AWS's
+/// (the caller relabels them).
+pub(crate) async fn list_buckets_at(
+    http: &reqwest::Client,
+    who: &str,
+    base: &str,
+    credentials: &Credentials,
+    region: &str,
+    token: Option<&str>,
+) -> Result<Page, ProviderError> {
+    let keys = AwsKeys::from_credentials(credentials)?;
+    let url = match token {
+        Some(t) => format!(
+            "{base}/?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("continuation-token", t)
+                .finish()
+        ),
+        None => format!("{base}/"),
+    };
+    let signed = keys.sign_s3(&url, region)?;
+    let body = send_as(who, with_headers(http.get(&url), signed)).await?;
+    parse_buckets(&body)
+}
+
 /// The connection's AWS keys, from its decoded credential claims. Debug never shows them.
 struct AwsKeys {
     creds: AwsCredentials,
@@ -549,8 +576,13 @@ fn with_headers(
 /// Sends one request and returns the body of a 2xx answer; errors are classified for the
 /// caller (transient, auth, other).
 async fn send(req: reqwest::RequestBuilder) -> Result<String, ProviderError> {
+    send_as("AWS", req).await
+}
+
+/// [`send`] to an S3-compatible service named `who` in its messages (`Spaces`).
+async fn send_as(who: &str, req: reqwest::RequestBuilder) -> Result<String, ProviderError> {
     let resp = req.send().await.map_err(|e| ProviderError::Transient {
-        message: format!("AWS request failed: {}", without_url(&e)),
+        message: format!("{who} request failed: {}", without_url(&e)),
         retry_after: None,
     })?;
     let status = resp.status();
@@ -565,16 +597,16 @@ async fn send(req: reqwest::RequestBuilder) -> Result<String, ProviderError> {
         .is_some_and(|n| n > RESPONSE_BYTES_MAX as u64)
     {
         return Err(ProviderError::Invalid(format!(
-            "AWS answer is larger than {RESPONSE_BYTES_MAX} bytes"
+            "{who} answer is larger than {RESPONSE_BYTES_MAX} bytes"
         )));
     }
     let bytes = resp.bytes().await.map_err(|e| ProviderError::Transient {
-        message: format!("AWS answer not read: {}", without_url(&e)),
+        message: format!("{who} answer not read: {}", without_url(&e)),
         retry_after: None,
     })?;
     if bytes.len() > RESPONSE_BYTES_MAX {
         return Err(ProviderError::Invalid(format!(
-            "AWS answer is larger than {RESPONSE_BYTES_MAX} bytes"
+            "{who} answer is larger than {RESPONSE_BYTES_MAX} bytes"
         )));
     }
     let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -582,7 +614,13 @@ async fn send(req: reqwest::RequestBuilder) -> Result<String, ProviderError> {
         return Ok(text);
     }
     let (code, message) = error_of(&text);
-    Err(classify(status.as_u16(), &code, &message, retry_after))
+    Err(classify_as(
+        who,
+        status.as_u16(),
+        &code,
+        &message,
+        retry_after,
+    ))
 }
 
 /// reqwest's error text without the URL (it may carry a continuation token).
@@ -659,7 +697,19 @@ const UNSUPPORTED_CODES: [&str; 4] = [
 ];
 
 /// What a non-2xx AWS answer means for the scan.
+/// [`classify_as`] for AWS itself.
+#[cfg(test)]
 fn classify(
+    status: u16,
+    code: &str,
+    message: &str,
+    retry_after: Option<Duration>,
+) -> ProviderError {
+    classify_as("AWS", status, code, message, retry_after)
+}
+
+fn classify_as(
+    who: &str,
     status: u16,
     code: &str,
     message: &str,
@@ -671,16 +721,18 @@ fn classify(
         format!("{code} (HTTP {status}): {message}")
     };
     if AUTH_CODES.contains(&code) || (code.is_empty() && (status == 401 || status == 403)) {
-        ProviderError::Auth(format!("AWS refused the connection's credentials: {what}"))
+        ProviderError::Auth(format!(
+            "{who} refused the connection's credentials: {what}"
+        ))
     } else if UNSUPPORTED_CODES.contains(&code) || (code.is_empty() && status == 404) {
         ProviderError::Unsupported(format!("the endpoint does not answer this call: {what}"))
     } else if THROTTLE_CODES.contains(&code) || status == 429 || status >= 500 {
         ProviderError::Transient {
-            message: format!("AWS is throttling or unavailable: {what}"),
+            message: format!("{who} is throttling or unavailable: {what}"),
             retry_after,
         }
     } else {
-        ProviderError::Api(format!("AWS answered {what}"))
+        ProviderError::Api(format!("{who} answered {what}"))
     }
 }
 

@@ -40,6 +40,7 @@ pub mod notify;
 pub mod record;
 pub mod report;
 pub mod scheduler;
+pub mod spaces;
 pub mod webhook;
 
 /// Catalogue settings (flags of `maestro-worker`, each with its environment variable; the
@@ -107,6 +108,11 @@ pub struct CatalogueArgs {
     /// `https://api.digitalocean.com`.
     #[arg(long = "digitalocean-endpoint", env = "MAESTRO_DIGITALOCEAN_ENDPOINT")]
     pub digitalocean_endpoint: Option<String>,
+
+    /// One S3-compatible endpoint for every DigitalOcean Spaces region (a stand-in such as
+    /// moto); unset uses `https://<region>.digitaloceanspaces.com`.
+    #[arg(long = "spaces-endpoint", env = "MAESTRO_SPACES_ENDPOINT")]
+    pub spaces_endpoint: Option<String>,
 
     /// Items asked per discovery page (EC2 `MaxResults`, kept within 5..=500).
     #[arg(long = "scan-qtd", env = "MAESTRO_SCAN_QTD", default_value_t = 200)]
@@ -187,6 +193,7 @@ impl std::fmt::Debug for CatalogueArgs {
             .field("secretjwt", &set(&self.secretjwt))
             .field("aws_endpoint", &self.aws_endpoint)
             .field("digitalocean_endpoint", &self.digitalocean_endpoint)
+            .field("spaces_endpoint", &self.spaces_endpoint)
             .field("scan_qtd", &self.scan_qtd)
             .field("routes", &self.routes)
             .field("discovery_uri", &self.discovery_uri)
@@ -257,6 +264,9 @@ impl Services {
         }
         if let Some(e) = &cfg.aws_endpoint {
             http_url("--aws-endpoint", "MAESTRO_AWS_ENDPOINT", e)?;
+        }
+        if let Some(e) = &cfg.spaces_endpoint {
+            http_url("--spaces-endpoint", "MAESTRO_SPACES_ENDPOINT", e)?;
         }
         if let Some(e) = &cfg.digitalocean_endpoint {
             http_url(
@@ -383,9 +393,11 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Dupl
         svc.cfg.digitalocean_endpoint.clone(),
         svc.cfg.scan_qtd,
     );
+    let spaces = spaces::SpacesProvider::new(svc.http.clone(), svc.cfg.spaces_endpoint.clone());
     registry.insert_state(discovery::Providers(vec![
         Arc::new(aws),
         Arc::new(digitalocean),
+        Arc::new(spaces),
     ]));
     registry.add(discovery::scan)?;
     Ok(())

@@ -599,9 +599,22 @@ const DIGITALOCEAN_TASKS: &[TaskSpec] = &[
     ),
 ];
 
+/// DigitalOcean Spaces' one task: S3's ListBuckets per region.
+const SPACES_TASKS: &[TaskSpec] = &[task(
+    "storage-object-list",
+    true,
+    &[cmd(
+        "s3",
+        "list_buckets",
+        "applications",
+        Some("ObjectStorage"),
+        Some("Spaces (DigitalOcean)"),
+    )],
+)];
+
 /// Every provider Maestro discovered; the ones this project does not scan yet have no task
 /// marked `runs` and are not advertised.
-pub const PROVIDERS: [Provider; 2] = [
+pub const PROVIDERS: [Provider; 3] = [
     Provider {
         key: "aws",
         label: "AWS",
@@ -619,6 +632,15 @@ pub const PROVIDERS: [Provider; 2] = [
         dc: Some("Digital Ocean"),
         tasks: DIGITALOCEAN_TASKS,
         templates: include_str!("../providers/digitalocean.json"),
+    },
+    Provider {
+        key: "spaces",
+        label: "Spaces",
+        icon: "icon-digital-ocean",
+        methods: &["Spaces Token"],
+        dc: Some("Digital Ocean"),
+        tasks: SPACES_TASKS,
+        templates: include_str!("../providers/spaces.json"),
     },
 ];
 
