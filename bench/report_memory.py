@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""A 100,000-row report: worker peak memory, time, and `finished` only after the last chunk.
+"""A 100,000-row report: worker peak memory, time, and `finished` only after the last chunk,
+against the store's raw insert rate in the same run.
 
 Seeds N inventory items in a fresh database, starts the release worker on queues of its own
 (report tasks and chunks on one queue, the notification routed to a queue this script reads),
 sends `maestro.report.general`, samples the worker's RSS until the `finished` notification
-arrives, and checks every row was stored when it did. Drops the databases, deletes the queues
-and stops the worker.
+arrives, and checks every row was stored when it did. Then the ceiling: a plain pymongo client
+inserts the very rows the report stored into a collection of its own on the same server, in
+unordered batches of --qtd (what the report's chunks write), and the report's rows per second
+are shown against that rate, and against the time the same client takes for all the store work
+a report does (read the inventory, insert the rows, read them back for columns and charts). Drops the databases, deletes the queues and stops the worker.
 
 usage: report_memory.py [--n 100000] [--qtd 500] [--worker target/release/maestro-worker]
+                        [-- more worker flags]
 Needs pika, pymongo, RabbitMQ at AMQP_URL and MongoDB at MONGODB_URI.
 """
 import argparse
@@ -21,9 +26,12 @@ import uuid
 
 import pika
 import pymongo
+from bson import ObjectId
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
+# The report's owner: reports read only the items whose roles name them.
+OWNER = ObjectId("5f00000000000000000000b1")
 
 
 def status_kb(pid, field):
@@ -39,6 +47,7 @@ def main():
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--qtd", type=int, default=500)
     ap.add_argument("--worker", default="target/release/maestro-worker")
+    ap.add_argument("worker_args", nargs="*", help="more maestro-worker flags (after --)")
     a = ap.parse_args()
     run = uuid.uuid4().hex[:8]
     queue, notify, prefix, dead = f"rep{run}", f"rep{run}.notify", f"rep{run}_delayed", f"rep{run}.dead"
@@ -51,7 +60,7 @@ def main():
         batch.append({"_id": f"s{i}", "hostname": f"host-{i}", "status": "active",
                       "ipv4": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}",
                       "os": {"base": "linux", "dist": "debian"}, "tags": [{"key": "k", "value": i}],
-                      "roles": [{"_id": "owner", "role": 7}]})
+                      "roles": [{"_id": OWNER, "role": 7}]})
         if len(batch) == 1000:
             inv["servers"].insert_many(batch)
             batch = []
@@ -68,7 +77,7 @@ def main():
                              "--result-backend", f"{MONGODB_URI.rstrip('/')}/{inv.name}",
                              "--mongo-uri", MONGODB_URI, "--mongo-database", inv.name,
                              "--reports-database", rep.name, "--insert-qtd", str(a.qtd),
-                             "--routes", routes],
+                             "--routes", routes, *a.worker_args],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     ch = conn.channel()
@@ -81,8 +90,8 @@ def main():
             time.sleep(0.1)
         out["idle_rss_mb"] = round(status_kb(proc.pid, "VmRSS") / 1024, 1)
         tid = str(uuid.uuid4())
-        body = json.dumps([[], {"report_id": "big", "filters": {}, "component": "servers",
-                                "owner_user": "owner"},
+        body = json.dumps([[], {"report_id": "big", "filters": [], "component": "servers",
+                                "owner_user": str(OWNER)},
                            {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
         props = pika.BasicProperties(
             content_type="application/json", content_encoding="utf-8", delivery_mode=2,
@@ -95,7 +104,9 @@ def main():
         while True:
             peak = max(peak, status_kb(proc.pid, "VmRSS"))
             method, _props, msg = ch.basic_get(notify, auto_ack=True)
-            if method is not None:
+            # The websocket notification that the report is done (the report's other
+            # notifications, e.g. to the audit channel, are passed over).
+            if method is not None and "notify" in json.loads(msg)[1]:
                 stored = rep["big_general"].count_documents({})
                 kwargs = json.loads(msg)[1]
                 break
@@ -107,7 +118,33 @@ def main():
         out["notification"] = kwargs["notify"]
         out["peak_rss_sampled_mb"] = round(peak / 1024, 1)
         out["peak_rss_vmhwm_mb"] = round(status_kb(proc.pid, "VmHWM") / 1024, 1)
-        assert stored == a.n, f"finished with {stored} of {a.n} rows stored"
+        assert stored == a.n, (f"finished with {stored} of {a.n} rows stored: {kwargs}\n"
+                               + open(log.name).read()[-3000:])
+        out["report_rows_per_s"] = round(a.n / out["report_s"])
+        # The ceiling: what the report reads (the inventory) and what it writes (its rows), each
+        # by a plain client.
+        t = time.time()
+        read = sum(1 for _ in inv["servers"].find({"roles._id": OWNER}))
+        out["ceiling_read_s"] = round(time.time() - t, 1)
+        assert read == a.n
+        # ... and what the finish task reads back for the columns and charts.
+        t = time.time()
+        rows = list(rep["big_general"].find())
+        out["ceiling_read_back_s"] = round(time.time() - t, 1)
+        t = time.time()
+        for i in range(0, len(rows), a.qtd):
+            rep["ceiling"].insert_many(rows[i:i + a.qtd], ordered=False)
+        ceiling_s = time.time() - t
+        out["ceiling_insert_s"] = round(ceiling_s, 1)
+        out["ceiling_rows_per_s"] = round(len(rows) / ceiling_s)
+        out["ceiling_read_and_insert_rows_per_s"] = round(
+            len(rows) / (ceiling_s + out["ceiling_read_s"]))
+        out["report_vs_read_and_insert"] = round(
+            out["report_rows_per_s"] / out["ceiling_read_and_insert_rows_per_s"], 2)
+        store_s = ceiling_s + out["ceiling_read_s"] + out["ceiling_read_back_s"]
+        out["ceiling_read_insert_read_back_rows_per_s"] = round(len(rows) / store_s)
+        out["report_vs_read_insert_read_back"] = round(out["report_rows_per_s"] * store_s / len(rows), 2)
+        out["report_vs_insert_ceiling"] = round(out["report_rows_per_s"] / out["ceiling_rows_per_s"], 2)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)

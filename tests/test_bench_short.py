@@ -96,3 +96,17 @@ def test_cputime_wrapper_records_a_contender():
     summary = subprocess.run([sys.executable, str(ROOT / "bench" / "cputime.py"), "--summary", out_dir],
                              capture_output=True, text=True, check=True).stdout
     assert json.loads(summary.strip().splitlines()[-1])["w"]["runs"] == 1
+
+
+def test_report_benchmark_short_run():
+    """bench/report_memory.py at 1,000 rows: the report finishes with every row stored, and
+    the store's insert ceiling is measured beside it."""
+    from conftest import MONGODB_URI
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "report_memory.py"), "--n", "1000", "--qtd", "200",
+         "--worker", WORKER_BIN],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "MONGODB_URI": MONGODB_URI})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    r = last_json(out.stdout)
+    assert r["rows_stored_when_notified"] == 1000 and r["notification"]["type"] == "success"
+    assert r["report_rows_per_s"] > 0 and r["ceiling_rows_per_s"] > 0 and r["peak_rss_vmhwm_mb"] > 0
