@@ -106,6 +106,8 @@ class StandIn:
     def __init__(self):
         self.resources = json.loads(json.dumps(RESOURCES))
         self.requests = []
+        # Answers of 429 (with Retry-After: 1) still to give, as DigitalOcean's rate limit does.
+        self.throttle = 0
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -127,6 +129,13 @@ class StandIn:
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     return self.answer(401, {"id": "unauthorized",
                                              "message": "Unable to authenticate you"})
+                if stand_in.throttle > 0:
+                    stand_in.throttle -= 1
+                    self.send_response(429)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 path = url.path.removeprefix("/v2/")
                 if path not in PATHS:
                     return self.answer(404, {"id": "not_found",
@@ -225,10 +234,15 @@ def test_every_digitalocean_task_scans_pages_and_retires(names, workers, mongo, 
                 "container-orchestration-list": ("applications", {"family": "ContainerOrchestration"}),
                 "network-list": ("networks", {"family": "Firewall"})}
     for task, (coll, query) in expected.items():
+        # The first call of the first of them is throttled once: the request is tried again
+        # after Retry-After, within the scan.
+        digitalocean.throttle = 1 if task == "volumes-list" else 0
         r, result = scan(mongo_app, q, conn, task)
         assert r.state == "SUCCESS", (task, r.traceback, w.log()[-2000:])
         assert result["seen"] == 1 and process(mongo, conn, task)["state"] == "success", task
         assert mongo[coll].count_documents({**query, "accountant": str(conn["_id"])}) == 1, task
+    volume_calls = [qy for path, qy, _ in digitalocean.requests if path == "/v2/volumes"]
+    assert len(volume_calls) == 2, "throttled once, then answered"
     images_query = [qy for path, qy, _ in digitalocean.requests if path == "/v2/images"]
     assert images_query[0]["private"] == "true"
     vol = mongo.volumes.find_one()

@@ -401,6 +401,7 @@ impl AwsProvider {
             task: first.task,
             collection,
             global: first.service.once,
+            item_regions: false,
         })
     }
 }
@@ -453,9 +454,11 @@ pub(crate) async fn list_buckets_at(
     let url = match token {
         Some(t) => format!(
             "{base}/?{}",
+            // AWS's signature wants `%20`, not `+`, for spaces (as `rest_query`).
             form_urlencoded::Serializer::new(String::new())
                 .append_pair("continuation-token", t)
                 .finish()
+                .replace('+', "%20")
         ),
         None => format!("{base}/"),
     };
@@ -600,14 +603,19 @@ async fn send_as(who: &str, req: reqwest::RequestBuilder) -> Result<String, Prov
             "{who} answer is larger than {RESPONSE_BYTES_MAX} bytes"
         )));
     }
-    let bytes = resp.bytes().await.map_err(|e| ProviderError::Transient {
+    // Read piece by piece: an answer without a length stops at the limit, not after it.
+    let mut resp = resp;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| ProviderError::Transient {
         message: format!("{who} answer not read: {}", without_url(&e)),
         retry_after: None,
-    })?;
-    if bytes.len() > RESPONSE_BYTES_MAX {
-        return Err(ProviderError::Invalid(format!(
-            "{who} answer is larger than {RESPONSE_BYTES_MAX} bytes"
-        )));
+    })? {
+        if bytes.len() + chunk.len() > RESPONSE_BYTES_MAX {
+            return Err(ProviderError::Invalid(format!(
+                "{who} answer is larger than {RESPONSE_BYTES_MAX} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
     }
     let text = String::from_utf8_lossy(&bytes).into_owned();
     if status.is_success() {

@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use serde_json::{Map, Value, json};
 
 use crate::discovery::{Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture};
@@ -27,6 +28,11 @@ pub const RESPONSE_BYTES_MAX: usize = 32 * 1024 * 1024;
 pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 /// Pages read of one call before the scan gives up on an API that never stops paging.
 pub const PAGES_MAX: u64 = 10_000;
+/// Attempts of one request that meets throttling or a 5xx (after its `Retry-After`, when
+/// sent) before the scan task's own retry takes over.
+pub const REQUEST_ATTEMPTS: usize = 3;
+/// Longest `Retry-After` waited for within one request's attempts.
+pub const RETRY_HERE_MAX: Duration = Duration::from_secs(30);
 
 /// One of Maestro's DigitalOcean tasks: the API path, the key of the list in the answer, the
 /// collection and the rules of its items.
@@ -141,18 +147,48 @@ impl DigitalOceanProvider {
     ) -> Result<Page, ProviderError> {
         let page: u64 = match page_token {
             None => 1,
-            Some(t) => t
-                .parse()
-                .ok()
-                .filter(|p| (2..=PAGES_MAX).contains(p))
-                .ok_or_else(|| ProviderError::Invalid(format!("page token {t:?}")))?,
+            Some(t) => match t.parse() {
+                Ok(p) if (2..=PAGES_MAX).contains(&p) => p,
+                Ok(p) if p > PAGES_MAX => {
+                    return Err(ProviderError::Invalid(format!(
+                        "more than {PAGES_MAX} pages: DigitalOcean keeps answering with a next page"
+                    )));
+                }
+                _ => return Err(ProviderError::Invalid(format!("page token {t:?}"))),
+            },
         };
         let sep = if call.path.contains('?') { '&' } else { '?' };
         let url = format!(
             "{}/v2/{}{sep}page={page}&per_page={}",
             self.endpoint, call.path, self.page_size
         );
-        let body = send(self.http.get(&url).bearer_auth(token)).await?;
+        // Throttling and 5xx are tried again here a few times before the scan's own retry,
+        // which would start the whole listing over.
+        let attempt = || send(self.http.get(&url).bearer_auth(token));
+        let body = attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(500))
+                    .with_max_delay(Duration::from_secs(8))
+                    .with_max_times(REQUEST_ATTEMPTS - 1)
+                    .with_jitter(),
+            )
+            .when(|e| matches!(e, ProviderError::Transient { .. }))
+            // A short Retry-After is waited for here; a long one ends these attempts, and the
+            // scan's retry waits for it instead.
+            // (`pause` is `None` once the attempts are spent: that stays so.)
+            .adjust(|e, pause| match (e, pause) {
+                (_, None) => None,
+                (
+                    ProviderError::Transient {
+                        retry_after: Some(after),
+                        ..
+                    },
+                    Some(_),
+                ) => (*after <= RETRY_HERE_MAX).then_some(*after),
+                (_, pause) => pause,
+            })
+            .await?;
         let answer: Value = serde_json::from_str(&body)
             .map_err(|e| ProviderError::Invalid(format!("DigitalOcean answer is not JSON: {e}")))?;
         let items = match answer.get(call.list) {
@@ -187,6 +223,7 @@ impl Provider for DigitalOceanProvider {
             task: call.task,
             collection: call.collection,
             global: true,
+            item_regions: true,
         })
     }
 

@@ -37,14 +37,17 @@ impl SpacesProvider {
     }
 }
 
-/// Whether `region` has the form of a DigitalOcean datacenter slug (`nyc3`, `ams3`, `sgp1`):
-/// it becomes part of a host name, so nothing else may.
+/// Whether `region` has the form of a DigitalOcean datacenter slug, three letters and a number
+/// (`nyc3`, `ams3`, `sgp1`): it becomes part of a host name, so nothing else may.
 pub fn is_region(region: &str) -> bool {
-    (3..=8).contains(&region.len())
-        && region.starts_with(|c: char| c.is_ascii_lowercase())
-        && region
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    if !region.is_ascii() {
+        return false;
+    }
+    let (letters, digits) = region.split_at(region.len().min(3));
+    letters.len() == 3
+        && letters.chars().all(|c| c.is_ascii_lowercase())
+        && (1..=2).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
 }
 
 /// A bucket as AWS's are translated, relabelled as Maestro's Spaces rules wrote it (no status
@@ -77,6 +80,7 @@ impl Provider for SpacesProvider {
             task: TASK,
             collection: "applications",
             global: false,
+            item_regions: false,
         })
     }
 

@@ -45,10 +45,12 @@ pub struct Origin {
     pub dc_id: Option<String>,
     /// How items are matched to existing ones: `ipv4_private` or `unique_id`.
     pub key_comparer: String,
+    /// Items of a global scan keep the region they name ([`super::Kind::item_regions`]).
+    pub item_regions: bool,
 }
 
 /// Completes a provider's translated item, found in the region labelled `region` (none for
-/// a global kind, whose items may name their own); `None` when it has no `unique_id`. `updated_at` is set when written.
+/// a global kind); `None` when it has no `unique_id`. `updated_at` is set when written.
 pub fn finish_item(
     item: Value,
     origin: &Origin,
@@ -83,10 +85,16 @@ pub fn finish_item(
         if let Some(id) = &origin.dc_id {
             dc.insert("_id".into(), json!(id));
         }
-        // A regional scan's label; a global one keeps what its item says (a DigitalOcean
-        // droplet's own region).
-        if let Some(r) = region {
-            dc.insert("region".into(), json!(r));
+        // A regional scan's label; a global one has none, unless its items name their own
+        // (a DigitalOcean droplet's).
+        match region {
+            Some(r) => {
+                dc.insert("region".into(), json!(r));
+            }
+            None if origin.item_regions => {}
+            None => {
+                dc.remove("region");
+            }
         }
     }
     m.entry("active").or_insert(Value::Bool(true));
@@ -479,6 +487,7 @@ mod tests {
             dc: Some("aws-dc".into()),
             dc_id: Some("5f00000000000000000000dc".into()),
             key_comparer: "ipv4_private".into(),
+            item_regions: false,
         }
     }
 
@@ -526,6 +535,14 @@ mod tests {
         let moved = finish_item(json!({"unique_id": "i-1"}), &other, None).expect("item");
         assert_ne!(m["checksum"], moved["checksum"]);
         assert!(finish_item(json!({"name": "no id"}), &origin(), None).is_none());
+        // A global scan: an S3 bucket's own region is not kept, a DigitalOcean droplet's is.
+        let bucket = json!({"unique_id": "b", "datacenters": {"region": "eu-west-1"}});
+        let global = finish_item(bucket.clone(), &origin(), None).expect("item");
+        assert!(global["datacenters"].get("region").is_none());
+        let mut droplets = origin();
+        droplets.item_regions = true;
+        let kept = finish_item(bucket, &droplets, None).expect("item");
+        assert_eq!(kept["datacenters"]["region"], "eu-west-1");
         let stored = to_stored_document(&m);
         let role = stored.get_array("roles").expect("roles")[0]
             .as_document()

@@ -473,6 +473,7 @@ impl Scan<'_> {
                 dc: conn.dc.clone(),
                 dc_id: conn.dc_id.clone(),
                 key_comparer: command.key_comparer.to_owned(),
+                item_regions: kind.global && kind.item_regions,
             })
             .collect();
         self.progress(

@@ -21,6 +21,9 @@ pub struct Kind {
     pub collection: &'static str,
     /// Scanned once per connection rather than once per region (S3 buckets).
     pub global: bool,
+    /// A global kind whose items name their own region (a DigitalOcean droplet's
+    /// `region.slug`), kept in `datacenters.region`; otherwise a global kind's items have none.
+    pub item_regions: bool,
 }
 
 /// One page of translated items and the token of the next page.
