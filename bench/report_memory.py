@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--worker", default="target/release/maestro-worker")
     ap.add_argument("worker_args", nargs="*", help="more maestro-worker flags (after --)")
     a = ap.parse_args()
+    # A SIGTERM still runs the clean-up below (worker, queues, databases).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run = uuid.uuid4().hex[:8]
     queue, notify, prefix, dead = f"rep{run}", f"rep{run}.notify", f"rep{run}_delayed", f"rep{run}.dead"
     client = pymongo.MongoClient(MONGODB_URI)
@@ -113,24 +115,27 @@ def main():
             if time.time() - t > 1800 or proc.poll() is not None:
                 raise SystemExit("no finished notification")
             time.sleep(0.05)
-        out["report_s"] = round(time.time() - t, 1)
+        report_s = time.time() - t
+        out["report_s"] = round(report_s, 1)
         out["rows_stored_when_notified"] = stored
         out["notification"] = kwargs["notify"]
         out["peak_rss_sampled_mb"] = round(peak / 1024, 1)
         out["peak_rss_vmhwm_mb"] = round(status_kb(proc.pid, "VmHWM") / 1024, 1)
         assert stored == a.n, (f"finished with {stored} of {a.n} rows stored: {kwargs}\n"
                                + open(log.name).read()[-3000:])
-        out["report_rows_per_s"] = round(a.n / out["report_s"])
+        out["report_rows_per_s"] = round(a.n / report_s)
         # The ceiling: what the report reads (the inventory) and what it writes (its rows), each
         # by a plain client.
         t = time.time()
         read = sum(1 for _ in inv["servers"].find({"roles._id": OWNER}))
-        out["ceiling_read_s"] = round(time.time() - t, 1)
+        read_s = time.time() - t
+        out["ceiling_read_s"] = round(read_s, 1)
         assert read == a.n
         # ... and what the finish task reads back for the columns and charts.
         t = time.time()
         rows = list(rep["big_general"].find())
-        out["ceiling_read_back_s"] = round(time.time() - t, 1)
+        read_back_s = time.time() - t
+        out["ceiling_read_back_s"] = round(read_back_s, 1)
         t = time.time()
         for i in range(0, len(rows), a.qtd):
             rep["ceiling"].insert_many(rows[i:i + a.qtd], ordered=False)
@@ -138,16 +143,20 @@ def main():
         out["ceiling_insert_s"] = round(ceiling_s, 1)
         out["ceiling_rows_per_s"] = round(len(rows) / ceiling_s)
         out["ceiling_read_and_insert_rows_per_s"] = round(
-            len(rows) / (ceiling_s + out["ceiling_read_s"]))
+            len(rows) / (ceiling_s + read_s))
         out["report_vs_read_and_insert"] = round(
             out["report_rows_per_s"] / out["ceiling_read_and_insert_rows_per_s"], 2)
-        store_s = ceiling_s + out["ceiling_read_s"] + out["ceiling_read_back_s"]
+        store_s = ceiling_s + read_s + read_back_s
         out["ceiling_read_insert_read_back_rows_per_s"] = round(len(rows) / store_s)
-        out["report_vs_read_insert_read_back"] = round(out["report_rows_per_s"] * store_s / len(rows), 2)
+        out["report_vs_read_insert_read_back"] = round(store_s / report_s, 2)
         out["report_vs_insert_ceiling"] = round(out["report_rows_per_s"] / out["ceiling_rows_per_s"], 2)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         for q in [queue, notify, dead] + [f"{prefix}_{i}" for i in range(28)]:
             ch.queue_delete(q)
         for x in [queue, dead, f"{prefix}_delivery"] + [f"{prefix}_{i}" for i in range(28)]:

@@ -65,8 +65,8 @@ def test_cputime_wrapper_records_a_contender():
     ch.exchange_declare(queue, "direct", durable=True)
     ch.queue_declare(queue, durable=True)
     ch.queue_bind(queue, queue, queue)
-    props, body = message()
     for _ in range(n):
+        props, body = message()
         ch.basic_publish(queue, queue, body, props)
     out_dir = tempfile.mkdtemp()
     flags = (f"--enable-diagnostics true --delay-prefix {queue}_d --dead-letter-exchange {queue}.dead "
