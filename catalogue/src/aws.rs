@@ -17,10 +17,12 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use roxmltree::{Document, Node};
 use serde_json::{Map, Value, json};
 
+pub use crate::discovery::http::{REQUEST_ATTEMPTS, RESPONSE_BYTES_MAX, RETRY_AFTER_MAX};
+use crate::discovery::http::{fetch, request_backoff};
 use crate::discovery::{
     Credentials, Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture,
 };
@@ -37,17 +39,10 @@ use tree::list;
 /// Smallest page size asked of any API; a smaller `--scan-qtd` is raised to it (and to each
 /// API's own minimum, e.g. EC2's 5).
 pub const PAGE_SIZE_MIN: usize = 1;
-/// Largest AWS answer read, in bytes; a bigger one is an error rather than unbounded memory.
-pub const RESPONSE_BYTES_MAX: usize = 32 * 1024 * 1024;
-/// Longest retry delay an AWS `Retry-After` may ask for; longer is cut to this.
-pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 /// Region global services (S3 listing, CloudFront) are signed for when none applies.
 pub const S3_DEFAULT_REGION: &str = "us-east-1";
 /// Pages read for a call whose pages make one item (SQS queues, SES identities).
 pub const MERGED_PAGES_MAX: usize = 100;
-/// Attempts of one request that meets throttling or a 5xx before the scan task's own retry
-/// takes over.
-pub const REQUEST_ATTEMPTS: usize = 3;
 
 /// Maestro's `provider` value in `datacenters`.
 const DC_PROVIDER: &str = "AWS";
@@ -91,13 +86,7 @@ impl AwsProvider {
     ) -> Result<String, ProviderError> {
         let attempt = || self.request_once(keys, call, region, token);
         attempt
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(500))
-                    .with_max_delay(Duration::from_secs(8))
-                    .with_max_times(REQUEST_ATTEMPTS - 1)
-                    .with_jitter(),
-            )
+            .retry(request_backoff())
             .when(|e| matches!(e, ProviderError::Transient { .. }))
             .await
     }
@@ -584,75 +573,18 @@ async fn send(req: reqwest::RequestBuilder) -> Result<String, ProviderError> {
 
 /// [`send`] to an S3-compatible service named `who` in its messages (`Spaces`).
 async fn send_as(who: &str, req: reqwest::RequestBuilder) -> Result<String, ProviderError> {
-    let resp = req.send().await.map_err(|e| ProviderError::Transient {
-        message: format!("{who} request failed: {}", without_url(&e)),
-        retry_after: None,
-    })?;
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s).min(RETRY_AFTER_MAX));
-    if resp
-        .content_length()
-        .is_some_and(|n| n > RESPONSE_BYTES_MAX as u64)
-    {
-        return Err(ProviderError::Invalid(format!(
-            "{who} answer is larger than {RESPONSE_BYTES_MAX} bytes"
-        )));
+    let answer = fetch(who, req).await?;
+    if answer.status.is_success() {
+        return Ok(answer.body);
     }
-    // Read piece by piece: an answer without a length stops at the limit, not after it.
-    let mut resp = resp;
-    let mut bytes = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| ProviderError::Transient {
-        message: format!("{who} answer not read: {}", without_url(&e)),
-        retry_after: None,
-    })? {
-        if bytes.len() + chunk.len() > RESPONSE_BYTES_MAX {
-            return Err(ProviderError::Invalid(format!(
-                "{who} answer is larger than {RESPONSE_BYTES_MAX} bytes"
-            )));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    if status.is_success() {
-        return Ok(text);
-    }
-    let (code, message) = error_of(&text);
+    let (code, message) = error_of(&answer.body);
     Err(classify_as(
         who,
-        status.as_u16(),
+        answer.status.as_u16(),
         &code,
         &message,
-        retry_after,
+        answer.retry_after,
     ))
-}
-
-/// reqwest's error text without the URL (it may carry a continuation token).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    let mut first = true;
-    while let Some(err) = source {
-        if first {
-            s.push_str(if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "connection failed"
-            } else {
-                "error"
-            });
-            first = false;
-        } else {
-            s.push_str(": ");
-            s.push_str(&err.to_string());
-        }
-        source = err.source();
-    }
-    s
 }
 
 /// The `Code` and `Message` of an AWS error answer (EC2's `<Response><Errors><Error>` and

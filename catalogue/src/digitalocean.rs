@@ -13,24 +13,19 @@
 
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use serde_json::{Map, Value, json};
 
+pub use crate::discovery::http::{REQUEST_ATTEMPTS, RESPONSE_BYTES_MAX, RETRY_AFTER_MAX};
+use crate::discovery::http::{fetch, request_backoff};
 use crate::discovery::{Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture};
 
 /// DigitalOcean's API.
 pub const DEFAULT_ENDPOINT: &str = "https://api.digitalocean.com";
 /// Largest `per_page` the API accepts.
 pub const PAGE_SIZE_MAX: usize = 200;
-/// Largest answer read, in bytes; a bigger one is an error rather than unbounded memory.
-pub const RESPONSE_BYTES_MAX: usize = 32 * 1024 * 1024;
-/// Longest wait a `Retry-After` may ask for; longer is cut to this.
-pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 /// Pages read of one call before the scan gives up on an API that never stops paging.
 pub const PAGES_MAX: u64 = 10_000;
-/// Attempts of one request that meets throttling or a 5xx (after its `Retry-After`, when
-/// sent) before the scan task's own retry takes over.
-pub const REQUEST_ATTEMPTS: usize = 3;
 /// Longest `Retry-After` waited for within one request's attempts.
 pub const RETRY_HERE_MAX: Duration = Duration::from_secs(30);
 
@@ -166,13 +161,7 @@ impl DigitalOceanProvider {
         // which would start the whole listing over.
         let attempt = || send(self.http.get(&url).bearer_auth(token));
         let body = attempt
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(500))
-                    .with_max_delay(Duration::from_secs(8))
-                    .with_max_times(REQUEST_ATTEMPTS - 1)
-                    .with_jitter(),
-            )
+            .retry(request_backoff())
             .when(|e| matches!(e, ProviderError::Transient { .. }))
             // A short Retry-After is waited for here; a long one ends these attempts, and the
             // scan's retry waits for it instead.
@@ -249,45 +238,8 @@ impl Provider for DigitalOceanProvider {
 /// Sends one request and returns the body of a 2xx answer, read up to [`RESPONSE_BYTES_MAX`];
 /// errors are classified (credentials, throttling and 5xx, calls the endpoint lacks, others).
 async fn send(req: reqwest::RequestBuilder) -> Result<String, ProviderError> {
-    let transient = |what: &str, e: reqwest::Error| ProviderError::Transient {
-        // Without the URL: it is DigitalOcean's or the operator's, but the text stays short.
-        message: format!("DigitalOcean {what}: {}", e.without_url()),
-        retry_after: None,
-    };
-    let mut resp = req
-        .send()
-        .await
-        .map_err(|e| transient("request failed", e))?;
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s).min(RETRY_AFTER_MAX));
-    let too_large = || {
-        ProviderError::Invalid(format!(
-            "DigitalOcean answer is larger than {RESPONSE_BYTES_MAX} bytes"
-        ))
-    };
-    if resp
-        .content_length()
-        .is_some_and(|n| n > RESPONSE_BYTES_MAX as u64)
-    {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| transient("answer not read", e))?
-    {
-        if bytes.len() + chunk.len() > RESPONSE_BYTES_MAX {
-            return Err(too_large());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let answer = fetch("DigitalOcean", req).await?;
+    let (status, retry_after, text) = (answer.status, answer.retry_after, answer.body);
     if status.is_success() {
         return Ok(text);
     }
@@ -394,7 +346,13 @@ fn capitalized(s: &str) -> String {
     }
 }
 
-fn status(doc: &mut Map<String, Value>, state: Option<&str>, inactive: &[&str]) {
+/// The item's `status` word, capitalised, and `active` unless it is one of `inactive`. A
+/// Kubernetes cluster gives its status as `{state, message}`.
+fn status(doc: &mut Map<String, Value>, raw: &Value, inactive: &[&str]) {
+    let state = raw
+        .pointer("/status/state")
+        .or_else(|| raw.get("status"))
+        .and_then(Value::as_str);
     if let Some(s) = state.filter(|s| !s.is_empty()) {
         doc.insert("status".into(), json!(capitalized(s)));
         doc.insert("active".into(), json!(!inactive.contains(&s)));
@@ -529,11 +487,7 @@ fn image(raw: &Value) -> Map<String, Value> {
             ("description", "description"),
         ],
     );
-    status(
-        &mut d,
-        raw.get("status").and_then(Value::as_str),
-        &["deleted"],
-    );
+    status(&mut d, raw, &["deleted"]);
     d
 }
 
@@ -554,11 +508,7 @@ fn load_balancer(raw: &Value) -> Map<String, Value> {
             ("redirect_http_to_https", "redirect_http_to_https"),
         ],
     );
-    status(
-        &mut d,
-        raw.get("status").and_then(Value::as_str),
-        &["errored"],
-    );
+    status(&mut d, raw, &["errored"]);
     d.insert("own".into(), json!(1));
     d
 }
@@ -598,12 +548,7 @@ fn kubernetes(raw: &Value) -> Map<String, Value> {
             ("node_pools", "node_pools"),
         ],
     );
-    // The API gives a cluster's status as {state, message}.
-    let state = raw
-        .pointer("/status/state")
-        .or_else(|| raw.get("status"))
-        .and_then(Value::as_str);
-    status(&mut d, state, &["errored"]);
+    status(&mut d, raw, &["errored"]);
     d.insert("own".into(), json!(1));
     d
 }
@@ -621,11 +566,7 @@ fn firewall(raw: &Value) -> Map<String, Value> {
             ("droplet_ids", "droplet_ids"),
         ],
     );
-    status(
-        &mut d,
-        raw.get("status").and_then(Value::as_str),
-        &["failed"],
-    );
+    status(&mut d, raw, &["failed"]);
     d
 }
 

@@ -18,12 +18,14 @@
 //! - `credentials` the connection's credential JWT
 //! - `flavors`     cpu and memory of servers by instance type (Maestro's hook)
 //! - `links`       servers linked to the owner's applications by tag
+//! - `http`        a provider's answer read within limits, the backoff of its requests
 //! - `connection`  the connection document, region labels
 //! - `inventory`   items as Maestro stores them: common fields, checksum, writes, retirement
 
 mod connection;
 mod credentials;
 mod flavors;
+pub mod http;
 mod inventory;
 mod links;
 mod provider;
