@@ -31,7 +31,6 @@ import os
 import re
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,9 +41,10 @@ import uuid
 
 import pika
 
+from benchlib import broker_pid, cpu_seconds, free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def jwt(secret, claims):
@@ -55,24 +55,10 @@ def jwt(secret, claims):
     return f"{h}.{c}.{s}"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / TICK
 
 
-def broker_pid():
-    """RabbitMQ's Erlang VM on this machine (beam.smp), to read the broker's CPU time."""
-    out = subprocess.run(["pgrep", "-o", "beam.smp"], capture_output=True, text=True).stdout.split()
-    return int(out[0]) if out else None
 
 
 def children_cpu():

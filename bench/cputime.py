@@ -22,15 +22,14 @@ import sys
 import time
 import uuid
 
-TICK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import cpu_seconds  # noqa: E402 (beside this script)
 
 
 def proc_cpu(pid):
+    """The child's CPU seconds, or None once it is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            # Fields after the command name, which is in parentheses and may hold spaces.
-            rest = f.read().rsplit(")", 1)[1].split()
-        return (int(rest[11]) + int(rest[12])) / TICK
+        return cpu_seconds(pid)
     except (OSError, IndexError, ValueError):
         return None
 

@@ -21,7 +21,6 @@ Needs the test venv (pika, pymongo), RabbitMQ at AMQP_URL and MongoDB at MONGODB
 """
 import argparse
 import datetime
-import json
 import os
 import pathlib
 import signal
@@ -30,11 +29,13 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 
 import pika
 import pymongo
+
+from benchlib import (cpu_seconds, delete_worker_topology, free_port, noop_message,
+                      worker_acks)
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -42,37 +43,10 @@ MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
-def message(queue):
-    tid = str(uuid.uuid4())
-    headers = {
-        "lang": "py", "task": "maestro.noop", "id": tid, "shadow": None, "eta": None,
-        "expires": None, "group": None, "group_index": None, "retries": 0,
-        "timelimit": [None, None], "root_id": tid, "parent_id": None, "argsrepr": "()",
-        "kwargsrepr": "{}", "origin": "results-bench", "ignore_result": False,
-        "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
-    }
-    props = pika.BasicProperties(content_type="application/json", content_encoding="utf-8",
-                                 delivery_mode=2, priority=0, correlation_id=tid, headers=headers)
-    body = json.dumps([[], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
-    return tid, props, body.encode()
 
 
-def acks(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return None
-    return sum(float(l.split()[-1]) for l in text.splitlines()
-               if l.startswith("maestro_worker_acks_total"))
 
 
 def worker_round(args, run, index):
@@ -86,7 +60,7 @@ def worker_round(args, run, index):
     proc = None
     try:
         for _ in range(args.n):
-            _, props, body = message(queue)
+            _, props, body = noop_message("results-bench", ignore_result=False)
             ch.basic_publish(queue, queue, body, props)
         port = free_port()
         backend = MONGODB_URI.rstrip("/") + f"/{db}"
@@ -102,7 +76,7 @@ def worker_round(args, run, index):
         marks = {}
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
-            n = acks(port)
+            n = worker_acks(port)
             now = time.monotonic()
             if n is not None and started is None:
                 started = now
@@ -119,8 +93,7 @@ def worker_round(args, run, index):
             sys.exit(f"the worker did not drain {args.n} in {args.timeout} s")
         steady = 0.8 * args.n / (marks[0.9] - marks[0.1])
         whole = args.n / (marks[1.0] - started)
-        fields = pathlib.Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        cpu = cpu_seconds(proc.pid)
         stored = pymongo.MongoClient(MONGODB_URI)[db].celery_taskmeta.count_documents({})
         assert stored == args.n, f"{stored} results stored, expected {args.n}"
         return steady, whole, cpu
@@ -130,11 +103,7 @@ def worker_round(args, run, index):
             proc.wait(30)
         # The worker's queue, its dead letters and its delay levels (kombu's 28, and the
         # delivery exchange), all named after this run.
-        levels = [f"rb{run}_delayed_{i}" for i in range(28)]
-        for q in (queue, f"rb{run}.dead", *levels):
-            ch.queue_delete(q)
-        for x in (queue, f"rb{run}.dead", *levels, f"rb{run}_delayed_delivery"):
-            ch.exchange_delete(x)
+        delete_worker_topology(ch, [queue], f"rb{run}.dead", f"rb{run}_delayed")
         conn.close()
         pymongo.MongoClient(MONGODB_URI).drop_database(db)
 

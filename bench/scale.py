@@ -20,63 +20,30 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 
 import pika
 
+from benchlib import (broker_pid, cpu_seconds, delete_worker_topology, free_port, noop_message,
+                      worker_acks)
+
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TICK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
-def cpu_seconds(pid):
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def broker_pid():
-    out = subprocess.run(["pgrep", "-o", "beam.smp"], capture_output=True, text=True).stdout.split()
-    return int(out[0]) if out else None
 
 
-def message():
-    tid = str(uuid.uuid4())
-    headers = {
-        "lang": "py", "task": "maestro.noop", "id": tid, "shadow": None, "eta": None,
-        "expires": None, "group": None, "group_index": None, "retries": 0,
-        "timelimit": [None, None], "root_id": tid, "parent_id": None, "argsrepr": "()",
-        "kwargsrepr": "{}", "origin": "scale-bench", "ignore_result": True,
-        "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
-    }
-    props = pika.BasicProperties(content_type="application/json", content_encoding="utf-8",
-                                 delivery_mode=2, priority=0, correlation_id=tid, headers=headers)
-    body = json.dumps([[], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
-    return props, body.encode()
 
 
-def acks(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return None
-    return sum(float(l.split()[-1]) for l in text.splitlines()
-               if l.startswith("maestro_worker_acks_total"))
 
 
 def run_config(args, run, label, workers, queues, beam):
@@ -93,7 +60,7 @@ def run_config(args, run, label, workers, queues, beam):
             ch.queue_bind(q, q, q)
         for i in range(args.n):
             q = names[i % queues]
-            props, body = message()
+            _, props, body = noop_message("scale-bench")
             ch.basic_publish(q, q, body, props)
         # Unconfirmed publishing: wait until the broker holds all of them.
         deadline = time.monotonic() + 120
@@ -116,7 +83,7 @@ def run_config(args, run, label, workers, queues, beam):
         started, marks = None, {}
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
-            counts = [acks(p) for p in ports]
+            counts = [worker_acks(p) for p in ports]
             now = time.monotonic()
             if any(c is not None for c in counts):
                 started = started or now
@@ -151,11 +118,7 @@ def run_config(args, run, label, workers, queues, beam):
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
-        levels = [f"{tag}_delayed_{i}" for i in range(28)]
-        for q in (*names, f"{tag}.dead", *levels):
-            ch.queue_delete(q)
-        for x in (*names, f"{tag}.dead", *levels, f"{tag}_delayed_delivery"):
-            ch.exchange_delete(x)
+        delete_worker_topology(ch, names, f"{tag}.dead", f"{tag}_delayed")
         conn.close()
 
 

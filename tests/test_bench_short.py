@@ -57,7 +57,7 @@ def test_cputime_wrapper_records_a_contender():
     import time
     import signal as sig
     sys.path.insert(0, str(ROOT / "bench"))
-    from scale import message
+    from benchlib import delete_worker_topology, noop_message
 
     queue, n = f"tcpu{uuid.uuid4().hex[:8]}", 3000
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
@@ -66,7 +66,7 @@ def test_cputime_wrapper_records_a_contender():
     ch.queue_declare(queue, durable=True)
     ch.queue_bind(queue, queue, queue)
     for _ in range(n):
-        props, body = message()
+        _, props, body = noop_message("cputime-test")
         ch.basic_publish(queue, queue, body, props)
     out_dir = tempfile.mkdtemp()
     flags = (f"--enable-diagnostics true --delay-prefix {queue}_d --dead-letter-exchange {queue}.dead "
@@ -84,11 +84,7 @@ def test_cputime_wrapper_records_a_contender():
     finally:
         os.killpg(proc.pid, sig.SIGTERM)
         proc.wait(60)
-        levels = [f"{queue}_d_{i}" for i in range(28)]
-        for q in (queue, f"{queue}.dead", *levels):
-            ch.queue_delete(q)
-        for x in (queue, f"{queue}.dead", *levels, f"{queue}_d_delivery"):
-            ch.exchange_delete(x)
+        delete_worker_topology(ch, [queue], f"{queue}.dead", f"{queue}_d")
         conn.close()
     (record,) = [json.load(open(os.path.join(out_dir, f))) for f in os.listdir(out_dir)]
     assert record["contender"] == "w" and record["n"] == n
