@@ -100,6 +100,23 @@ PY
 
 # wrk, the HTTP load generator of the API benchmark (bench/api_ceiling.py, and its short run in
 # the suite), from Debian's package.
+# OpenSSH's server for the imports' SSH tests, which start an sshd of their own on a free
+# loopback port. Installed without starting Debian's own sshd service (policy-rc.d says no).
+ensure_sshd() {
+  if [ ! -x /usr/sbin/sshd ]; then
+    log "installing openssh-server (its service is not started)"
+    as_root apt-get update -q
+    local policy=/usr/sbin/policy-rc.d placed=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+      as_root chmod +x "$policy"
+      placed=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server
+    if [ -n "$placed" ]; then as_root rm -f "$policy"; fi
+  fi
+}
+
 ensure_wrk() {
   if ! command -v wrk >/dev/null 2>&1; then
     log "installing wrk"

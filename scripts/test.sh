@@ -8,7 +8,8 @@
 # Installs and starts what is absent: RabbitMQ (Debian's rabbitmq-server) on 127.0.0.1:5672,
 # the MongoDB wire-protocol server SecantusDB 0.7.0b3 (unless MONGODB_URI points at a real
 # MongoDB), Redis (Debian's redis-server, unless one answers on 127.0.0.1:6379 or REDIS_URL
-# names one) and wrk. Makes a Python venv with Celery 5.7 for the interop tests. Then: format and
+# names one), wrk and OpenSSH's server (for the imports' tests, which run an sshd of their own;
+# Debian's ssh service is not started). Makes a Python venv with Celery 5.7 for the interop tests. Then: format and
 # lint checks, the Rust unit and integration tests, and the end-to-end Python suite in tests/.
 # Everything this script starts, it stops on exit.
 set -euo pipefail
@@ -38,6 +39,7 @@ ensure_venv
 ensure_mongodb
 ensure_redis
 ensure_wrk
+ensure_sshd
 
 if [ "$#" -eq 0 ]; then
   log "cargo fmt --check"

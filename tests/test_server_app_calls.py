@@ -77,7 +77,8 @@ def test_provider_templates_and_rules(api):
     status, info = call(api, "GET", "/available/info")
     assert status == 200
     providers = info["items"][0]["value"]["providers"]
-    assert [p["label"] for p in providers] == ["AWS", "Digital Ocean", "Spaces"]
+    assert [p["label"] for p in providers] == [
+        "AWS", "Digital Ocean", "Spaces", "Openstack", "Azure", "File", "Ansible", "Terraform"]
     # The client asks with whatever the user picked; server-app does not normalise it here.
     for label in ("AWS", "aws"):
         status, one = call(api, "GET", f"/available/info/{label}")
@@ -87,11 +88,20 @@ def test_provider_templates_and_rules(api):
     value = do["items"][0]["value"]["providers"]
     assert status == 200 and value["label"] == "Digital Ocean" and value["dc"] == "Digital Ocean"
     assert value["data"][0]["template"]["conn"][0]["metas"]["name"] == "token"
-    status, none = call(api, "GET", "/available/info/OpenStack")
+    status, os_ = call(api, "GET", "/available/info/OpenStack")
+    value = os_["items"][0]["value"]["providers"]
+    assert status == 200 and value["label"] == "Openstack" and value["dc"] == "Openstack"
+    extra = [f["metas"]["name"] for f in value["data"][0]["template"]["extra"] if "name" in f.get("metas", {})]
+    assert {"url", "project", "user_domain_id"} <= set(extra)
+    status, ansible = call(api, "GET", "/available/info/Ansible")
+    methods = [m["service"] for m in ansible["items"][0]["value"]["providers"]["data"]]
+    assert status == 200 and methods == ["upload_ansible", "ssh_ansible", "s3_ansible"]
+    status, none = call(api, "GET", "/available/info/VMware")
     assert status == 200 and none == {"items": [{"value": {"providers": []}}]}
     status, rules = call(api, "GET", "/available/rules")
     assert status == 200 and rules["items"][0]["value"] == [
-        {"name": "AWS"}, {"name": "Digital Ocean"}, {"name": "Spaces"}]
+        {"name": "AWS"}, {"name": "Digital Ocean"}, {"name": "Spaces"}, {"name": "Openstack"},
+        {"name": "Azure"}, {"name": "File"}, {"name": "Ansible"}, {"name": "Terraform"}]
     status, rules = call(api, "GET", "/available/rules/digitalocean")
     permissions = rules["items"][0]["value"]["permissions"]
     assert sorted(permissions) == sorted([
@@ -149,7 +159,7 @@ def test_crawl_as_server_app_asks_for_it(api, mongo):
     # (app/core/services/HTTPService.js reads message, then errors, then error).
     status, body = call(api, "PUT", f"/crawler/AWS/{conn}/flavor-list", body={})
     assert status == 422 and shown(body).startswith(" task: This task is not allowed"), body
-    status, body = call(api, "PUT", f"/crawler/Azure/{conn}/server-list", body={})
+    status, body = call(api, "PUT", f"/crawler/VMware/{conn}/server-list", body={})
     assert status == 422 and body["field"] == "provider", body
     assert shown(body).startswith(" provider: "), body
     assert "process" not in mongo.connections.find_one({"_id": ObjectId(conn)}) or \

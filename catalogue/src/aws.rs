@@ -17,12 +17,11 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use backon::Retryable;
 use roxmltree::{Document, Node};
 use serde_json::{Map, Value, json};
 
 pub use crate::discovery::http::{REQUEST_ATTEMPTS, RESPONSE_BYTES_MAX, RETRY_AFTER_MAX};
-use crate::discovery::http::{fetch, request_backoff};
+use crate::discovery::http::{fetch, retried};
 use crate::discovery::{
     Credentials, Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture,
 };
@@ -84,11 +83,7 @@ impl AwsProvider {
         region: &str,
         token: Option<&str>,
     ) -> Result<String, ProviderError> {
-        let attempt = || self.request_once(keys, call, region, token);
-        attempt
-            .retry(request_backoff())
-            .when(|e| matches!(e, ProviderError::Transient { .. }))
-            .await
+        retried(|| self.request_once(keys, call, region, token)).await
     }
 
     async fn request_once(
@@ -454,6 +449,24 @@ pub(crate) async fn list_buckets_at(
     let signed = keys.sign_s3(&url, region)?;
     let body = send_as(who, with_headers(http.get(&url), signed)).await?;
     parse_buckets(&body)
+}
+
+/// GETs any S3 `url` (a bucket listing, an object), signed for `region` with the connection's
+/// keys (claims `access` and `secret`); the answer's body, or the error classified as S3's
+/// (`who` names the service). Throttling and 5xx are tried again within the request.
+pub(crate) async fn s3_get(
+    http: &reqwest::Client,
+    who: &str,
+    url: &str,
+    credentials: &Credentials,
+    region: &str,
+) -> Result<String, ProviderError> {
+    let keys = AwsKeys::from_credentials(credentials)?;
+    retried(|| async {
+        let signed = keys.sign_s3(url, region)?;
+        send_as(who, with_headers(http.get(url), signed)).await
+    })
+    .await
 }
 
 /// The connection's AWS keys, from its decoded credential claims. Debug never shows them.
@@ -1475,7 +1488,9 @@ mod tests {
     fn vpcs_request<'a>(kind: &'a Kind, creds: &'a Credentials) -> PageRequest<'a> {
         PageRequest {
             credentials: creds,
+            settings: Box::leak(Box::default()),
             connection: "c1",
+            owners: &[],
             kind,
             command: 0,
             region: "us-east-1",

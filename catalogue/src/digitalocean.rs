@@ -11,13 +11,13 @@
 //! Lifecycle: one [`DigitalOceanProvider`] per worker, holding the shared HTTP client; each
 //! call sends one request and returns one page.
 
-use std::time::Duration;
-
-use backon::Retryable;
 use serde_json::{Map, Value, json};
 
-pub use crate::discovery::http::{REQUEST_ATTEMPTS, RESPONSE_BYTES_MAX, RETRY_AFTER_MAX};
-use crate::discovery::http::{fetch, request_backoff};
+pub use crate::discovery::http::{
+    REQUEST_ATTEMPTS, RESPONSE_BYTES_MAX, RETRY_AFTER_MAX, RETRY_HERE_MAX,
+};
+use crate::discovery::http::{fetch, retried};
+use crate::discovery::rules::{capitalized, copy, put, sub, truthy};
 use crate::discovery::{Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture};
 
 /// DigitalOcean's API.
@@ -26,8 +26,6 @@ pub const DEFAULT_ENDPOINT: &str = "https://api.digitalocean.com";
 pub const PAGE_SIZE_MAX: usize = 200;
 /// Pages read of one call before the scan gives up on an API that never stops paging.
 pub const PAGES_MAX: u64 = 10_000;
-/// Longest `Retry-After` waited for within one request's attempts.
-pub const RETRY_HERE_MAX: Duration = Duration::from_secs(30);
 
 /// One of Maestro's DigitalOcean tasks: the API path, the key of the list in the answer, the
 /// collection and the rules of its items.
@@ -157,27 +155,7 @@ impl DigitalOceanProvider {
             "{}/v2/{}{sep}page={page}&per_page={}",
             self.endpoint, call.path, self.page_size
         );
-        // Throttling and 5xx are tried again here a few times before the scan's own retry,
-        // which would start the whole listing over.
-        let attempt = || send(self.http.get(&url).bearer_auth(token));
-        let body = attempt
-            .retry(request_backoff())
-            .when(|e| matches!(e, ProviderError::Transient { .. }))
-            // A short Retry-After is waited for here; a long one ends these attempts, and the
-            // scan's retry waits for it instead.
-            // (`pause` is `None` once the attempts are spent: that stays so.)
-            .adjust(|e, pause| match (e, pause) {
-                (_, None) => None,
-                (
-                    ProviderError::Transient {
-                        retry_after: Some(after),
-                        ..
-                    },
-                    Some(_),
-                ) => (*after <= RETRY_HERE_MAX).then_some(*after),
-                (_, pause) => pause,
-            })
-            .await?;
+        let body = retried(|| send(self.http.get(&url).bearer_auth(token))).await?;
         let answer: Value = serde_json::from_str(&body)
             .map_err(|e| ProviderError::Invalid(format!("DigitalOcean answer is not JSON: {e}")))?;
         let items = match answer.get(call.list) {
@@ -285,65 +263,6 @@ fn item(call: &Call, raw: &Value) -> Option<Value> {
     put(&mut doc, "created_at", raw.get("created_at"));
     doc.insert("datacenters".into(), Value::Object(datacenter(raw)));
     Some(Value::Object(doc))
-}
-
-/// Whether Maestro's rules kept a value: they dropped the falsy ones (null, false, 0, "",
-/// [] and {}).
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
-/// A value with its object's falsy members dropped, as Maestro's rules stored objects.
-fn pruned(v: &Value) -> Value {
-    match v {
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .filter(|(_, v)| truthy(v))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-fn put(doc: &mut Map<String, Value>, key: &str, value: Option<&Value>) {
-    if let Some(v) = value.filter(|v| truthy(v)) {
-        doc.insert(key.into(), pruned(v));
-    }
-}
-
-fn copy(doc: &mut Map<String, Value>, raw: &Value, pairs: &[(&str, &str)]) {
-    for (to, from) in pairs {
-        put(doc, to, raw.get(*from));
-    }
-}
-
-/// An object of `raw`'s `keys` that are set, under `key` (a load balancer's `role`).
-fn sub(doc: &mut Map<String, Value>, key: &str, raw: &Value, keys: &[(&str, &str)]) {
-    let mut m = Map::new();
-    copy(&mut m, raw, keys);
-    if !m.is_empty() {
-        doc.insert(key.into(), Value::Object(m));
-    }
-}
-
-/// Python's `str.capitalize`: first letter upper-case, the rest lower-case.
-fn capitalized(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first
-            .to_uppercase()
-            .chain(chars.flat_map(char::to_lowercase))
-            .collect(),
-        None => String::new(),
-    }
 }
 
 /// The item's `status` word, capitalised, and `active` unless it is one of `inactive`. A
@@ -690,12 +609,5 @@ mod tests {
             "servers"
         );
         assert!(provider.kind("flavor-list").is_err());
-    }
-
-    #[test]
-    fn capitalized_as_python_does() {
-        assert_eq!(capitalized("ACTIVE"), "Active");
-        assert_eq!(capitalized("new"), "New");
-        assert_eq!(capitalized(""), "");
     }
 }

@@ -1,6 +1,7 @@
-//! Where requests whose URL comes from a caller or a stored document may go: webhooks and the
-//! scheduled webhook jobs. The services an operator configured (`MAESTRO_*_URI`, Centrifugo,
-//! audit, `MAESTRO_AWS_ENDPOINT`, `MAESTRO_DIGITALOCEAN_ENDPOINT`) are not checked: they use the other client.
+//! Where requests whose URL comes from a caller or a stored document may go: webhooks, the
+//! scheduled webhook jobs, and OpenStack connections (their Keystone and its catalogue). The
+//! services an operator configured (`MAESTRO_*_URI`, Centrifugo, audit, the AWS, DigitalOcean
+//! and Azure endpoints) are not checked: they use the other client.
 //!
 //! By default only public (globally routable) addresses are reached: loopback, private ranges,
 //! link-local (169.254.169.254, the cloud metadata service), carrier-grade NAT, unique local,

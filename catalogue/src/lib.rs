@@ -31,12 +31,15 @@ use maestro_tasks::{DuplicateTask, Registry, RoutingTable};
 
 pub mod aggregation;
 pub mod aws;
+pub mod azure;
 pub mod delivery;
 pub mod digitalocean;
 pub mod discovery;
 pub mod egress;
+pub mod imports;
 mod mongo;
 pub mod notify;
+pub mod openstack;
 pub mod record;
 pub mod report;
 pub mod scheduler;
@@ -114,6 +117,16 @@ pub struct CatalogueArgs {
     #[arg(long = "spaces-endpoint", env = "MAESTRO_SPACES_ENDPOINT")]
     pub spaces_endpoint: Option<String>,
 
+    /// Azure Resource Manager for discovery (a stand-in's `http://127.0.0.1:8082`); unset uses
+    /// `https://management.azure.com`.
+    #[arg(long = "azure-endpoint", env = "MAESTRO_AZURE_ENDPOINT")]
+    pub azure_endpoint: Option<String>,
+
+    /// Where Azure service principals log in (a stand-in's URL); unset uses Microsoft Entra
+    /// ID's `https://login.microsoftonline.com`.
+    #[arg(long = "azure-login-endpoint", env = "MAESTRO_AZURE_LOGIN_ENDPOINT")]
+    pub azure_login_endpoint: Option<String>,
+
     /// Items asked per discovery page (EC2 `MaxResults`, kept within 5..=500).
     #[arg(long = "scan-qtd", env = "MAESTRO_SCAN_QTD", default_value_t = 200)]
     pub scan_qtd: usize,
@@ -131,6 +144,11 @@ pub struct CatalogueArgs {
     /// Maestro's report service, where scheduled `reports` jobs go (maestro-api).
     #[arg(long = "report-uri", env = "MAESTRO_REPORT_URI")]
     pub report_uri: Option<String>,
+
+    /// Maestro's server-app, where imports read the files users uploaded
+    /// (`GET /users/upload/file`, with the private token), e.g. `http://server-app:8888`.
+    #[arg(long = "server-uri", env = "MAESTRO_SERVER_URI")]
+    pub server_uri: Option<String>,
 
     /// Maestro's analytics service, for scheduled jobs with `source: analytics`.
     #[arg(long = "analytics-uri", env = "MAESTRO_ANALYTICS_URI")]
@@ -194,11 +212,14 @@ impl std::fmt::Debug for CatalogueArgs {
             .field("aws_endpoint", &self.aws_endpoint)
             .field("digitalocean_endpoint", &self.digitalocean_endpoint)
             .field("spaces_endpoint", &self.spaces_endpoint)
+            .field("azure_endpoint", &self.azure_endpoint)
+            .field("azure_login_endpoint", &self.azure_login_endpoint)
             .field("scan_qtd", &self.scan_qtd)
             .field("routes", &self.routes)
             .field("discovery_uri", &self.discovery_uri)
             .field("report_uri", &self.report_uri)
             .field("analytics_uri", &self.analytics_uri)
+            .field("server_uri", &self.server_uri)
             .field("secret_jwt_private", &set(&self.secret_jwt_private))
             .field("noauth", &set(&self.noauth))
             .field("schedules_collection", &self.schedules_collection)
@@ -228,6 +249,8 @@ pub struct Services {
     pub discovery_uri: Option<reqwest::Url>,
     pub report_uri: Option<reqwest::Url>,
     pub analytics_uri: Option<reqwest::Url>,
+    /// server-app, where uploaded files are read.
+    pub server_uri: Option<reqwest::Url>,
 }
 
 impl Services {
@@ -268,6 +291,12 @@ impl Services {
         if let Some(e) = &cfg.spaces_endpoint {
             http_url("--spaces-endpoint", "MAESTRO_SPACES_ENDPOINT", e)?;
         }
+        if let Some(e) = &cfg.azure_endpoint {
+            http_url("--azure-endpoint", "MAESTRO_AZURE_ENDPOINT", e)?;
+        }
+        if let Some(e) = &cfg.azure_login_endpoint {
+            http_url("--azure-login-endpoint", "MAESTRO_AZURE_LOGIN_ENDPOINT", e)?;
+        }
         if let Some(e) = &cfg.digitalocean_endpoint {
             http_url(
                 "--digitalocean-endpoint",
@@ -292,6 +321,7 @@ impl Services {
             "MAESTRO_ANALYTICS_URI",
             &cfg.analytics_uri,
         )?;
+        let server_uri = service("--server-uri", "MAESTRO_SERVER_URI", &cfg.server_uri)?;
         maestro_contract::check::check_collection(
             "schedules_collection",
             &cfg.schedules_collection,
@@ -349,6 +379,7 @@ impl Services {
             discovery_uri,
             report_uri,
             analytics_uri,
+            server_uri,
         }))
     }
 }
@@ -394,10 +425,37 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Dupl
         svc.cfg.scan_qtd,
     );
     let spaces = spaces::SpacesProvider::new(svc.http.clone(), svc.cfg.spaces_endpoint.clone());
+    // The endpoints are URLs: the configuration was checked when the services were made.
+    let url = |e: &Option<String>| e.as_deref().and_then(|e| reqwest::Url::parse(e).ok());
+    let azure = azure::AzureProvider::new(
+        svc.http.clone(),
+        url(&svc.cfg.azure_endpoint),
+        url(&svc.cfg.azure_login_endpoint),
+    );
+    // OpenStack's Keystone and endpoints are the connection's: the guarded client.
+    let openstack = openstack::OpenStackProvider::new(
+        svc.outbound.clone(),
+        svc.egress.clone(),
+        svc.cfg.scan_qtd,
+    );
     registry.insert_state(discovery::Providers(vec![
         Arc::new(aws),
         Arc::new(digitalocean),
         Arc::new(spaces),
+        Arc::new(openstack),
+        Arc::new(azure),
+        Arc::new(imports::ImportProvider::new(
+            imports::Format::File,
+            svc.clone(),
+        )),
+        Arc::new(imports::ImportProvider::new(
+            imports::Format::Ansible,
+            svc.clone(),
+        )),
+        Arc::new(imports::ImportProvider::new(
+            imports::Format::Terraform,
+            svc.clone(),
+        )),
     ]));
     registry.add(discovery::scan)?;
     Ok(())

@@ -612,9 +612,241 @@ const SPACES_TASKS: &[TaskSpec] = &[task(
     )],
 )];
 
+/// OpenStack's tasks: Maestro's 8, over Nova, Cinder, Neutron and Octavia. The `command` and
+/// `access` names are Maestro's (its openstacksdk proxies and their methods); the families of
+/// `network-list` are the ones Maestro's rules stored on the items.
+const OPENSTACK_TASKS: &[TaskSpec] = &[
+    task(
+        "server-list",
+        true,
+        &[Command {
+            key_comparer: "ipv4_private",
+            ..cmd("compute", "servers", "servers", None, None)
+        }],
+    ),
+    task(
+        "loadbalance-list",
+        true,
+        &[cmd(
+            "load_balancer",
+            "load_balancers",
+            "applications",
+            Some("Loadbalance"),
+            Some("OpenStack (HaProxy)"),
+        )],
+    ),
+    task(
+        "volumes-list",
+        true,
+        &[cmd("block_store", "volumes", "volumes", None, None)],
+    ),
+    task(
+        "snapshot-list",
+        true,
+        &[cmd("block_store", "snapshots", "snapshots", None, None)],
+    ),
+    task(
+        "images-list",
+        true,
+        &[cmd("compute", "images", "images", None, None)],
+    ),
+    task(
+        "security-list",
+        true,
+        &[cmd(
+            "network",
+            "security_groups",
+            "networks",
+            Some("SecurityGroup"),
+            None,
+        )],
+    ),
+    task(
+        "flavor-list",
+        true,
+        &[cmd("compute", "flavors", "flavors", None, None)],
+    ),
+    task(
+        "network-list",
+        true,
+        &[
+            cmd("network", "networks", "networks", Some("Network"), None),
+            cmd("network", "subnets", "networks", Some("Subnet"), None),
+            cmd("network", "ports", "networks", Some("Ports"), None),
+            cmd("network", "routers", "networks", Some("RouteTable"), None),
+        ],
+    ),
+];
+
+/// Azure's tasks: Maestro's 5, over Azure Resource Manager's compute and network lists.
+const AZURE_TASKS: &[TaskSpec] = &[
+    task(
+        "server-list",
+        true,
+        &[Command {
+            key_comparer: "ipv4_private",
+            ..cmd("compute", "virtual_machines", "servers", None, None)
+        }],
+    ),
+    task(
+        "volumes-list",
+        true,
+        &[cmd("compute", "disks", "volumes", None, None)],
+    ),
+    task(
+        "snapshot-list",
+        true,
+        &[cmd("compute", "snapshots", "snapshots", None, None)],
+    ),
+    task(
+        "images-list",
+        true,
+        &[cmd("compute", "images", "images", None, None)],
+    ),
+    task(
+        "network-list",
+        true,
+        &[
+            cmd(
+                "network",
+                "network_interfaces",
+                "networks",
+                Some("NetworkInterface"),
+                None,
+            ),
+            cmd(
+                "network",
+                "public_ip_addresses",
+                "networks",
+                Some("PublicIpAddress"),
+                None,
+            ),
+            cmd(
+                "network",
+                "route_tables",
+                "networks",
+                Some("RouteTables"),
+                None,
+            ),
+            cmd(
+                "network",
+                "virtual_networks",
+                "networks",
+                Some("VirtualNetwork"),
+                None,
+            ),
+        ],
+    ),
+];
+
+const fn keyed(command: Command, key_comparer: &'static str) -> Command {
+    Command {
+        key_comparer,
+        ..command
+    }
+}
+
+/// The File importer's tasks: Maestro's 6, one list of its inventory format each. Maestro's
+/// permission table names every import call `s3` (its boto3 client), whatever the method.
+const FILE_TASKS: &[TaskSpec] = &[
+    task(
+        "server-import",
+        true,
+        &[keyed(
+            cmd("s3", "maestro_template", "servers", None, None),
+            "ipv4_private",
+        )],
+    ),
+    task(
+        "applications-import",
+        true,
+        &[keyed(
+            cmd("s3", "maestro_applications", "applications", None, None),
+            "name",
+        )],
+    ),
+    task(
+        "volumes-import",
+        true,
+        &[keyed(
+            cmd("s3", "maestro_volumes", "volumes", None, None),
+            "name",
+        )],
+    ),
+    task(
+        "snapshots-import",
+        true,
+        &[keyed(
+            cmd("s3", "maestro_snapshots", "snapshots", None, None),
+            "name",
+        )],
+    ),
+    task(
+        "images-import",
+        true,
+        &[keyed(
+            cmd("s3", "maestro_images", "images", None, None),
+            "name",
+        )],
+    ),
+    task(
+        "flavors-import",
+        true,
+        &[keyed(
+            cmd("s3", "maestro_flavors", "flavors", None, None),
+            "name",
+        )],
+    ),
+];
+
+/// The Ansible importer's tasks: hosts and their disks from setup facts.
+const ANSIBLE_TASKS: &[TaskSpec] = &[
+    task(
+        "server-list",
+        true,
+        &[keyed(
+            cmd("s3", "ansible_facts", "servers", None, None),
+            "ipv4_private",
+        )],
+    ),
+    task(
+        "volumes-list",
+        true,
+        &[cmd("s3", "ansible_devices", "volumes", None, None)],
+    ),
+];
+
+/// The Terraform importer's tasks: instances, their disks and EBS volumes from state files.
+const TERRAFORM_TASKS: &[TaskSpec] = &[
+    task(
+        "server-list",
+        true,
+        &[keyed(
+            cmd("s3", "statefile_instances", "servers", None, None),
+            "ipv4_private",
+        )],
+    ),
+    task(
+        "volumes-list",
+        true,
+        &[cmd(
+            "s3",
+            "statefile_volumes",
+            "volumes",
+            Some("TFInstance"),
+            None,
+        )],
+    ),
+    task(
+        "storage-list",
+        true,
+        &[cmd("s3", "statefile_ebs", "volumes", Some("TFEbs"), None)],
+    ),
+];
+
 /// Every provider Maestro discovered; the ones this project does not scan yet have no task
 /// marked `runs` and are not advertised.
-pub const PROVIDERS: [Provider; 3] = [
+pub const PROVIDERS: [Provider; 8] = [
     Provider {
         key: "aws",
         label: "AWS",
@@ -641,6 +873,51 @@ pub const PROVIDERS: [Provider; 3] = [
         dc: Some("Digital Ocean"),
         tasks: SPACES_TASKS,
         templates: include_str!("../providers/spaces.json"),
+    },
+    Provider {
+        key: "openstack",
+        label: "Openstack",
+        icon: "icon-openstack",
+        methods: &["Api (Horizon)"],
+        dc: Some("Openstack"),
+        tasks: OPENSTACK_TASKS,
+        templates: include_str!("../providers/openstack.json"),
+    },
+    Provider {
+        key: "azure",
+        label: "Azure",
+        icon: "icon-azure",
+        methods: &["Subscription Secret Key"],
+        dc: Some("Azure"),
+        tasks: AZURE_TASKS,
+        templates: include_str!("../providers/azure.json"),
+    },
+    Provider {
+        key: "file",
+        label: "File",
+        icon: "fa fa-file",
+        methods: &["Json files"],
+        dc: None,
+        tasks: FILE_TASKS,
+        templates: include_str!("../providers/file.json"),
+    },
+    Provider {
+        key: "ansible",
+        label: "Ansible",
+        icon: "icon-ansible",
+        methods: &["Facts gathering", "Ansible CMDB"],
+        dc: None,
+        tasks: ANSIBLE_TASKS,
+        templates: include_str!("../providers/ansible.json"),
+    },
+    Provider {
+        key: "terraform",
+        label: "Terraform",
+        icon: "icon-terraform",
+        methods: &["TF state >=0.12"],
+        dc: None,
+        tasks: TERRAFORM_TASKS,
+        templates: include_str!("../providers/terraform.json"),
     },
 ];
 
@@ -728,5 +1005,39 @@ mod tests {
             info["data"][0]["template"]["conn"][0]["metas"]["name"],
             "token"
         );
+    }
+
+    #[test]
+    fn openstack_and_azure_as_maestro_names_them() {
+        assert_eq!(field("OpenStack", "5f1c0a", "flavor-list"), None);
+        assert_eq!(field("Openstack", "5f1c0a", "network-list"), None);
+        assert_eq!(field("Azure", "5f1c0a", "network-list"), None);
+        assert_eq!(
+            field("Azure", "5f1c0a", "flavor-list").as_deref(),
+            Some("task")
+        );
+        let os = provider("OpenStack").expect("openstack");
+        assert_eq!(os.task_names().len(), 8);
+        let rules = os.rules();
+        assert_eq!(
+            rules["permissions"]["network-list"]
+                .as_array()
+                .map(Vec::len),
+            Some(4)
+        );
+        assert_eq!(
+            rules["permissions"]["loadbalance-list"][0]["provider"],
+            "OpenStack (HaProxy)"
+        );
+        let az = provider("azure").expect("azure");
+        assert_eq!(az.task_names().len(), 5);
+        assert_eq!(
+            az.rules()["permissions"]["server-list"][0]["key_comparer"],
+            "ipv4_private"
+        );
+        for p in [os, az] {
+            let info = p.info();
+            assert!(info["data"][0]["template"]["conn"].is_array(), "{info}");
+        }
     }
 }

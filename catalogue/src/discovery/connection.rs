@@ -27,8 +27,19 @@ pub(crate) struct Connection {
     /// The user the connection belongs to (`owner_user._id`, else `owner._id`), as hex: the
     /// owner scope of the scan and its websocket channel.
     pub(crate) owner_id: Option<String>,
+    /// Every owner of the connection (`owner_user._id`, `owner._id`: the user, or the team it
+    /// was made for), as hex: whose uploaded files an import may read.
+    pub(crate) owners: Vec<String>,
     pub(crate) token: Option<String>,
+    /// The provider's settings of the connection that are not secret ([`SETTINGS`]: OpenStack's
+    /// Keystone URL, project and user domain), as server-app stores them at the top level.
+    pub(crate) settings: serde_json::Map<String, Value>,
 }
+
+/// The connection fields a provider may read besides its credentials (the `extra` part of
+/// Maestro's connection templates).
+pub(crate) const SETTINGS: [&str; 5] =
+    ["service", "url", "project", "user_domain_id", "api_version"];
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,10 +78,18 @@ impl Connection {
         let owner_id = ["owner_user", "owner"]
             .iter()
             .find_map(|k| text(d.get_document(k).ok()?.get("_id")));
+        let owners = ["owner_user", "owner"]
+            .iter()
+            .filter_map(|k| text(d.get_document(k).ok()?.get("_id")))
+            .collect();
         let token = ["conn", "token"]
             .iter()
             .find_map(|k| d.get_str(k).ok())
             .map(str::to_owned);
+        let settings = SETTINGS
+            .iter()
+            .filter_map(|k| Some((k.to_string(), Value::String(text(d.get(*k))?))))
+            .collect();
         let id = d.get("_id").cloned().unwrap_or(Bson::Null);
         Self {
             id_text: text(Some(&id)).unwrap_or_default(),
@@ -81,7 +100,9 @@ impl Connection {
             regions,
             roles,
             owner_id,
+            owners,
             token,
+            settings,
         }
     }
 }
@@ -112,6 +133,7 @@ mod tests {
         assert_eq!(c.provider.as_deref(), Some("AWS"));
         assert_eq!(c.dc_id.as_deref(), Some(dc.to_hex().as_str()));
         assert_eq!(c.owner_id.as_deref(), Some(user.to_hex().as_str()));
+        assert_eq!(c.owners, vec![user.to_hex()]);
         assert_eq!(c.roles[0]["_id"], user.to_hex());
         assert_eq!(c.roles[0]["role"], 7);
         assert_eq!(c.regions.len(), 2);
@@ -122,5 +144,15 @@ mod tests {
         assert_eq!(c.roles, json!([{"_id": "u", "refs": "teams", "role": 3}]));
         assert_eq!(c.owner_id.as_deref(), Some("u"));
         assert_eq!(c.token.as_deref(), Some("t"));
+        assert!(c.settings.is_empty());
+        let d = doc! {"_id": "c3", "url": "https://keystone.example:5000/v3", "project": "p1",
+        "user_domain_id": "default", "api_version": "3", "other": "x", "regions": ["RegionOne"],
+        "service": "OpenStack"};
+        let c = Connection::from_document(&d);
+        assert_eq!(
+            Value::Object(c.settings),
+            json!({"service": "OpenStack", "url": "https://keystone.example:5000/v3", "project": "p1",
+                   "user_domain_id": "default", "api_version": "3"})
+        );
     }
 }

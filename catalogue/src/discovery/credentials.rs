@@ -30,6 +30,30 @@ impl Credentials {
         Self(claims)
     }
 
+    /// The claim `name`, whatever its type.
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    /// Whether the claim `name` is there and not null.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.get(name).is_some_and(|v| !v.is_null())
+    }
+
+    /// The non-empty strings of the list claim `name` (a single string counts as one).
+    pub fn strings(&self, name: &str) -> Vec<String> {
+        match self.0.get(name) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    }
+
     /// The first non-empty string claim among `names`.
     pub fn string(&self, names: &[&str]) -> Option<&str> {
         names

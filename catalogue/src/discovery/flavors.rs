@@ -1,6 +1,7 @@
 //! Maestro's cpu-and-memory hook: a discovered server whose provider gives only an instance
 //! type (`datacenters.instance`, e.g. `t3.micro`) gets `cpu` and `memory` from the flavors
-//! Maestro keeps in `flavors_public` (`{api_name, vcpus: "2 vCPUs", memory: "1 GiB"}`), as
+//! Maestro keeps in `flavors_public` (AWS's `{api_name, vcpus: "2 vCPUs", memory: "1 GiB"}`,
+//! Azure's `{size: "Standard_B1s", vcpu: 1, memory_gib: 1}`), as
 //! Maestro's discovery did. One query per page for the types not looked up yet; the answers
 //! are kept for the rest of the scan.
 
@@ -38,15 +39,24 @@ impl Flavors {
             let names: Vec<Bson> = wanted.iter().map(|t| Bson::String(t.clone())).collect();
             let mut cursor = db
                 .collection::<Document>(FLAVORS_PUBLIC)
-                .find(doc! {"api_name": {"$in": names}})
-                .projection(doc! {"api_name": 1, "vcpus": 1, "memory": 1})
+                .find(doc! {"$or": [{"api_name": {"$in": &names}}, {"size": {"$in": &names}}]})
+                .projection(doc! {"api_name": 1, "size": 1, "vcpus": 1, "vcpu": 1,
+                "memory": 1, "memory_gib": 1})
                 .await?;
             while let Some(d) = cursor.try_next().await? {
-                let Ok(name) = d.get_str("api_name") else {
+                // AWS's flavors: {api_name, vcpus: "2 vCPUs", memory: "1 GiB"}; Azure's:
+                // {size, vcpu, memory_gib}.
+                let Ok(name) = d.get_str("api_name").or_else(|_| d.get_str("size")) else {
                     continue;
                 };
-                let cpu = d.get("vcpus").and_then(leading_number);
-                let memory = d.get("memory").and_then(leading_number);
+                let cpu = d
+                    .get("vcpus")
+                    .or_else(|| d.get("vcpu"))
+                    .and_then(leading_number);
+                let memory = d
+                    .get("memory")
+                    .or_else(|| d.get("memory_gib"))
+                    .and_then(leading_number);
                 if let (Some(cpu), Some(memory)) = (cpu, memory) {
                     // Maestro kept the first flavor of a type.
                     self.known

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use backon::ExponentialBuilder;
+use std::future::Future;
+
+use backon::{ExponentialBuilder, Retryable};
 
 use super::provider::ProviderError;
 
@@ -26,12 +28,45 @@ pub fn request_backoff() -> ExponentialBuilder {
         .with_jitter()
 }
 
+/// Longest `Retry-After` waited for within one request's attempts; a longer one ends them and
+/// the scan task's retry waits for it instead.
+pub const RETRY_HERE_MAX: Duration = Duration::from_secs(30);
+
+/// `attempt` tried up to [`REQUEST_ATTEMPTS`] times while it meets throttling, a 5xx or the
+/// network ([`ProviderError::Transient`]), waiting a short `Retry-After` when the answer gave
+/// one, else [`request_backoff`]. These retries come before the scan's own, which would start
+/// the whole listing over.
+pub async fn retried<T, F, Fut>(attempt: F) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    attempt
+        .retry(request_backoff())
+        .when(|e| matches!(e, ProviderError::Transient { .. }))
+        // (`pause` is `None` once the attempts are spent: that stays so.)
+        .adjust(|e, pause| match (e, pause) {
+            (_, None) => None,
+            (
+                ProviderError::Transient {
+                    retry_after: Some(after),
+                    ..
+                },
+                Some(_),
+            ) => (*after <= RETRY_HERE_MAX).then_some(*after),
+            (_, pause) => pause,
+        })
+        .await
+}
+
 /// One answer, read whole.
 #[derive(Debug)]
 pub struct Answer {
     pub status: reqwest::StatusCode,
     /// The `Retry-After` in seconds, cut to [`RETRY_AFTER_MAX`].
     pub retry_after: Option<Duration>,
+    /// The answer's headers (Keystone gives its token in `X-Subject-Token`).
+    pub headers: reqwest::header::HeaderMap,
     pub body: String,
 }
 
@@ -76,9 +111,11 @@ pub async fn fetch(who: &str, req: reqwest::RequestBuilder) -> Result<Answer, Pr
         }
         bytes.extend_from_slice(&chunk);
     }
+    let headers = std::mem::take(resp.headers_mut());
     Ok(Answer {
         status,
         retry_after,
+        headers,
         body: String::from_utf8_lossy(&bytes).into_owned(),
     })
 }

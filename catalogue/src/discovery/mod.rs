@@ -21,6 +21,8 @@
 //! - `http`        a provider's answer read within limits, the backoff of its requests
 //! - `connection`  the connection document, region labels
 //! - `inventory`   items as Maestro stores them: common fields, checksum, writes, retirement
+//! - `rules`       building blocks of the JSON providers' field rules
+//! - `tokens`      login tokens kept between pages and scans (OpenStack, Azure)
 
 mod connection;
 mod credentials;
@@ -29,6 +31,8 @@ pub mod http;
 mod inventory;
 mod links;
 mod provider;
+pub mod rules;
+pub mod tokens;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -93,6 +97,10 @@ struct Job<'a> {
     /// Region labels in scan order; `None` once for a global kind.
     regions: Vec<Option<String>>,
     creds: &'a Credentials,
+    /// The connection's non-secret settings.
+    settings: &'a serde_json::Map<String, Value>,
+    /// The connection's owners.
+    owners: &'a [String],
     /// One origin per API call of the task, in the contract's order.
     origins: Vec<Origin>,
 }
@@ -254,6 +262,8 @@ impl Scan<'_> {
             kind,
             regions,
             creds,
+            settings,
+            owners,
             origins,
         } = job;
         let coll = self.db().collection::<Document>(kind.collection);
@@ -281,6 +291,8 @@ impl Scan<'_> {
                     let page = provider
                         .page(PageRequest {
                             credentials: creds,
+                            settings,
+                            owners,
                             connection: &origin.conn_id,
                             kind,
                             command,
@@ -495,6 +507,8 @@ impl Scan<'_> {
                 conn.regions.iter().cloned().map(Some).collect()
             },
             creds: &creds,
+            settings: &conn.settings,
+            owners: &conn.owners,
             origins,
         };
         let mut outcome = self.scan(ctx, &job, &mut tally).await;

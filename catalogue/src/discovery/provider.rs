@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::credentials::Credentials;
 
@@ -39,8 +39,12 @@ pub struct Page {
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest<'a> {
     pub credentials: &'a Credentials,
+    /// The connection's non-secret settings (`url`, `project`, ... : `connection::SETTINGS`).
+    pub settings: &'a Map<String, Value>,
     /// The connection's id (hex), for items that stand for the whole connection.
     pub connection: &'a str,
+    /// The connection's owners (the user, the team), as hex.
+    pub owners: &'a [String],
     pub kind: &'a Kind,
     /// Which of the task's API calls (`maestro_contract::providers::TaskSpec::commands`, in
     /// order) this page is of.
