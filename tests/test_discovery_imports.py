@@ -260,6 +260,7 @@ def facts(host, ip, machine_id, devices, mem_mb, product, vendor, mounts):
 ROOT_MOUNT = {"block_available": 3865404, "block_size": 4096, "block_total": 5016931,
               "device": "/dev/nvme0n1p1", "fstype": "ext4", "mount": "/", "options": "rw,relatime,discard",
               "size_available": 15832694784, "size_total": 20549349376, "uuid": "2f1a-web1"}
+UNREACHABLE = "10.0.9.9"
 HOSTS = {
     "web-1.corp.example": facts("web-1.corp.example", "10.0.1.11", "ec2a51f0web1",
                                 {"nvme0n1": nvme("0a1b2c3d4e5f60718", "2f1a-web1"), "loop0": LOOP},
@@ -269,7 +270,7 @@ HOSTS = {
     "web-2.corp.example": facts("web-2.corp.example", "10.0.1.13", "ec2a51f0web2",
                                 {"nvme0n1": nvme("0f9e8d7c6b5a43210", "2f1a-web2")},
                                 1963, "t3.small", "Amazon EC2", []),
-    "10.0.9.9": {"changed": False, "unreachable": True, "msg": "Failed to connect to the host via "
+    UNREACHABLE: {"changed": False, "unreachable": True, "msg": "Failed to connect to the host via "
                  "ssh: ssh: connect to host 10.0.9.9 port 22: No route to host"},
 }
 
@@ -317,8 +318,13 @@ def test_ansible_facts_over_ssh(names, workers, mongo, mongo_app, sshd):
 
     r, result = scan(mongo_app, names, conn, "server-list")
     assert r.state == "SUCCESS" and (result["written"], result["deactivated"]) == (0, 0), result
-    # A host gone from the facts is retired, with its disk.
+    # While a host is unreachable, a host gone from the facts is not retired: the scan cannot
+    # tell a host that is down from one that is gone.
     (tree / "web-2.corp.example").unlink()
+    r, result = scan(mongo_app, names, conn, "server-list")
+    assert r.state == "SUCCESS" and (result["seen"], result["deactivated"]) == (2, 0), result
+    # Once every host answers, the one gone from the facts is retired, with its disk.
+    (tree / UNREACHABLE).unlink()
     r, result = scan(mongo_app, names, conn, "server-list")
     assert r.state == "SUCCESS" and (result["seen"], result["deactivated"]) == (2, 1), result
     assert mongo.servers.find_one({"unique_id": "ec2a51f0web2"})["active"] is False

@@ -178,6 +178,7 @@ impl AwsProvider {
                 Ok(Page {
                     items: translate_page(call, &tree),
                     next: next_of(call, &tree),
+                    partial: false,
                 })
             }
             Shape::Queues | Shape::Identities => {
@@ -204,6 +205,7 @@ impl AwsProvider {
                 Ok(Page {
                     items: item.into_iter().collect(),
                     next: None,
+                    partial: false,
                 })
             }
         }
@@ -791,6 +793,7 @@ pub fn parse_instances(xml: &str, region: &str) -> Result<Page, ProviderError> {
     Ok(Page {
         items: out,
         next: next_token(root, "nextToken"),
+        partial: false,
     })
 }
 
@@ -911,6 +914,7 @@ pub fn parse_volumes(xml: &str, region: &str) -> Result<Page, ProviderError> {
     Ok(Page {
         items: out,
         next: next_token(root, "nextToken"),
+        partial: false,
     })
 }
 
@@ -974,6 +978,7 @@ pub fn parse_security_groups(xml: &str, region: &str) -> Result<Page, ProviderEr
     Ok(Page {
         items: out,
         next: next_token(root, "nextToken"),
+        partial: false,
     })
 }
 
@@ -1054,6 +1059,7 @@ pub fn parse_buckets(xml: &str) -> Result<Page, ProviderError> {
     Ok(Page {
         items: out,
         next: next_token(root, "ContinuationToken"),
+        partial: false,
     })
 }
 
@@ -1306,6 +1312,7 @@ mod tests {
         Page {
             items: translate_page(call, &tree),
             next: next_of(call, &tree),
+            partial: false,
         }
     }
 

@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use sha1::{Digest, Sha1};
 
 use crate::discovery::http::{fetch, retried};
-use crate::discovery::rules::{copy, put};
+use crate::discovery::rules::{copy, key_values, put};
 use crate::discovery::tokens::{TokenCache, login_key};
 use crate::discovery::{
     Credentials, Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture,
@@ -35,8 +35,6 @@ pub const DEFAULT_ENDPOINT: &str = "https://management.azure.com";
 pub const DEFAULT_LOGIN_ENDPOINT: &str = "https://login.microsoftonline.com";
 /// What the token is asked for: ARM, whichever endpoint stands in for it.
 pub const SCOPE: &str = "https://management.azure.com/.default";
-/// Pages read of one list before the scan gives up on an API that never stops paging.
-pub const PAGES_MAX: usize = 10_000;
 /// Network interfaces and public IPs looked up at once for one page of machines.
 pub const LOOKUPS_IN_FLIGHT: usize = 8;
 /// The API version of the network lookups (a machine's interface and public IP).
@@ -272,7 +270,8 @@ impl AzureProvider {
             Some(Value::String(s)) => s.parse().ok(),
             _ => None,
         }
-        .unwrap_or(300);
+        .unwrap_or(300)
+        .min(12 * 3600);
         self.tokens
             .put(key, token.clone(), Duration::from_secs(expires_in));
         Ok(token)
@@ -380,7 +379,11 @@ impl AzureProvider {
                 }
             }
         }
-        Ok(Page { items: out, next })
+        Ok(Page {
+            items: out,
+            next,
+            partial: false,
+        })
     }
 
     /// A machine's private and public address: its primary network interface's primary IP
@@ -502,15 +505,6 @@ impl Provider for AzureProvider {
             let call = task.calls.get(req.command).ok_or_else(|| {
                 ProviderError::Invalid(format!("{} has no call {}", task.task, req.command))
             })?;
-            if req
-                .token
-                .and_then(|t| t.parse::<usize>().ok())
-                .is_some_and(|n| n > PAGES_MAX)
-            {
-                return Err(ProviderError::Invalid(format!(
-                    "more than {PAGES_MAX} pages"
-                )));
-            }
             self.list_page(&p, task, call, req.token)
                 .await
                 .map_err(|e| e.within(&format!("GET {}", call.resource)))
@@ -582,16 +576,21 @@ async fn send(req: reqwest::RequestBuilder) -> Result<Value, Refused> {
 /// `<subscription>_<resource group>_<name>` read from its id, so that the id of a disk seen
 /// from a machine and from the disk list agree.
 pub fn unique_id(id: &str) -> Option<String> {
-    let rest = id.strip_prefix("/subscriptions/")?;
-    let (sub, rest) = rest.split_once("/resourceGroups/")?;
-    let (group, rest) = rest.split_once("/providers/")?;
-    // <namespace>/<type>/<name>: the name is what follows the type.
-    let mut parts = rest.splitn(3, '/');
-    let (_, _, name) = (parts.next()?, parts.next()?, parts.next()?);
-    if sub.is_empty() || group.is_empty() || name.is_empty() {
+    // /subscriptions/<sub>/resourceGroups/<group>/providers/<namespace>/<type>/<name...>, the
+    // fixed words in any case (ARM's ids vary), the values as given.
+    let parts: Vec<&str> = id.split('/').collect();
+    let [empty, subs, sub, groups, group, providers, _, _, name @ ..] = parts.as_slice() else {
         return None;
-    }
-    Some(hex::encode(Sha1::digest(format!("{sub}_{group}_{name}"))))
+    };
+    let ok = empty.is_empty()
+        && subs.eq_ignore_ascii_case("subscriptions")
+        && groups.eq_ignore_ascii_case("resourceGroups")
+        && providers.eq_ignore_ascii_case("providers")
+        && !sub.is_empty()
+        && !group.is_empty()
+        && !name.is_empty()
+        && !name[0].is_empty();
+    ok.then(|| hex::encode(Sha1::digest(format!("{sub}_{group}_{}", name.join("/")))))
 }
 
 /// One answer item as Maestro stores it, or `None` without an id.
@@ -601,21 +600,10 @@ fn item(call: &Call, raw: &Value) -> Option<Value> {
     doc.insert("unique_id".into(), Value::String(id));
     put(&mut doc, "name", raw.get("name"));
     put(&mut doc, "environment", raw.pointer("/tags/environment"));
-    doc.insert("tags".into(), tags(raw));
+    doc.insert("tags".into(), key_values(raw.get("tags")));
     doc.insert("datacenters".into(), Value::Object(datacenter(raw)));
     doc.entry("active").or_insert(json!(true));
     Some(Value::Object(doc))
-}
-
-/// Azure's tags object as Maestro's list of `{key, value}`.
-fn tags(raw: &Value) -> Value {
-    let tags = raw.get("tags").and_then(Value::as_object);
-    Value::Array(
-        tags.into_iter()
-            .flatten()
-            .map(|(k, v)| json!({"key": k, "value": v}))
-            .collect(),
-    )
 }
 
 /// Maestro's datacenter of an Azure item: location, zones, the resource type, and a machine's
@@ -906,6 +894,27 @@ mod tests {
             "Avaliable"
         );
         assert!(item(&TASKS[0].calls[0], &json!({"name": "no id"})).is_none());
+    }
+
+    #[test]
+    fn unique_ids_read_the_fixed_words_in_any_case() {
+        let exact =
+            format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/disks/d1");
+        let lower =
+            format!("/subscriptions/{SUB}/resourcegroups/rg/providers/microsoft.compute/disks/d1");
+        assert_eq!(unique_id(&exact), unique_id(&lower));
+        assert_eq!(
+            unique_id(&exact),
+            Some(hex::encode(Sha1::digest(format!("{SUB}_rg_d1"))))
+        );
+        assert_eq!(
+            unique_id("/subscriptions//resourceGroups/rg/providers/a/b/c"),
+            None
+        );
+        assert_eq!(
+            unique_id("/subscriptions/s/resourceGroups/rg/providers/a/b"),
+            None
+        );
     }
 
     #[test]

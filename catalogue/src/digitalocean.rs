@@ -175,6 +175,7 @@ impl DigitalOceanProvider {
         Ok(Page {
             items: items.iter().filter_map(|i| item(call, i)).collect(),
             next: (more && !items.is_empty()).then(|| (page + 1).to_string()),
+            partial: false,
         })
     }
 }

@@ -4,9 +4,10 @@
 //! task takes its kind of item from every file ([`formats`]) and the scan around it stores and
 //! retires them as for any provider, so a host gone from the files is marked inactive.
 //!
-//! A scan that finds no file at all, or a file it cannot read (not JSON, not Ansible's facts,
-//! a Terraform state older than 0.12), fails and retires nothing: a wrong path or a truncated
-//! file never empties an inventory.
+//! A scan that finds no file at all, or a file it cannot read (not JSON, not one of Maestro's
+//! inventory files, not Ansible's facts, not a Terraform state of format 4), fails and retires
+//! nothing: a wrong path or a truncated file never empties an inventory. A host Ansible could
+//! not reach keeps its items as they were.
 //!
 //! Lifecycle: three [`ImportProvider`]s per worker (one per format), sharing the services.
 
@@ -50,7 +51,7 @@ impl Format {
             },
             Format::Ansible => Wanted { extensions: &[] },
             Format::Terraform => Wanted {
-                extensions: &[".tfstate", ".json"],
+                extensions: &[".tfstate"],
             },
         }
     }
@@ -162,10 +163,17 @@ impl ImportProvider {
             Method::S3 => source::s3(&self.svc, creds, wanted, req.token).await?,
         };
         let mut items = Vec::new();
+        let mut partial = false;
         for file in files.files {
             let doc: Value = serde_json::from_slice(&file.bytes).map_err(|e| {
                 ProviderError::Api(format!("file {:?} is not JSON: {e}", file.name))
             })?;
+            // A host Ansible could not reach this time: its items are not read, and nothing
+            // of this task is retired on its account.
+            if self.format == Format::Ansible && formats::unreachable(&doc) {
+                partial = true;
+                continue;
+            }
             let found = (task.items)(&doc)
                 .map_err(|why| ProviderError::Api(format!("file {:?}: {why}", file.name)))?;
             items.extend(found);
@@ -173,6 +181,7 @@ impl ImportProvider {
         Ok(Page {
             items,
             next: files.next,
+            partial,
         })
     }
 }

@@ -25,7 +25,7 @@ use reqwest::Url;
 use serde_json::{Map, Value, json};
 
 use crate::discovery::http::{Answer, fetch, retried};
-use crate::discovery::rules::{capitalized, copy, put, truthy};
+use crate::discovery::rules::{capitalized, copy, key_values, put, truthy};
 use crate::discovery::tokens::{TokenCache, login_key};
 use crate::discovery::{Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture};
 use crate::egress::EgressPolicy;
@@ -36,6 +36,8 @@ pub const PAGE_SIZE_MAX: usize = 1000;
 pub const LOOKUPS_IN_FLIGHT: usize = 8;
 /// How long a token is kept when Keystone does not say when it expires.
 const TOKEN_LIFE_DEFAULT: Duration = Duration::from_secs(3600);
+/// Longest a token is kept, whatever Keystone says.
+const TOKEN_LIFE_MAX: Duration = Duration::from_secs(12 * 3600);
 
 /// The OpenStack services Maestro's tasks read, by their catalogue types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,7 +336,8 @@ impl OpenStackProvider {
                     .to_std()
                     .ok()
             })
-            .unwrap_or(TOKEN_LIFE_DEFAULT);
+            .unwrap_or(TOKEN_LIFE_DEFAULT)
+            .min(TOKEN_LIFE_MAX);
         let session = Session {
             token,
             endpoints: Arc::new(catalogue(&doc)),
@@ -475,7 +478,11 @@ impl OpenStackProvider {
             self.complete_flavors(&login, req.region, items, &mut out)
                 .await?;
         }
-        Ok(Page { items: out, next })
+        Ok(Page {
+            items: out,
+            next,
+            partial: false,
+        })
     }
 
     /// cpu and memory of the servers whose answer names only their flavor's id, from Nova's
@@ -611,12 +618,27 @@ fn classify(who: &str, a: &Answer) -> Result<(), ProviderError> {
     })
 }
 
-/// The public endpoints of a Keystone v3 token's catalogue.
+/// Most catalogue endpoints kept of one login, and the longest URL kept: a Keystone's
+/// catalogue is the connection's, so what is kept of it is bounded.
+pub const ENDPOINTS_MAX: usize = 256;
+pub const ENDPOINT_URL_MAX: usize = 2048;
+
+/// The public endpoints of a Keystone v3 token's catalogue, of the services the tasks read.
 fn catalogue(doc: &Value) -> Vec<Endpoint> {
+    let used = [
+        Service::Compute,
+        Service::BlockStorage,
+        Service::Network,
+        Service::LoadBalancer,
+    ];
     let services = doc.pointer("/token/catalog").and_then(Value::as_array);
     let mut out = Vec::new();
     for s in services.into_iter().flatten() {
-        let Some(service_type) = s.get("type").and_then(Value::as_str) else {
+        let Some(service_type) = s
+            .get("type")
+            .and_then(Value::as_str)
+            .filter(|t| used.iter().any(|u| u.types().contains(t)))
+        else {
             continue;
         };
         for e in s
@@ -632,7 +654,14 @@ fn catalogue(doc: &Value) -> Vec<Endpoint> {
                 .get("region_id")
                 .or_else(|| e.get("region"))
                 .and_then(Value::as_str);
-            if let (Some(region), Some(url)) = (region, e.get("url").and_then(Value::as_str)) {
+            let url = e
+                .get("url")
+                .and_then(Value::as_str)
+                .filter(|u| u.len() <= ENDPOINT_URL_MAX);
+            if out.len() >= ENDPOINTS_MAX {
+                return out;
+            }
+            if let (Some(region), Some(url)) = (region.filter(|r| r.len() <= 255), url) {
                 out.push(Endpoint {
                     service_type: service_type.to_owned(),
                     region: region.to_owned(),
@@ -696,18 +725,6 @@ fn status_capitalised(doc: &mut Map<String, Value>, raw: &Value) {
     {
         doc.insert("status".into(), json!(capitalized(s)));
     }
-}
-
-/// Maestro's `{key, value}` list of a server's metadata.
-fn tags(raw: &Value) -> Value {
-    Value::Array(
-        raw.get("metadata")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| json!({"key": k, "value": v}))
-            .collect(),
-    )
 }
 
 /// A server's cpu and memory from its flavor (`vcpus`, `ram` in MB stored divided by a
@@ -787,7 +804,7 @@ fn server(raw: &Value) -> Map<String, Value> {
     if !storage.is_empty() {
         d.insert("storage".into(), Value::Array(storage));
     }
-    d.insert("tags".into(), tags(raw));
+    d.insert("tags".into(), key_values(raw.get("metadata")));
     let mut metas = Map::new();
     copy(
         &mut metas,

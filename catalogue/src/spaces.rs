@@ -105,6 +105,7 @@ impl Provider for SpacesProvider {
             Ok(Page {
                 items: page.items.into_iter().map(relabel).collect(),
                 next: page.next,
+                partial: false,
             })
         })
     }

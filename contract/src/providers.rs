@@ -679,14 +679,15 @@ const OPENSTACK_TASKS: &[TaskSpec] = &[
 ];
 
 /// Azure's tasks: Maestro's 5, over Azure Resource Manager's compute and network lists.
+/// Machines are matched by their `unique_id`, not Maestro's `ipv4_private`: Azure gives the
+/// same private addresses in every virtual network (10.0.0.4 is each subnet's first machine),
+/// so two machines would take turns in one document (Maestro's own matching never ran: its
+/// Azure servers were not stored at all).
 const AZURE_TASKS: &[TaskSpec] = &[
     task(
         "server-list",
         true,
-        &[Command {
-            key_comparer: "ipv4_private",
-            ..cmd("compute", "virtual_machines", "servers", None, None)
-        }],
+        &[cmd("compute", "virtual_machines", "servers", None, None)],
     ),
     task(
         "volumes-list",
@@ -1033,7 +1034,7 @@ mod tests {
         assert_eq!(az.task_names().len(), 5);
         assert_eq!(
             az.rules()["permissions"]["server-list"][0]["key_comparer"],
-            "ipv4_private"
+            "unique_id"
         );
         for p in [os, az] {
             let info = p.info();

@@ -59,8 +59,8 @@ where
         .await
 }
 
-/// One answer, read whole.
-#[derive(Debug)]
+/// One answer, read whole. Its Debug shows the status only: headers and body may carry a
+/// token (Keystone's `X-Subject-Token`).
 pub struct Answer {
     pub status: reqwest::StatusCode,
     /// The `Retry-After` in seconds, cut to [`RETRY_AFTER_MAX`].
@@ -68,6 +68,14 @@ pub struct Answer {
     /// The answer's headers (Keystone gives its token in `X-Subject-Token`).
     pub headers: reqwest::header::HeaderMap,
     pub body: String,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Sends `req` and reads its answer, piece by piece, up to [`RESPONSE_BYTES_MAX`] (an answer
@@ -78,10 +86,17 @@ pub async fn fetch(who: &str, req: reqwest::RequestBuilder) -> Result<Answer, Pr
         message: format!("{who} {what}: {}", without_url(e)),
         retry_after: None,
     };
-    let mut resp = req
-        .send()
-        .await
-        .map_err(|e| transient("request failed", &e))?;
+    let mut resp = req.send().await.map_err(|e| {
+        // The guarded client refused every address of the host: the connection's to mend,
+        // and the address is not named (a tenant learns nothing of the network).
+        if crate::egress::refusal_in(&e).is_some() {
+            ProviderError::Auth(format!(
+                "{who}: destination refused: the host is not at a public address (an operator may allow it in MAESTRO_EGRESS_ALLOW)"
+            ))
+        } else {
+            transient("request failed", &e)
+        }
+    })?;
     let status = resp.status();
     let retry_after = resp
         .headers()

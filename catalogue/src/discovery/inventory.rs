@@ -153,6 +153,9 @@ pub fn checksum(item: &Map<String, Value>) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The least role (Maestro's numbers) that lets a connection's owner rewrite an item.
+pub const ROLE_WRITE: i64 = 3;
+
 /// The owner scope of lookups: items one of whose roles is the connection's owner.
 fn owner_scope(origin: &Origin) -> Document {
     match origin
@@ -219,7 +222,22 @@ fn in_scope(d: &Document, scope: &Document) -> bool {
         })
     };
     if let Some(owner) = scope.get("roles._id") {
-        return holds(d.get_array("roles").ok(), owner, Some("_id"));
+        // The owner must be able to write the item: a connection made by a user who may only
+        // read a shared item never rewrites it (Maestro's roles: 1 read, 3 write, 7 admin).
+        return d.get_array("roles").is_ok_and(|roles| {
+            roles.iter().any(|r| {
+                let Some(r) = r.as_document() else {
+                    return false;
+                };
+                r.get("_id") == Some(owner)
+                    && match r.get("role") {
+                        Some(Bson::Int32(n)) => *n >= ROLE_WRITE as i32,
+                        Some(Bson::Int64(n)) => *n >= ROLE_WRITE,
+                        Some(Bson::Double(n)) => *n >= ROLE_WRITE as f64,
+                        _ => true,
+                    }
+            })
+        });
     }
     scope
         .get("accountant")

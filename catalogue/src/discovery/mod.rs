@@ -53,8 +53,8 @@ pub use connection::api_region;
 pub use credentials::{CREDENTIAL_LEEWAY_SECS, Credentials, decode_credentials};
 pub use flavors::{FLAVORS_PUBLIC, Flavors};
 pub use inventory::{
-    Origin, Written, canonical_json, checksum, deactivate_unseen, ensure_indexes, finish_item,
-    store_batch,
+    Origin, ROLE_WRITE, Written, canonical_json, checksum, deactivate_unseen, ensure_indexes,
+    finish_item, store_batch,
 };
 pub use links::{LINKS_PER_TAG_MAX, Links};
 pub use provider::{Kind, Page, PageRequest, Provider, ProviderError, ProviderFuture};
@@ -74,6 +74,9 @@ pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(300);
 pub const AUDITS_IN_FLIGHT_MAX: usize = 32;
 /// Retries before a scan that keeps meeting transient errors fails.
 pub const SCAN_MAX_RETRIES: u32 = 5;
+/// Pages read of one call in one region before the scan gives up on an endpoint that never
+/// stops paging (a hostile one can hand out fresh tokens forever).
+pub const PAGES_PER_CALL_MAX: u64 = 10_000;
 
 /// Counts of one scan.
 #[derive(Debug, Default, Clone)]
@@ -305,6 +308,7 @@ impl Scan<'_> {
                 // The next page is asked for while this one is translated and stored, so the
                 // scan waits for the slower of the cloud and the store, not for both in turn.
                 let mut answer = request(None).await;
+                let mut pages_of_call: u64 = 0;
                 loop {
                     let (token, page) = answer;
                     let mut page = match page {
@@ -322,7 +326,19 @@ impl Scan<'_> {
                     if token.is_none() {
                         tally.answered += 1;
                     }
+                    if page.partial {
+                        complete[scopes[command]] = false;
+                    }
                     tally.pages += 1;
+                    pages_of_call += 1;
+                    if pages_of_call > PAGES_PER_CALL_MAX {
+                        return Err(provider_error(
+                            ProviderError::Invalid(format!(
+                                "more than {PAGES_PER_CALL_MAX} pages: the endpoint keeps answering with a next page"
+                            )),
+                            ctx.retries,
+                        ));
+                    }
                     // A provider repeating its token would loop forever: stop instead.
                     let next = page.next.take().filter(|n| token.as_deref() != Some(n));
                     let store = self.store_page(
@@ -560,6 +576,15 @@ impl Scan<'_> {
             }
             Err(e) => {
                 match &e {
+                    // The last retry allowed is spent: the task fails, and the connection
+                    // says so rather than "Retrying".
+                    TaskError::Retry { exc, .. } if ctx.retries >= SCAN_MAX_RETRIES => {
+                        let msg =
+                            format!("Gave up after {SCAN_MAX_RETRIES} retries: {}", exc.repr());
+                        self.progress(&conn, &task, ScanState::Danger, &msg).await;
+                        self.notify(ctx, &conn, &label, &task, NotifyType::Danger)
+                            .await;
+                    }
                     TaskError::Retry { exc, .. } => {
                         let msg = format!("Retrying: {}", exc.repr());
                         self.progress(&conn, &task, ScanState::Warning, &msg).await;

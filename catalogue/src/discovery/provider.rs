@@ -33,6 +33,9 @@ pub struct Page {
     pub items: Vec<Value>,
     /// Token for the next page; `None` on the last.
     pub next: Option<String>,
+    /// Some of what the page stands for could not be read (an Ansible host unreachable this
+    /// time): its call retires nothing in this scan.
+    pub partial: bool,
 }
 
 /// What a provider needs for one page.

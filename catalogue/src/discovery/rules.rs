@@ -54,6 +54,17 @@ pub fn sub(doc: &mut Map<String, Value>, key: &str, raw: &Value, keys: &[(&str, 
     }
 }
 
+/// A tags object (`{"env": "prod"}`) as Maestro's list of `{key, value}`; empty without one.
+pub fn key_values(tags: Option<&Value>) -> Value {
+    Value::Array(
+        tags.and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
+            .collect(),
+    )
+}
+
 /// Python's `str.capitalize`: first letter upper-case, the rest lower-case.
 pub fn capitalized(s: &str) -> String {
     let mut chars = s.chars();

@@ -51,8 +51,11 @@ impl<T: Clone> TokenCache<T> {
             .map(|(_, t)| t.clone())
     }
 
-    /// Keeps `token` for `key` until `valid_for` from now.
+    /// Keeps `token` for `key` until `valid_for` from now (one about to expire is not kept).
     pub fn put(&self, key: [u8; 32], token: T, valid_for: Duration) {
+        if valid_for <= EXPIRY_MARGIN {
+            return;
+        }
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= TOKENS_MAX && !entries.contains_key(&key) {

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::discovery::rules::{copy, put, truthy};
+use crate::discovery::rules::{copy, key_values, put, truthy};
 
 /// Why a file gives no items.
 pub type Refusal = String;
@@ -21,6 +21,13 @@ pub fn file_items(
     fields: &[&str],
     match_key: &str,
 ) -> Result<Vec<Value>, Refusal> {
+    let known = FILE_KEYS.iter().any(|k| doc.get(*k).is_some());
+    if !known {
+        return Err(format!(
+            "it is not a Maestro inventory file: it has none of {}",
+            FILE_KEYS.join(", ")
+        ));
+    }
     let list = match doc.get(key) {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(a)) => a,
@@ -50,6 +57,16 @@ pub fn file_items(
     }
     Ok(out)
 }
+
+/// The lists a Maestro inventory file may hold.
+pub const FILE_KEYS: [&str; 6] = [
+    "servers",
+    "applications",
+    "volumes",
+    "snapshots",
+    "images",
+    "flavors",
+];
 
 fn text(v: &Value) -> Option<&str> {
     v.as_str().filter(|s| !s.is_empty())
@@ -232,6 +249,13 @@ fn facts(doc: &Value) -> Result<Option<&Value>, Refusal> {
         None if doc.get("unreachable").is_some() || doc.get("failed").is_some() => Ok(None),
         None => Err("it has no ansible_facts: not the output of Ansible's setup module".into()),
     }
+}
+
+/// Whether a setup `--tree` file is of a host Ansible could not reach (no facts, and
+/// `unreachable` or `failed`).
+pub fn unreachable(doc: &Value) -> bool {
+    doc.get("ansible_facts").is_none()
+        && (doc.get("unreachable").is_some() || doc.get("failed").is_some())
 }
 
 /// The host's identity for ids: its machine id, else its product UUID, else its address.
@@ -488,12 +512,16 @@ pub fn ansible_volumes(doc: &Value) -> Result<Vec<Value>, Refusal> {
 /// The `attributes` of every instance of the state's managed resources of `kind`
 /// (`aws_instance`).
 fn resources<'a>(doc: &'a Value, kind: &str) -> Result<Vec<&'a Value>, Refusal> {
-    let version = doc.get("version").and_then(Value::as_u64);
-    if version.is_some_and(|v| v < 4) || (version.is_none() && doc.get("modules").is_some()) {
-        return Err(
-            "it is a state of Terraform before 0.12 (format version 3); Terraform 0.12 and later are read"
-                .into(),
-        );
+    match doc.get("version").and_then(Value::as_u64) {
+        Some(4) => {}
+        Some(v) if v < 4 => {
+            return Err(format!(
+                "it is a state of Terraform before 0.12 (format version {v}); Terraform 0.12 and later are read"
+            ));
+        }
+        _ => {
+            return Err("it is not a Terraform state of format version 4".into());
+        }
     }
     let list = match doc.get("resources") {
         Some(Value::Array(a)) => a,
@@ -512,17 +540,6 @@ fn resources<'a>(doc: &'a Value, kind: &str) -> Result<Vec<&'a Value>, Refusal> 
         })
         .filter_map(|i| i.get("attributes").filter(|a| a.is_object()))
         .collect())
-}
-
-/// Terraform's tags map as Maestro's `{key, value}` list.
-fn tag_list(tags: Option<&Value>) -> Value {
-    Value::Array(
-        tags.and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| json!({"key": k, "value": v}))
-            .collect(),
-    )
 }
 
 /// `aws_instance`s as Maestro's Terraform rules stored them.
@@ -586,7 +603,7 @@ pub fn terraform_servers(doc: &Value) -> Result<Vec<Value>, Refusal> {
             "active".into(),
             json!(!matches!(state, Some("terminated" | "shutting-down"))),
         );
-        d.insert("tags".into(), tag_list(tags));
+        d.insert("tags".into(), key_values(tags));
         let mut dc = Map::new();
         copy(
             &mut dc,
@@ -669,7 +686,7 @@ pub fn terraform_ebs_volumes(doc: &Value) -> Result<Vec<Value>, Refusal> {
                 ("snapshot_id", "snapshot_id"),
             ],
         );
-        d.insert("tags".into(), tag_list(a.get("tags")));
+        d.insert("tags".into(), key_values(a.get("tags")));
         let mut dc = Map::new();
         copy(
             &mut dc,
@@ -711,6 +728,12 @@ mod tests {
             file_items(&json!({"volumes": []}), "servers", SERVER_FIELDS, "name"),
             Ok(Vec::new())
         );
+        for not_inventory in [json!({}), json!([]), json!({"server": [{"name": "typo"}]})] {
+            assert!(
+                file_items(&not_inventory, "servers", SERVER_FIELDS, "name").is_err(),
+                "{not_inventory}"
+            );
+        }
     }
 
     #[test]
@@ -752,5 +775,10 @@ mod tests {
         let vols = terraform_instance_volumes(&doc).expect("volumes");
         assert_eq!(vols[0]["unique_id"], "vol-1");
         assert!(terraform_servers(&json!({"version": 3, "modules": []})).is_err());
+        assert!(terraform_servers(&json!({"name": "package.json", "version": "1.0.0"})).is_err());
+        assert!(unreachable(
+            &json!({"unreachable": true, "msg": "ssh: timeout"})
+        ));
+        assert!(!unreachable(&json!({"ansible_facts": {}})));
     }
 }

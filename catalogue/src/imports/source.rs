@@ -15,11 +15,12 @@ use std::time::Duration;
 use reqwest::Url;
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate, decode_secret_key};
-use russh_sftp::client::SftpSession;
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use serde_json::Value;
 
 use crate::Services;
-use crate::discovery::http::{fetch, retried};
 use crate::discovery::{Credentials, ProviderError};
 use crate::egress::EgressPolicy;
 
@@ -31,6 +32,12 @@ pub const PAGE_BYTES_MAX: u64 = 32 * 1024 * 1024;
 /// Most files one import lists, and the deepest directory it descends into.
 pub const FILES_MAX: usize = 10_000;
 pub const DEPTH_MAX: usize = 16;
+/// Most directories visited and directory entries read under an SSH path.
+pub const DIRS_MAX: usize = 1_000;
+pub const ENTRIES_MAX: usize = 100_000;
+/// Longest one SSH page may take, login to the last byte: a server that trickles cannot hold
+/// a worker.
+pub const SSH_PAGE_DEADLINE: Duration = Duration::from_secs(300);
 
 /// One file read: its name (path, key or artifact) and its bytes.
 #[derive(Debug)]
@@ -151,43 +158,74 @@ pub async fn upload(
         server.path().trim_end_matches('/')
     ));
     url.query_pairs_mut().append_pair("filename", artifact);
-    let answer = retried(|| async {
-        let a = fetch(
-            "server-app",
-            svc.http
-                .get(url.clone())
-                .header("Authorization", format!("JWT {private}")),
-        )
-        .await?;
-        match a.status.as_u16() {
-            200..=299 => Ok(a),
-            429 | 500.. => Err(ProviderError::Transient {
-                message: format!("server-app answered HTTP {}", a.status.as_u16()),
-                retry_after: a.retry_after,
-            }),
-            401 | 403 => Err(ProviderError::Auth(format!(
-                "server-app refused the private token (HTTP {}): check MAESTRO_SECRETJWT_PRIVATE and MAESTRO_NOAUTH",
-                a.status.as_u16()
-            ))),
-            404 => Err(ProviderError::Api(format!(
-                "uploaded file {artifact:?} is not on server-app (HTTP 404)"
-            ))),
-            s => Err(ProviderError::Api(format!(
-                "server-app answered HTTP {s} for uploaded file {artifact:?}"
-            ))),
+    // One request, no retry within it: a missing or unreadable file makes server-app's local
+    // store fail without an answer (it stops), so asking again at once would only stop it
+    // again. Refused connections are retried by the scan, after its backoff.
+    let request = svc
+        .http
+        .get(url.clone())
+        .header("Authorization", format!("JWT {private}"));
+    let answer = match request.send().await {
+        Err(e) if e.is_connect() || e.is_timeout() => {
+            return Err(transient(format!(
+                "server-app cannot be reached: {}",
+                if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "connection failed"
+                }
+            )));
         }
-    })
-    .await?;
-    if answer.body.len() as u64 > FILE_BYTES_MAX {
-        return Err(too_large(artifact));
-    }
+        Err(_) => {
+            return Err(ProviderError::Api(format!(
+                "server-app closed the connection while reading uploaded file {artifact:?}: it is missing or not valid JSON (server-app's local store fails on such files)"
+            )));
+        }
+        Ok(resp) => read_upload(resp, artifact).await?,
+    };
     Ok(Files {
         files: vec![File {
             name: artifact.clone(),
-            bytes: answer.body.into_bytes(),
+            bytes: answer,
         }],
         next: (index + 1 < artifacts.len()).then(|| (index + 1).to_string()),
     })
+}
+
+/// server-app's answer for an uploaded file: its body (at most [`FILE_BYTES_MAX`]), or why not.
+async fn read_upload(
+    mut resp: reqwest::Response,
+    artifact: &str,
+) -> Result<Vec<u8>, ProviderError> {
+    let status = resp.status().as_u16();
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|_| transient(format!("server-app's answer for {artifact:?} was cut")))?
+    {
+        if (body.len() + chunk.len()) as u64 > FILE_BYTES_MAX {
+            return Err(too_large(artifact));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    match status {
+        200..=299 => Ok(body),
+        // server-app answers a token whose `noauth` is wrong with 400 PermissionError.
+        401 | 403 => Err(ProviderError::Auth(format!(
+            "server-app refused the private token (HTTP {status}): check MAESTRO_SECRETJWT_PRIVATE and MAESTRO_NOAUTH"
+        ))),
+        400 if String::from_utf8_lossy(&body).contains("PermissionError") => {
+            Err(ProviderError::Auth(
+                "server-app refused the private token (HTTP 400 PermissionError): check MAESTRO_NOAUTH"
+                    .into(),
+            ))
+        }
+        429 | 502..=504 => Err(transient(format!("server-app answered HTTP {status}"))),
+        s => Err(ProviderError::Api(format!(
+            "server-app answered HTTP {s} for uploaded file {artifact:?}"
+        ))),
+    }
 }
 
 /// An artifact must be a file of one of the connection's owners, as server-app names them
@@ -245,6 +283,22 @@ impl client::Handler for HostKey {
 /// `key` (any type OpenSSH writes; `passphrase` for an encrypted one): those after `token` in
 /// name order.
 pub async fn ssh(
+    svc: &Services,
+    creds: &Credentials,
+    wanted: Wanted,
+    token: Option<&str>,
+) -> Result<Files, ProviderError> {
+    tokio::time::timeout(SSH_PAGE_DEADLINE, ssh_page(svc, creds, wanted, token))
+        .await
+        .map_err(|_| {
+            transient(format!(
+                "the SSH server did not give a page of files within {} s",
+                SSH_PAGE_DEADLINE.as_secs()
+            ))
+        })?
+}
+
+async fn ssh_page(
     svc: &Services,
     creds: &Credentials,
     wanted: Wanted,
@@ -313,6 +367,22 @@ pub async fn ssh(
     files
 }
 
+/// An SFTP failure: a file or directory the server refuses (missing, not permitted) is the
+/// connection's to mend; anything else (a dropped connection, a timeout) is worth a retry.
+fn sftp_error(what: &str, e: SftpError) -> ProviderError {
+    match &e {
+        SftpError::Status(s)
+            if matches!(
+                s.status_code,
+                StatusCode::NoSuchFile | StatusCode::PermissionDenied | StatusCode::OpUnsupported
+            ) =>
+        {
+            ProviderError::Api(format!("{what}: {e}"))
+        }
+        _ => transient(format!("SFTP, {what}: {e}")),
+    }
+}
+
 async fn read_over_sftp(
     session: &Handle<HostKey>,
     path: &str,
@@ -320,7 +390,6 @@ async fn read_over_sftp(
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<Files, ProviderError> {
-    let sftp_error = |e: russh_sftp::client::error::Error| transient(format!("SFTP: {e}"));
     let channel = session
         .channel_open_session()
         .await
@@ -329,38 +398,69 @@ async fn read_over_sftp(
         .request_subsystem(true, "sftp")
         .await
         .map_err(|e| transient(format!("SFTP subsystem: {e}")))?;
-    let sftp = tokio::time::timeout(timeout, SftpSession::new(channel.into_stream()))
+    // The raw session: every directory read and file read is bounded here (packets are at
+    // most 256 KiB; the convenience calls would hold a whole listing or file first).
+    let sftp = RawSftpSession::new(channel.into_stream());
+    sftp.set_timeout(timeout.as_secs().max(1));
+    sftp.init().await.map_err(|e| sftp_error("start", e))?;
+    let root = sftp
+        .realpath(path)
         .await
-        .map_err(|_| transient("SFTP did not start".into()))?
-        .map_err(sftp_error)?;
-    let root = sftp.canonicalize(path).await.map_err(|e| {
-        ProviderError::Api(format!("directory {path:?} cannot be read over SFTP: {e}"))
-    })?;
+        .map_err(|e| sftp_error(&format!("directory {path:?}"), e))?
+        .files
+        .into_iter()
+        .next()
+        .map(|f| f.filename)
+        .unwrap_or_else(|| path.to_owned());
     // Every wanted file under the directory, in name order.
     let mut found: Vec<(String, u64)> = Vec::new();
-    let mut dirs = vec![(root.clone(), 0usize)];
+    let mut dirs = vec![(root, 0usize)];
+    let (mut visited, mut entries) = (0usize, 0usize);
     while let Some((dir, depth)) = dirs.pop() {
-        let entries = sftp.read_dir(dir.as_str()).await.map_err(|e| {
-            ProviderError::Api(format!("directory {dir:?} cannot be listed over SFTP: {e}"))
-        })?;
-        for entry in entries {
-            let name = entry.file_name();
-            if name == "." || name == ".." || name.starts_with('.') {
-                continue;
-            }
-            let full = format!("{}/{name}", dir.trim_end_matches('/'));
-            let kind = entry.file_type();
-            if kind.is_dir() && depth + 1 < DEPTH_MAX {
-                dirs.push((full, depth + 1));
-            } else if kind.is_file() && wanted.wants(&full) {
-                found.push((full, entry.metadata().len()));
-                if found.len() > FILES_MAX {
+        visited += 1;
+        if visited > DIRS_MAX {
+            return Err(ProviderError::Invalid(format!(
+                "more than {DIRS_MAX} directories under {path:?}"
+            )));
+        }
+        let what = format!("directory {dir:?}");
+        let handle = sftp
+            .opendir(dir.as_str())
+            .await
+            .map_err(|e| sftp_error(&what, e))?
+            .handle;
+        loop {
+            let batch = match sftp.readdir(handle.as_str()).await {
+                Ok(name) => name.files,
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break,
+                Err(e) => return Err(sftp_error(&what, e)),
+            };
+            for f in batch {
+                entries += 1;
+                if entries > ENTRIES_MAX {
                     return Err(ProviderError::Invalid(format!(
-                        "more than {FILES_MAX} files under {path:?}"
+                        "more than {ENTRIES_MAX} entries under {path:?}"
                     )));
+                }
+                let name = f.filename;
+                if name.is_empty() || name.starts_with('.') || name.contains('/') {
+                    continue;
+                }
+                let full = format!("{}/{name}", dir.trim_end_matches('/'));
+                let kind = f.attrs.file_type();
+                if kind.is_dir() && depth + 1 < DEPTH_MAX {
+                    dirs.push((full, depth + 1));
+                } else if kind.is_file() && wanted.wants(&full) {
+                    found.push((full, f.attrs.len()));
+                    if found.len() > FILES_MAX {
+                        return Err(ProviderError::Invalid(format!(
+                            "more than {FILES_MAX} files under {path:?}"
+                        )));
+                    }
                 }
             }
         }
+        let _ = sftp.close(handle.as_str()).await;
     }
     if found.is_empty() {
         return Err(ProviderError::Api(format!(
@@ -374,17 +474,47 @@ async fn read_over_sftp(
         if *size > FILE_BYTES_MAX {
             return Err(too_large(name));
         }
-        let bytes = sftp.read(name.as_str()).await.map_err(sftp_error)?;
-        if bytes.len() as u64 > FILE_BYTES_MAX {
-            return Err(too_large(name));
-        }
         files.push(File {
             name: name.clone(),
-            bytes,
+            bytes: read_file(&sftp, name).await?,
         });
     }
-    let _ = sftp.close().await;
+    let _ = sftp.close_session();
     Ok(Files { files, next })
+}
+
+/// A file read in 32 KiB pieces, refused past [`FILE_BYTES_MAX`] whatever size the listing
+/// claimed.
+async fn read_file(sftp: &RawSftpSession, name: &str) -> Result<Vec<u8>, ProviderError> {
+    let what = format!("file {name:?}");
+    let handle = sftp
+        .open(name, OpenFlags::READ, FileAttributes::empty())
+        .await
+        .map_err(|e| sftp_error(&what, e))?
+        .handle;
+    let mut bytes = Vec::new();
+    loop {
+        match sftp
+            .read(handle.as_str(), bytes.len() as u64, 32 * 1024)
+            .await
+        {
+            Ok(data) if data.data.is_empty() => break,
+            Ok(data) => {
+                if (bytes.len() + data.data.len()) as u64 > FILE_BYTES_MAX {
+                    let _ = sftp.close(handle.as_str()).await;
+                    return Err(too_large(name));
+                }
+                bytes.extend_from_slice(&data.data);
+            }
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break,
+            Err(e) => {
+                let _ = sftp.close(handle.as_str()).await;
+                return Err(sftp_error(&what, e));
+            }
+        }
+    }
+    let _ = sftp.close(handle.as_str()).await;
+    Ok(bytes)
 }
 
 /// The files after `token` (the last one read) that fit in a page, and the next token.
@@ -425,17 +555,22 @@ async fn allowed_address(
         .await
         .map_err(|e| transient(format!("SSH host {host:?} does not resolve: {e}")))?
         .collect();
-    let mut refusal = None;
-    for a in addrs {
-        match egress.check_ip(a.ip()) {
-            Ok(()) => return Ok(a),
-            Err(e) => refusal = Some(e),
-        }
+    // A host the operator allowed by name is reached wherever it resolves.
+    if egress.allows_name(host)
+        && let Some(a) = addrs.first()
+    {
+        return Ok(*a);
     }
-    Err(ProviderError::Auth(match refusal {
-        Some(e) => format!("SSH host {host:?}: {e}"),
-        None => format!("SSH host {host:?} has no address"),
-    }))
+    addrs
+        .iter()
+        .find(|a| egress.check_ip(a.ip()).is_ok())
+        .copied()
+        .ok_or_else(|| {
+            // The address itself is not named: a tenant learns nothing of the network.
+            ProviderError::Auth(format!(
+                "SSH host {host:?}: destination refused: it is not a public address (an operator may allow it in MAESTRO_EGRESS_ALLOW)"
+            ))
+        })
 }
 
 fn transient(message: String) -> ProviderError {
@@ -553,7 +688,11 @@ fn parse_listing(xml: &str) -> Result<(Vec<(String, u64)>, bool), ProviderError>
         .filter_map(|c| {
             let key = text(c, "Key")?;
             let size = text(c, "Size").and_then(|s| s.parse().ok()).unwrap_or(0);
-            (!key.ends_with('/')).then_some((key, size))
+            // Folder markers, and keys whose `.` or `..` segments a URL would resolve away.
+            let plain = key
+                .split('/')
+                .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+            plain.then_some((key, size))
         })
         .collect();
     let more = text(root, "IsTruncated").as_deref() == Some("true");
