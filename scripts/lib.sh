@@ -32,7 +32,7 @@ ensure_rabbitmq() {
 }
 
 ensure_venv() {
-  local want="celery==5.7.0 kombu==5.7.0 pika==1.4.4 pytest==8.4.2 pymongo==4.15.3 SecantusDB==0.7.0b3 schemathesis==4.32.5 moto[server]==5.2.5 redis==6.4.0 flower==2.0.1 msgpack==1.2.4 PyYAML==6.0.4 brotli==1.2.1 backports.zstd==1.8.1"
+  local want="celery==5.7.0 kombu==5.7.0 pika==1.4.4 pytest==8.4.2 pymongo==4.15.3 SecantusDB==0.7.0b3 schemathesis==4.32.5 moto[server]==5.2.5 redis==6.4.0 flower==2.0.1 msgpack==1.2.4 PyYAML==6.0.4 brotli==1.2.1 backports.zstd==1.8.1 resvg-py==0.5.0"
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
     log "making the Python test venv in $venv"
     rm -rf "$venv"

@@ -362,7 +362,8 @@ def test_bad_configuration_exits_2_naming_flag_and_variable(tmp_path):
 def test_schemathesis_finds_no_server_error(names, amqp, mongo, apis, tmp_path):
     queues = {t: names.queue(t.split(".")[-1]) for t in [
         "maestro.discovery.scan", "maestro.report.general", "maestro.report.pivot",
-        "maestro.aggregation", "maestro.webhook", "maestro.notify", "maestro.noop",
+        "maestro.aggregation", "maestro.analytics.graph", "maestro.webhook", "maestro.notify",
+        "maestro.noop",
         "maestro.echo", "maestro.sleep", "maestro.fail"]}
     routes = ",".join(f"{t}={q}" for t, q in queues.items())
     api = apis(["--routes", routes, "--result-backend", backend_url(mongo),

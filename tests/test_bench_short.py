@@ -106,3 +106,25 @@ def test_report_benchmark_short_run():
     r = last_json(out.stdout)
     assert r["rows_stored_when_notified"] == 1000 and r["notification"]["type"] == "success"
     assert r["report_rows_per_s"] > 0 and r["ceiling_rows_per_s"] > 0 and r["peak_rss_vmhwm_mb"] > 0
+
+
+def test_analytics_map_benchmark_short_run():
+    """bench/analytics_map.py at 60 applications, one round: the map task succeeds, the graph
+    ends `finished`, the stand-in for analytics-front received the very SVG the task drew, every
+    seeded application and dependency is on the map, and the worker's RSS was read."""
+    from conftest import MONGODB_URI
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "analytics_map.py"), "--n", "60", "--rounds", "1",
+         "--worker", WORKER_BIN],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "MONGODB_URI": MONGODB_URI})
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:]
+    r = last_json(out.stdout)
+    (run,) = r["runs"]
+    assert run["state"] == "SUCCESS" and run["graph_status"] == "finished", run
+    assert run["svg_bytes"] > 0 and run["front_payload_bytes"] == run["svg_bytes"]
+    assert run["front_calls"] == 1 and run["front_jwt_ok"] and run["front_total"] == "60"
+    assert run["apps"] == r["apps_expected"] == 60 and run["edges"] == r["edges_seeded"]
+    assert run["worker_hwm_mib"] > 0 and r["worker_rss_before_mib"] > 0
+    s = r["summary"]
+    assert s["succeeded"] == 1 and s["median_task_s"] > 0 and s["max_worker_hwm_mib"] > 0
+    assert s["median_store_reads_s"] > 0 and s["task_vs_store_reads"] > 0

@@ -4,12 +4,12 @@
 //! catalogue task, so the generic endpoint cannot bypass them.
 
 use maestro_contract::names::{
-    TASK_AGGREGATION, TASK_DISCOVERY_SCAN, TASK_NOTIFY, TASK_REPORT_GENERAL, TASK_REPORT_PIVOT,
-    TASK_WEBHOOK,
+    TASK_AGGREGATION, TASK_ANALYTICS_GRAPH, TASK_DISCOVERY_SCAN, TASK_NOTIFY, TASK_REPORT_GENERAL,
+    TASK_REPORT_PIVOT, TASK_WEBHOOK,
 };
 use maestro_contract::{
-    AggregationRequest, AuditRecord, FieldError, Notification, NotifyWsRequest, ReportKind,
-    ReportRequest, ScanRequest, WebhookRequest,
+    AggregationRequest, AuditRecord, FieldError, GraphJob, Notification, NotifyWsRequest,
+    ReportKind, ReportRequest, ScanRequest, WebhookRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -103,6 +103,7 @@ pub(crate) fn check_catalogue_kwargs(
             r.validate_for(ReportKind::Pivot)
         })?,
         TASK_AGGREGATION => checked(kwargs, AggregationRequest::validate)?,
+        TASK_ANALYTICS_GRAPH => checked(kwargs, GraphJob::validate)?,
         TASK_WEBHOOK => checked(kwargs, WebhookRequest::validate)?,
         TASK_NOTIFY => {
             let n = Notification::from_kwargs(kwargs)

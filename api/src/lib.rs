@@ -82,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/aggregation/{table}", get(routes::reports::aggregation))
         .route("/aggregation", post(routes::catalogue::aggregation))
+        .route("/graph", post(routes::catalogue::graph))
         .route("/webhooks", post(routes::catalogue::webhook))
         .route("/notify/ws", post(routes::catalogue::notify_ws))
         .route("/notify/audit", post(routes::catalogue::notify_audit))

@@ -11,7 +11,7 @@ use crate::routes::tasks::{SendTaskRequest, TaskErrorInfo, TaskStatus};
 use maestro_contract::notify::{AuditMethod, NotifyType};
 use maestro_contract::webhook::WebhookMethod;
 use maestro_contract::{
-    AggregationRequest, AuditRecord, NotifyWsRequest, ReportRequest, WebhookRequest,
+    AggregationRequest, AuditRecord, GraphRequest, NotifyWsRequest, ReportRequest, WebhookRequest,
 };
 
 struct JwtScheme;
@@ -52,6 +52,7 @@ impl Modify for JwtScheme {
         crate::routes::reports::drop_rows,
         crate::routes::reports::aggregation,
         crate::routes::catalogue::aggregation,
+        crate::routes::catalogue::graph,
         crate::routes::catalogue::webhook,
         crate::routes::catalogue::notify_ws,
         crate::routes::catalogue::notify_audit,
@@ -68,7 +69,7 @@ impl Modify for JwtScheme {
     components(schemas(
         ErrorBody, Enqueued, SendTaskRequest, TaskStatus, TaskErrorInfo, Health,
         crate::routes::service::ServiceInfo,
-        ReportRequest, AggregationRequest, WebhookRequest, WebhookMethod,
+        ReportRequest, AggregationRequest, GraphRequest, WebhookRequest, WebhookMethod,
         NotifyWsRequest, NotifyType, AuditRecord, AuditMethod,
         crate::routes::schedules::ScheduleDoc, crate::routes::schedules::SchedulePage,
     )),

@@ -30,6 +30,7 @@ use mongodb::options::ClientOptions;
 use maestro_tasks::{DuplicateTask, Registry, RoutingTable};
 
 pub mod aggregation;
+pub mod analytics;
 pub mod aws;
 pub mod azure;
 pub mod delivery;
@@ -150,6 +151,11 @@ pub struct CatalogueArgs {
     #[arg(long = "server-uri", env = "MAESTRO_SERVER_URI")]
     pub server_uri: Option<String>,
 
+    /// Maestro's analytics-front, where the analytics maps are sent (`POST /graphs`), e.g.
+    /// `http://analytics-front:9999`.
+    #[arg(long = "analytics-front-uri", env = "MAESTRO_ANALYTICS_FRONT_URI")]
+    pub analytics_front_uri: Option<String>,
+
     /// Maestro's analytics service, for scheduled jobs with `source: analytics`.
     #[arg(long = "analytics-uri", env = "MAESTRO_ANALYTICS_URI")]
     pub analytics_uri: Option<String>,
@@ -220,6 +226,7 @@ impl std::fmt::Debug for CatalogueArgs {
             .field("report_uri", &self.report_uri)
             .field("analytics_uri", &self.analytics_uri)
             .field("server_uri", &self.server_uri)
+            .field("analytics_front_uri", &self.analytics_front_uri)
             .field("secret_jwt_private", &set(&self.secret_jwt_private))
             .field("noauth", &set(&self.noauth))
             .field("schedules_collection", &self.schedules_collection)
@@ -251,6 +258,8 @@ pub struct Services {
     pub analytics_uri: Option<reqwest::Url>,
     /// server-app, where uploaded files are read.
     pub server_uri: Option<reqwest::Url>,
+    /// analytics-front, where maps are sent.
+    pub analytics_front_uri: Option<reqwest::Url>,
 }
 
 impl Services {
@@ -322,6 +331,11 @@ impl Services {
             &cfg.analytics_uri,
         )?;
         let server_uri = service("--server-uri", "MAESTRO_SERVER_URI", &cfg.server_uri)?;
+        let analytics_front_uri = service(
+            "--analytics-front-uri",
+            "MAESTRO_ANALYTICS_FRONT_URI",
+            &cfg.analytics_front_uri,
+        )?;
         maestro_contract::check::check_collection(
             "schedules_collection",
             &cfg.schedules_collection,
@@ -380,6 +394,7 @@ impl Services {
             report_uri,
             analytics_uri,
             server_uri,
+            analytics_front_uri,
         }))
     }
 }
@@ -410,6 +425,7 @@ pub fn register(registry: &mut Registry, svc: &Arc<Services>) -> Result<(), Dupl
     registry.insert_state(notify::SkipNotices::default());
     registry.add(notify::notify)?;
     registry.add(aggregation::aggregation)?;
+    registry.add(analytics::graph)?;
     if svc.cfg.enable_diagnostics {
         registry.add(record::record)?;
     }

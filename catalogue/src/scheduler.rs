@@ -433,9 +433,22 @@ impl Services {
         }
     }
 
-    /// Maestro's private token, as its Python services made theirs: HS256 under
-    /// MAESTRO_SECRETJWT_PRIVATE over the service's card and `noauth`.
-    pub(crate) fn private_token(&self) -> Result<String, TaskError> {
+    /// Maestro's graph token for analytics-front: HS256 under MAESTRO_SECRETJWT_PRIVATE over
+    /// `{token: noauth, graph_id, owner_id}` (the front takes the graph and owner from it).
+    pub(crate) fn graph_token(&self, graph_id: &str, owner_id: &str) -> Result<String, TaskError> {
+        let (secret, noauth) = self.private_secrets()?;
+        let claims = json!({"token": noauth, "graph_id": graph_id, "owner_id": owner_id,
+            "iat": Utc::now().timestamp()});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .map_err(|e| TaskError::fail("ConfigurationError", format!("the graph token: {e}")))
+    }
+
+    /// MAESTRO_SECRETJWT_PRIVATE and MAESTRO_NOAUTH, or which is missing.
+    fn private_secrets(&self) -> Result<(&str, &str), TaskError> {
         let missing = |var: &str| {
             TaskError::fail(
                 "ConfigurationError",
@@ -454,6 +467,13 @@ impl Services {
             .as_deref()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| missing("MAESTRO_NOAUTH"))?;
+        Ok((secret, noauth))
+    }
+
+    /// Maestro's private token, as its Python services made theirs: HS256 under
+    /// MAESTRO_SECRETJWT_PRIVATE over the service's card and `noauth`.
+    pub(crate) fn private_token(&self) -> Result<String, TaskError> {
+        let (secret, noauth) = self.private_secrets()?;
         let claims = json!({
             "name": "maestro-worker",
             "description": "Maestro workers: scheduled jobs",

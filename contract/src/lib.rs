@@ -25,6 +25,7 @@
 
 pub mod aggregation;
 pub mod check;
+pub mod graph;
 pub mod job;
 pub mod mongo;
 pub mod names;
@@ -38,6 +39,7 @@ pub mod stored;
 pub mod webhook;
 
 pub use aggregation::AggregationRequest;
+pub use graph::{GraphJob, GraphRequest};
 pub use maestro_tasks::FieldError;
 pub use mongo::{MongoArgs, ReportsArgs};
 pub use notify::{AuditRecord, Notification, NotifyWsRequest};

@@ -21,6 +21,8 @@ pub const TASK_REPORT_UPLOAD: &str = "maestro.report.upload";
 /// A report's chord callback (sent by the report task, never by clients).
 pub const TASK_REPORT_FINISH: &str = "maestro.report.finish";
 pub const TASK_AGGREGATION: &str = "maestro.aggregation";
+/// Maestro's business dependency map of a graph document (analytics).
+pub const TASK_ANALYTICS_GRAPH: &str = "maestro.analytics.graph";
 pub const TASK_WEBHOOK: &str = "maestro.webhook";
 pub const TASK_NOTIFY: &str = "maestro.notify";
 /// A diagnostic task with a side effect: how often each task id really ran.

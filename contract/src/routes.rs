@@ -6,13 +6,14 @@ use maestro_tasks::RoutingTable;
 use crate::names::*;
 
 /// Where each task goes unless `MAESTRO_ROUTES` says otherwise.
-pub const DEFAULT_ROUTES: [(&str, &str); 13] = [
+pub const DEFAULT_ROUTES: [(&str, &str); 14] = [
     (TASK_DISCOVERY_SCAN, QUEUE_DISCOVERY),
     (TASK_REPORT_GENERAL, QUEUE_REPORT),
     (TASK_REPORT_PIVOT, QUEUE_REPORT),
     (TASK_REPORT_UPLOAD, QUEUE_REPORT),
     (TASK_REPORT_FINISH, QUEUE_REPORT),
     (TASK_AGGREGATION, QUEUE_ANALYTICS),
+    (TASK_ANALYTICS_GRAPH, QUEUE_ANALYTICS),
     (TASK_WEBHOOK, QUEUE_WEBHOOK),
     (TASK_NOTIFY, QUEUE_NOTIFY),
     (TASK_SCHEDULER_RUN, QUEUE_SCHEDULER),

@@ -1,0 +1,714 @@
+//! `maestro.analytics.graph`: Maestro's business dependency map of an owner's applications,
+//! drawn by the workers (Maestro's analytics-maestro did it in a chain of Celery tasks over
+//! data-app; this is one task over MongoDB).
+//!
+//! Lifecycle of one run:
+//! 1. The graph document (`graphs`, created by server-app) must be the owner's; otherwise
+//!    nothing is written.
+//! 2. The entry applications: the selected systems' `entry` (systems chosen by `clients`,
+//!    `systems`, or all of the owner's), else for a system without entries its applications of
+//!    the most front-facing families (CDN, API gateway, load balancer, ...); or the `apps`
+//!    given.
+//! 3. Their dependencies (`applications.deps`), level by level up to [`DEPTH_MAX`] and
+//!    [`APPS_MAX`] applications, only among the owner's applications (Maestro's `$graphLookup`
+//!    followed dependencies into any tenant's).
+//! 4. Each application's servers (`servers.applications`), for its count and provider.
+//! 5. The layout ([`layout`]) and the SVG ([`svg`]); the histograms and counts written on the
+//!    graph document; the SVG sent to analytics-front (`POST /graphs`, Maestro's graph token),
+//!    which stores it and marks the graph finished; the owner's websocket told.
+//!
+//! Bad input never leaves a graph in `process`: no system or entry gives `warning` "Empty
+//! entry point", no application `warning` "Empty dependencies", dependencies on applications
+//! that do not exist are left out and counted in `msg`, cycles are drawn; analytics-front
+//! refusing the map gives `error`. Each of these also reaches the websocket.
+
+pub mod layout;
+pub mod svg;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
+use maestro_contract::GraphJob;
+use maestro_contract::names::{TASK_ANALYTICS_GRAPH, TASK_NOTIFY};
+use maestro_contract::notify::{NotifyType, ws_notification};
+use maestro_tasks::{TaskContext, TaskError, TaskResult, task};
+use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
+use mongodb::{Collection, Database};
+use serde_json::{Value, json};
+
+use crate::Services;
+use svg::Card;
+
+/// Deepest dependency followed from an entry application (Maestro's `$graphLookup` depth).
+pub const DEPTH_MAX: usize = 40;
+/// Most applications on one map; a larger graph is cut there and says so.
+pub const APPS_MAX: usize = 2000;
+/// Most systems a map starts from.
+pub const SYSTEMS_MAX: i64 = 1000;
+/// The graph documents server-app creates.
+pub const GRAPHS: &str = "graphs";
+
+/// Families, most front-facing first, in tiers of three: a system without entries starts
+/// from its applications of the best tier it has (Maestro's ranking).
+const FAMILY_RANKING: [&str; 21] = [
+    "CDN",
+    "ApiGateway",
+    "Loadbalance",
+    "NAS",
+    "Application",
+    "Serverless",
+    "ObjectStorage",
+    "ServiceDiscovery",
+    "VPN",
+    "CI/CD",
+    "Monitor",
+    "Cache",
+    "Logs",
+    "SMTP",
+    "Auth",
+    "Broker",
+    "Repository",
+    "Database",
+    "ContainerOrchestration",
+    "ServiceMesh",
+    "DNS",
+];
+
+/// `maestro.analytics.graph(graph_id, owner_id, kind, clients, systems, apps)`: see the module
+/// documentation.
+#[task(name = TASK_ANALYTICS_GRAPH, max_retries = 5)]
+pub async fn graph(
+    ctx: &TaskContext,
+    #[state] svc: &Arc<Services>,
+    #[args] job: GraphJob,
+) -> TaskResult<Value> {
+    job.validate()?;
+    Map {
+        svc,
+        ctx,
+        job: &job,
+    }
+    .run()
+    .await
+}
+
+struct Map<'a> {
+    svc: &'a Services,
+    ctx: &'a TaskContext,
+    job: &'a GraphJob,
+}
+
+/// An application on the map.
+#[derive(Debug, Clone)]
+struct App {
+    id: String,
+    name: String,
+    family: Option<String>,
+    provider: Option<String>,
+    deps: Vec<(String, Option<String>)>,
+    systems: Vec<(String, String)>,
+}
+
+fn oid(hex: &str) -> Bson {
+    ObjectId::parse_str(hex).map_or_else(|_| Bson::String(hex.to_owned()), Bson::ObjectId)
+}
+
+/// Ids as stored: ObjectIds (server-app's) and strings alike.
+fn any_of(ids: &[String]) -> Bson {
+    let mut v: Vec<Bson> = ids.iter().map(|i| oid(i)).collect();
+    v.extend(ids.iter().map(|i| Bson::String(i.clone())));
+    Bson::Array(v)
+}
+
+fn id_text(b: Option<&Bson>) -> Option<String> {
+    match b? {
+        Bson::ObjectId(o) => Some(o.to_hex()),
+        Bson::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn text(d: &Document, key: &str) -> Option<String> {
+    d.get_str(key)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn mongo(e: mongodb::error::Error, retries: u32) -> TaskError {
+    let wait = std::time::Duration::from_secs(5u64.saturating_mul(1 << retries.min(6)).min(300));
+    TaskError::retry_in(wait, "OperationalError", format!("MongoDB: {e}"))
+}
+
+impl Map<'_> {
+    fn db(&self) -> &Database {
+        &self.svc.inventory
+    }
+
+    /// The owner's live documents.
+    fn scoped(&self, mut filter: Document) -> Document {
+        filter.insert(
+            "roles._id",
+            doc! {"$in": any_of(std::slice::from_ref(&self.job.owner_id))},
+        );
+        filter.insert("active", doc! {"$ne": false});
+        filter
+    }
+
+    fn graphs(&self) -> Collection<Document> {
+        self.db().collection(GRAPHS)
+    }
+
+    fn graph_filter(&self) -> Document {
+        doc! {"_id": oid(&self.job.graph_id),
+        "roles._id": {"$in": any_of(std::slice::from_ref(&self.job.owner_id))}}
+    }
+
+    async fn set(&self, fields: Document) -> Result<(), TaskError> {
+        let mut set = fields;
+        set.insert("updated_at", mongodb::bson::DateTime::now());
+        self.graphs()
+            .update_one(self.graph_filter(), doc! {"$set": set})
+            .await
+            .map_err(|e| mongo(e, self.ctx.retries))?;
+        Ok(())
+    }
+
+    async fn notify(&self, kind: NotifyType) {
+        let callers = [
+            "analytics-update".to_owned(),
+            format!("analytics-{}", self.job.graph_id),
+        ];
+        let callers: Vec<&str> = callers.iter().map(String::as_str).collect();
+        let sig = ws_notification(
+            &self.job.owner_id,
+            "Finish Graph",
+            &format!("({})", self.job.graph_id),
+            kind,
+            &callers,
+        )
+        .signature()
+        .with_option("queue", self.svc.queue_for(TASK_NOTIFY).into());
+        if let Err(e) = self.ctx.send(sig).await {
+            tracing::warn!(graph_id = %self.job.graph_id, error = %e, "analytics_notification_not_sent");
+        }
+    }
+
+    /// Ends the run with `status` and `msg` on the graph and on the websocket.
+    async fn finish(&self, status: &str, msg: &str, kind: NotifyType) -> Result<(), TaskError> {
+        self.set(doc! {"status": status, "msg": msg}).await?;
+        self.notify(kind).await;
+        Ok(())
+    }
+
+    async fn run(&self) -> TaskResult<Value> {
+        let exists = self
+            .graphs()
+            .find_one(self.graph_filter())
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(|e| mongo(e, self.ctx.retries))?;
+        if exists.is_none() {
+            return Err(TaskError::fail(
+                "LookupError",
+                format!(
+                    "graph {} is not a graph of owner {}",
+                    self.job.graph_id, self.job.owner_id
+                ),
+            ));
+        }
+        let (systems, roots) = self.entries().await?;
+        tracing::info!(graph_id = %self.job.graph_id, systems = systems.len(), entries = roots.len(), "analytics_graph_entries");
+        if roots.is_empty() {
+            self.finish("warning", "Empty entry point", NotifyType::Warning)
+                .await?;
+            return Ok(json!({"graph_id": self.job.graph_id, "status": "warning", "apps": 0}));
+        }
+        let (apps, missing, cut) = self.walk(&roots).await?;
+        tracing::info!(graph_id = %self.job.graph_id, apps = apps.len(), missing, cut, "analytics_graph_walked");
+        if apps.is_empty() {
+            self.finish("warning", "Empty dependencies", NotifyType::Warning)
+                .await?;
+            return Ok(json!({"graph_id": self.job.graph_id, "status": "warning", "apps": 0}));
+        }
+        let servers = self.servers(&apps).await?;
+        let drawn = Drawn::new(apps, &roots, &servers.by_app);
+        let clients = self.clients(&systems).await?;
+        let mut stats = drawn.stats(servers.distinct);
+        stats.insert("iclients", clients);
+        let mut notes = Vec::new();
+        if missing > 0 {
+            notes.push(format!(
+                "{missing} dependencies name applications that do not exist (left out)"
+            ));
+        }
+        if cut {
+            notes.push(format!("the map stops at {APPS_MAX} applications"));
+        }
+        if !notes.is_empty() {
+            stats.insert("msg", notes.join("; "));
+        }
+        self.set(stats).await?;
+        let svg = drawn.svg();
+        match self.send(&svg, drawn.cards.len()).await {
+            Ok(()) => {
+                self.set(doc! {"status": "finished", "msg": if notes.is_empty() { "Finish".to_owned() } else { format!("Finish: {}", notes.join("; ")) }})
+                    .await?;
+                self.notify(NotifyType::Success).await;
+            }
+            Err(e @ TaskError::Retry { .. }) => return Err(e),
+            Err(e) => {
+                self.finish("error", &e.to_string(), NotifyType::Danger)
+                    .await?;
+                return Err(e);
+            }
+        }
+        Ok(json!({
+            "graph_id": self.job.graph_id,
+            "status": "finished",
+            "apps": drawn.cards.len(),
+            "edges": drawn.layout.edges.len(),
+            "missing": missing,
+            "width": drawn.layout.width,
+            "height": drawn.layout.height,
+            "svg_bytes": svg.len(),
+        }))
+    }
+
+    /// The selected systems (`{_id, name, clients}`) and the entry applications' ids.
+    async fn entries(&self) -> Result<(Vec<Document>, Vec<String>), TaskError> {
+        let job = self.job;
+        if !job.apps.is_empty() && job.clients.is_empty() && job.systems.is_empty() {
+            return Ok((Vec::new(), job.apps.clone()));
+        }
+        let filter = if !job.clients.is_empty() {
+            doc! {"clients._id": {"$in": any_of(&job.clients)}}
+        } else if !job.systems.is_empty() {
+            doc! {"_id": {"$in": any_of(&job.systems)}}
+        } else {
+            doc! {}
+        };
+        let filter = self.scoped(filter);
+        let systems: Vec<Document> = self
+            .db()
+            .collection::<Document>("systems")
+            .find(filter)
+            .projection(doc! {"_id": 1, "name": 1, "entry": 1, "clients": 1})
+            .sort(doc! {"_id": 1})
+            .limit(SYSTEMS_MAX)
+            .await
+            .map_err(|e| mongo(e, self.ctx.retries))?
+            .try_collect()
+            .await
+            .map_err(|e| mongo(e, self.ctx.retries))?;
+        let mut roots: Vec<String> = Vec::new();
+        let mut fallen: Vec<String> = Vec::new();
+        for s in &systems {
+            let entries: Vec<String> = s
+                .get_array("entry")
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| id_text(e.as_document()?.get("_id")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if entries.is_empty() {
+                fallen.extend(id_text(s.get("_id")));
+            } else {
+                roots.extend(entries);
+            }
+        }
+        if !fallen.is_empty() {
+            roots.extend(self.guessed_entries(&fallen).await?);
+        }
+        let mut seen = HashSet::new();
+        roots.retain(|r| seen.insert(r.clone()));
+        Ok((systems, roots))
+    }
+
+    /// For each system without entries, its applications of the best family tier it has.
+    async fn guessed_entries(&self, systems: &[String]) -> Result<Vec<String>, TaskError> {
+        let apps: Vec<Document> = self
+            .db()
+            .collection::<Document>("applications")
+            .find(self.scoped(doc! {"system._id": {"$in": any_of(systems)}}))
+            .projection(doc! {"_id": 1, "family": 1, "system": 1})
+            .sort(doc! {"_id": 1})
+            .limit(APPS_MAX as i64)
+            .await
+            .map_err(|e| mongo(e, self.ctx.retries))?
+            .try_collect()
+            .await
+            .map_err(|e| mongo(e, self.ctx.retries))?;
+        let tier = |d: &Document| {
+            text(d, "family")
+                .and_then(|f| {
+                    FAMILY_RANKING
+                        .iter()
+                        .position(|r| r.eq_ignore_ascii_case(&f))
+                })
+                .map_or(usize::MAX, |p| p / 3)
+        };
+        let mut out = Vec::new();
+        for s in systems {
+            let mine: Vec<&Document> = apps
+                .iter()
+                .filter(|a| {
+                    a.get_array("system").is_ok_and(|list| {
+                        list.iter().any(|x| {
+                            id_text(x.as_document().and_then(|d| d.get("_id"))).as_deref()
+                                == Some(s.as_str())
+                        })
+                    })
+                })
+                .collect();
+            let best = mine.iter().map(|a| tier(a)).min();
+            out.extend(
+                mine.iter()
+                    .filter(|a| Some(tier(a)) == best)
+                    .filter_map(|a| id_text(a.get("_id"))),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The applications reachable from `roots` through `deps`, the number of dependencies on
+    /// applications that are not there, and whether [`APPS_MAX`] cut the walk.
+    async fn walk(&self, roots: &[String]) -> Result<(Vec<App>, usize, bool), TaskError> {
+        let coll = self.db().collection::<Document>("applications");
+        let mut found: Vec<App> = Vec::new();
+        let mut seen: HashSet<String> = roots.iter().cloned().collect();
+        let mut frontier: Vec<String> = roots.to_vec();
+        let mut cut = false;
+        for _depth in 0..=DEPTH_MAX {
+            if frontier.is_empty() {
+                break;
+            }
+            let docs: Vec<Document> = coll
+                .find(self.scoped(doc! {"_id": {"$in": any_of(&frontier)}}))
+                .projection(
+                    doc! {"_id": 1, "name": 1, "family": 1, "deps": 1, "system": 1,
+                    "datacenters.provider": 1},
+                )
+                .await
+                .map_err(|e| mongo(e, self.ctx.retries))?
+                .try_collect()
+                .await
+                .map_err(|e| mongo(e, self.ctx.retries))?;
+            let mut next = Vec::new();
+            for d in docs {
+                let Some(id) = id_text(d.get("_id")) else {
+                    continue;
+                };
+                let deps: Vec<(String, Option<String>)> = d
+                    .get_array("deps")
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| {
+                                let x = x.as_document()?;
+                                Some((id_text(x.get("_id"))?, text(x, "endpoint")))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for (dep, _) in &deps {
+                    if seen.len() >= APPS_MAX {
+                        cut = true;
+                        break;
+                    }
+                    if seen.insert(dep.clone()) {
+                        next.push(dep.clone());
+                    }
+                }
+                let systems = d
+                    .get_array("system")
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| {
+                                let x = x.as_document()?;
+                                Some((id_text(x.get("_id"))?, text(x, "name").unwrap_or_default()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                found.push(App {
+                    name: text(&d, "name").unwrap_or_else(|| id.clone()),
+                    family: text(&d, "family"),
+                    provider: d
+                        .get_document("datacenters")
+                        .ok()
+                        .and_then(|dc| text(dc, "provider")),
+                    id,
+                    deps,
+                    systems,
+                });
+            }
+            frontier = next;
+        }
+        // What was asked for past the depth limit is not missing, only not drawn.
+        let present: HashSet<&str> = found.iter().map(|a| a.id.as_str()).collect();
+        let dangling = found
+            .iter()
+            .flat_map(|a| a.deps.iter())
+            .filter(|(d, _)| !present.contains(d.as_str()) && !frontier.contains(d))
+            .count();
+        Ok((found, dangling, cut))
+    }
+
+    /// Per application id: its servers' count and first provider.
+    async fn servers(&self, apps: &[App]) -> Result<Servers, TaskError> {
+        let ids: Vec<String> = apps.iter().map(|a| a.id.clone()).collect();
+        let mut out: HashMap<String, (usize, Option<String>)> = HashMap::new();
+        let mut distinct = 0usize;
+        let mut cursor = self
+            .db()
+            .collection::<Document>("servers")
+            .find(self.scoped(doc! {"applications._id": {"$in": any_of(&ids)}}))
+            .projection(doc! {"applications._id": 1, "datacenters.provider": 1})
+            .await
+            .map_err(|e| mongo(e, self.ctx.retries))?;
+        let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        while let Some(s) = cursor
+            .try_next()
+            .await
+            .map_err(|e| mongo(e, self.ctx.retries))?
+        {
+            let provider = s
+                .get_document("datacenters")
+                .ok()
+                .and_then(|dc| text(dc, "provider"));
+            let linked: HashSet<String> = s
+                .get_array("applications")
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| id_text(x.as_document()?.get("_id")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if linked.iter().any(|a| wanted.contains(a.as_str())) {
+                distinct += 1;
+            }
+            for app in linked.iter().filter(|a| wanted.contains(a.as_str())) {
+                let e = out.entry(app.clone()).or_insert((0, None));
+                e.0 += 1;
+                if e.1.is_none() {
+                    e.1 = provider.clone();
+                }
+            }
+        }
+        Ok(Servers {
+            by_app: out,
+            distinct,
+        })
+    }
+
+    /// The clients of the systems mapped, once each: `{items: [{_id, name}], total}`.
+    async fn clients(&self, systems: &[Document]) -> Result<Bson, TaskError> {
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        for s in systems {
+            for c in s
+                .get_array("clients")
+                .map(|a| a.iter())
+                .into_iter()
+                .flatten()
+            {
+                let Some(c) = c.as_document() else { continue };
+                if let Some(id) = id_text(c.get("_id"))
+                    && seen.insert(id.clone())
+                {
+                    items.push(doc! {"_id": oid(&id), "name": text(c, "name").unwrap_or_default()});
+                }
+            }
+        }
+        let total = items.len() as i64;
+        Ok(Bson::Document(doc! {"items": items, "total": total}))
+    }
+
+    /// Sends the SVG to analytics-front with Maestro's graph token.
+    async fn send(&self, svg: &str, total: usize) -> Result<(), TaskError> {
+        let front = self.svc.analytics_front_uri.as_ref().ok_or_else(|| {
+            TaskError::fail(
+                "ConfigurationError",
+                "MAESTRO_ANALYTICS_FRONT_URI (--analytics-front-uri) is not set: the map cannot be delivered",
+            )
+        })?;
+        let token = self
+            .svc
+            .graph_token(&self.job.graph_id, &self.job.owner_id)?;
+        let mut url = front.clone();
+        url.set_path(&format!("{}/graphs", front.path().trim_end_matches('/')));
+        let total = total.to_string();
+        let answer = self
+            .svc
+            .http
+            .post(url)
+            .header("Authorization", format!("JWT {token}"))
+            .form(&[("payload", svg), ("total", total.as_str())])
+            .send()
+            .await;
+        let wait = std::time::Duration::from_secs(
+            5u64.saturating_mul(1 << self.ctx.retries.min(6)).min(300),
+        );
+        match answer {
+            Err(e) => Err(TaskError::retry_in(
+                wait,
+                "ConnectionError",
+                format!("analytics-front: {}", e.without_url()),
+            )),
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
+                Err(TaskError::retry_in(
+                    wait,
+                    "HTTPError",
+                    format!("analytics-front answered HTTP {}", r.status()),
+                ))
+            }
+            Ok(r) => Err(TaskError::fail(
+                "HTTPError",
+                format!("analytics-front refused the map: HTTP {}", r.status()),
+            )),
+        }
+    }
+}
+
+/// The servers of the map's applications: per application, their count and first provider;
+/// and how many servers in all (one linked to two applications counts once).
+struct Servers {
+    by_app: HashMap<String, (usize, Option<String>)>,
+    distinct: usize,
+}
+
+/// The map: its applications as cards, laid out.
+struct Drawn {
+    cards: Vec<Card>,
+    apps: Vec<App>,
+    edges: Vec<(usize, usize)>,
+    endpoints: Vec<Option<String>>,
+    layout: layout::Layout,
+}
+
+impl Drawn {
+    fn new(
+        mut apps: Vec<App>,
+        roots: &[String],
+        servers: &HashMap<String, (usize, Option<String>)>,
+    ) -> Self {
+        // Stable: by name, then id.
+        apps.sort_by(|a, b| {
+            a.name
+                .to_lowercase()
+                .cmp(&b.name.to_lowercase())
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let index: HashMap<&str, usize> = apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.as_str(), i))
+            .collect();
+        let mut edges = Vec::new();
+        let mut endpoints = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, a) in apps.iter().enumerate() {
+            for (dep, endpoint) in &a.deps {
+                if let Some(&j) = index.get(dep.as_str())
+                    && seen.insert((i, j))
+                {
+                    edges.push((i, j));
+                    endpoints.push(endpoint.clone());
+                }
+            }
+        }
+        let root_ix: Vec<usize> = roots
+            .iter()
+            .filter_map(|r| index.get(r.as_str()).copied())
+            .collect();
+        let order: Vec<usize> = (0..apps.len()).collect();
+        let layout = layout::layout(apps.len(), &edges, &root_ix, &order);
+        // The layout draws edges in its own order: match each to its endpoint.
+        let by_pair: HashMap<(usize, usize), Option<String>> = edges
+            .iter()
+            .copied()
+            .zip(endpoints.iter().cloned())
+            .collect();
+        let endpoints = layout
+            .edges
+            .iter()
+            .map(|e| by_pair.get(&(e.from, e.to)).cloned().flatten())
+            .collect();
+        let roots: HashSet<usize> = root_ix.into_iter().collect();
+        let cards = apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let (count, provider) = servers.get(&a.id).cloned().unwrap_or((0, None));
+                Card {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    family: a.family.clone(),
+                    provider: provider.or_else(|| a.provider.clone()),
+                    servers: count,
+                    root: roots.contains(&i),
+                }
+            })
+            .collect();
+        Self {
+            cards,
+            apps,
+            edges,
+            endpoints,
+            layout,
+        }
+    }
+
+    fn svg(&self) -> String {
+        svg::draw(
+            &self.layout,
+            &self.cards,
+            &self.endpoints,
+            "Maestro business map",
+        )
+    }
+
+    /// What the graph document shows beside the map (Maestro's fields): `info {histograms,
+    /// density, conections}`, `ifamilies`, `isystems`, `iservers`.
+    fn stats(&self, servers: usize) -> Document {
+        let n = self.apps.len();
+        let m = self.edges.len();
+        let mut histograms = Document::new();
+        for (col, count) in self.layout.columns.iter().enumerate() {
+            histograms.insert(col.to_string(), *count as i64);
+        }
+        let density = if n > 1 {
+            m as f64 / (n as f64 * (n as f64 - 1.0))
+        } else {
+            0.0
+        };
+        let mut families: BTreeMap<String, i64> = BTreeMap::new();
+        for a in &self.apps {
+            *families
+                .entry(a.family.clone().unwrap_or_else(|| "Unknown".into()))
+                .or_default() += 1;
+        }
+        let mut systems = Vec::new();
+        let mut seen = HashSet::new();
+        for a in &self.apps {
+            for (id, name) in &a.systems {
+                if seen.insert(id.clone()) {
+                    systems.push(doc! {"_id": oid(id), "name": name});
+                }
+            }
+        }
+        let families_doc: Document = families
+            .into_iter()
+            .map(|(k, v)| (k, Bson::Int64(v)))
+            .collect();
+        doc! {
+            "info": {"histograms": histograms, "density": format!("{density:.2}"), "conections": m as i64},
+            "ifamilies": {"items": families_doc, "total": n as i64},
+            "isystems": {"total": systems.len() as i64, "items": systems},
+            "iservers": {"total": servers as i64},
+        }
+    }
+}
