@@ -497,6 +497,7 @@ async fn register_adds_every_task_with_its_options_and_state() {
         registry.names(),
         [
             "maestro.aggregation",
+            "maestro.analytics.graph",
             "maestro.discovery.scan",
             "maestro.notify",
             "maestro.report.finish",
@@ -512,6 +513,10 @@ async fn register_adds_every_task_with_its_options_and_state() {
     assert_eq!(retries("maestro.webhook"), Some(DELIVERY_MAX_RETRIES));
     assert_eq!(retries("maestro.notify"), Some(DELIVERY_MAX_RETRIES));
     assert_eq!(retries("maestro.discovery.scan"), Some(SCAN_MAX_RETRIES));
+    assert_eq!(
+        retries("maestro.analytics.graph"),
+        Some(maestro_catalogue::analytics::GRAPH_MAX_RETRIES)
+    );
     for other in [
         "maestro.report.general",
         "maestro.aggregation",

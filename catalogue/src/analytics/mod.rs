@@ -46,6 +46,8 @@ pub const DEPTH_MAX: usize = 40;
 pub const APPS_MAX: usize = 2000;
 /// Most systems a map starts from.
 pub const SYSTEMS_MAX: i64 = 1000;
+/// Retries of a map whose store or analytics-front was away.
+pub const GRAPH_MAX_RETRIES: u32 = 5;
 /// The graph documents server-app creates.
 pub const GRAPHS: &str = "graphs";
 
@@ -77,7 +79,7 @@ const FAMILY_RANKING: [&str; 21] = [
 
 /// `maestro.analytics.graph(graph_id, owner_id, kind, clients, systems, apps)`: see the module
 /// documentation.
-#[task(name = TASK_ANALYTICS_GRAPH, max_retries = 5)]
+#[task(name = TASK_ANALYTICS_GRAPH, max_retries = GRAPH_MAX_RETRIES)]
 pub async fn graph(
     ctx: &TaskContext,
     #[state] svc: &Arc<Services>,
