@@ -392,7 +392,7 @@ def test_bad_input_never_leaves_a_graph_in_process(analytics, mongo, front, amqp
     owner, other, i, (shop, billing, empty) = small_inventory(mongo)
     gid = new_graph(mongo, owner)
     # Refused by maestro-api, naming the field; nothing enqueued (no worker yet to take it).
-    for bad, field in [({"type": "infra"}, "type"), ({"_id": "not-an-id"}, "_id"),
+    for bad, field in [({"type": "in fra"}, "type"), ({"_id": "not-an-id"}, "_id"),
                        ({"owner_id": str(owner)[:20]}, "owner_id"),
                        ({"systems": [{"_id": "zz", "name": "x"}]}, "systems")]:
         status, body = call(analytics.api, "POST", "/graph",
@@ -400,6 +400,13 @@ def test_bad_input_never_leaves_a_graph_in_process(analytics, mongo, front, amqp
         assert status == 422 and body["field"] == field, (bad, status, body)
     assert amqp.ready(analytics.q) in (None, 0)
     analytics.start()
+
+    # An infrastructure map, which Maestro never drew: a warning on the graph, not a 422
+    # (server-app created the graph before asking; it would stay in process).
+    r = analytics.draw({**request(gid, owner, [shop]), "type": "infra"})
+    assert r.state == "SUCCESS" and r.result["status"] == "warning", (r.result, r.traceback)
+    g = mongo.graphs.find_one({"_id": gid})
+    assert g["status"] == "warning" and "business maps" in g["msg"], g
 
     # Another owner's graph: the task fails and writes nothing, tells nobody.
     theirs = new_graph(mongo, other, roles_of=other)
@@ -422,8 +429,8 @@ def test_bad_input_never_leaves_a_graph_in_process(analytics, mongo, front, amqp
     g = mongo.graphs.find_one({"_id": gid})
     assert g["status"] == "error" and "HTTP 400" in g["msg"], g
     assert g["ifamilies"]["total"] == 8, "the statistics were written before the delivery"
-    kinds = [n["notify"]["type"] for n in notifications(amqp, analytics.notify, 2)]
-    assert kinds == ["warning", "danger"], kinds
+    kinds = [n["notify"]["type"] for n in notifications(amqp, analytics.notify, 3)]
+    assert kinds == ["warning", "warning", "danger"], kinds
     assert front.maps == [] and front.refused == []
 
 

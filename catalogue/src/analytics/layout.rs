@@ -35,6 +35,18 @@ const SWEEPS: usize = 12;
 /// edge reversed (to break a cycle).
 type Acyclic = ((usize, usize), (usize, usize), bool);
 
+/// Most waypoints a map may need (each a slot on the drawing and a few points of an edge).
+pub const WAYPOINTS_MAX: usize = 50_000;
+
+/// A map that would need more than [`WAYPOINTS_MAX`] waypoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the map is too large to draw readably: its dependencies would cross {waypoints} columns of other applications (at most {WAYPOINTS_MAX})"
+)]
+pub struct TooLarge {
+    pub waypoints: usize,
+}
+
 /// An axis-aligned rectangle.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rect {
@@ -70,7 +82,12 @@ pub struct Layout {
 
 /// Lays out `n` nodes and `edges` (`(from, to)`: from depends on to). `order` ranks the nodes
 /// for every tie (their names, say); `roots` are the entry applications, drawn first.
-pub fn layout(n: usize, edges: &[(usize, usize)], roots: &[usize], order: &[usize]) -> Layout {
+pub fn layout(
+    n: usize,
+    edges: &[(usize, usize)],
+    roots: &[usize],
+    order: &[usize],
+) -> Result<Layout, TooLarge> {
     // Rank of each node in the caller's order, for deterministic ties.
     let mut rank = vec![0usize; n];
     for (r, &v) in order.iter().enumerate() {
@@ -97,7 +114,8 @@ pub fn layout(n: usize, edges: &[(usize, usize)], roots: &[usize], order: &[usiz
     // 1. Each node's distance from the entries (breadth first, in rank order; a part of the
     //    graph no entry reaches starts from its best-ranked node). An edge that does not lead
     //    further from the entries, in the order (distance, rank), is reversed: what remains is
-    //    acyclic, and every entry stays in the first column.
+    //    acyclic, and the entries start the drawing (one that depends on another entry sits
+    //    right of it).
     let mut starts: Vec<usize> = roots.iter().copied().filter(|&r| r < n).collect();
     starts.sort_unstable_by_key(|&r| rank[r]);
     let mut rest: Vec<usize> = (0..n).collect();
@@ -156,6 +174,16 @@ pub fn layout(n: usize, edges: &[(usize, usize)], roots: &[usize], order: &[usiz
         for w in dag_graph.neighbors(v) {
             layer[w.index()] = layer[w.index()].max(l + 1);
         }
+    }
+
+    // A map whose long edges would need more waypoints than it is worth drawing is refused
+    // before any is made (one node depending on a chain of 2,000 would need two million).
+    let waypoints: usize = dag
+        .iter()
+        .map(|((a, b), _, _)| layer[*b].saturating_sub(layer[*a] + 1))
+        .sum();
+    if waypoints > WAYPOINTS_MAX {
+        return Err(TooLarge { waypoints });
     }
 
     // 3. Waypoints: every edge becomes a chain of one-column steps.
@@ -340,14 +368,14 @@ pub fn layout(n: usize, edges: &[(usize, usize)], roots: &[usize], order: &[usiz
         + columns_n.saturating_sub(1) as f64 * GAP_X
         + GAP_X * 0.5;
     let height = tallest - GAP_Y.min(tallest - MARGIN) + MARGIN;
-    Layout {
+    Ok(Layout {
         boxes,
         cells: vcell[..n].to_vec(),
         edges: edges_out,
         columns,
         width: width.max(MARGIN * 2.0),
         height: height.max(MARGIN * 2.0),
-    }
+    })
 }
 
 /// Crossings between each pair of neighbouring columns (two edges cross when their ends are
@@ -497,7 +525,7 @@ mod tests {
 
     #[test]
     fn a_chain_goes_left_to_right() {
-        let l = layout(3, &[(0, 1), (1, 2)], &[0], &[0, 1, 2]);
+        let l = layout(3, &[(0, 1), (1, 2)], &[0], &[0, 1, 2]).expect("layout");
         assert_eq!(l.cells, vec![(0, 0), (1, 0), (2, 0)]);
         assert_eq!(l.columns, vec![1, 1, 1]);
         assert_eq!(check(&l), None);
@@ -512,7 +540,8 @@ mod tests {
             &[(0, 1), (1, 2), (2, 3), (0, 3), (3, 1)],
             &[0],
             &[0, 1, 2, 3],
-        );
+        )
+        .expect("layout");
         assert_eq!(check(&l), None);
         let long = l
             .edges
@@ -545,7 +574,7 @@ mod tests {
         let n = 500;
         let edges = tangled(n);
         let order: Vec<usize> = (0..n).collect();
-        let a = layout(n, &edges, &[0, 1, 2], &order);
+        let a = layout(n, &edges, &[0, 1, 2], &order).expect("layout");
         assert_eq!(check(&a), None);
         assert_eq!(a.boxes.len(), n);
         assert_eq!(a.columns.iter().sum::<usize>(), n);
@@ -554,13 +583,25 @@ mod tests {
             [0, 1, 2].iter().all(|&r| a.cells[r].0 == 0),
             "the entries are in the first column"
         );
-        let b = layout(n, &edges, &[0, 1, 2], &order);
+        let b = layout(n, &edges, &[0, 1, 2], &order).expect("layout");
         assert_eq!(a, b, "the same input gives the same drawing");
     }
 
     #[test]
+    fn a_hub_over_a_long_chain_is_refused_before_its_waypoints_are_made() {
+        // 0 depends on every other node, and each on the next: the chain makes 2,000
+        // columns, and 0's edges would need about two million waypoints.
+        let n = 2000;
+        let mut edges: Vec<(usize, usize)> = (1..n).map(|b| (0, b)).collect();
+        edges.extend((1..n - 1).map(|a| (a, a + 1)));
+        let order: Vec<usize> = (0..n).collect();
+        let refused = layout(n, &edges, &[0], &order).expect_err("too large");
+        assert!(refused.waypoints > WAYPOINTS_MAX);
+    }
+
+    #[test]
     fn the_check_sees_what_it_must() {
-        let mut l = layout(3, &[(0, 2)], &[0], &[0, 1, 2]);
+        let mut l = layout(3, &[(0, 2)], &[0], &[0, 1, 2]).expect("layout");
         assert_eq!(check(&l), None);
         // Move box 1 onto the edge's way, then onto box 0.
         let e = &l.edges[0];

@@ -46,6 +46,14 @@ pub const DEPTH_MAX: usize = 40;
 pub const APPS_MAX: usize = 2000;
 /// Most systems a map starts from.
 pub const SYSTEMS_MAX: i64 = 1000;
+/// Longest name and endpoint kept of an application (the map shows far less).
+pub const NAME_CHARS_MAX: usize = 256;
+pub const ENDPOINT_CHARS_MAX: usize = 512;
+/// Most dependencies read of one application, and entries of one system.
+pub const DEPS_PER_APP_MAX: usize = 500;
+pub const ENTRIES_PER_SYSTEM_MAX: usize = 200;
+/// Largest map sent to analytics-front (its form limit is 50 MB).
+pub const SVG_BYTES_MAX: usize = 40 * 1024 * 1024;
 /// Retries of a map whose store or analytics-front was away.
 pub const GRAPH_MAX_RETRIES: u32 = 5;
 /// The graph documents server-app creates.
@@ -86,13 +94,16 @@ pub async fn graph(
     #[args] job: GraphJob,
 ) -> TaskResult<Value> {
     job.validate()?;
-    Map {
+    let map = Map {
         svc,
         ctx,
         job: &job,
+    };
+    let outcome = map.run().await;
+    if let Err(e) = &outcome {
+        map.give_up(e).await;
     }
-    .run()
-    .await
+    outcome
 }
 
 struct Map<'a> {
@@ -132,13 +143,30 @@ fn id_text(b: Option<&Bson>) -> Option<String> {
 }
 
 fn text(d: &Document, key: &str) -> Option<String> {
+    cut_text(d, key, NAME_CHARS_MAX)
+}
+
+/// A string field, cut to `max` characters.
+fn cut_text(d: &Document, key: &str, max: usize) -> Option<String> {
     d.get_str(key)
         .ok()
         .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+        .map(|s| s.chars().take(max).collect())
 }
 
+/// A MongoDB error: retried when the server was away, a failure when it refused the request
+/// (a query or document too large, say), which a retry would meet again.
 fn mongo(e: mongodb::error::Error, retries: u32) -> TaskError {
+    use mongodb::error::ErrorKind;
+    let away = matches!(
+        *e.kind,
+        ErrorKind::Io(_)
+            | ErrorKind::ServerSelection { .. }
+            | ErrorKind::ConnectionPoolCleared { .. }
+    ) || e.contains_label("RetryableWriteError");
+    if !away {
+        return TaskError::fail("OperationalError", format!("MongoDB refused: {e}"));
+    }
     let wait = std::time::Duration::from_secs(5u64.saturating_mul(1 << retries.min(6)).min(300));
     TaskError::retry_in(wait, "OperationalError", format!("MongoDB: {e}"))
 }
@@ -162,9 +190,37 @@ impl Map<'_> {
         self.db().collection(GRAPHS)
     }
 
+    /// The graph, when the owner may write it (role 3 or more, as analytics-front asks).
     fn graph_filter(&self) -> Document {
         doc! {"_id": oid(&self.job.graph_id),
-        "roles._id": {"$in": any_of(std::slice::from_ref(&self.job.owner_id))}}
+        "roles": {"$elemMatch": {
+            "_id": {"$in": any_of(std::slice::from_ref(&self.job.owner_id))},
+            "role": {"$gte": crate::discovery::ROLE_WRITE}}}}
+    }
+
+    /// After a failure: the graph says so and the websocket hears it, unless the task will be
+    /// retried or the graph is not the owner's (then nothing of it may be written).
+    async fn give_up(&self, e: &TaskError) {
+        let last = match e {
+            TaskError::Retry { .. } => self.ctx.retries >= GRAPH_MAX_RETRIES,
+            other => !other.to_string().starts_with("LookupError"),
+        };
+        if !last {
+            return;
+        }
+        let msg: String = e.to_string().chars().take(500).collect();
+        if self
+            .graphs()
+            .update_one(
+                self.graph_filter(),
+                doc! {"$set": {"status": "error", "msg": msg,
+                "updated_at": mongodb::bson::DateTime::now()}},
+            )
+            .await
+            .is_ok()
+        {
+            self.notify(NotifyType::Danger).await;
+        }
     }
 
     async fn set(&self, fields: Document) -> Result<(), TaskError> {
@@ -220,6 +276,15 @@ impl Map<'_> {
                 ),
             ));
         }
+        if !maestro_contract::graph::KINDS.contains(&self.job.kind.as_str()) {
+            self.finish(
+                "warning",
+                "Only business maps are drawn (type bussiness); infrastructure maps are not",
+                NotifyType::Warning,
+            )
+            .await?;
+            return Ok(json!({"graph_id": self.job.graph_id, "status": "warning", "apps": 0}));
+        }
         let (systems, roots) = self.entries().await?;
         tracing::info!(graph_id = %self.job.graph_id, systems = systems.len(), entries = roots.len(), "analytics_graph_entries");
         if roots.is_empty() {
@@ -235,7 +300,34 @@ impl Map<'_> {
             return Ok(json!({"graph_id": self.job.graph_id, "status": "warning", "apps": 0}));
         }
         let servers = self.servers(&apps).await?;
-        let drawn = Drawn::new(apps, &roots, &servers.by_app);
+        // The layout and the drawing are CPU work: off the runtime's threads.
+        let by_app = servers.by_app.clone();
+        let roots_owned = roots.clone();
+        let drawn = tokio::task::spawn_blocking(move || {
+            Drawn::new(apps, &roots_owned, &by_app).map(|d| {
+                let svg = d.svg();
+                (d, svg)
+            })
+        })
+        .await
+        .map_err(|e| TaskError::fail("RuntimeError", format!("the map's drawing stopped: {e}")))?;
+        let (drawn, svg) = match drawn {
+            Ok(d) => d,
+            Err(too_large) => {
+                self.finish("warning", &too_large.to_string(), NotifyType::Warning)
+                    .await?;
+                return Ok(json!({"graph_id": self.job.graph_id, "status": "warning", "apps": 0}));
+            }
+        };
+        if svg.len() > SVG_BYTES_MAX {
+            return Err(TaskError::fail(
+                "ValueError",
+                format!(
+                    "the map's SVG is {} bytes, more than analytics-front takes ({SVG_BYTES_MAX})",
+                    svg.len()
+                ),
+            ));
+        }
         let clients = self.clients(&systems).await?;
         let mut stats = drawn.stats(servers.distinct);
         stats.insert("iclients", clients);
@@ -252,19 +344,14 @@ impl Map<'_> {
             stats.insert("msg", notes.join("; "));
         }
         self.set(stats).await?;
-        let svg = drawn.svg();
         match self.send(&svg, drawn.cards.len()).await {
             Ok(()) => {
                 self.set(doc! {"status": "finished", "msg": if notes.is_empty() { "Finish".to_owned() } else { format!("Finish: {}", notes.join("; ")) }})
                     .await?;
                 self.notify(NotifyType::Success).await;
             }
-            Err(e @ TaskError::Retry { .. }) => return Err(e),
-            Err(e) => {
-                self.finish("error", &e.to_string(), NotifyType::Danger)
-                    .await?;
-                return Err(e);
-            }
+            // give_up marks the graph when this was the last try.
+            Err(e) => return Err(e),
         }
         Ok(json!({
             "graph_id": self.job.graph_id,
@@ -311,6 +398,7 @@ impl Map<'_> {
                 .get_array("entry")
                 .map(|a| {
                     a.iter()
+                        .take(ENTRIES_PER_SYSTEM_MAX)
                         .filter_map(|e| id_text(e.as_document()?.get("_id")))
                         .collect()
                 })
@@ -326,6 +414,7 @@ impl Map<'_> {
         }
         let mut seen = HashSet::new();
         roots.retain(|r| seen.insert(r.clone()));
+        roots.truncate(APPS_MAX);
         Ok((systems, roots))
     }
 
@@ -380,7 +469,8 @@ impl Map<'_> {
     async fn walk(&self, roots: &[String]) -> Result<(Vec<App>, usize, bool), TaskError> {
         let coll = self.db().collection::<Document>("applications");
         let mut found: Vec<App> = Vec::new();
-        let mut seen: HashSet<String> = roots.iter().cloned().collect();
+        // Every id asked for, found or not: a dependency named here and not found is missing.
+        let mut asked: HashSet<String> = roots.iter().cloned().collect();
         let mut frontier: Vec<String> = roots.to_vec();
         let mut cut = false;
         for _depth in 0..=DEPTH_MAX {
@@ -399,6 +489,7 @@ impl Map<'_> {
                 .await
                 .map_err(|e| mongo(e, self.ctx.retries))?;
             let mut next = Vec::new();
+            let level_start = found.len();
             for d in docs {
                 let Some(id) = id_text(d.get("_id")) else {
                     continue;
@@ -407,26 +498,22 @@ impl Map<'_> {
                     .get_array("deps")
                     .map(|a| {
                         a.iter()
+                            .take(DEPS_PER_APP_MAX)
                             .filter_map(|x| {
                                 let x = x.as_document()?;
-                                Some((id_text(x.get("_id"))?, text(x, "endpoint")))
+                                Some((
+                                    id_text(x.get("_id"))?,
+                                    cut_text(x, "endpoint", ENDPOINT_CHARS_MAX),
+                                ))
                             })
                             .collect()
                     })
                     .unwrap_or_default();
-                for (dep, _) in &deps {
-                    if seen.len() >= APPS_MAX {
-                        cut = true;
-                        break;
-                    }
-                    if seen.insert(dep.clone()) {
-                        next.push(dep.clone());
-                    }
-                }
                 let systems = d
                     .get_array("system")
                     .map(|a| {
                         a.iter()
+                            .take(ENTRIES_PER_SYSTEM_MAX)
                             .filter_map(|x| {
                                 let x = x.as_document()?;
                                 Some((id_text(x.get("_id"))?, text(x, "name").unwrap_or_default()))
@@ -446,14 +533,33 @@ impl Map<'_> {
                     systems,
                 });
             }
+            // The next level: what the applications found depend on and was not asked for,
+            // as long as the map has room (the applications found and those still to read).
+            for app in &found[level_start..] {
+                for (dep, _) in &app.deps {
+                    if asked.contains(dep) {
+                        continue;
+                    }
+                    if found.len() + next.len() >= APPS_MAX {
+                        cut = true;
+                        break;
+                    }
+                    asked.insert(dep.clone());
+                    next.push(dep.clone());
+                }
+            }
             frontier = next;
         }
-        // What was asked for past the depth limit is not missing, only not drawn.
+        // A dependency asked for and not found does not exist (or is another owner's); one
+        // not asked for (past the depth or size limit) is only not drawn.
         let present: HashSet<&str> = found.iter().map(|a| a.id.as_str()).collect();
+        let pending: HashSet<&str> = frontier.iter().map(String::as_str).collect();
         let dangling = found
             .iter()
             .flat_map(|a| a.deps.iter())
-            .filter(|(d, _)| !present.contains(d.as_str()) && !frontier.contains(d))
+            .filter(|(d, _)| {
+                asked.contains(d) && !present.contains(d.as_str()) && !pending.contains(d.as_str())
+            })
             .count();
         Ok((found, dangling, cut))
     }
@@ -596,7 +702,7 @@ impl Drawn {
         mut apps: Vec<App>,
         roots: &[String],
         servers: &HashMap<String, (usize, Option<String>)>,
-    ) -> Self {
+    ) -> Result<Self, layout::TooLarge> {
         // Stable: by name, then id.
         apps.sort_by(|a, b| {
             a.name
@@ -627,7 +733,7 @@ impl Drawn {
             .filter_map(|r| index.get(r.as_str()).copied())
             .collect();
         let order: Vec<usize> = (0..apps.len()).collect();
-        let layout = layout::layout(apps.len(), &edges, &root_ix, &order);
+        let layout = layout::layout(apps.len(), &edges, &root_ix, &order)?;
         // The layout draws edges in its own order: match each to its endpoint.
         let by_pair: HashMap<(usize, usize), Option<String>> = edges
             .iter()
@@ -655,13 +761,13 @@ impl Drawn {
                 }
             })
             .collect();
-        Self {
+        Ok(Self {
             cards,
             apps,
             edges,
             endpoints,
             layout,
-        }
+        })
     }
 
     fn svg(&self) -> String {

@@ -47,7 +47,9 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() => {}
+            // Only what XML allows in a document (no control characters, no U+FFFE/U+FFFF).
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
             c => out.push(c),
         }
     }
@@ -182,25 +184,23 @@ pub fn draw(layout: &Layout, cards: &[Card], endpoints: &[Option<String>], title
         } else {
             "conector"
         };
-        let from = cards.get(e.from).map(|c| c.id.as_str()).unwrap_or("");
+        let from = escape(cards.get(e.from).map(|c| c.id.as_str()).unwrap_or(""));
+        let d = edge_d(e);
+        let endpoint = endpoints.get(i).and_then(|p| p.as_deref()).unwrap_or("");
+        let via = if endpoint.is_empty() {
+            String::new()
+        } else {
+            format!(" via {endpoint}")
+        };
+        // As Maestro's map drew them, for analytics-front's viewer: the visible line, a wide
+        // invisible one to hover (`conector_h conn-<from id>`), the endpoint as hidden text.
         let _ = write!(
             out,
-            r#"<path class="{class} conn-{from}" d="{}" marker-end="url(#arrow)">"#,
-            edge_d(e),
-            from = escape(from)
-        );
-        let to = cards.get(e.to).map(|c| c.name.as_str()).unwrap_or("");
-        let via = endpoints
-            .get(i)
-            .and_then(|p| p.as_deref())
-            .map(|p| format!(" via {p}"))
-            .unwrap_or_default();
-        let _ = write!(
-            out,
-            "<title>{} depends on {}{}</title></path>",
+            r##"<g class="edge"><path class="{class}" d="{d}" marker-end="url(#arrow)"/><path class="conector_h conn-{from}" d="{d}" fill="none" stroke="black" stroke-width="18" stroke-opacity="0"><title>{} depends on {}{}</title></path><text style="display:none">{}</text></g>"##,
             escape(cards.get(e.from).map(|c| c.name.as_str()).unwrap_or("")),
-            escape(to),
-            escape(&via)
+            escape(cards.get(e.to).map(|c| c.name.as_str()).unwrap_or("")),
+            escape(&via),
+            escape(endpoint),
         );
     }
     out.push_str("</g><g class=\"apps\">");
@@ -211,7 +211,7 @@ pub fn draw(layout: &Layout, cards: &[Card], endpoints: &[Option<String>], title
         let colour = provider_colour(c.provider.as_deref());
         let _ = write!(
             out,
-            r#"<g id="{id}" class="app{root}"><rect class="box" x="{x}" y="{y}" width="{bw}" height="{bh}" rx="6"/><rect x="{x}" y="{y}" width="6" height="{bh}" rx="3" fill="{colour}"/>"#,
+            r#"<g id="{id}" class="app boundaries{root}"><rect class="box" x="{x}" y="{y}" width="{bw}" height="{bh}" rx="6"/><rect x="{x}" y="{y}" width="6" height="{bh}" rx="3" fill="{colour}"/>"#,
             id = escape(&c.id),
             root = if c.root { " root" } else { "" },
             x = r.x,
@@ -254,7 +254,24 @@ pub fn draw(layout: &Layout, cards: &[Card], endpoints: &[Option<String>], title
             c.servers
         );
     }
-    out.push_str("</g></svg>");
+    // Tooltips where analytics-front's viewer looks for them: `#tool-<id>`, a tspan per fact.
+    out.push_str("</g><defs>");
+    for c in cards {
+        let _ = write!(out, r#"<g id="tool-{}"><text>"#, escape(&c.id));
+        let servers = c.servers.to_string();
+        for (key, value) in [
+            ("name", Some(c.name.as_str())),
+            ("family", c.family.as_deref()),
+            ("provider", Some(c.provider.as_deref().unwrap_or("premise"))),
+            ("servers", Some(servers.as_str())),
+        ] {
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                let _ = write!(out, r#"<tspan class="{key}">{}</tspan>"#, escape(v));
+            }
+        }
+        out.push_str("</text></g>");
+    }
+    out.push_str("</defs></svg>");
     out
 }
 
@@ -265,7 +282,7 @@ mod tests {
 
     #[test]
     fn names_are_escaped_and_ids_kept() {
-        let l = layout(2, &[(0, 1)], &[0], &[0, 1]);
+        let l = layout(2, &[(0, 1)], &[0], &[0, 1]).expect("layout");
         let cards = vec![
             Card {
                 id: "5f00000000000000000000a1".into(),
@@ -286,7 +303,10 @@ mod tests {
         ];
         let svg = draw(&l, &cards, &[Some("https://api/<x>".into())], "map");
         assert!(!svg.contains("<script>") && svg.contains("&lt;script&gt;"));
-        assert!(svg.contains(r#"<g id="5f00000000000000000000a1" class="app root">"#));
+        assert!(svg.contains(r#"<g id="5f00000000000000000000a1" class="app boundaries root">"#));
+        assert!(svg.contains(r#"<g id="tool-5f00000000000000000000a1">"#));
+        assert!(svg.contains("conector_h conn-5f00000000000000000000a1"));
+        assert_eq!(escape("a\u{FFFF}b\u{1}c"), "abc");
         assert!(svg.contains("2 servers") && svg.contains("#f58536"));
         assert!(svg.contains("via https://api/&lt;x&gt;"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
