@@ -538,7 +538,7 @@ impl OpenStackProvider {
         }
         for (doc, raw) in out
             .iter_mut()
-            .zip(raw.iter().filter(|r| item_id(r).is_some()))
+            .zip(raw.iter().filter(|r| id_of(r).is_some()))
         {
             let Some(flavor) = raw
                 .pointer("/flavor/id")
@@ -685,13 +685,9 @@ fn id_of(raw: &Value) -> Option<String> {
     raw.get("id").and_then(id_text)
 }
 
-fn item_id(raw: &Value) -> Option<String> {
-    id_of(raw)
-}
-
 /// One answer item as Maestro stores it, or `None` without an id.
 fn item(call: &Call, raw: &Value) -> Option<Value> {
-    let id = item_id(raw)?;
+    let id = id_of(raw)?;
     let mut doc = (call.rules)(raw);
     doc.insert("unique_id".into(), Value::String(id));
     doc.entry("datacenters")

@@ -38,6 +38,7 @@ use mongodb::{Collection, Database};
 use serde_json::{Value, json};
 
 use crate::Services;
+use crate::delivery::Class;
 use svg::Card;
 
 /// Deepest dependency followed from an entry application (Maestro's `$graphLookup` depth).
@@ -167,8 +168,21 @@ fn mongo(e: mongodb::error::Error, retries: u32) -> TaskError {
     if !away {
         return TaskError::fail("OperationalError", format!("MongoDB refused: {e}"));
     }
-    let wait = std::time::Duration::from_secs(5u64.saturating_mul(1 << retries.min(6)).min(300));
-    TaskError::retry_in(wait, "OperationalError", format!("MongoDB: {e}"))
+    TaskError::retry_in(
+        backoff(retries),
+        "OperationalError",
+        format!("MongoDB: {e}"),
+    )
+}
+
+/// The wait before retry `retries + 1`: the project's one backoff, with discovery's bounds.
+fn backoff(retries: u32) -> std::time::Duration {
+    maestro_tasks::retry_delay(
+        crate::discovery::RETRY_DELAY_FIRST,
+        crate::discovery::RETRY_DELAY_MAX,
+        retries,
+    )
+    .min(crate::discovery::RETRY_DELAY_MAX)
 }
 
 impl Map<'_> {
@@ -656,24 +670,24 @@ impl Map<'_> {
             .form(&[("payload", svg), ("total", total.as_str())])
             .send()
             .await;
-        let wait = std::time::Duration::from_secs(
-            5u64.saturating_mul(1 << self.ctx.retries.min(6)).min(300),
-        );
-        match answer {
-            Err(e) => Err(TaskError::retry_in(
+        let wait = backoff(self.ctx.retries);
+        let r = answer.map_err(|e| {
+            TaskError::retry_in(
                 wait,
                 "ConnectionError",
                 format!("analytics-front: {}", e.without_url()),
+            )
+        })?;
+        // Delivered, worth another try (5xx, 429), or refused: as every delivery of the
+        // catalogue classifies answers.
+        match crate::delivery::classify(r.status()) {
+            Class::Delivered => Ok(()),
+            Class::Retryable => Err(TaskError::retry_in(
+                wait,
+                "HTTPError",
+                format!("analytics-front answered HTTP {}", r.status()),
             )),
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
-                Err(TaskError::retry_in(
-                    wait,
-                    "HTTPError",
-                    format!("analytics-front answered HTTP {}", r.status()),
-                ))
-            }
-            Ok(r) => Err(TaskError::fail(
+            Class::Permanent => Err(TaskError::fail(
                 "HTTPError",
                 format!("analytics-front refused the map: HTTP {}", r.status()),
             )),
