@@ -4,6 +4,7 @@ Every test gets its own run id; queue, exchange, delay-prefix and dead-letter na
 and teardown deletes exactly those (and the rpc reply queue of the test's Celery app), then
 stops every process the test started.
 """
+import json
 import os
 import pathlib
 import signal
@@ -14,8 +15,27 @@ import uuid
 import pika
 import pytest
 from celery import Celery
+from http.server import BaseHTTPRequestHandler
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet request handler for the tests' stand-ins of public clouds and Maestro peers:
+    `answer` sends a JSON body (with any extra headers) and its length."""
+    content_type = "application/json"
+
+    def log_message(self, *_):
+        pass
+
+    def answer(self, status, body, headers=()):
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        for k, v in [("Content-Type", self.content_type), *headers]:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 WORKER_BIN = os.environ.get("MAESTRO_WORKER_BIN", str(ROOT / "target" / "debug" / "maestro-worker"))

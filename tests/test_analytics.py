@@ -24,14 +24,14 @@ import struct
 import threading
 import urllib.parse
 import xml.etree.ElementTree as ET
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 import resvg_py
 from bson import ObjectId
 from celery import Celery
 
-from conftest import BROKER_URL, MONGODB_URI, ROOT, backend_url, wait_for
+from conftest import BROKER_URL, MONGODB_URI, ROOT, JsonHandler, backend_url, wait_for
 from test_api import NOAUTH, SECRET, apis, b64url  # noqa: F401  (apis: a fixture)
 from test_server_app_calls import call
 
@@ -66,17 +66,7 @@ class FrontStandIn:
         self.status = 200  # what to answer a valid request with
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_):
-                pass
-
-            def answer(self, status, body):
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+        class Handler(JsonHandler):
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))

@@ -18,12 +18,12 @@ import hashlib
 import json
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from bson import ObjectId
 
-from conftest import MONGODB_URI, backend_url
+from conftest import MONGODB_URI, JsonHandler, backend_url
 from test_discovery import SECRETJWT, hs256, process
 
 TENANT = "3c5a1f0e-7d2b-4e8a-9b61-0f4d2c8e7a15"
@@ -141,17 +141,8 @@ class StandIn:
         self.next_link = None  # when set, every list answer's nextLink (a redirect elsewhere)
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_):
-                pass
-
-            def answer(self, status, body):
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+        class Handler(JsonHandler):
+            content_type = "application/json; charset=utf-8"
 
             def arm_error(self, status, code, message):
                 self.answer(status, {"error": {"code": code, "message": message}})

@@ -12,12 +12,12 @@ account's own images. It pages with `links.pages.next` and `meta.total` as the A
 import json
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from bson import ObjectId
 
-from conftest import MONGODB_URI, backend_url
+from conftest import MONGODB_URI, JsonHandler, backend_url
 from test_discovery import SECRETJWT, hs256, moto, process  # noqa: F401 (moto: a fixture)
 
 TOKEN = "dop_v1_standin_token_never_logged_4f9a"
@@ -110,17 +110,7 @@ class StandIn:
         self.throttle = 0
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_):
-                pass
-
-            def answer(self, status, body):
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+        class Handler(JsonHandler):
 
             def do_GET(self):
                 url = urllib.parse.urlsplit(self.path)

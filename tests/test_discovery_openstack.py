@@ -21,12 +21,12 @@ import threading
 import urllib.parse
 import uuid
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from bson import ObjectId
 
-from conftest import MONGODB_URI, backend_url
+from conftest import MONGODB_URI, JsonHandler, backend_url
 from test_discovery import SECRETJWT, hs256, process
 
 USER, PASSWORD = "maestro-scan", "os-pass-never-logged-7Qz"
@@ -147,20 +147,8 @@ class StandIn:
         self.requests, self.logins, self.tokens = [], [], set()  # logins: whether each was accepted
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             region = None
-
-            def log_message(self, *_):
-                pass
-
-            def answer(self, status, body, headers=()):
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                for k, v in [("Content-Type", "application/json"), *headers]:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
