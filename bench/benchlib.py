@@ -1,9 +1,10 @@
 """What the benchmark scripts share: a free port, a Celery protocol-v2 `maestro.noop` message,
-a worker's acknowledgement count from its metrics, CPU time from /proc, RabbitMQ's process,
-and the removal of what a worker declared for a run (its queues, dead letters, delay levels)."""
+a worker's acknowledgement count from its metrics, CPU time from /proc, RabbitMQ's process, a
+local store's process, how busy the machine's cores were, and the removal of what a worker declared for a run (its queues, dead letters, delay levels)."""
 import json
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import urllib.request
@@ -61,6 +62,29 @@ def broker_pid():
     """RabbitMQ's Erlang VM on this machine (beam.smp), to read the broker's CPU time."""
     out = subprocess.run(["pgrep", "-o", "beam.smp"], capture_output=True, text=True).stdout.split()
     return int(out[0]) if out else None
+
+
+def listener_pid(url):
+    """The process listening on the port of `url` (`mongodb://host:port/...`) on this machine,
+    from `ss`, to read a local store's CPU time; None when it is not local."""
+    m = re.match(r"^[a-z+]+://(?:[^@/]*@)?(?:127\.0\.0\.1|localhost)(?::(\d+))?", url)
+    if not m:
+        return None
+    out = subprocess.run(["ss", "-Hltnp", f"sport = :{m.group(1) or 27017}"],
+                         capture_output=True, text=True).stdout
+    found = re.search(r"pid=(\d+)", out)
+    return int(found.group(1)) if found else None
+
+
+def machine_busy(since=None):
+    """(busy, total) jiffies of all cores from /proc/stat; with `since`, the busy fraction of
+    the machine's cores since then."""
+    fields = [int(x) for x in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    now = (sum(fields) - idle, sum(fields))
+    if since is None:
+        return now
+    return (now[0] - since[0]) / max(1, now[1] - since[1])
 
 
 def delete_worker_topology(ch, queues, dead, delay_prefix):

@@ -11,7 +11,11 @@ Per round, interleaved (worker, ceiling, worker, ceiling, ...):
   conditional upsert the worker writes: `{_id, status != SUCCESS}`, `$set` of status, result,
   traceback, children, date_done, retries, name, worker, queue, args, kwargs, expires_at) in
   `update` commands of --batch statements, one after another, into a database of its own
-  on the same server, in a collection with the worker's TTL index on `expires_at`.
+  on the same server, in a collection with the worker's TTL index on `expires_at`, with the
+  worker's write concern (majority and journaled on a replica set member, as SecantusDB
+  reports itself; the URL's when it names one). Then the same with w:1, for scale.
+Beside each rate: the store's CPU per result (when the store runs on this machine), the
+store's operation counters, RabbitMQ's CPU and how busy the machine was.
 Prints each round and the median ratio worker/ceiling. Drops its databases, deletes the
 queues and exchanges it and its workers declared, stops the worker.
 
@@ -34,19 +38,13 @@ import uuid
 import pika
 import pymongo
 
-from benchlib import (cpu_seconds, delete_worker_topology, free_port, noop_message,
-                      worker_acks)
+from benchlib import (broker_pid, cpu_seconds, delete_worker_topology, free_port, listener_pid,
+                      machine_busy, noop_message, worker_acks)
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-
-
-
-
 
 
 def worker_round(args, run, index):
@@ -63,7 +61,14 @@ def worker_round(args, run, index):
             _, props, body = noop_message("results-bench", ignore_result=False)
             ch.basic_publish(queue, queue, body, props)
         port = free_port()
-        backend = MONGODB_URI.rstrip("/") + f"/{db}"
+        store = listener_pid(MONGODB_URI)
+        store_cpu0 = cpu_seconds(store) if store else None
+        ops0 = opcounters()
+        broker = broker_pid()
+        broker_cpu0 = cpu_seconds(broker) if broker else None
+        busy0 = machine_busy()
+        base, _, options = MONGODB_URI.partition("?")
+        backend = base.rstrip("/") + f"/{db}" + (f"?{options}" if options else "")
         proc = subprocess.Popen(
             [args.worker, "-Q", queue, "-n", f"rb{run}-{index}@%h", "--enable-diagnostics",
              "true", "--result-backend", backend, "--metrics-addr", f"127.0.0.1:{port}",
@@ -94,9 +99,13 @@ def worker_round(args, run, index):
         steady = 0.8 * args.n / (marks[0.9] - marks[0.1])
         whole = args.n / (marks[1.0] - started)
         cpu = cpu_seconds(proc.pid)
+        store_cpu = cpu_seconds(store) - store_cpu0 if store else None
+        ops = opcounters(ops0)
+        broker_cpu = cpu_seconds(broker) - broker_cpu0 if broker else None
+        busy = machine_busy(busy0)
         stored = pymongo.MongoClient(MONGODB_URI)[db].celery_taskmeta.count_documents({})
         assert stored == args.n, f"{stored} results stored, expected {args.n}"
-        return steady, whole, cpu
+        return steady, whole, cpu, store_cpu, ops, broker_cpu, busy
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -108,10 +117,22 @@ def worker_round(args, run, index):
         pymongo.MongoClient(MONGODB_URI).drop_database(db)
 
 
-def ceiling_round(args, run, index):
+def worker_concern():
+    """The write concern the worker writes results with (results/src/mongo.rs): the URL's when
+    it names one, else majority and journaled where the server is a replica set member, else
+    the server's default. A ceiling must write with the same durability to be one."""
+    client = pymongo.MongoClient(MONGODB_URI)
+    if "w=" in MONGODB_URI or "journal=" in MONGODB_URI:
+        return client.write_concern
+    if "setName" in client.admin.command("hello"):
+        return pymongo.WriteConcern(w="majority", j=True)
+    return pymongo.WriteConcern()
+
+
+def ceiling_round(args, run, index, concern):
     db = f"rb{run}c{index}"
     client = pymongo.MongoClient(MONGODB_URI)
-    coll = client[db].celery_taskmeta
+    coll = client[db].get_collection("celery_taskmeta", write_concern=concern)
     # The worker's collection layout: its TTL index on expires_at.
     coll.create_index("expires_at", name="maestro_results_ttl", expireAfterSeconds=0)
     coll.insert_one({"_id": "warm-up"})
@@ -128,6 +149,10 @@ def ceiling_round(args, run, index):
                       "expires_at": datetime.datetime.now(datetime.timezone.utc)
                       + datetime.timedelta(days=1)}},
             upsert=True))
+    store = listener_pid(MONGODB_URI)
+    store_cpu0 = cpu_seconds(store) if store else None
+    ops0 = opcounters()
+    busy0 = machine_busy()
     t0 = time.monotonic()
     t10 = t90 = None
     for i in range(0, args.n, args.batch):
@@ -140,8 +165,24 @@ def ceiling_round(args, run, index):
             t90 = now
     whole = args.n / (time.monotonic() - t0)
     steady = 0.8 * args.n / (t90 - t10) if t90 and t90 > t10 else whole
+    store_cpu = cpu_seconds(store) - store_cpu0 if store else None
+    ops = opcounters(ops0)
+    busy = machine_busy(busy0)
     client.drop_database(db)
-    return steady, whole
+    return steady, whole, store_cpu, ops, busy
+
+
+def opcounters(since=None):
+    """The server's operation counters (serverStatus), or their growth `since` earlier ones."""
+    ops = pymongo.MongoClient(MONGODB_URI).admin.command("serverStatus").get("opcounters", {})
+    if since is None:
+        return ops
+    return {k: v - since.get(k, 0) for k, v in ops.items() if v - since.get(k, 0)}
+
+
+def per_result(cpu, n):
+    """The store's CPU per result, when the store runs on this machine."""
+    return "not local" if cpu is None else f"{cpu * 1000 / n:.2f} ms per result"
 
 
 def main():
@@ -156,15 +197,29 @@ def main():
     # A SIGTERM (timeout, Ctrl-C's sibling) still runs the clean-up of the round in progress.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run = uuid.uuid4().hex[:8]
+    concern = worker_concern()
+    print(f"write concern of the worker and the ceiling: {concern.document or 'server default'}",
+          flush=True)
     rows = []
     for i in range(args.rounds):
         w = worker_round(args, run, i)
-        c = ceiling_round(args, run, i)
+        c = ceiling_round(args, run, f"{i}", concern)
+        # For scale: the same writes acknowledged by the primary's memory alone (w:1, no
+        # journal wait), which the worker does with `?w=1` in its URL.
+        d = ceiling_round(args, run, f"{i}d", pymongo.WriteConcern(w=1)) if concern.document \
+            else None
         rows.append((w, c))
         print(f"round {i + 1}: worker steady {w[0]:,.0f}/s whole {w[1]:,.0f}/s "
-              f"(CPU {w[2] * 1000 / args.n:.2f} ms per result) | "
-              f"pymongo steady {c[0]:,.0f}/s whole {c[1]:,.0f}/s | ratio {w[0] / c[0]:.2f}x",
+              f"(CPU {w[2] * 1000 / args.n:.2f} ms per result, store {per_result(w[3], args.n)}) | "
+              f"pymongo steady {c[0]:,.0f}/s whole {c[1]:,.0f}/s "
+              f"(store {per_result(c[2], args.n)}) | ratio {w[0] / c[0]:.2f}x",
               flush=True)
+        if d is not None:
+            print(f"  pymongo with w:1 steady {d[0]:,.0f}/s (store {per_result(d[2], args.n)})",
+                  flush=True)
+        print(f"  store operations: worker {w[4]}, pymongo {c[3]}; broker CPU in the worker's "
+              f"round {per_result(w[5], args.n)}; machine busy: worker's round {w[6]:.0%}, "
+              f"pymongo's {c[4]:.0%}", flush=True)
     ratio = statistics.median(w[0] / c[0] for w, c in rows)
     print(f"median: worker {statistics.median(w[0] for w, _ in rows):,.0f} results/s, pymongo "
           f"{statistics.median(c[0] for _, c in rows):,.0f}/s, ratio {ratio:.2f}x "
