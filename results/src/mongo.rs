@@ -189,26 +189,32 @@ impl MongoStore {
 
     /// The stored state of `id`, or `None` (PENDING: unknown).
     pub async fn get(&self, id: &str) -> Result<Option<TaskMeta>, StoreError> {
-        let Some(d) = self.taskmeta.find_one(doc! {"_id": id}).await? else {
-            return Ok(None);
-        };
-        let text = |k: &str| d.get_str(k).ok().map(str::to_owned);
-        let result = match d.get("result") {
-            Some(Bson::String(s)) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
-            _ => Value::Null,
-        };
-        Ok(Some(TaskMeta {
-            id: id.to_owned(),
-            status: text("status").unwrap_or_else(|| "PENDING".into()),
-            result,
-            traceback: text("traceback"),
-            date_done: d
-                .get_datetime("date_done")
-                .ok()
-                .and_then(|t| DateTime::from_timestamp_millis(t.timestamp_millis())),
-            group_id: text("group_id"),
-            parent_id: text("parent_id"),
-        }))
+        let d = self.taskmeta.find_one(doc! {"_id": id}).await?;
+        Ok(d.map(|d| task_meta(id, &d)))
+    }
+
+    /// The stored states of `ids`, in their order: one `$in` query per [`GET_MANY_IDS`] ids
+    /// instead of one query per id (a chord's callback reads every member's result).
+    pub async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<TaskMeta>>, StoreError> {
+        use futures_util::TryStreamExt;
+        let mut found = std::collections::HashMap::with_capacity(ids.len());
+        for part in ids.chunks(GET_MANY_IDS) {
+            let docs: Vec<Document> = self
+                .taskmeta
+                .find(doc! {"_id": {"$in": part}})
+                .await?
+                .try_collect()
+                .await?;
+            for d in docs {
+                if let Ok(id) = d.get_str("_id") {
+                    found.insert(id.to_owned(), d);
+                }
+            }
+        }
+        Ok(ids
+            .iter()
+            .map(|id| found.get(id).map(|d| task_meta(id, d)))
+            .collect())
     }
 
     /// Counts one finished member of chord `group_id` and returns how many have finished. One
@@ -220,10 +226,25 @@ impl MongoStore {
         member_id: &str,
     ) -> Result<u64, StoreError> {
         let chords = self.db.collection::<Document>(CHORDMETA);
-        // First make sure the counter exists (an upsert that only sets on insert; members
-        // finishing at once may race to create it, and a duplicate key then only means it
-        // exists). Then count with a conditional update and no upsert, so counting itself has
-        // no duplicate-key path: the filter skips a member already counted (a redelivery).
+        // Count this member where it is not counted yet: a conditional update without upsert,
+        // so counting has no duplicate-key path, and the counter's new value is this member's
+        // own. Nothing matched means the counter does not exist yet (the first member to
+        // finish) or this member was counted before (a redelivery after a crash, maybe before
+        // the callback went out). Then the counter is made if missing (an upsert that only sets
+        // on insert; members racing to make it are all fine) and the count tried once more; a
+        // member counted before is not counted again but learns the count, so it can still
+        // fire the callback. One command per member, three for the first.
+        let count = || {
+            chords
+                .find_one_and_update(
+                    doc! {"_id": group_id, "members": {"$ne": member_id}},
+                    doc! {"$inc": {"done": 1_i64}, "$push": {"members": member_id}},
+                )
+                .return_document(mongodb::options::ReturnDocument::After)
+        };
+        if let Some(d) = count().await? {
+            return Ok(done_count(&d));
+        }
         let created = chords
             .update_one(
                 doc! {"_id": group_id},
@@ -236,25 +257,11 @@ impl MongoStore {
             Err(e) if is_duplicate_key(&e) => {}
             Err(e) => return Err(e.into()),
         }
-        let counted = chords
-            .find_one_and_update(
-                doc! {"_id": group_id, "members": {"$ne": member_id}},
-                doc! {"$inc": {"done": 1_i64}, "$push": {"members": member_id}},
-            )
-            .return_document(mongodb::options::ReturnDocument::After)
-            .await?;
-        // A member counted before (a redelivery after a crash, maybe before the callback went
-        // out) is not counted again, but learns the count, so it can still fire the callback.
-        let d = match counted {
+        let d = match count().await? {
             Some(d) => Some(d),
             None => chords.find_one(doc! {"_id": group_id}).await?,
         };
-        Ok(d.map(|d| {
-            d.get_i64("done")
-                .or_else(|_| d.get_i32("done").map(i64::from))
-                .unwrap_or(0) as u64
-        })
-        .unwrap_or(0))
+        Ok(d.map_or(0, |d| done_count(&d)))
     }
 
     /// Counts one more start of redelivered task `id`; the count so far.
@@ -332,6 +339,9 @@ impl Backend for MongoStore {
     fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TaskMeta>> {
         Box::pin(Self::get(self, id))
     }
+    fn get_many<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<Option<TaskMeta>>> {
+        Box::pin(Self::get_many(self, ids))
+    }
     fn chord_member_done<'a>(&'a self, group: &'a str, member: &'a str) -> StoreFuture<'a, u64> {
         Box::pin(Self::chord_member_done(self, group, member))
     }
@@ -359,6 +369,39 @@ impl Backend for MongoStore {
     fn mongo_database(&self) -> Option<&Database> {
         Some(&self.db)
     }
+}
+
+/// Ids per query of [`MongoStore::get_many`]: a chord's members' results, a few hundred bytes
+/// each, stay well within one reply batch.
+const GET_MANY_IDS: usize = 1_000;
+
+/// A stored `celery_taskmeta` document as a [`TaskMeta`].
+fn task_meta(id: &str, d: &Document) -> TaskMeta {
+    let text = |k: &str| d.get_str(k).ok().map(str::to_owned);
+    let result = match d.get("result") {
+        Some(Bson::String(s)) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+        _ => Value::Null,
+    };
+    TaskMeta {
+        id: id.to_owned(),
+        status: text("status").unwrap_or_else(|| "PENDING".into()),
+        result,
+        traceback: text("traceback"),
+        date_done: d
+            .get_datetime("date_done")
+            .ok()
+            .and_then(|t| DateTime::from_timestamp_millis(t.timestamp_millis())),
+        group_id: text("group_id"),
+        parent_id: text("parent_id"),
+    }
+}
+
+/// A chord counter's `done`, as written by this worker (Int64) or another client (Int32).
+fn done_count(d: &Document) -> u64 {
+    d.get_i64("done")
+        .or_else(|_| d.get_i32("done").map(i64::from))
+        .unwrap_or(0)
+        .max(0) as u64
 }
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {

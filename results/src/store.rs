@@ -18,6 +18,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn store<'a>(&'a self, record: &'a TaskRecord) -> StoreFuture<'a, Stored>;
     fn has_succeeded<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
     fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TaskMeta>>;
+    /// Many ids' states, in order; one `get` each unless the backend reads them at once.
+    fn get_many<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<Option<TaskMeta>>> {
+        Box::pin(async move {
+            let mut metas = Vec::with_capacity(ids.len());
+            for id in ids {
+                metas.push(self.get(id).await?);
+            }
+            Ok(metas)
+        })
+    }
     fn chord_member_done<'a>(&'a self, group: &'a str, member: &'a str) -> StoreFuture<'a, u64>;
     fn count_redelivered_start<'a>(&'a self, id: &'a str) -> StoreFuture<'a, u64>;
     fn chord_fired<'a>(&'a self, group: &'a str) -> StoreFuture<'a, bool>;
@@ -87,6 +97,11 @@ impl ResultStore {
     /// The stored state of `id`, or `None` (PENDING: unknown).
     pub async fn get(&self, id: &str) -> Result<Option<TaskMeta>, StoreError> {
         self.backend.get(id).await
+    }
+
+    /// The stored states of `ids`, in their order (`None`: unknown).
+    pub async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<TaskMeta>>, StoreError> {
+        self.backend.get_many(ids).await
     }
 
     /// Counts one finished member of chord `group` (a member counted before is not counted

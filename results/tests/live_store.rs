@@ -83,6 +83,27 @@ async fn a_success_is_never_overwritten() {
     assert_eq!((meta.status.as_str(), meta.result), ("SUCCESS", json!(1)));
     assert!(s.has_succeeded("a").await.expect("lookup"));
     assert!(!s.has_succeeded("b").await.expect("lookup"));
+    s.store(&record("c", TaskState::Failure, json!({"exc_type": "E"})))
+        .await
+        .expect("stored");
+    // Read at once, in the order asked, unknown ids as None (more ids than one query takes).
+    let mut ids: Vec<String> = (0..1_500).map(|i| format!("unknown-{i}")).collect();
+    ids.extend(["c".to_owned(), "b".to_owned(), "a".to_owned()]);
+    let metas = s.get_many(&ids).await.expect("read");
+    assert_eq!(metas.len(), ids.len());
+    assert!(metas[..1_500].iter().all(Option::is_none));
+    let tail: Vec<Option<(String, String)>> = metas[1_500..]
+        .iter()
+        .map(|m| m.as_ref().map(|m| (m.id.clone(), m.status.clone())))
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            Some(("c".into(), "FAILURE".into())),
+            None,
+            Some(("a".into(), "SUCCESS".into()))
+        ]
+    );
     let _ = s.mongo_database().expect("a MongoDB store").drop().await;
 }
 

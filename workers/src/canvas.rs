@@ -298,8 +298,8 @@ pub(crate) async fn try_fire_chord(
         Unfinished
     };
     let mut metas = Vec::with_capacity(members.len());
-    for id in members {
-        match store.get(id).await.map_err(fail)? {
+    for meta in store.get_many(members).await.map_err(fail)? {
+        match meta {
             Some(m) if matches!(m.status.as_str(), "SUCCESS" | "FAILURE" | "REVOKED") => {
                 metas.push(m)
             }
