@@ -28,6 +28,9 @@ import pika
 import pymongo
 from bson import ObjectId
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import broker_pid, cpu_seconds, listener_pid, machine_busy  # noqa: E402
+
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 # The report's owner: reports read only the items whose roles name them.
@@ -100,6 +103,9 @@ def main():
             correlation_id=tid,
             headers={"lang": "py", "task": "maestro.report.general", "id": tid, "retries": 0,
                      "timelimit": [None, None], "root_id": tid})
+        store, broker = listener_pid(MONGODB_URI), broker_pid()
+        cpu0 = {"worker": cpu_seconds(proc.pid), "store": store and cpu_seconds(store),
+                "broker": broker and cpu_seconds(broker), "busy": machine_busy()}
         t = time.time()
         ch.basic_publish("", queue, body.encode(), props)
         peak = 0
@@ -109,7 +115,6 @@ def main():
             # The websocket notification that the report is done (the report's other
             # notifications, e.g. to the audit channel, are passed over).
             if method is not None and "notify" in json.loads(msg)[1]:
-                stored = rep["big_general"].count_documents({})
                 kwargs = json.loads(msg)[1]
                 break
             if time.time() - t > 1800 or proc.poll() is not None:
@@ -117,6 +122,15 @@ def main():
             time.sleep(0.05)
         report_s = time.time() - t
         out["report_s"] = round(report_s, 1)
+        # Who was busy meanwhile: CPU seconds of the worker, the store (when it runs here) and
+        # RabbitMQ, and the machine's busy share of its cores.
+        out["report_cpu_s"] = {
+            "worker": round(cpu_seconds(proc.pid) - cpu0["worker"], 1),
+            "store": store and round(cpu_seconds(store) - cpu0["store"], 1),
+            "broker": broker and round(cpu_seconds(broker) - cpu0["broker"], 1),
+            "machine_busy": round(machine_busy(cpu0["busy"]), 2)}
+        # Counted after the clocks stopped: on SecantusDB a count is a scan of its own.
+        stored = rep["big_general"].count_documents({})
         out["rows_stored_when_notified"] = stored
         out["notification"] = kwargs["notify"]
         out["peak_rss_sampled_mb"] = round(peak / 1024, 1)
@@ -126,6 +140,7 @@ def main():
         out["report_rows_per_s"] = round(a.n / report_s)
         # The ceiling: what the report reads (the inventory) and what it writes (its rows), each
         # by a plain client.
+        store_cpu0 = store and cpu_seconds(store)
         t = time.time()
         read = sum(1 for _ in inv["servers"].find({"roles._id": OWNER}))
         read_s = time.time() - t
@@ -147,6 +162,7 @@ def main():
         out["report_vs_read_and_insert"] = round(
             out["report_rows_per_s"] / out["ceiling_read_and_insert_rows_per_s"], 2)
         store_s = ceiling_s + read_s + read_back_s
+        out["ceiling_store_cpu_s"] = store and round(cpu_seconds(store) - store_cpu0, 1)
         out["ceiling_read_insert_read_back_rows_per_s"] = round(len(rows) / store_s)
         out["report_vs_read_insert_read_back"] = round(store_s / report_s, 2)
         out["report_vs_insert_ceiling"] = round(out["report_rows_per_s"] / out["ceiling_rows_per_s"], 2)

@@ -460,17 +460,19 @@ pub async fn finish(
         .iter()
         .filter_map(|r| r.get("rows").and_then(Value::as_u64))
         .sum();
+    // Read in the server's own order: the columns come from the rows with the smallest ids,
+    // kept here as they pass, so the server does not sort the whole report (SecantusDB sorts
+    // in memory; MongoDB would walk the _id index and fetch each row in its order).
     let mut cursor = svc
         .reports
         .collection::<Document>(&req.collection)
         .find(doc! {})
-        .sort(doc! {"_id": 1})
         // Batches of a chunk's size: without it the server answers getMore with up to 16 MB,
         // which the worker holds at once (a 100,000-row report peaked at 74 MB RSS).
         .batch_size(u32::try_from(svc.cfg.insert_qtd.max(1)).unwrap_or(u32::MAX))
         .await
         .map_err(|e| mongo_error("reading the report back", &e))?;
-    let mut first = Vec::with_capacity(COLUMN_ROWS);
+    let mut first = FirstById::new(COLUMN_ROWS);
     let mut charts = Charts::new(req.entity.as_deref());
     while let Some(d) = cursor
         .try_next()
@@ -479,10 +481,9 @@ pub async fn finish(
     {
         let row = from_stored_document(&d);
         charts.add(&row);
-        if first.len() < COLUMN_ROWS {
-            first.push(row);
-        }
+        first.offer(IdKey::of(d.get("_id")), row);
     }
+    let first = first.into_sorted();
     let names = columns(&first);
     let aggr = charts.finish(View::Label);
     record_summary(
@@ -529,6 +530,65 @@ pub async fn finish(
     )
 }
 
+/// A row's `_id` in MongoDB's sort order for the ids rows have: strings (byte order) before
+/// ObjectIds (byte order); other types after both, in an order of their own.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum IdKey {
+    Text(String),
+    Object([u8; 12]),
+    Other(String),
+}
+
+impl IdKey {
+    fn of(id: Option<&Bson>) -> Self {
+        match id {
+            Some(Bson::String(s)) => IdKey::Text(s.clone()),
+            Some(Bson::ObjectId(o)) => IdKey::Object(o.bytes()),
+            other => IdKey::Other(format!("{other:?}")),
+        }
+    }
+}
+
+/// The `n` rows with the smallest ids of those offered, as `find().sort({_id: 1}).limit(n)`
+/// would give them, kept while reading in any order.
+struct FirstById {
+    n: usize,
+    rows: Vec<(IdKey, Map<String, Value>)>,
+}
+
+impl FirstById {
+    fn new(n: usize) -> Self {
+        Self {
+            n,
+            rows: Vec::with_capacity(n + 1),
+        }
+    }
+
+    fn offer(&mut self, key: IdKey, row: Map<String, Value>) {
+        if self.rows.len() == self.n {
+            // Full: the new row replaces the largest id kept, if it is smaller.
+            let Some((largest, _)) = self
+                .rows
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.0.cmp(&b.1.0))
+            else {
+                return;
+            };
+            if key >= self.rows[largest].0 {
+                return;
+            }
+            self.rows.swap_remove(largest);
+        }
+        self.rows.push((key, row));
+    }
+
+    fn into_sorted(mut self) -> Vec<Map<String, Value>> {
+        self.rows.sort_by(|a, b| a.0.cmp(&b.0));
+        self.rows.into_iter().map(|(_, row)| row).collect()
+    }
+}
+
 /// This project's summary of a report (in the reports database): its rows, columns, status.
 async fn record_summary(
     svc: &Services,
@@ -558,6 +618,38 @@ async fn record_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_rows_by_id_are_kept_in_any_reading_order() {
+        let oid =
+            |i: u8| Bson::ObjectId(ObjectId::from_bytes([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, i]));
+        // Strings sort before ObjectIds, as in MongoDB; each by its bytes.
+        let ids: Vec<Bson> = (0..40u8)
+            .rev()
+            .map(oid)
+            .chain(["b", "a", "c"].map(|s| Bson::String(s.into())))
+            .collect();
+        let mut first = FirstById::new(5);
+        for id in &ids {
+            let mut row = Map::new();
+            row.insert("id".into(), json!(format!("{id}")));
+            first.offer(IdKey::of(Some(id)), row);
+        }
+        let kept: Vec<String> = first
+            .into_sorted()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let expected: Vec<String> = [Bson::String("a".into()), Bson::String("b".into())]
+            .into_iter()
+            .chain([Bson::String("c".into()), oid(0), oid(1)])
+            .map(|id| format!("{id}"))
+            .collect();
+        assert_eq!(kept, expected);
+        let mut few = FirstById::new(5);
+        few.offer(IdKey::of(None), Map::new());
+        assert_eq!(few.into_sorted().len(), 1, "fewer rows than n are all kept");
+    }
 
     #[test]
     fn stored_rows_keep_text_and_get_object_ids() {
