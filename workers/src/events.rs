@@ -50,6 +50,11 @@ impl Events {
         let _ = events::publish(&self.channel, &self.state.hostname, routing_key, body).await;
     }
 
+    /// Whether task events are sent now.
+    pub(crate) fn tasks_on(&self) -> bool {
+        self.state.task_events()
+    }
+
     /// A task event (`task-received`, `task-started`, ...) with its own fields, when task
     /// events are on.
     pub(crate) async fn task(&self, kind: &str, uuid: &str, fields: Value) {

@@ -31,7 +31,7 @@ pub(crate) async fn revoked(
 ) -> Disposition {
     let m = &s.state.metrics;
     m.task_outcome(queue, &msg.headers.task, TaskOutcome::Revoked);
-    if let Some(ev) = &s.events {
+    if let Some(ev) = s.task_events() {
         let fields = json!({"terminated": false, "signum": null, "expired": expired});
         ev.task("task-revoked", &msg.headers.id, fields).await;
     }

@@ -20,6 +20,7 @@ use maestro_broker::{TaskMessage, TaskState, delay};
 use maestro_tasks::Task;
 use serde_json::json;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::canvas::{self, CHORD_UNLOCK};
@@ -79,12 +80,24 @@ struct Job {
 /// A task listed as reserved (`inspect reserved`) until it runs or is settled otherwise.
 struct Reserved {
     state: Arc<WorkerState>,
-    info: TaskInfo,
+    /// The reserved task's id; `None` once it started.
+    id: Option<String>,
+}
+
+impl Reserved {
+    /// The task starts: it moves from the reserved to the active list; the token that
+    /// terminates it.
+    fn start(mut self) -> CancellationToken {
+        let id = self.id.take().unwrap_or_default();
+        self.state.start_reserved(&id)
+    }
 }
 
 impl Drop for Reserved {
     fn drop(&mut self) {
-        self.state.unreserve(&self.info.id);
+        if let Some(id) = &self.id {
+            self.state.unreserve(id);
+        }
     }
 }
 
@@ -138,12 +151,12 @@ async fn admit(s: &Arc<Session>, d: &Received) -> Admission {
         started_unix: None,
         stamps: h.stamps.clone(),
     };
-    s.state.reserve(info.clone());
     let reserved = Reserved {
         state: s.state.clone(),
-        info,
+        id: Some(info.id.clone()),
     };
-    if let Some(ev) = &s.events {
+    s.state.reserve(info);
+    if let Some(ev) = s.task_events() {
         ev.task(
             "task-received",
             &h.id,
@@ -285,9 +298,8 @@ async fn execute(s: &Arc<Session>, d: &Received, job: Box<Job>) -> Disposition {
     debug!(event = "task_started", task = %msg.headers.task, id = %msg.headers.id, retries = msg.headers.retries);
     let started = Instant::now();
     let h = &msg.headers;
-    let terminate = s.state.started(reserved.info.clone());
-    drop(reserved);
-    if let Some(ev) = &s.events {
+    let terminate = reserved.start();
+    if let Some(ev) = s.task_events() {
         ev.task("task-started", &h.id, json!({})).await;
     }
     let (outcome, msg) = run::run(s, queue, task.as_ref(), msg, terminate).await;
@@ -303,7 +315,7 @@ async fn execute(s: &Arc<Session>, d: &Received, job: Box<Job>) -> Disposition {
             .metrics
             .task_runtime(queue, &msg.headers.task, runtime);
     }
-    if let Some(ev) = &s.events {
+    if let Some(ev) = s.task_events() {
         let (kind, fields) = outcome.event(runtime);
         ev.task(kind, &msg.headers.id, fields).await;
     }

@@ -43,6 +43,12 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// Where task events go, while they are on (`-E`, or `enable_events` by remote control):
+    /// callers build an event's fields only then, not for every message.
+    pub(crate) fn task_events(&self) -> Option<&Events> {
+        self.events.as_ref().filter(|ev| ev.tasks_on())
+    }
+
     /// After a failed publish: when the channel is gone, or the broker refused the message
     /// (nack), the session ends and the worker reconnects. A channel that published to a
     /// quorum queue while its leader's node died can keep being refused after a new leader

@@ -234,25 +234,34 @@ impl WorkerState {
         lock(&self.reserved).remove(id);
     }
 
-    /// A task starts running; the token that terminates it.
-    pub(crate) fn started(&self, mut task: TaskInfo) -> CancellationToken {
-        lock(&self.reserved).remove(&task.id);
-        task.started_unix = Some(maestro_broker::events::now_unix());
+    /// A reserved task starts running: it moves to the active list; the token that terminates
+    /// it.
+    pub(crate) fn start_reserved(&self, id: &str) -> CancellationToken {
         let terminate = CancellationToken::new();
-        lock(&self.active).insert(
-            task.id.clone(),
-            Running {
-                info: task,
-                terminate: terminate.clone(),
-            },
-        );
+        if let Some(mut task) = lock(&self.reserved).remove(id) {
+            task.started_unix = Some(maestro_broker::events::now_unix());
+            lock(&self.active).insert(
+                task.id.clone(),
+                Running {
+                    info: task,
+                    terminate: terminate.clone(),
+                },
+            );
+        }
         self.metrics.task_running(true);
         terminate
     }
 
     pub(crate) fn finished(&self, id: &str, name: &str) {
         lock(&self.active).remove(id);
-        *lock(&self.totals).entry(name.to_owned()).or_default() += 1;
+        let mut totals = lock(&self.totals);
+        // The name is copied only the first time it is counted.
+        match totals.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                totals.insert(name.to_owned(), 1);
+            }
+        }
         self.processed.fetch_add(1, Ordering::Relaxed);
         self.metrics.task_running(false);
     }
@@ -434,7 +443,7 @@ mod tests {
         let s = WorkerState::new("w", Arc::new(Metrics::new([], [])));
         s.reserve(info("a"));
         assert_eq!(s.query_json(&["a".into()])["a"][0], "reserved");
-        let token = s.started(info("a"));
+        let token = s.start_reserved("a");
         assert_eq!(s.query_json(&["a".into()])["a"][0], "active");
         assert_eq!(s.reserved_json(), json!([]));
         assert_eq!(s.active_json(false)[0]["args"], json!([1]));
@@ -454,7 +463,8 @@ mod tests {
         assert!(s.is_revoked_by_stamps(&json!({"tenant": ["a", "b"]})));
         assert!(s.is_revoked_by_stamps(&json!({"tenant": "b"})));
         assert!(!s.is_revoked_by_stamps(&json!({"tenant": "c"})));
-        let token = s.started(info("x"));
+        s.reserve(info("x"));
+        let token = s.start_reserved("x");
         assert_eq!(
             s.terminate_stamped(headers.as_object().expect("object")),
             ["x"]
