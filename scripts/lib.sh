@@ -124,3 +124,12 @@ ensure_wrk() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk
   fi
 }
+
+# valgrind: bench/instructions.py counts instructions per message under callgrind.
+ensure_valgrind() {
+  if ! command -v valgrind >/dev/null 2>&1; then
+    log "installing valgrind"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind
+  fi
+}

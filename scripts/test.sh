@@ -39,6 +39,7 @@ ensure_venv
 ensure_mongodb
 ensure_redis
 ensure_wrk
+ensure_valgrind
 ensure_sshd
 
 if [ "$#" -eq 0 ]; then

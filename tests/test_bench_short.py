@@ -106,6 +106,44 @@ def test_report_benchmark_short_run():
     r = last_json(out.stdout)
     assert r["rows_stored_when_notified"] == 1000 and r["notification"]["type"] == "success"
     assert r["report_rows_per_s"] > 0 and r["ceiling_rows_per_s"] > 0 and r["peak_rss_vmhwm_mb"] > 0
+    assert r["report_cpu_s"]["worker"] > 0 and 0 < r["report_cpu_s"]["machine_busy"] <= 1
+
+
+def test_results_ceiling_benchmark_short_run():
+    """bench/results_ceiling.py at 300 results, one round: every result is stored (the script
+    checks the count), the ceiling writes with the worker's write concern, and the rates, the
+    ratio and the store's operations are printed."""
+    from conftest import MONGODB_URI
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "results_ceiling.py"), "--n", "300", "--rounds", "1",
+         "--worker", WORKER_BIN],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "MONGODB_URI": MONGODB_URI})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("write concern of the worker and the ceiling:"), lines
+    assert any("store operations: worker" in line and "'update'" in line for line in lines), lines
+    median = lines[-1]
+    assert median.startswith("median: worker") and "ratio" in median, median
+    ratio = float(median.split("ratio ")[1].split("x")[0])
+    assert ratio > 0, median
+
+
+def test_instructions_benchmark_short_run():
+    """bench/instructions.py with the worker alone at 100 and 300 messages under callgrind: it
+    drains both queues and prints the instructions per message, with and without copies."""
+    run = uuid.uuid4().hex[:6]
+    worker = (f"exec {WORKER_BIN} -Q $QUEUE --delay-prefix insshort{run}_delayed "
+              f"--dead-letter-exchange insshort{run}.dead --dead-letter-queue insshort{run}.dead")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "instructions.py"), "--small", "100", "--large", "300",
+         "--contender", f"maestro-worker|{worker}"],
+        capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    row = out.stdout.strip().splitlines()[-1]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "maestro-worker", row
+    total, without = (int(cells[i].replace(",", "")) for i in (1, 3))
+    assert 0 < without <= total, row
 
 
 def test_analytics_map_benchmark_short_run():
