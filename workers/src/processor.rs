@@ -80,23 +80,26 @@ struct Job {
 /// A task listed as reserved (`inspect reserved`) until it runs or is settled otherwise.
 struct Reserved {
     state: Arc<WorkerState>,
-    /// The reserved task's id; `None` once it started.
-    id: Option<String>,
+    /// The reserved task's record; `None` once it started.
+    info: Option<TaskInfo>,
 }
 
 impl Reserved {
-    /// The task starts: it moves from the reserved to the active list; the token that
-    /// terminates it.
+    /// The task starts: its record moves from the reserved to the active list (moved, not
+    /// copied); the token that terminates it.
     fn start(mut self) -> CancellationToken {
-        let id = self.id.take().unwrap_or_default();
-        self.state.start_reserved(&id)
+        match self.info.take() {
+            Some(info) => self.state.started(info),
+            // Not reachable: `start` takes the reservation, and only it empties `info`.
+            None => CancellationToken::new(),
+        }
     }
 }
 
 impl Drop for Reserved {
     fn drop(&mut self) {
-        if let Some(id) = &self.id {
-            self.state.unreserve(id);
+        if let Some(info) = &self.info {
+            self.state.unreserve(&info.id);
         }
     }
 }
@@ -151,11 +154,11 @@ async fn admit(s: &Arc<Session>, d: &Received) -> Admission {
         started_unix: None,
         stamps: h.stamps.clone(),
     };
+    s.state.reserve(info.clone());
     let reserved = Reserved {
         state: s.state.clone(),
-        id: Some(info.id.clone()),
+        info: Some(info),
     };
-    s.state.reserve(info);
     if let Some(ev) = s.task_events() {
         ev.task(
             "task-received",

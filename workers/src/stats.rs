@@ -234,20 +234,21 @@ impl WorkerState {
         lock(&self.reserved).remove(id);
     }
 
-    /// A reserved task starts running: it moves to the active list; the token that terminates
-    /// it.
-    pub(crate) fn start_reserved(&self, id: &str) -> CancellationToken {
+    /// A task starts running; the token that terminates it. It is listed as active from its
+    /// own record (not the reserved entry of its id, which another delivery of the same id may
+    /// have replaced or removed). One lock at a time: `query_json` takes active, then
+    /// reserved.
+    pub(crate) fn started(&self, mut task: TaskInfo) -> CancellationToken {
+        lock(&self.reserved).remove(&task.id);
+        task.started_unix = Some(maestro_broker::events::now_unix());
         let terminate = CancellationToken::new();
-        if let Some(mut task) = lock(&self.reserved).remove(id) {
-            task.started_unix = Some(maestro_broker::events::now_unix());
-            lock(&self.active).insert(
-                task.id.clone(),
-                Running {
-                    info: task,
-                    terminate: terminate.clone(),
-                },
-            );
-        }
+        lock(&self.active).insert(
+            task.id.clone(),
+            Running {
+                info: task,
+                terminate: terminate.clone(),
+            },
+        );
         self.metrics.task_running(true);
         terminate
     }
@@ -443,7 +444,7 @@ mod tests {
         let s = WorkerState::new("w", Arc::new(Metrics::new([], [])));
         s.reserve(info("a"));
         assert_eq!(s.query_json(&["a".into()])["a"][0], "reserved");
-        let token = s.start_reserved("a");
+        let token = s.started(info("a"));
         assert_eq!(s.query_json(&["a".into()])["a"][0], "active");
         assert_eq!(s.reserved_json(), json!([]));
         assert_eq!(s.active_json(false)[0]["args"], json!([1]));
@@ -463,8 +464,7 @@ mod tests {
         assert!(s.is_revoked_by_stamps(&json!({"tenant": ["a", "b"]})));
         assert!(s.is_revoked_by_stamps(&json!({"tenant": "b"})));
         assert!(!s.is_revoked_by_stamps(&json!({"tenant": "c"})));
-        s.reserve(info("x"));
-        let token = s.start_reserved("x");
+        let token = s.started(info("x"));
         assert_eq!(
             s.terminate_stamped(headers.as_object().expect("object")),
             ["x"]
