@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use chrono::DateTime;
 use mongodb::bson::{self, Bson, Document, doc};
-use mongodb::options::{ClientOptions, IndexOptions, WriteConcern};
+use mongodb::options::{ClientOptions, CollectionOptions, IndexOptions, WriteConcern};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -79,6 +79,10 @@ type CountReply = oneshot::Sender<Result<u64, StoreError>>;
 #[derive(Clone)]
 pub struct MongoStore {
     db: Database,
+    /// The write concern of the chord and group bookkeeping: the results' own (a counted
+    /// member or a `fired` mark rolled back by a failover would leave a chord unfired, or
+    /// fire it twice).
+    bookkeeping: Option<WriteConcern>,
     expires: Option<Duration>,
     taskmeta: Collection<Document>,
     writes: mpsc::Sender<(Document, WriteReply)>,
@@ -149,17 +153,28 @@ impl MongoStore {
         let (writes, write_rx) = mpsc::channel(QUEUE_DEPTH);
         let (reads, read_rx) = mpsc::channel(QUEUE_DEPTH);
         let (counts, count_rx) = mpsc::channel(QUEUE_DEPTH);
+        let bookkeeping = concern
+            .as_ref()
+            .and_then(|d| bson::from_document::<WriteConcern>(d.clone()).ok());
         tokio::spawn(count_loop(db.clone(), count_rx));
         tokio::spawn(write_loop(db.clone(), concern, write_rx));
         tokio::spawn(read_loop(taskmeta.clone(), read_rx));
         Ok(Self {
             db,
+            bookkeeping,
             expires,
             taskmeta,
             writes,
             reads,
             counts,
         })
+    }
+
+    /// A bookkeeping collection, written with the results' write concern.
+    fn durable(&self, name: &str) -> Collection<Document> {
+        let mut options = CollectionOptions::default();
+        options.write_concern = self.bookkeeping.clone();
+        self.db.collection_with_options(name, options)
     }
 
     pub fn database(&self) -> &Database {
@@ -202,6 +217,7 @@ impl MongoStore {
             let docs: Vec<Document> = self
                 .taskmeta
                 .find(doc! {"_id": {"$in": part}})
+                .batch_size(u32::try_from(part.len()).unwrap_or(u32::MAX))
                 .await?
                 .try_collect()
                 .await?;
@@ -225,7 +241,7 @@ impl MongoStore {
         group_id: &str,
         member_id: &str,
     ) -> Result<u64, StoreError> {
-        let chords = self.db.collection::<Document>(CHORDMETA);
+        let chords = self.durable(CHORDMETA);
         // Count this member where it is not counted yet: a conditional update without upsert,
         // so counting has no duplicate-key path, and the counter's new value is this member's
         // own. Nothing matched means the counter does not exist yet (the first member to
@@ -287,7 +303,7 @@ impl MongoStore {
     /// Records that a chord's callback was sent (after it was: a crash before this leaves the
     /// chord to be fired again, with the callback's fixed id); true for the first caller.
     pub async fn mark_chord_fired(&self, group_id: &str) -> Result<bool, StoreError> {
-        let chords = self.db.collection::<Document>(CHORDMETA);
+        let chords = self.durable(CHORDMETA);
         let r = chords
             .update_one(
                 doc! {"_id": group_id, "fired": {"$ne": true}},
@@ -303,7 +319,7 @@ impl MongoStore {
         group_id: &str,
         member_ids: &[String],
     ) -> Result<(), StoreError> {
-        let groups = self.db.collection::<Document>(GROUPMETA);
+        let groups = self.durable(GROUPMETA);
         let result = serde_json::to_string(member_ids).unwrap_or_else(|_| "[]".into());
         groups
             .replace_one(
@@ -371,8 +387,8 @@ impl Backend for MongoStore {
     }
 }
 
-/// Ids per query of [`MongoStore::get_many`]: a chord's members' results, a few hundred bytes
-/// each, stay well within one reply batch.
+/// Ids per query of [`MongoStore::get_many`] (each query asks for them in one reply batch: a
+/// chord's members' results are a few hundred bytes each).
 const GET_MANY_IDS: usize = 1_000;
 
 /// A stored `celery_taskmeta` document as a [`TaskMeta`].
@@ -658,6 +674,20 @@ mod tests {
             member_ids(&json!([[["a", null], null], [["b", null], null]])),
             ["a", "b"]
         );
+    }
+
+    #[test]
+    fn the_bookkeeping_uses_the_results_write_concern() {
+        use mongodb::options::Acknowledgment;
+        let d = write_concern(None, true).expect("majority on a replica set");
+        let wc: WriteConcern = bson::from_document(d).expect("a write concern");
+        assert_eq!(wc.w, Some(Acknowledgment::Majority));
+        assert_eq!(wc.journal, Some(true));
+        let from_url = WriteConcern::builder().w(Acknowledgment::Nodes(1)).build();
+        let d = write_concern(Some(&from_url), true).expect("the URL's");
+        let wc: WriteConcern = bson::from_document(d).expect("a write concern");
+        assert_eq!(wc.w, Some(Acknowledgment::Nodes(1)));
+        assert!(write_concern(None, false).is_none());
     }
 
     #[test]
