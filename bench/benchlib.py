@@ -65,13 +65,17 @@ def broker_pid():
 
 
 def listener_pid(url):
-    """The process listening on the port of `url` (`mongodb://host:port/...`) on this machine,
-    from `ss`, to read a local store's CPU time; None when it is not local."""
-    m = re.match(r"^[a-z+]+://(?:[^@/]*@)?(?:127\.0\.0\.1|localhost)(?::(\d+))?", url)
+    """The process listening on the port of `url` (`mongodb://host:port/...`) when the host is
+    this machine (127.0.0.1 or localhost), from `ss`, to read a local store's CPU time; None
+    when it is not local, `ss` is missing, or nothing listens."""
+    m = re.match(r"^[a-z+]+://(?:[^@/]*@)?(?:127\.0\.0\.1|localhost)(?::(\d+))?(?:[/?,]|$)", url)
     if not m:
         return None
-    out = subprocess.run(["ss", "-Hltnp", f"sport = :{m.group(1) or 27017}"],
-                         capture_output=True, text=True).stdout
+    try:
+        out = subprocess.run(["ss", "-Hltnp", f"sport = :{m.group(1) or 27017}"],
+                             capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        return None
     found = re.search(r"pid=(\d+)", out)
     return int(found.group(1)) if found else None
 

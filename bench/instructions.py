@@ -105,14 +105,22 @@ def run_one(ch, run, name, command, n, out_dir, timeout):
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
+        stopped = False
         while proc.poll() is None:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{name} did not drain {n} messages in {timeout} s")
             if drained(queue):
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(120)
+                stopped = True
                 break
             time.sleep(1)
+        # Counts are used only from a contender that drained the queue and, when it stopped
+        # by itself, stopped cleanly: a crash's counts would say nothing.
+        if not stopped and proc.returncode != 0:
+            raise SystemExit(f"{name} exited with {proc.returncode} before draining {n} messages")
+        if not drained(queue):
+            raise SystemExit(f"{name} left messages of {queue} undrained")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -130,6 +138,9 @@ def main():
     p.add_argument("--keep", help="keep the callgrind files in this directory")
     p.add_argument("--timeout", type=float, default=900)
     args = p.parse_args()
+    if not 0 < args.small < args.large:
+        p.error("--small and --large: need 0 < small < large (the per-message figure is the "
+                "difference of the two runs over the difference of their sizes)")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed (Debian package valgrind)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -103,36 +103,49 @@ def worker_round(args, run, index):
         ops = opcounters(ops0)
         broker_cpu = cpu_seconds(broker) - broker_cpu0 if broker else None
         busy = machine_busy(busy0)
-        stored = pymongo.MongoClient(MONGODB_URI)[db].celery_taskmeta.count_documents({})
+        with pymongo.MongoClient(MONGODB_URI) as client:
+            stored = client[db].celery_taskmeta.count_documents({})
         assert stored == args.n, f"{stored} results stored, expected {args.n}"
         return steady, whole, cpu, store_cpu, ops, broker_cpu, busy
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         # The worker's queue, its dead letters and its delay levels (kombu's 28, and the
         # delivery exchange), all named after this run.
         delete_worker_topology(ch, [queue], f"rb{run}.dead", f"rb{run}_delayed")
         conn.close()
-        pymongo.MongoClient(MONGODB_URI).drop_database(db)
+        with pymongo.MongoClient(MONGODB_URI) as client:
+            client.drop_database(db)
 
 
 def worker_concern():
     """The write concern the worker writes results with (results/src/mongo.rs): the URL's when
     it names one, else majority and journaled where the server is a replica set member, else
     the server's default. A ceiling must write with the same durability to be one."""
-    client = pymongo.MongoClient(MONGODB_URI)
-    if "w=" in MONGODB_URI or "journal=" in MONGODB_URI:
-        return client.write_concern
-    if "setName" in client.admin.command("hello"):
-        return pymongo.WriteConcern(w="majority", j=True)
+    with pymongo.MongoClient(MONGODB_URI) as client:
+        if client.write_concern.document:
+            return client.write_concern
+        if "setName" in client.admin.command("hello"):
+            return pymongo.WriteConcern(w="majority", j=True)
     return pymongo.WriteConcern()
 
 
 def ceiling_round(args, run, index, concern):
     db = f"rb{run}c{index}"
-    client = pymongo.MongoClient(MONGODB_URI)
-    coll = client[db].get_collection("celery_taskmeta", write_concern=concern)
+    with pymongo.MongoClient(MONGODB_URI) as client:
+        try:
+            return write_ceiling(args, client[db], concern)
+        finally:
+            client.drop_database(db)
+
+
+def write_ceiling(args, database, concern):
+    coll = database.get_collection("celery_taskmeta", write_concern=concern)
     # The worker's collection layout: its TTL index on expires_at.
     coll.create_index("expires_at", name="maestro_results_ttl", expireAfterSeconds=0)
     coll.insert_one({"_id": "warm-up"})
@@ -168,13 +181,13 @@ def ceiling_round(args, run, index, concern):
     store_cpu = cpu_seconds(store) - store_cpu0 if store else None
     ops = opcounters(ops0)
     busy = machine_busy(busy0)
-    client.drop_database(db)
     return steady, whole, store_cpu, ops, busy
 
 
 def opcounters(since=None):
     """The server's operation counters (serverStatus), or their growth `since` earlier ones."""
-    ops = pymongo.MongoClient(MONGODB_URI).admin.command("serverStatus").get("opcounters", {})
+    with pymongo.MongoClient(MONGODB_URI) as client:
+        ops = client.admin.command("serverStatus").get("opcounters", {})
     if since is None:
         return ops
     return {k: v - since.get(k, 0) for k, v in ops.items() if v - since.get(k, 0)}

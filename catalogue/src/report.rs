@@ -530,8 +530,10 @@ pub async fn finish(
     )
 }
 
-/// A row's `_id` in MongoDB's sort order for the ids rows have: strings (byte order) before
-/// ObjectIds (byte order); other types after both, in an order of their own.
+/// A row's `_id` in MongoDB's sort order for the ids report rows have (their item's ObjectId,
+/// or its text id, or a pivot row's hex digest): strings (byte order) before ObjectIds (byte
+/// order). Any other type sorts after both, by its debug text: deterministic, but not
+/// MongoDB's order (which puts null and numbers before strings).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum IdKey {
     Text(String),
