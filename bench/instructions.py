@@ -12,8 +12,10 @@ two sizes is what one more message costs, without start-up and shutdown.
     instructions.py [--small 2000] [--large 10000] [--contender 'NAME|COMMAND' ...]
                     [--annotate NAME] [--keep DIR]
 
-COMMAND runs under `sh -c` with `QUEUE` and `N` set, and `$QUEUE`/`$N` in it are expanded by
-the shell. It is stopped (SIGTERM to its process group) once the queue is empty and nothing is
+COMMAND runs under `sh -c` with `QUEUE`, `N` and `PREFIX` set, and `$QUEUE`/`$N`/`$PREFIX` in
+it are expanded by the shell. A maestro-worker contender names its delay levels and dead letters
+after `$PREFIX` (`--delay-prefix ${PREFIX}_delayed --dead-letter-exchange $PREFIX.dead
+--dead-letter-queue $PREFIX.dead`), so that they are deleted after each run. It is stopped (SIGTERM to its process group) once the queue is empty and nothing is
 left unacknowledged, unless it exits by itself first. Without --contender: the release
 maestro-worker (its defaults) and the peers' raw lapin consumer (`$PEERS_HOME`, built by the
 peers' setup.sh), acknowledging in batches as in the drain benchmark. `--annotate NAME` prints
@@ -47,8 +49,8 @@ def default_contenders(run):
     lapin = PEERS_HOME / "target-raw-lapin" / "release" / "raw-lapin-ceiling"
     return [
         ("maestro-worker",
-         f"exec {worker} -Q $QUEUE --delay-prefix ins{run}_delayed "
-         f"--dead-letter-exchange ins{run}.dead --dead-letter-queue ins{run}.dead"),
+         f"exec {worker} -Q $QUEUE --delay-prefix ${{PREFIX}}_delayed "
+         "--dead-letter-exchange $PREFIX.dead --dead-letter-queue $PREFIX.dead"),
         ("raw-lapin", f"exec {lapin} 1000 batch"),
     ]
 
@@ -98,7 +100,8 @@ def run_one(ch, run, name, command, n, out_dir, timeout):
     out = os.path.join(out_dir, f"{name}.{n}.callgrind")
     # `sh -c 'exec ...'` keeps one pid, so the program's counts land in `out` (children the
     # program starts, if any, would get files of their own: `out.PID`).
-    env = {**os.environ, "QUEUE": queue, "N": str(n), "MAESTRO_ENABLE_DIAGNOSTICS": "true"}
+    env = {**os.environ, "QUEUE": queue, "N": str(n), "PREFIX": f"ins{run}",
+           "MAESTRO_ENABLE_DIAGNOSTICS": "true"}
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--trace-children=yes", f"--callgrind-out-file={out}",
          "sh", "-c", command],

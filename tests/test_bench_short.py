@@ -131,9 +131,9 @@ def test_results_ceiling_benchmark_short_run():
 def test_instructions_benchmark_short_run():
     """bench/instructions.py with the worker alone at 100 and 300 messages under callgrind: it
     drains both queues and prints the instructions per message, with and without copies."""
-    run = uuid.uuid4().hex[:6]
-    worker = (f"exec {WORKER_BIN} -Q $QUEUE --delay-prefix insshort{run}_delayed "
-              f"--dead-letter-exchange insshort{run}.dead --dead-letter-queue insshort{run}.dead")
+    # $PREFIX is the script's own run name: it deletes what the worker declares under it.
+    worker = (f"exec {WORKER_BIN} -Q $QUEUE --delay-prefix ${{PREFIX}}_delayed "
+              "--dead-letter-exchange $PREFIX.dead --dead-letter-queue $PREFIX.dead")
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "instructions.py"), "--small", "100", "--large", "300",
          "--contender", f"maestro-worker|{worker}"],
