@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use chrono::DateTime;
 use mongodb::bson::{self, Bson, Document, doc};
-use mongodb::options::{ClientOptions, CollectionOptions, IndexOptions, WriteConcern};
+use mongodb::options::{
+    Acknowledgment, ClientOptions, CollectionOptions, IndexOptions, WriteConcern,
+};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -153,15 +155,13 @@ impl MongoStore {
         let (writes, write_rx) = mpsc::channel(QUEUE_DEPTH);
         let (reads, read_rx) = mpsc::channel(QUEUE_DEPTH);
         let (counts, count_rx) = mpsc::channel(QUEUE_DEPTH);
-        let bookkeeping = concern
-            .as_ref()
-            .and_then(|d| bson::from_document::<WriteConcern>(d.clone()).ok());
+        let command_concern = concern.as_ref().and_then(concern_document);
         tokio::spawn(count_loop(db.clone(), count_rx));
-        tokio::spawn(write_loop(db.clone(), concern, write_rx));
+        tokio::spawn(write_loop(db.clone(), command_concern, write_rx));
         tokio::spawn(read_loop(taskmeta.clone(), read_rx));
         Ok(Self {
             db,
-            bookkeeping,
+            bookkeeping: concern,
             expires,
             taskmeta,
             writes,
@@ -473,11 +473,21 @@ const COMMAND_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// The write concern of result writes: the URL's (`?w=majority&journal=true`) when it names
 /// one, else majority with journaling where the server is a replica set member (a SUCCESS
 /// acknowledged by a primary alone can be rolled back by a failover), else the server's default.
-fn write_concern(from_url: Option<&WriteConcern>, replica_set: bool) -> Option<Document> {
+fn write_concern(from_url: Option<&WriteConcern>, replica_set: bool) -> Option<WriteConcern> {
     if let Some(wc) = from_url {
-        return bson::to_document(wc).ok().filter(|d| !d.is_empty());
+        return concern_document(wc).is_some().then(|| wc.clone());
     }
-    replica_set.then(|| doc! {"w": "majority", "j": true})
+    replica_set.then(|| {
+        WriteConcern::builder()
+            .w(Acknowledgment::Majority)
+            .journal(true)
+            .build()
+    })
+}
+
+/// A write concern as a command's `writeConcern` field; `None` when it sets nothing.
+fn concern_document(wc: &WriteConcern) -> Option<Document> {
+    bson::to_document(wc).ok().filter(|d| !d.is_empty())
 }
 
 async fn write_loop(
@@ -677,16 +687,19 @@ mod tests {
     }
 
     #[test]
-    fn the_bookkeeping_uses_the_results_write_concern() {
-        use mongodb::options::Acknowledgment;
-        let d = write_concern(None, true).expect("majority on a replica set");
-        let wc: WriteConcern = bson::from_document(d).expect("a write concern");
-        assert_eq!(wc.w, Some(Acknowledgment::Majority));
-        assert_eq!(wc.journal, Some(true));
+    fn the_results_write_concern_is_sent_as_chosen() {
+        // Result writes send it as a command field; the chord and group bookkeeping uses the
+        // same value as a collection option.
+        let majority = write_concern(None, true).expect("majority on a replica set");
+        assert_eq!(
+            concern_document(&majority),
+            Some(doc! {"w": "majority", "j": true})
+        );
         let from_url = WriteConcern::builder().w(Acknowledgment::Nodes(1)).build();
-        let d = write_concern(Some(&from_url), true).expect("the URL's");
-        let wc: WriteConcern = bson::from_document(d).expect("a write concern");
-        assert_eq!(wc.w, Some(Acknowledgment::Nodes(1)));
+        let chosen = write_concern(Some(&from_url), true).expect("the URL's");
+        assert_eq!(chosen.w, Some(Acknowledgment::Nodes(1)));
+        assert_eq!(concern_document(&chosen), Some(doc! {"w": 1}));
+        assert!(write_concern(Some(&WriteConcern::default()), true).is_none());
         assert!(write_concern(None, false).is_none());
     }
 
