@@ -1,6 +1,8 @@
-"""What the benchmark scripts share: a free port, a Celery protocol-v2 `maestro.noop` message,
-a worker's acknowledgement count from its metrics, CPU time from /proc, RabbitMQ's process, a
-local store's process, how busy the machine's cores were, and the removal of what a worker declared for a run (its queues, dead letters, delay levels)."""
+"""What the benchmark scripts share: a free port, a Celery protocol-v2 `maestro.noop` message, a
+task queue declared and prefilled as a worker expects it, a worker's acknowledgement count from
+its metrics, CPU time from /proc, RabbitMQ's process, a local store's process, how busy the
+machine's cores were, and the removal of what a worker declared for a run (its queues, dead
+letters, delay levels)."""
 import json
 import os
 import pathlib
@@ -41,6 +43,23 @@ def noop_message(origin, ignore_result=True):
     return tid, props, body.encode()
 
 
+def declare_task_queue(ch, queue):
+    """`queue` as a worker's Celery topology has it: durable, bound by its own name to a direct
+    exchange of the same name."""
+    ch.exchange_declare(queue, "direct", durable=True)
+    ch.queue_declare(queue, durable=True)
+    ch.queue_bind(queue, queue, queue)
+
+
+def prefill(ch, queue, n, origin, ignore_result=True):
+    """Declares `queue` (`declare_task_queue`) and publishes `n` `maestro.noop` messages to it
+    (confirmed when `ch` has confirms on)."""
+    declare_task_queue(ch, queue)
+    for _ in range(n):
+        _, props, body = noop_message(origin, ignore_result=ignore_result)
+        ch.basic_publish(queue, queue, body, props)
+
+
 def worker_acks(port):
     """The worker's `maestro_worker_acks_total` (all queues), or None while it does not answer."""
     try:
@@ -56,6 +75,15 @@ def cpu_seconds(pid):
     """utime + stime of a process and all its threads, from /proc/PID/stat."""
     fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def cpu_meter(pid):
+    """A function that gives the CPU seconds process `pid` spent since this call; it gives None
+    when `pid` is None (a process not on this machine)."""
+    if pid is None:
+        return lambda: None
+    start = cpu_seconds(pid)
+    return lambda: cpu_seconds(pid) - start
 
 
 def broker_pid():

@@ -37,7 +37,7 @@ import uuid
 import pika
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import delete_worker_topology, noop_message  # noqa: E402 (beside this script)
+from benchlib import delete_worker_topology, prefill  # noqa: E402 (beside this script)
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -53,15 +53,6 @@ def default_contenders(run):
          "--dead-letter-exchange $PREFIX.dead --dead-letter-queue $PREFIX.dead"),
         ("raw-lapin", f"exec {lapin} 1000 batch"),
     ]
-
-
-def prefill(ch, queue, n):
-    ch.exchange_declare(queue, "direct", durable=True)
-    ch.queue_declare(queue, durable=True)
-    ch.queue_bind(queue, queue, queue)
-    for _ in range(n):
-        _, props, body = noop_message("instructions-bench")
-        ch.basic_publish(queue, queue, body, props)
 
 
 def drained(queue):
@@ -96,7 +87,7 @@ def copy_instructions(path):
 
 def run_one(ch, run, name, command, n, out_dir, timeout):
     queue = f"ins{run}.{re.sub(r'[^a-z0-9]', '', name.lower())}.{n}"
-    prefill(ch, queue, n)
+    prefill(ch, queue, n, "instructions-bench")
     out = os.path.join(out_dir, f"{name}.{n}.callgrind")
     # `sh -c 'exec ...'` keeps one pid, so the program's counts land in `out` (children the
     # program starts, if any, would get files of their own: `out.PID`).

@@ -29,7 +29,7 @@ import pymongo
 from bson import ObjectId
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import broker_pid, cpu_seconds, listener_pid, machine_busy  # noqa: E402
+from benchlib import broker_pid, cpu_meter, listener_pid, machine_busy  # noqa: E402
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
@@ -103,9 +103,10 @@ def main():
             correlation_id=tid,
             headers={"lang": "py", "task": "maestro.report.general", "id": tid, "retries": 0,
                      "timelimit": [None, None], "root_id": tid})
-        store, broker = listener_pid(MONGODB_URI), broker_pid()
-        cpu0 = {"worker": cpu_seconds(proc.pid), "store": store and cpu_seconds(store),
-                "broker": broker and cpu_seconds(broker), "busy": machine_busy()}
+        store = listener_pid(MONGODB_URI)
+        meters = {"worker": cpu_meter(proc.pid), "store": cpu_meter(store),
+                  "broker": cpu_meter(broker_pid())}
+        busy0 = machine_busy()
         t = time.time()
         ch.basic_publish("", queue, body.encode(), props)
         peak = 0
@@ -124,11 +125,10 @@ def main():
         out["report_s"] = round(report_s, 1)
         # Who was busy meanwhile: CPU seconds of the worker, the store (when it runs here) and
         # RabbitMQ, and the machine's busy share of its cores.
-        out["report_cpu_s"] = {
-            "worker": round(cpu_seconds(proc.pid) - cpu0["worker"], 1),
-            "store": store and round(cpu_seconds(store) - cpu0["store"], 1),
-            "broker": broker and round(cpu_seconds(broker) - cpu0["broker"], 1),
-            "machine_busy": round(machine_busy(cpu0["busy"]), 2)}
+        spent = {name: meter() for name, meter in meters.items()}
+        out["report_cpu_s"] = {name: None if cpu is None else round(cpu, 1)
+                               for name, cpu in spent.items()}
+        out["report_cpu_s"]["machine_busy"] = round(machine_busy(busy0), 2)
         # Counted after the clocks stopped: on SecantusDB a count is a scan of its own.
         stored = rep["big_general"].count_documents({})
         out["rows_stored_when_notified"] = stored
@@ -140,7 +140,7 @@ def main():
         out["report_rows_per_s"] = round(a.n / report_s)
         # The ceiling: what the report reads (the inventory) and what it writes (its rows), each
         # by a plain client.
-        store_cpu0 = store and cpu_seconds(store)
+        ceiling_store_cpu = cpu_meter(store)
         t = time.time()
         read = sum(1 for _ in inv["servers"].find({"roles._id": OWNER}))
         read_s = time.time() - t
@@ -162,7 +162,8 @@ def main():
         out["report_vs_read_and_insert"] = round(
             out["report_rows_per_s"] / out["ceiling_read_and_insert_rows_per_s"], 2)
         store_s = ceiling_s + read_s + read_back_s
-        out["ceiling_store_cpu_s"] = store and round(cpu_seconds(store) - store_cpu0, 1)
+        spent = ceiling_store_cpu()
+        out["ceiling_store_cpu_s"] = None if spent is None else round(spent, 1)
         out["ceiling_read_insert_read_back_rows_per_s"] = round(len(rows) / store_s)
         out["report_vs_read_insert_read_back"] = round(store_s / report_s, 2)
         out["report_vs_insert_ceiling"] = round(out["report_rows_per_s"] / out["ceiling_rows_per_s"], 2)

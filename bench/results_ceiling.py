@@ -38,8 +38,8 @@ import uuid
 import pika
 import pymongo
 
-from benchlib import (broker_pid, cpu_seconds, delete_worker_topology, free_port, listener_pid,
-                      machine_busy, noop_message, worker_acks)
+from benchlib import (broker_pid, cpu_meter, cpu_seconds, delete_worker_topology, free_port,
+                      listener_pid, machine_busy, prefill, worker_acks)
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -51,21 +51,14 @@ def worker_round(args, run, index):
     queue, db = f"rb{run}.{index}", f"rb{run}w{index}"
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     ch = conn.channel()
-    ch.exchange_declare(queue, "direct", durable=True)
-    ch.queue_declare(queue, durable=True)
-    ch.queue_bind(queue, queue, queue)
     ch.confirm_delivery()
     proc = None
     try:
-        for _ in range(args.n):
-            _, props, body = noop_message("results-bench", ignore_result=False)
-            ch.basic_publish(queue, queue, body, props)
+        prefill(ch, queue, args.n, "results-bench", ignore_result=False)
         port = free_port()
-        store = listener_pid(MONGODB_URI)
-        store_cpu0 = cpu_seconds(store) if store else None
+        store_cpu = cpu_meter(listener_pid(MONGODB_URI))
         ops0 = opcounters()
-        broker = broker_pid()
-        broker_cpu0 = cpu_seconds(broker) if broker else None
+        broker_cpu = cpu_meter(broker_pid())
         busy0 = machine_busy()
         base, _, options = MONGODB_URI.partition("?")
         backend = base.rstrip("/") + f"/{db}" + (f"?{options}" if options else "")
@@ -99,9 +92,8 @@ def worker_round(args, run, index):
         steady = 0.8 * args.n / (marks[0.9] - marks[0.1])
         whole = args.n / (marks[1.0] - started)
         cpu = cpu_seconds(proc.pid)
-        store_cpu = cpu_seconds(store) - store_cpu0 if store else None
+        store_cpu, broker_cpu = store_cpu(), broker_cpu()
         ops = opcounters(ops0)
-        broker_cpu = cpu_seconds(broker) - broker_cpu0 if broker else None
         busy = machine_busy(busy0)
         with pymongo.MongoClient(MONGODB_URI) as client:
             stored = client[db].celery_taskmeta.count_documents({})
@@ -162,8 +154,7 @@ def write_ceiling(args, database, concern):
                       "expires_at": datetime.datetime.now(datetime.timezone.utc)
                       + datetime.timedelta(days=1)}},
             upsert=True))
-    store = listener_pid(MONGODB_URI)
-    store_cpu0 = cpu_seconds(store) if store else None
+    store_cpu = cpu_meter(listener_pid(MONGODB_URI))
     ops0 = opcounters()
     busy0 = machine_busy()
     t0 = time.monotonic()
@@ -178,7 +169,7 @@ def write_ceiling(args, database, concern):
             t90 = now
     whole = args.n / (time.monotonic() - t0)
     steady = 0.8 * args.n / (t90 - t10) if t90 and t90 > t10 else whole
-    store_cpu = cpu_seconds(store) - store_cpu0 if store else None
+    store_cpu = store_cpu()
     ops = opcounters(ops0)
     busy = machine_busy(busy0)
     return steady, whole, store_cpu, ops, busy

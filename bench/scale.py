@@ -28,8 +28,8 @@ import uuid
 
 import pika
 
-from benchlib import (broker_pid, cpu_seconds, delete_worker_topology, free_port, noop_message,
-                      worker_acks)
+from benchlib import (broker_pid, cpu_meter, cpu_seconds, declare_task_queue,
+                      delete_worker_topology, free_port, noop_message, worker_acks)
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -55,9 +55,7 @@ def run_config(args, run, label, workers, queues, beam):
     procs = []
     try:
         for q in names:
-            ch.exchange_declare(q, "direct", durable=True)
-            ch.queue_declare(q, durable=True)
-            ch.queue_bind(q, q, q)
+            declare_task_queue(ch, q)
         for i in range(args.n):
             q = names[i % queues]
             _, props, body = noop_message("scale-bench")
@@ -69,7 +67,7 @@ def run_config(args, run, label, workers, queues, beam):
                 sys.exit("the prefill did not arrive")
             time.sleep(0.1)
         ports = []
-        beam0 = beam and cpu_seconds(beam)
+        broker_cpu = cpu_meter(beam)
         for w in range(workers):
             port = free_port()
             ports.append(port)
@@ -99,7 +97,7 @@ def run_config(args, run, label, workers, queues, beam):
         else:
             sys.exit(f"{label}: not drained in {args.timeout} s")
         worker_cpu = sum(cpu_seconds(p.pid) for p in procs)
-        broker_cpu = beam and cpu_seconds(beam) - beam0
+        broker_cpu = broker_cpu()
         # Polls are 20 ms apart: a window shorter than one poll counts as one poll.
         tick = 0.02
         return dict(config=label, steady=round(0.8 * args.n / max(marks[0.9] - marks[0.1], tick)),

@@ -57,17 +57,12 @@ def test_cputime_wrapper_records_a_contender():
     import time
     import signal as sig
     sys.path.insert(0, str(ROOT / "bench"))
-    from benchlib import delete_worker_topology, noop_message
+    from benchlib import delete_worker_topology, prefill
 
     queue, n = f"tcpu{uuid.uuid4().hex[:8]}", 3000
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     ch = conn.channel()
-    ch.exchange_declare(queue, "direct", durable=True)
-    ch.queue_declare(queue, durable=True)
-    ch.queue_bind(queue, queue, queue)
-    for _ in range(n):
-        _, props, body = noop_message("cputime-test")
-        ch.basic_publish(queue, queue, body, props)
+    prefill(ch, queue, n, "cputime-test")
     out_dir = tempfile.mkdtemp()
     flags = (f"--enable-diagnostics true --delay-prefix {queue}_d --dead-letter-exchange {queue}.dead "
              f"--dead-letter-queue {queue}.dead --without-heartbeat --remote-control false")
