@@ -264,8 +264,9 @@ pub(crate) async fn consume(
     if let Some(h) = heartbeat {
         h.abort();
     }
+    let stopped = matches!(end, SessionEnd::Stopped);
     if let Some(c) = control {
-        c.abort();
+        c.stop(stopped).await;
     }
     match &end {
         SessionEnd::Stopped => {
@@ -284,8 +285,11 @@ pub(crate) async fn consume(
                 );
             }
             let abandoned = shutdown.drain(cfg.shutdown_grace).await;
-            if let Some(ev) = events.as_ref().filter(|_| cfg.heartbeat) {
-                ev.worker("worker-offline").await;
+            if let Some(ev) = events.as_ref() {
+                if cfg.heartbeat {
+                    ev.worker("worker-offline").await;
+                }
+                ev.close().await;
             }
             drop(session);
             let _ = acker_task.await;

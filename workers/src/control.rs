@@ -119,13 +119,29 @@ async fn open(conn: &Connection, node: &str) -> Result<(Channel, lapin::Consumer
     Ok((ch, requests))
 }
 
+/// The task answering control requests, and its channel.
+pub(crate) struct Running {
+    task: tokio::task::JoinHandle<()>,
+    channel: Channel,
+}
+
+impl Running {
+    /// Stops answering. With `close`, the channel is closed and its close-ok awaited: a
+    /// channel only dropped is closed by lapin while the connection closes, and lapin then
+    /// logs a connection error for every clean stop.
+    pub(crate) async fn stop(self, close: bool) {
+        self.task.abort();
+        if close {
+            let _ = self.channel.close(200, "worker stopping".into()).await;
+        }
+    }
+}
+
 /// Starts answering control requests for this session; the task ends with the connection.
-pub(crate) async fn spawn(
-    conn: &Connection,
-    control: Control,
-) -> Result<tokio::task::JoinHandle<()>, BrokerError> {
+pub(crate) async fn spawn(conn: &Connection, control: Control) -> Result<Running, BrokerError> {
     let (ch, mut requests) = open(conn, &control.state.hostname).await?;
-    Ok(tokio::spawn(async move {
+    let channel = ch.clone();
+    let task = tokio::spawn(async move {
         while let Some(Ok(delivery)) = requests.next().await {
             let Ok(request) = serde_json::from_slice::<Value>(&delivery.data) else {
                 continue;
@@ -139,7 +155,8 @@ pub(crate) async fn spawn(
             control.state.tick(seen.map(|c| c.max(0) as u64));
             handle(&ch, &control, &request).await;
         }
-    }))
+    });
+    Ok(Running { task, channel })
 }
 
 /// A command's answer: a reply to send, or none (`shutdown`, a `hello` from itself).

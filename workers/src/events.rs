@@ -50,6 +50,11 @@ impl Events {
         let _ = events::publish(&self.channel, &self.state.hostname, routing_key, body).await;
     }
 
+    /// Closes the channel and awaits the broker's close-ok (see `control::Running::stop`).
+    pub(crate) async fn close(&self) {
+        let _ = self.channel.close(200, "worker stopping".into()).await;
+    }
+
     /// Whether task events are sent now.
     pub(crate) fn tasks_on(&self) -> bool {
         self.state.task_events()
