@@ -123,10 +123,19 @@ pub fn as_f64(value: &AMQPValue) -> Option<f64> {
 /// Text held in a long string, short string or byte array.
 pub fn as_str(value: &AMQPValue) -> Option<std::borrow::Cow<'_, str>> {
     match value {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes())),
+        AMQPValue::LongString(s) => Some(text(s.as_bytes())),
         AMQPValue::ShortString(s) => Some(std::borrow::Cow::Borrowed(s.as_str())),
-        AMQPValue::ByteArray(b) => Some(String::from_utf8_lossy(b.as_slice())),
+        AMQPValue::ByteArray(b) => Some(text(b.as_slice())),
         _ => None,
+    }
+}
+
+/// Bytes as text: borrowed when they are UTF-8 (every header a client sends; `from_utf8` checks
+/// that faster than the lossy decoder walks it), else with U+FFFD for what is not.
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 

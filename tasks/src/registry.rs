@@ -1,6 +1,5 @@
 //! The tasks a worker can run, by name.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::state::States;
@@ -23,7 +22,8 @@ pub struct MissingState {
 /// never a silent override.
 #[derive(Default, Clone)]
 pub struct Registry {
-    tasks: HashMap<String, Arc<dyn Task>>,
+    /// Looked up twice per message; names are the registry's own, so a fast hasher is safe.
+    tasks: foldhash::HashMap<String, Arc<dyn Task>>,
     states: Arc<States>,
 }
 

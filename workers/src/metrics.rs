@@ -9,7 +9,6 @@
 //! configuration and the task registry (`Arc<str>`), so counting a message clones two `Arc`s
 //! and allocates nothing; a name outside those sets is counted as `other`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -102,8 +101,9 @@ pub(crate) struct SettleCounters {
 /// The worker's metrics and readiness.
 pub(crate) struct Metrics {
     registry: Registry,
-    queues: HashMap<Box<str>, Arc<str>>,
-    tasks: HashMap<Box<str>, Arc<str>>,
+    /// The interned names (the configuration's), looked up per message: foldhash.
+    queues: foldhash::HashMap<Box<str>, Arc<str>>,
+    tasks: foldhash::HashMap<Box<str>, Arc<str>>,
     other: Arc<str>,
     task_outcomes: Family<TaskLabels, Counter>,
     runtime_seconds: Family<RunLabels, Histogram, fn() -> Histogram>,
@@ -120,7 +120,7 @@ fn runtime_histogram() -> Histogram {
     Histogram::new(RUNTIME_BUCKETS_SECONDS)
 }
 
-fn intern<'a>(names: impl IntoIterator<Item = &'a str>) -> HashMap<Box<str>, Arc<str>> {
+fn intern<'a>(names: impl IntoIterator<Item = &'a str>) -> foldhash::HashMap<Box<str>, Arc<str>> {
     names
         .into_iter()
         .map(|n| (Box::from(n), Arc::from(n)))

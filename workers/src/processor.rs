@@ -81,12 +81,12 @@ struct Job {
 struct Reserved {
     state: Arc<WorkerState>,
     /// The reserved task's record; `None` once it started.
-    info: Option<TaskInfo>,
+    info: Option<Arc<TaskInfo>>,
 }
 
 impl Reserved {
-    /// The task starts: its record moves from the reserved to the active list (moved, not
-    /// copied); the token that terminates it.
+    /// The task starts: its record moves from the reserved to the active list; the token
+    /// that terminates it.
     fn start(mut self) -> CancellationToken {
         match self.info.take() {
             Some(info) => self.state.started(info),
@@ -141,19 +141,18 @@ async fn admit(s: &Arc<Session>, d: &Received) -> Admission {
         msg.headers.ignore_result = true;
     }
     let h = &msg.headers;
-    let info = TaskInfo {
-        id: h.id.clone(),
+    let info = Arc::new(TaskInfo {
+        id: Arc::from(h.id.as_str()),
         name: h.task.clone(),
         args: h.argsrepr.clone().unwrap_or_else(|| clip(msg.args.get())),
         kwargs: h
             .kwargsrepr
             .clone()
             .unwrap_or_else(|| clip(msg.kwargs.get())),
-        queue: d.queue.to_string(),
+        queue: d.queue.clone(),
         redelivered: d.redelivered,
-        started_unix: None,
         stamps: h.stamps.clone(),
-    };
+    });
     s.state.reserve(info.clone());
     let reserved = Reserved {
         state: s.state.clone(),

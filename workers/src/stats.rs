@@ -5,6 +5,8 @@
 //! (`metrics`), shared the same way.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+
+use foldhash::HashMap as FastMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,25 +23,26 @@ pub(crate) const REVOKED_MAX: usize = 50_000;
 pub(crate) const REVOKED_ID_BYTES_MAX: usize = 255;
 
 /// One task received by this worker, as `inspect active` and `inspect reserved` show it.
-#[derive(Debug, Clone)]
+/// Made once per delivery and shared (`Arc`) by the reserved list, the active list and the
+/// run, so listing a task copies nothing.
+#[derive(Debug)]
 pub(crate) struct TaskInfo {
-    pub id: String,
+    pub id: Arc<str>,
     pub name: String,
     /// The arguments as the producer showed them (`argsrepr`), else their JSON text, clipped.
     pub args: String,
     pub kwargs: String,
-    pub queue: String,
+    pub queue: Arc<str>,
     pub redelivered: bool,
-    /// When it started running; `None` while only reserved.
-    pub started_unix: Option<f64>,
     /// Its stamps (`revoke_by_stamped_headers` matches them).
     pub stamps: Value,
 }
 
 impl TaskInfo {
     /// Celery's `Request.info()`: the arguments as values when they read as JSON (with
-    /// `safe`, as the producer's reprs, which are text).
-    pub(crate) fn json(&self, hostname: &str, safe: bool) -> Value {
+    /// `safe`, as the producer's reprs, which are text); `started_unix` is when it started
+    /// running, `None` while only reserved.
+    pub(crate) fn json(&self, hostname: &str, safe: bool, started_unix: Option<f64>) -> Value {
         let show = |text: &str| {
             if safe {
                 json!(text)
@@ -48,22 +51,30 @@ impl TaskInfo {
             }
         };
         json!({
-            "id": self.id, "name": self.name, "type": self.name,
+            "id": &*self.id, "name": self.name, "type": self.name,
             "args": show(&self.args), "kwargs": show(&self.kwargs),
-            "hostname": hostname, "time_start": self.started_unix,
+            "hostname": hostname, "time_start": started_unix,
             "acknowledged": false,
-            "delivery_info": {"exchange": "", "routing_key": self.queue, "priority": 0,
+            "delivery_info": {"exchange": "", "routing_key": &*self.queue, "priority": 0,
                               "redelivered": self.redelivered},
-            "worker_pid": self.started_unix.map(|_| std::process::id()),
+            "worker_pid": started_unix.map(|_| std::process::id()),
         })
     }
 }
 
-/// A running task: what it is, and the token `revoke(terminate=True)` cancels.
-#[derive(Debug, Clone)]
+/// A running task: what it is, when it started, and the token `revoke(terminate=True)`
+/// cancels.
+#[derive(Debug)]
 struct Running {
-    info: TaskInfo,
+    info: Arc<TaskInfo>,
+    started_unix: f64,
     terminate: CancellationToken,
+}
+
+impl Running {
+    fn json(&self, hostname: &str, safe: bool) -> Value {
+        self.info.json(hostname, safe, Some(self.started_unix))
+    }
 }
 
 /// Per-task time limits set by remote control (`celery control time_limit`): `(hard, soft)`.
@@ -75,9 +86,12 @@ pub(crate) struct WorkerState {
     pub started: Instant,
     clock: AtomicU64,
     processed: AtomicU64,
-    reserved: Mutex<HashMap<String, TaskInfo>>,
-    active: Mutex<HashMap<String, Running>>,
-    totals: Mutex<HashMap<String, u64>>,
+    /// Keyed by the record's own id (an `Arc` clone, no copy). Touched for every message, so
+    /// hashed with foldhash rather than SipHash: the lists hold at most the prefetch window,
+    /// and totals only registered names, which bounds what colliding ids could cost.
+    reserved: Mutex<FastMap<Arc<str>, Arc<TaskInfo>>>,
+    active: Mutex<FastMap<Arc<str>, Running>>,
+    totals: Mutex<FastMap<String, u64>>,
     revoked: Mutex<(HashSet<String>, VecDeque<String>)>,
     /// Whether task events are sent (`-E`, or `celery control enable_events`).
     task_events: AtomicBool,
@@ -205,7 +219,7 @@ impl WorkerState {
             .filter(|r| matches_stamps(&wanted, &r.info.stamps))
             .map(|r| {
                 r.terminate.cancel();
-                r.info.id.clone()
+                r.info.id.to_string()
             })
             .collect()
     }
@@ -224,7 +238,7 @@ impl WorkerState {
     }
 
     /// A task received and waiting to run.
-    pub(crate) fn reserve(&self, task: TaskInfo) {
+    pub(crate) fn reserve(&self, task: Arc<TaskInfo>) {
         lock(&self.reserved).insert(task.id.clone(), task);
     }
 
@@ -238,14 +252,14 @@ impl WorkerState {
     /// own record (not the reserved entry of its id, which another delivery of the same id may
     /// have replaced or removed). One lock at a time: `query_json` takes active, then
     /// reserved.
-    pub(crate) fn started(&self, mut task: TaskInfo) -> CancellationToken {
-        lock(&self.reserved).remove(&task.id);
-        task.started_unix = Some(maestro_broker::events::now_unix());
+    pub(crate) fn started(&self, task: Arc<TaskInfo>) -> CancellationToken {
+        lock(&self.reserved).remove(&*task.id);
         let terminate = CancellationToken::new();
         lock(&self.active).insert(
             task.id.clone(),
             Running {
                 info: task,
+                started_unix: maestro_broker::events::now_unix(),
                 terminate: terminate.clone(),
             },
         );
@@ -281,7 +295,7 @@ impl WorkerState {
         Value::Array(
             active
                 .values()
-                .map(|r| r.info.json(&self.hostname, safe))
+                .map(|r| r.json(&self.hostname, safe))
                 .collect(),
         )
     }
@@ -292,7 +306,7 @@ impl WorkerState {
         Value::Array(
             reserved
                 .values()
-                .map(|t| t.json(&self.hostname, false))
+                .map(|t| t.json(&self.hostname, false, None))
                 .collect(),
         )
     }
@@ -303,15 +317,12 @@ impl WorkerState {
         let active = lock(&self.active);
         let reserved = lock(&self.reserved);
         for id in ids {
-            if let Some(r) = active.get(id) {
+            if let Some(r) = active.get(id.as_str()) {
+                out.insert(id.clone(), json!(["active", r.json(&self.hostname, false)]));
+            } else if let Some(t) = reserved.get(id.as_str()) {
                 out.insert(
                     id.clone(),
-                    json!(["active", r.info.json(&self.hostname, false)]),
-                );
-            } else if let Some(t) = reserved.get(id) {
-                out.insert(
-                    id.clone(),
-                    json!(["reserved", t.json(&self.hostname, false)]),
+                    json!(["reserved", t.json(&self.hostname, false, None)]),
                 );
             }
         }
@@ -357,7 +368,7 @@ impl WorkerState {
         let active = lock(&self.active);
         ids.iter()
             .filter_map(|id| {
-                let r = active.get(id)?;
+                let r = active.get(id.as_str())?;
                 r.terminate.cancel();
                 Some(id.clone())
             })
@@ -407,17 +418,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
-    fn info(id: &str) -> TaskInfo {
-        TaskInfo {
+    fn info(id: &str) -> Arc<TaskInfo> {
+        Arc::new(TaskInfo {
             id: id.into(),
             name: "t".into(),
             args: "[1]".into(),
             kwargs: "{}".into(),
             queue: "q".into(),
             redelivered: false,
-            started_unix: None,
             stamps: json!({"tenant": ["a", "b"]}),
-        }
+        })
     }
 
     #[test]
