@@ -49,13 +49,16 @@ pub(crate) async fn on_success(
 ) -> Result<(), Unfinished> {
     for (i, link) in msg.embed.callbacks.iter().flatten().enumerate() {
         let key = format!("{}/link:{i}", msg.headers.id);
-        send(s, link, Some(result.clone()), msg, None, &key).await?;
+        Box::pin(send(s, link, Some(result.clone()), msg, None, &key)).await?;
     }
     if let Some((next, rest)) = msg.embed.next_in_chain() {
         let key = format!("{}/chain", msg.headers.id);
-        send(s, &next, Some(result.clone()), msg, Some(rest), &key).await?;
+        Box::pin(send(s, &next, Some(result.clone()), msg, Some(rest), &key)).await?;
     }
-    chord_member_done(s, msg).await
+    if msg.embed.chord.is_none() {
+        return Ok(());
+    }
+    Box::pin(chord_member_done(s, msg)).await
 }
 
 /// After a FAILURE is recorded: the rest of the chain fails too, errbacks get the task id,

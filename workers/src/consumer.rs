@@ -233,11 +233,10 @@ pub(crate) async fn consume(
         match next {
             Some((queue, Ok(delivery))) => {
                 let s = session.clone();
-                // Boxed: the run's future is about 9 KB (every state of a task's run), and
+                // Boxed: the run's future is about 11 KB (every state of a task's run), and
                 // tokio moves a spawned future by value into its task cell and again on
-                // completion; a box moves as a pointer. Three 9 KB copies per message are gone
-                // (bench/instructions.py; cheap `rep movsb` on the hardware, so CPU seconds
-                // moved less than the instruction count).
+                // completion; a box moves as a pointer (bench/instructions.py counted three
+                // copies per message before).
                 shutdown
                     .tasks
                     .spawn(Box::pin(processor::process(s, queue, delivery)));

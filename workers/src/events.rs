@@ -47,7 +47,13 @@ impl Events {
 
     async fn publish(&self, routing_key: &str, body: &Value) {
         // Best effort: an event that cannot go out never holds up a task.
-        let _ = events::publish(&self.channel, &self.state.hostname, routing_key, body).await;
+        let _ = Box::pin(events::publish(
+            &self.channel,
+            &self.state.hostname,
+            routing_key,
+            body,
+        ))
+        .await;
     }
 
     /// Closes the channel and awaits the broker's close-ok (see `control::Running::stop`).

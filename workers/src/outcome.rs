@@ -64,7 +64,15 @@ pub(crate) async fn record(
             count(TaskOutcome::Revoked);
             let exc = ExceptionInfo::celery("TaskRevokedError", "terminated");
             Disposition::after(
-                record_state(s, queue, msg, TaskState::Revoked, &exc.to_value(), None).await,
+                Box::pin(record_state(
+                    s,
+                    queue,
+                    msg,
+                    TaskState::Revoked,
+                    &exc.to_value(),
+                    None,
+                ))
+                .await,
             )
         }
         Outcome::Success(value) => {
@@ -92,7 +100,7 @@ pub(crate) async fn record(
                     warn!(event = "result_not_stored", task = %h.task, id = %h.id, reason = %why);
                     let exc = ExceptionInfo::celery("ResultNotStored", why);
                     let tb = traceback_text(&s.hostname, msg, &exc);
-                    record_failure(s, queue, msg, &exc, &tb).await
+                    Box::pin(record_failure(s, queue, msg, &exc, &tb)).await
                 }
             });
             hook(s, queue, msg, |ctx| {
@@ -105,13 +113,16 @@ pub(crate) async fn record(
         Outcome::Failure { exc, .. } if task.options().autoretries(&exc) => {
             // Celery's autoretry_for: retried, and when the retries run out the task fails
             // with the exception itself.
-            retry(s, queue, task, msg, None, None, exc, true, runtime_ms).await
+            Box::pin(retry(
+                s, queue, task, msg, None, None, exc, true, runtime_ms,
+            ))
+            .await
         }
         Outcome::Failure { exc, traceback } => {
             warn!(event = "task_failed", task = %h.task, id = %h.id, runtime_ms, exception = %exc.repr());
             count(TaskOutcome::Failed);
             let tb = traceback.unwrap_or_else(|| traceback_text(&s.hostname, msg, &exc));
-            let how = Disposition::after(record_failure(s, queue, msg, &exc, &tb).await);
+            let how = Disposition::after(Box::pin(record_failure(s, queue, msg, &exc, &tb)).await);
             hook(s, queue, msg, |ctx| {
                 if let Some(f) = task.options().hooks.on_failure {
                     f(ctx, &exc);
@@ -143,7 +154,7 @@ pub(crate) async fn record(
             max_retries,
             exc,
         } => {
-            retry(
+            Box::pin(retry(
                 s,
                 queue,
                 task,
@@ -153,7 +164,7 @@ pub(crate) async fn record(
                 exc,
                 false,
                 runtime_ms,
-            )
+            ))
             .await
         }
     }

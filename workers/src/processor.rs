@@ -8,6 +8,12 @@
 //! (result, retry message, follow-ups). Every path ends in one [`Disposition`], and
 //! `process` settles the delivery with it in one place, after the outcome is recorded; with
 //! `--acks-late false` it is acknowledged before the run instead, as Celery does.
+//!
+//! Size: every await is a state of the one future each delivery gets (allocated and copied
+//! once per message), so what waits on the store or the broker for some messages only
+//! (revocations, early ETAs, duplicates, failures, retries, events, follow-ups, result writes)
+//! is boxed where it is called. That keeps `admit` at 1.9 KB (5.7 KB before) and the outcome's
+//! recording at 1.3 KB (5.6 KB) in a release build.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,7 +53,7 @@ pub(crate) async fn process(s: Arc<Session>, queue: Arc<str>, delivery: Delivery
     if d.redelivered {
         s.state.metrics.redelivered(&d.queue);
     }
-    let how = match Box::pin(admit(&s, &d)).await {
+    let how = match admit(&s, &d).await {
         Admission::Settle(how) => how,
         Admission::Run(job) if !job.task.options().acks_late.unwrap_or(s.cfg.acks_late) => {
             // Acks early (Celery's acks_late=False): the delivery is done before the task
@@ -126,11 +132,11 @@ async fn admit(s: &Arc<Session>, d: &Received) -> Admission {
     let now = Utc::now();
     if h.expires.is_some_and(|exp| exp <= now) {
         info!(event = "task_expired", task = %h.task, id = %h.id, "expired before it ran: REVOKED");
-        return Admission::Settle(outcome::revoked(s, &d.queue, &msg, true).await);
+        return Admission::Settle(Box::pin(outcome::revoked(s, &d.queue, &msg, true)).await);
     }
     if let Some(wait_secs) = h.eta.and_then(|eta| delay::delay_until(eta, now)) {
         // Early: into the delay queues, never held here.
-        return Admission::Settle(delay_early(s, d, &msg, wait_secs).await);
+        return Admission::Settle(Box::pin(delay_early(s, d, &msg, wait_secs)).await);
     }
     let Some(task) = s.registry.get(&h.task).cloned() else {
         return Admission::Settle(Box::pin(canvas::chord_unlock(s, &d.queue, &msg)).await);
@@ -173,7 +179,7 @@ async fn admit(s: &Arc<Session>, d: &Received) -> Admission {
     }
     if s.state.is_revoked(&h.id) || s.state.is_revoked_by_stamps(&h.stamps) {
         info!(event = "task_revoked", task = %h.task, id = %h.id, "revoked by remote control: not run");
-        return Admission::Settle(outcome::revoked(s, &d.queue, &msg, false).await);
+        return Admission::Settle(Box::pin(outcome::revoked(s, &d.queue, &msg, false)).await);
     }
     if !h.ignore_result && (s.cfg.check_every_delivery || d.redelivered) {
         // Idempotency: an id that already succeeded (a duplicate publish, a redelivery after
@@ -184,7 +190,7 @@ async fn admit(s: &Arc<Session>, d: &Received) -> Admission {
                 s.state
                     .metrics
                     .task_outcome(&d.queue, &h.task, TaskOutcome::Duplicate);
-                return Admission::Settle(resend_follow_ups(s, &msg).await);
+                return Admission::Settle(Box::pin(resend_follow_ups(s, &msg)).await);
             }
             Ok(false) => {}
             Err(e) => {
@@ -274,7 +280,7 @@ async fn redelivered_too_often(s: &Session, d: &Received, msg: &TaskMessage) -> 
         return None;
     }
     let store = s.store.as_ref()?;
-    let starts = match store.count_redelivered_start(&msg.headers.id).await {
+    let starts = match Box::pin(store.count_redelivered_start(&msg.headers.id)).await {
         Ok(n) => n,
         Err(e) => {
             warn!(event = "redelivery_not_counted", id = %msg.headers.id, error = %e);

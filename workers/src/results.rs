@@ -87,7 +87,7 @@ pub(crate) async fn store_state(
                 parent_id: msg.headers.parent_id.clone(),
                 ..TaskRecord::new(msg.headers.id.clone(), state, result.clone())
             };
-            match with_store_retry(|| store.store(&record)).await {
+            match Box::pin(with_store_retry(|| store.store(&record))).await {
                 Ok(Stored::Written) => Ok(()),
                 Ok(Stored::AlreadySucceeded) => {
                     info!(event = "result_kept", id = %msg.headers.id, state = state.as_str(), "a SUCCESS was already stored; kept");
@@ -152,7 +152,7 @@ where
 /// The stored result of `id` when it succeeded.
 pub(crate) async fn stored_result(s: &Session, id: &str) -> Result<Option<Value>, StoreError> {
     match &s.store {
-        Some(store) => Ok(with_store_retry(|| store.get(id))
+        Some(store) => Ok(Box::pin(with_store_retry(|| store.get(id)))
             .await?
             .filter(|m| m.status == "SUCCESS")
             .map(|m| m.result)),
@@ -170,7 +170,7 @@ fn shown(repr: &Option<String>, raw: &str) -> Option<Value> {
 
 pub(crate) async fn has_succeeded(s: &Session, id: &str) -> Result<bool, StoreError> {
     match &s.store {
-        Some(store) => with_store_retry(|| store.has_succeeded(id)).await,
+        Some(store) => Box::pin(with_store_retry(|| store.has_succeeded(id))).await,
         None => Ok(false),
     }
 }
