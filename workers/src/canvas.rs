@@ -21,7 +21,7 @@ use maestro_broker::trace::TraceContext;
 use maestro_broker::{
     BrokerError, ExceptionInfo, QueueType, Signature, TaskMessage, TaskQueue, TaskState, topology,
 };
-use maestro_results::{TaskRecord, member_ids};
+use maestro_results::{ResultStore, TaskRecord, member_ids};
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -55,10 +55,7 @@ pub(crate) async fn on_success(
         let key = format!("{}/chain", msg.headers.id);
         Box::pin(send(s, &next, Some(result.clone()), msg, Some(rest), &key)).await?;
     }
-    if msg.embed.chord.is_none() {
-        return Ok(());
-    }
-    Box::pin(chord_member_done(s, msg)).await
+    chord_member_done(s, msg).await
 }
 
 /// After a FAILURE is recorded: the rest of the chain fails too, errbacks get the task id,
@@ -260,15 +257,27 @@ async fn chord_member_done(s: &Session, msg: &TaskMessage) -> Result<(), Unfinis
         warn!(event = "chord_needs_store", id = %msg.headers.id, "chords need --result-backend mongodb://...");
         return Ok(());
     };
+    // Boxed: only chord members wait on the store here (see `processor`'s size note).
+    Box::pin(count_chord_member(s, store, &group, body, msg)).await
+}
+
+/// Counts a chord member in the store, and fires the callback when it was the last.
+async fn count_chord_member(
+    s: &Session,
+    store: &ResultStore,
+    group: &str,
+    body: &Signature,
+    msg: &TaskMessage,
+) -> Result<(), Unfinished> {
     let fail = |e: maestro_results::StoreError| {
         warn!(event = "chord_count_failed", group, error = %e);
         Unfinished
     };
     let done = store
-        .chord_member_done(&group, &msg.headers.id)
+        .chord_member_done(group, &msg.headers.id)
         .await
         .map_err(fail)?;
-    let Some(members) = store.group_members(&group).await.map_err(fail)? else {
+    let Some(members) = store.group_members(group).await.map_err(fail)? else {
         warn!(
             event = "chord_group_unsaved",
             group, "the chord's group result was not saved; callback not fired"
@@ -278,7 +287,7 @@ async fn chord_member_done(s: &Session, msg: &TaskMessage) -> Result<(), Unfinis
     if done == 0 || (done as usize) < members.len() {
         return Ok(());
     }
-    try_fire_chord(s, &group, body, &members, msg)
+    try_fire_chord(s, group, body, &members, msg)
         .await
         .map(|_| ())
 }

@@ -64,15 +64,7 @@ pub(crate) async fn record(
             count(TaskOutcome::Revoked);
             let exc = ExceptionInfo::celery("TaskRevokedError", "terminated");
             Disposition::after(
-                Box::pin(record_state(
-                    s,
-                    queue,
-                    msg,
-                    TaskState::Revoked,
-                    &exc.to_value(),
-                    None,
-                ))
-                .await,
+                record_state(s, queue, msg, TaskState::Revoked, &exc.to_value(), None).await,
             )
         }
         Outcome::Success(value) => {

@@ -5,12 +5,11 @@
 //! (`metrics`), shared the same way.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-
-use foldhash::HashMap as FastMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use foldhash::HashMap as FastMap;
 use maestro_broker::TaskQueue;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
